@@ -1,0 +1,667 @@
+//! The configuration file (`key = value`, see buzon.conf(5)) parsed into one
+//! immutable, typed [`Config`]. Errors carry `file:line`; unknown keys and bad
+//! values are errors with a hint. Without a file, [`Config::embedded`] gives
+//! the loopback-only default that `buzon serve` runs for a first try.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::fmt::Write as _;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Where recipients' accounts come from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum UsersSpec {
+    /// The Unix user database (getpwnam).
+    System,
+    /// A Dovecot-style passwd-file.
+    File(PathBuf),
+}
+
+/// The on-disk mailbox format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MailboxKind {
+    Maildir,
+    Mbox,
+}
+
+/// `mailbox = maildir:TEMPLATE` or `mbox:TEMPLATE`. The template expands
+/// `~` (home), `%u` (user), `%n` (local part), `%d` (domain), `%%`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MailboxTemplate {
+    pub kind: MailboxKind,
+    pub template: String,
+}
+
+/// An IPv4 or IPv6 network in CIDR notation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Cidr {
+    pub addr: IpAddr,
+    pub prefix: u8,
+}
+
+impl Cidr {
+    pub fn parse(s: &str) -> Result<Cidr, String> {
+        let (a, p) = match s.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (s, None),
+        };
+        let addr: IpAddr = a
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse()
+            .map_err(|_| format!("{s:?} is not an IP network (expected e.g. 192.0.2.0/24 or ::1/128)"))?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match p {
+            None => max,
+            Some(p) => match p.parse::<u8>() {
+                Ok(n) if n <= max => n,
+                _ => return Err(format!("{s:?}: prefix length must be 0..={max}")),
+            },
+        };
+        Ok(Cidr { addr, prefix })
+    }
+
+    /// Whether `ip` lies in this network (IPv4-mapped IPv6 addresses match IPv4 networks).
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+            v4 => v4,
+        };
+        match (self.addr, ip) {
+            (IpAddr::V4(net), IpAddr::V4(a)) => {
+                let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0);
+                u32::from(net) & mask == u32::from(a) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(a)) => {
+                let mask = u128::MAX.checked_shl(128 - u32::from(self.prefix)).unwrap_or(0);
+                u128::from(net) & mask == u128::from(a) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+impl fmt::Display for Cidr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix)
+    }
+}
+
+/// Whether `ip` is in any of `nets`.
+pub fn in_networks(nets: &[Cidr], ip: IpAddr) -> bool {
+    nets.iter().any(|n| n.contains(ip))
+}
+
+/// The whole effective configuration. Built once, shared as `Arc<Config>`.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The file it came from; `None` for the embedded default.
+    pub source: Option<PathBuf>,
+    pub hostname: String,
+    pub data_dir: PathBuf,
+    pub local_domains: Vec<String>,
+    pub users: UsersSpec,
+    pub mailbox: MailboxTemplate,
+    pub aliases: Option<PathBuf>,
+    pub alias_max_depth: usize,
+    pub smtp_listen: Vec<SocketAddr>,
+    pub submission_listen: Vec<SocketAddr>,
+    pub relay_networks: Vec<Cidr>,
+    pub auth_cleartext_networks: Vec<Cidr>,
+    pub message_size_limit: u64,
+    pub max_connections: usize,
+    pub max_connections_per_ip: usize,
+    pub smtp_max_recipients: usize,
+    pub smtp_max_errors: usize,
+    pub smtp_max_line_length: usize,
+    pub smtp_timeout: Duration,
+    pub mbox_lock_timeout: Duration,
+    pub shutdown_timeout: Duration,
+    pub user: Option<String>,
+    pub pid_file: Option<PathBuf>,
+    pub log_level: log::LevelFilter,
+}
+
+/// A configuration error: where, and what is wrong.
+#[derive(Debug)]
+pub struct ConfigError {
+    pub file: String,
+    pub line: usize,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.line > 0 {
+            write!(f, "{}:{}: {}", self.file, self.line, self.message)
+        } else {
+            write!(f, "{}: {}", self.file, self.message)
+        }
+    }
+}
+
+/// Every key the file may set, in the order `check-config` prints them.
+pub const KEYS: &[&str] = &[
+    "hostname",
+    "data_dir",
+    "local_domains",
+    "users",
+    "mailbox",
+    "aliases",
+    "alias_max_depth",
+    "smtp.listen",
+    "submission.listen",
+    "submissions.listen",
+    "pop3.listen",
+    "pop3s.listen",
+    "imap.listen",
+    "imaps.listen",
+    "tls.cert",
+    "tls.key",
+    "dns.servers",
+    "relay.networks",
+    "auth.cleartext_networks",
+    "message_size_limit",
+    "max_connections",
+    "max_connections_per_ip",
+    "smtp.max_recipients",
+    "smtp.max_errors",
+    "smtp.max_line_length",
+    "smtp.timeout",
+    "mbox.lock_timeout",
+    "shutdown_timeout",
+    "user",
+    "pid_file",
+    "log_level",
+];
+
+/// Keys reserved for capabilities this version does not serve yet. Setting
+/// one is an error, so nobody believes a port is served when it is not.
+const NOT_YET: &[(&str, &str)] = &[
+    ("submissions.listen", "implicit TLS"),
+    ("pop3.listen", "POP3"),
+    ("pop3s.listen", "POP3"),
+    ("imap.listen", "IMAP"),
+    ("imaps.listen", "IMAP"),
+    ("tls.cert", "TLS"),
+    ("tls.key", "TLS"),
+    ("dns.servers", "outbound delivery"),
+];
+
+/// The system's host name (uname nodename), or `localhost`.
+pub fn system_hostname() -> String {
+    // SAFETY: uname fills a zeroed struct; nodename is NUL-terminated by the kernel.
+    let mut u: libc::utsname = unsafe { std::mem::zeroed() };
+    if unsafe { libc::uname(&mut u) } != 0 {
+        return "localhost".into();
+    }
+    let bytes: Vec<u8> = u.nodename.iter().take_while(|&&c| c != 0).map(|&c| c as u8).collect();
+    match String::from_utf8(bytes) {
+        Ok(s) if !s.is_empty() => s.to_ascii_lowercase(),
+        _ => "localhost".into(),
+    }
+}
+
+impl Config {
+    /// The built-in defaults every key falls back to.
+    fn defaults() -> Config {
+        let hostname = system_hostname();
+        Config {
+            source: None,
+            hostname: hostname.clone(),
+            data_dir: PathBuf::from("/var/lib/buzon"),
+            local_domains: dedup(vec!["localhost".into(), hostname]),
+            users: UsersSpec::System,
+            mailbox: MailboxTemplate { kind: MailboxKind::Maildir, template: "~/Maildir".into() },
+            aliases: None,
+            alias_max_depth: 20,
+            smtp_listen: Vec::new(),
+            submission_listen: Vec::new(),
+            relay_networks: Vec::new(),
+            auth_cleartext_networks: Vec::new(),
+            message_size_limit: 25 * 1024 * 1024,
+            max_connections: 32,
+            max_connections_per_ip: 8,
+            smtp_max_recipients: 100,
+            smtp_max_errors: 10,
+            smtp_max_line_length: 512,
+            smtp_timeout: Duration::from_secs(300),
+            mbox_lock_timeout: Duration::from_secs(30),
+            shutdown_timeout: Duration::from_secs(30),
+            user: None,
+            pid_file: None,
+            log_level: log::LevelFilter::Info,
+        }
+    }
+
+    /// The embedded default: loopback only, unprivileged ports, everything
+    /// under `./buzon-data`, virtual users from `./buzon-data/passwd`.
+    pub fn embedded() -> Config {
+        let mut c = Config::defaults();
+        let lo = |p: u16| vec![SocketAddr::from(([127, 0, 0, 1], p))];
+        c.data_dir = PathBuf::from("buzon-data");
+        c.users = UsersSpec::File(PathBuf::from("buzon-data/passwd"));
+        c.mailbox =
+            MailboxTemplate { kind: MailboxKind::Maildir, template: "buzon-data/mail/%d/%n/Maildir".into() };
+        c.smtp_listen = lo(2525);
+        c.submission_listen = lo(2587);
+        c.relay_networks = vec![Cidr::parse("127.0.0.0/8").unwrap_or(LOOPBACK4), LOOPBACK6];
+        c.auth_cleartext_networks = c.relay_networks.clone();
+        c
+    }
+
+    /// Reads and parses a config file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let name = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            file: name.clone(),
+            line: 0,
+            message: format!("cannot read: {e}"),
+        })?;
+        Config::parse(&text, &name).map(|mut c| {
+            c.source = Some(path.to_path_buf());
+            c
+        })
+    }
+
+    /// Parses config text; `name` is used in error messages.
+    pub fn parse(text: &str, name: &str) -> Result<Config, ConfigError> {
+        let err = |line: usize, message: String| ConfigError { file: name.to_string(), line, message };
+        let mut seen: HashMap<String, usize> = HashMap::new();
+        let mut c = Config::defaults();
+        let mut local_domains_set = false;
+        for (i, raw) in text.lines().enumerate() {
+            let n = i + 1;
+            let line = raw.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let Some((key, value)) = line.split_once('=') else {
+                return Err(err(n, format!("expected `key = value`, found {line:?}")));
+            };
+            let key = key.trim();
+            let value = value.trim();
+            if !KEYS.contains(&key) {
+                let hint = match closest(key) {
+                    Some(k) => format!(" (did you mean `{k}`?)"),
+                    None => " (see buzon.conf(5) for the list of keys)".to_string(),
+                };
+                return Err(err(n, format!("unknown key `{key}`{hint}")));
+            }
+            if let Some(first) = seen.insert(key.to_string(), n) {
+                return Err(err(n, format!("`{key}` is set twice (first at line {first})")));
+            }
+            if let Some((_, what)) = NOT_YET.iter().find(|(k, _)| *k == key) {
+                if !value.is_empty() {
+                    return Err(err(
+                        n,
+                        format!("`{key}`: {what} is not available in this version of buzon; remove the line"),
+                    ));
+                }
+                continue;
+            }
+            let v = |r: Result<(), String>| r.map_err(|m| err(n, format!("`{key}`: {m}")));
+            match key {
+                "hostname" => v(parse_hostname(value).map(|h| c.hostname = h))?,
+                "data_dir" => v(non_empty(value).map(|p| c.data_dir = PathBuf::from(p)))?,
+                "local_domains" => {
+                    local_domains_set = true;
+                    v(parse_domains(value).map(|d| c.local_domains = d))?
+                }
+                "users" => v(parse_users(value).map(|u| c.users = u))?,
+                "mailbox" => v(parse_mailbox(value).map(|m| c.mailbox = m))?,
+                "aliases" => c.aliases = (!value.is_empty()).then(|| PathBuf::from(value)),
+                "alias_max_depth" => v(parse_count(value, 1, 1000).map(|x| c.alias_max_depth = x))?,
+                "smtp.listen" => v(parse_listen(value).map(|l| c.smtp_listen = l))?,
+                "submission.listen" => v(parse_listen(value).map(|l| c.submission_listen = l))?,
+                "relay.networks" => v(parse_nets(value).map(|x| c.relay_networks = x))?,
+                "auth.cleartext_networks" => v(parse_nets(value).map(|x| c.auth_cleartext_networks = x))?,
+                "message_size_limit" => v(parse_size(value).map(|x| c.message_size_limit = x))?,
+                "max_connections" => v(parse_count(value, 1, 100_000).map(|x| c.max_connections = x))?,
+                "max_connections_per_ip" => {
+                    v(parse_count(value, 1, 100_000).map(|x| c.max_connections_per_ip = x))?
+                }
+                "smtp.max_recipients" => {
+                    v(parse_count(value, 1, 100_000).map(|x| c.smtp_max_recipients = x))?
+                }
+                "smtp.max_errors" => v(parse_count(value, 1, 10_000).map(|x| c.smtp_max_errors = x))?,
+                "smtp.max_line_length" => {
+                    v(parse_count(value, 512, 65_536).map(|x| c.smtp_max_line_length = x))?
+                }
+                "smtp.timeout" => v(parse_duration(value).map(|x| c.smtp_timeout = x))?,
+                "mbox.lock_timeout" => v(parse_duration(value).map(|x| c.mbox_lock_timeout = x))?,
+                "shutdown_timeout" => v(parse_duration(value).map(|x| c.shutdown_timeout = x))?,
+                "user" => c.user = (!value.is_empty()).then(|| value.to_string()),
+                "pid_file" => c.pid_file = (!value.is_empty()).then(|| PathBuf::from(value)),
+                "log_level" => v(parse_level(value).map(|x| c.log_level = x))?,
+                _ => return Err(err(n, format!("key `{key}` is known but not handled (a bug)"))),
+            }
+        }
+        if !local_domains_set && !c.local_domains.contains(&c.hostname) {
+            c.local_domains = dedup(vec!["localhost".into(), c.hostname.clone()]);
+        }
+        if c.smtp_listen.is_empty() && c.submission_listen.is_empty() {
+            return Err(err(
+                0,
+                "no listener configured: set `smtp.listen` (e.g. `smtp.listen = 0.0.0.0:25`)".into(),
+            ));
+        }
+        Ok(c)
+    }
+
+    /// The effective settings, one `key = value` line each, as `check-config` prints them.
+    pub fn render(&self) -> String {
+        let list = |v: &[String]| v.join(" ");
+        let addrs = |v: &[SocketAddr]| v.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(" ");
+        let nets = |v: &[Cidr]| v.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(" ");
+        let secs = |d: Duration| format!("{}s", d.as_secs());
+        let mut o = String::new();
+        let src = match &self.source {
+            Some(p) => p.display().to_string(),
+            None => "embedded default".into(),
+        };
+        let _ = writeln!(o, "# effective configuration from {src}");
+        let mut kv = |k: &str, v: String| {
+            let _ = writeln!(o, "{k} = {v}");
+        };
+        kv("hostname", self.hostname.clone());
+        kv("data_dir", self.data_dir.display().to_string());
+        kv("local_domains", list(&self.local_domains));
+        kv(
+            "users",
+            match &self.users {
+                UsersSpec::System => "system".into(),
+                UsersSpec::File(p) => format!("file:{}", p.display()),
+            },
+        );
+        let kind = match self.mailbox.kind {
+            MailboxKind::Maildir => "maildir",
+            MailboxKind::Mbox => "mbox",
+        };
+        kv("mailbox", format!("{kind}:{}", self.mailbox.template));
+        kv("aliases", self.aliases.as_ref().map(|p| p.display().to_string()).unwrap_or_default());
+        kv("alias_max_depth", self.alias_max_depth.to_string());
+        kv("smtp.listen", addrs(&self.smtp_listen));
+        kv("submission.listen", addrs(&self.submission_listen));
+        kv("relay.networks", nets(&self.relay_networks));
+        kv("auth.cleartext_networks", nets(&self.auth_cleartext_networks));
+        kv("message_size_limit", self.message_size_limit.to_string());
+        kv("max_connections", self.max_connections.to_string());
+        kv("max_connections_per_ip", self.max_connections_per_ip.to_string());
+        kv("smtp.max_recipients", self.smtp_max_recipients.to_string());
+        kv("smtp.max_errors", self.smtp_max_errors.to_string());
+        kv("smtp.max_line_length", self.smtp_max_line_length.to_string());
+        kv("smtp.timeout", secs(self.smtp_timeout));
+        kv("mbox.lock_timeout", secs(self.mbox_lock_timeout));
+        kv("shutdown_timeout", secs(self.shutdown_timeout));
+        kv("user", self.user.clone().unwrap_or_default());
+        kv("pid_file", self.pid_file.as_ref().map(|p| p.display().to_string()).unwrap_or_default());
+        kv("log_level", self.log_level.to_string().to_ascii_lowercase());
+        o
+    }
+
+    /// Whether `domain` (any case) is one of ours.
+    pub fn is_local_domain(&self, domain: &str) -> bool {
+        let d = domain.trim_end_matches('.');
+        self.local_domains.iter().any(|l| l.eq_ignore_ascii_case(d))
+    }
+}
+
+const LOOPBACK4: Cidr = Cidr { addr: IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), prefix: 8 };
+const LOOPBACK6: Cidr = Cidr { addr: IpAddr::V6(std::net::Ipv6Addr::LOCALHOST), prefix: 128 };
+
+fn dedup(mut v: Vec<String>) -> Vec<String> {
+    let mut seen = Vec::new();
+    v.retain(|x| {
+        let keep = !seen.contains(x);
+        seen.push(x.clone());
+        keep
+    });
+    v
+}
+
+fn non_empty(v: &str) -> Result<&str, String> {
+    if v.is_empty() { Err("must not be empty".into()) } else { Ok(v) }
+}
+
+fn valid_domain(d: &str) -> bool {
+    !d.is_empty()
+        && d.len() <= 253
+        && d.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
+}
+
+fn parse_hostname(v: &str) -> Result<String, String> {
+    let h = v.trim_end_matches('.').to_ascii_lowercase();
+    if valid_domain(&h) {
+        Ok(h)
+    } else {
+        Err(format!("{v:?} is not a valid host name (letters, digits, '-' and '.')"))
+    }
+}
+
+fn parse_domains(v: &str) -> Result<Vec<String>, String> {
+    let mut out = Vec::new();
+    for d in v.split_whitespace() {
+        let d = d.trim_end_matches(',');
+        out.push(parse_hostname(d).map_err(|_| format!("{d:?} is not a valid domain name"))?);
+    }
+    Ok(dedup(out))
+}
+
+fn parse_users(v: &str) -> Result<UsersSpec, String> {
+    if v == "system" {
+        return Ok(UsersSpec::System);
+    }
+    match v.strip_prefix("file:") {
+        Some(p) if !p.is_empty() => Ok(UsersSpec::File(PathBuf::from(p))),
+        _ => Err(format!("{v:?}: expected `system` or `file:PATH`")),
+    }
+}
+
+fn parse_mailbox(v: &str) -> Result<MailboxTemplate, String> {
+    let (kind, t) = if let Some(t) = v.strip_prefix("maildir:") {
+        (MailboxKind::Maildir, t)
+    } else if let Some(t) = v.strip_prefix("mbox:") {
+        (MailboxKind::Mbox, t)
+    } else {
+        return Err(format!("{v:?}: expected `maildir:TEMPLATE` or `mbox:TEMPLATE`"));
+    };
+    if t.is_empty() {
+        return Err("the template after the colon is empty".into());
+    }
+    let mut chars = t.chars();
+    while let Some(ch) = chars.next() {
+        if ch == '%' {
+            match chars.next() {
+                Some('u' | 'n' | 'd' | '%') => {}
+                other => {
+                    return Err(format!(
+                        "unknown escape %{} (use %u user, %n local part, %d domain, %% percent)",
+                        other.map(String::from).unwrap_or_default()
+                    ));
+                }
+            }
+        }
+    }
+    if t.starts_with('~') && !(t == "~" || t.starts_with("~/")) {
+        return Err("`~` is only allowed as `~` or `~/...` (the recipient's home)".into());
+    }
+    Ok(MailboxTemplate { kind, template: t.to_string() })
+}
+
+fn parse_listen(v: &str) -> Result<Vec<SocketAddr>, String> {
+    v.split_whitespace()
+        .map(|a| {
+            a.parse::<SocketAddr>()
+                .map_err(|_| format!("{a:?} is not ADDR:PORT (e.g. 0.0.0.0:25 or [::]:25)"))
+        })
+        .collect()
+}
+
+fn parse_nets(v: &str) -> Result<Vec<Cidr>, String> {
+    v.split_whitespace().map(|x| Cidr::parse(x.trim_end_matches(','))).collect()
+}
+
+fn parse_count(v: &str, min: usize, max: usize) -> Result<usize, String> {
+    match v.parse::<usize>() {
+        Ok(n) if (min..=max).contains(&n) => Ok(n),
+        _ => Err(format!("{v:?}: expected a whole number from {min} to {max}")),
+    }
+}
+
+/// Bytes, with an optional K, M or G suffix (powers of 1024).
+pub fn parse_size(v: &str) -> Result<u64, String> {
+    let bad = || format!("{v:?}: expected a size in bytes, optionally with K, M or G (e.g. 25M)");
+    let (num, mult) = match v.char_indices().last() {
+        Some((i, 'k' | 'K')) => (&v[..i], 1024),
+        Some((i, 'm' | 'M')) => (&v[..i], 1024 * 1024),
+        Some((i, 'g' | 'G')) => (&v[..i], 1024 * 1024 * 1024),
+        _ => (v, 1),
+    };
+    let n: u64 = num.trim().parse().map_err(|_| bad())?;
+    match n.checked_mul(mult) {
+        Some(x) if x > 0 => Ok(x),
+        _ => Err(bad()),
+    }
+}
+
+/// Seconds, with an optional s, m, h or d suffix.
+pub fn parse_duration(v: &str) -> Result<Duration, String> {
+    let bad = || format!("{v:?}: expected a duration such as 30s, 5m, 2h or 5d");
+    let (num, mult) = match v.char_indices().last() {
+        Some((i, 's')) => (&v[..i], 1),
+        Some((i, 'm')) => (&v[..i], 60),
+        Some((i, 'h')) => (&v[..i], 3600),
+        Some((i, 'd')) => (&v[..i], 86400),
+        _ => (v, 1),
+    };
+    let n: u64 = num.trim().parse().map_err(|_| bad())?;
+    match n.checked_mul(mult) {
+        Some(x) if x > 0 => Ok(Duration::from_secs(x)),
+        _ => Err(bad()),
+    }
+}
+
+fn parse_level(v: &str) -> Result<log::LevelFilter, String> {
+    v.parse::<log::LevelFilter>()
+        .map_err(|_| format!("{v:?}: expected one of off, error, warn, info, debug, trace"))
+}
+
+/// The known key closest to a misspelt one, if any is close enough.
+fn closest(key: &str) -> Option<&'static str> {
+    KEYS.iter()
+        .map(|k| (levenshtein(key, k), *k))
+        .filter(|(d, k)| *d <= 3.max(k.len() / 4))
+        .min()
+        .map(|(_, k)| k)
+}
+
+fn levenshtein(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != *cb);
+            cur.push((prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1));
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(t: &str) -> Result<Config, ConfigError> {
+        Config::parse(t, "test.conf")
+    }
+
+    #[test]
+    fn minimal_file() {
+        let c = parse("smtp.listen = 127.0.0.1:25\nhostname = MX.Example.ORG\n").unwrap();
+        assert_eq!(c.hostname, "mx.example.org");
+        assert_eq!(c.smtp_listen, vec!["127.0.0.1:25".parse().unwrap()]);
+        assert!(c.is_local_domain("MX.example.org."));
+    }
+
+    #[test]
+    fn unknown_key_has_hint_and_line() {
+        let e = parse("# c\n\nsmtp.listen = 127.0.0.1:25\nhostnme = x\n").unwrap_err();
+        assert_eq!(e.line, 4);
+        assert!(e.to_string().starts_with("test.conf:4: unknown key `hostnme`"), "{e}");
+        assert!(e.message.contains("did you mean `hostname`"), "{e}");
+    }
+
+    #[test]
+    fn bad_values_are_errors() {
+        for (t, want) in [
+            ("message_size_limit = lots", "message_size_limit"),
+            ("submission.listen = 25", "ADDR:PORT"),
+            ("mailbox = ~/Maildir", "maildir:TEMPLATE"),
+            ("mailbox = maildir:/x/%q", "unknown escape"),
+            ("users = ldap", "file:PATH"),
+            ("relay.networks = 10.0.0.0/33", "prefix"),
+            ("smtp.timeout = soon", "duration"),
+            ("imap.listen = 127.0.0.1:143", "not available"),
+            ("no equals sign", "key = value"),
+        ] {
+            let e = parse(&format!("smtp.listen = 127.0.0.1:25\n{t}\n")).unwrap_err();
+            assert_eq!(e.line, 2, "{t}");
+            assert!(e.message.contains(want), "{t}: {e}");
+        }
+    }
+
+    #[test]
+    fn duplicate_key() {
+        let e = parse("smtp.listen = 127.0.0.1:25\nsmtp.listen = 127.0.0.1:26\n").unwrap_err();
+        assert!(e.message.contains("first at line 1"), "{e}");
+    }
+
+    #[test]
+    fn no_listener_is_an_error() {
+        assert!(parse("hostname = a.example\n").is_err());
+    }
+
+    #[test]
+    fn sizes_and_durations() {
+        assert_eq!(parse_size("25M").unwrap(), 25 * 1024 * 1024);
+        assert_eq!(parse_size("1000").unwrap(), 1000);
+        assert!(parse_size("0").is_err());
+        assert!(parse_size("99999999999999G").is_err());
+        assert_eq!(parse_duration("5m").unwrap(), Duration::from_secs(300));
+        assert_eq!(parse_duration("2d").unwrap(), Duration::from_secs(172800));
+    }
+
+    #[test]
+    fn cidr() {
+        let n = Cidr::parse("192.0.2.0/24").unwrap();
+        assert!(n.contains("192.0.2.77".parse().unwrap()));
+        assert!(!n.contains("192.0.3.1".parse().unwrap()));
+        assert!(n.contains("::ffff:192.0.2.1".parse().unwrap()));
+        let z = Cidr::parse("0.0.0.0/0").unwrap();
+        assert!(z.contains("203.0.113.9".parse().unwrap()));
+        let six = Cidr::parse("2001:db8::/32").unwrap();
+        assert!(six.contains("2001:db8::1".parse().unwrap()));
+        assert!(!six.contains("2001:db9::1".parse().unwrap()));
+    }
+
+    #[test]
+    fn render_round_trips() {
+        let c = parse("smtp.listen = 127.0.0.1:2525\nlocal_domains = a.example b.example\nmailbox = mbox:/var/mail/%u\n")
+            .unwrap();
+        let again = parse(&c.render()).unwrap();
+        assert_eq!(again.render(), c.render());
+        let e = Config::embedded();
+        assert!(parse(&e.render()).is_ok(), "{}", e.render());
+    }
+}

@@ -1,0 +1,15 @@
+//! buzon: a small mail server (SMTP in, Maildir/mbox out) for small Unix machines.
+//! The binary in main.rs only dispatches argv; everything else lives here so
+//! that fuzz targets and tests can reach the parsers.
+
+pub mod addr;
+pub mod aliases;
+pub mod auth;
+pub mod config;
+pub mod local;
+pub mod netio;
+pub mod server;
+pub mod smtp;
+pub mod spool;
+pub mod store;
+pub mod timefmt;

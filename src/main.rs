@@ -1,0 +1,241 @@
+//! buzon's command line: argv dispatch only (see buzon(8)).
+
+use std::io::{IsTerminal, Read, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use buzon::config::{Config, UsersSpec};
+
+const DEFAULT_CONFIG: &str = "/etc/buzon/buzon.conf";
+
+const USAGE: &str = "usage: buzon serve [-c file]
+       buzon check-config [-c file]
+       buzon passwd [-c file] user
+       buzon version";
+
+/// Exit codes from sysexits(3).
+const EX_USAGE: u8 = 64;
+const EX_CONFIG: u8 = 78;
+const EX_SOFTWARE: u8 = 70;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let Some(cmd) = args.first() else {
+        eprintln!("{USAGE}");
+        return ExitCode::from(EX_USAGE);
+    };
+    let rest = &args[1..];
+    let (config_path, operands) = match split_config_flag(rest) {
+        Ok(x) => x,
+        Err(e) => {
+            eprintln!("buzon: {e}\n{USAGE}");
+            return ExitCode::from(EX_USAGE);
+        }
+    };
+    match cmd.as_str() {
+        "serve" if operands.is_empty() => serve(config_path),
+        "check-config" if operands.is_empty() => check_config(config_path),
+        "passwd" if operands.len() == 1 => passwd(config_path, &operands[0]),
+        "version" | "-V" | "--version" => {
+            println!("buzon {}", env!("CARGO_PKG_VERSION"));
+            ExitCode::SUCCESS
+        }
+        "help" | "-h" | "--help" => {
+            println!("{USAGE}");
+            ExitCode::SUCCESS
+        }
+        _ => {
+            eprintln!("{USAGE}");
+            ExitCode::from(EX_USAGE)
+        }
+    }
+}
+
+/// Takes `-c FILE` out of the arguments.
+fn split_config_flag(args: &[String]) -> Result<(Option<PathBuf>, Vec<String>), String> {
+    let mut path = None;
+    let mut rest = Vec::new();
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        if a == "-c" {
+            path = Some(PathBuf::from(it.next().ok_or("-c needs a file name")?));
+        } else if let Some(p) = a.strip_prefix("-c") {
+            path = Some(PathBuf::from(p));
+        } else {
+            rest.push(a.clone());
+        }
+    }
+    Ok((path, rest))
+}
+
+/// `-c FILE`, else $BUZON_CONFIG, else /etc/buzon/buzon.conf if it exists,
+/// else the embedded default.
+fn load_config(flag: Option<PathBuf>) -> Result<Config, String> {
+    let path = flag.or_else(|| std::env::var_os("BUZON_CONFIG").filter(|v| !v.is_empty()).map(PathBuf::from));
+    match path {
+        Some(p) => Config::load(&p).map_err(|e| e.to_string()),
+        None if std::path::Path::new(DEFAULT_CONFIG).exists() => {
+            Config::load(std::path::Path::new(DEFAULT_CONFIG)).map_err(|e| e.to_string())
+        }
+        None => Ok(Config::embedded()),
+    }
+}
+
+fn init_logging(level: log::LevelFilter) {
+    let mut b = env_logger::Builder::new();
+    b.filter_level(level);
+    if let Ok(spec) = std::env::var("RUST_LOG") {
+        b.parse_filters(&spec);
+    }
+    b.format(|f, r| {
+        let now = buzon::timefmt::rfc5322(std::time::SystemTime::now());
+        writeln!(
+            f,
+            "{now} buzon[{}]: {} {}",
+            std::process::id(),
+            r.level().as_str().to_ascii_lowercase(),
+            r.args()
+        )
+    });
+    b.init();
+}
+
+fn serve(flag: Option<PathBuf>) -> ExitCode {
+    let config = match load_config(flag) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("buzon: {e}");
+            return ExitCode::from(EX_CONFIG);
+        }
+    };
+    init_logging(config.log_level);
+    if config.source.is_none() {
+        print_embedded_notice(&config);
+    }
+    match buzon::server::serve(Arc::new(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            log::error!("event=fatal error=\"{e}\"");
+            eprintln!("buzon: {e}");
+            ExitCode::from(EX_SOFTWARE)
+        }
+    }
+}
+
+fn print_embedded_notice(c: &Config) {
+    let addrs = |v: &[std::net::SocketAddr]| v.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(" ");
+    let users = match &c.users {
+        UsersSpec::File(p) => p.display().to_string(),
+        UsersSpec::System => "the system's users".into(),
+    };
+    eprintln!(
+        "buzon: no {DEFAULT_CONFIG}: running on the embedded default (loopback only)\n\
+         \x20 SMTP on {}, submission on {}\n\
+         \x20 local domains: {}\n\
+         \x20 users in {users}, mail under {}\n\
+         \x20 add a user:  buzon passwd alice@localhost\n\
+         \x20 then try:    swaks --server 127.0.0.1:2525 --to alice@localhost",
+        addrs(&c.smtp_listen),
+        addrs(&c.submission_listen),
+        c.local_domains.join(" "),
+        c.mailbox.template,
+    );
+}
+
+fn check_config(flag: Option<PathBuf>) -> ExitCode {
+    match load_config(flag) {
+        Ok(c) => {
+            print!("{}", c.render());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("buzon: {e}");
+            ExitCode::from(EX_CONFIG)
+        }
+    }
+}
+
+fn passwd(flag: Option<PathBuf>, user: &str) -> ExitCode {
+    let config = match load_config(flag) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("buzon: {e}");
+            return ExitCode::from(EX_CONFIG);
+        }
+    };
+    let UsersSpec::File(path) = &config.users else {
+        eprintln!("buzon: users = system: set Unix passwords with passwd(1)");
+        return ExitCode::from(EX_CONFIG);
+    };
+    if user.is_empty() || user.contains([':', '\n', ' ']) {
+        eprintln!("buzon: {user:?}: a user name may not be empty or contain ':', spaces or newlines");
+        return ExitCode::from(EX_USAGE);
+    }
+    let password = match read_password() {
+        Ok(p) if !p.is_empty() => p,
+        Ok(_) => {
+            eprintln!("buzon: empty password refused");
+            return ExitCode::from(EX_USAGE);
+        }
+        Err(e) => {
+            eprintln!("buzon: reading the password: {e}");
+            return ExitCode::from(EX_USAGE);
+        }
+    };
+    match buzon::auth::passwd_file::set_password(path, user, &password) {
+        Ok(()) => {
+            println!("buzon: password set for {user} in {}", path.display());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("buzon: {}: {e}", path.display());
+            ExitCode::from(EX_SOFTWARE)
+        }
+    }
+}
+
+/// One line from stdin; on a terminal, asked for with echo off.
+fn read_password() -> std::io::Result<String> {
+    let stdin = std::io::stdin();
+    let tty = stdin.is_terminal();
+    let mut line = String::new();
+    if tty {
+        eprint!("New password: ");
+        let _echo = EchoOff::new();
+        stdin.read_line(&mut line)?;
+        eprintln!();
+    } else {
+        stdin.lock().take(4096).read_to_string(&mut line)?;
+        line = line.lines().next().unwrap_or("").to_string();
+    }
+    Ok(line.trim_end_matches(['\r', '\n']).to_string())
+}
+
+/// Turns terminal echo off while it lives.
+struct EchoOff(Option<libc::termios>);
+
+impl EchoOff {
+    fn new() -> EchoOff {
+        // SAFETY: tcgetattr/tcsetattr on fd 0 with a struct we own.
+        unsafe {
+            let mut t: libc::termios = std::mem::zeroed();
+            if libc::tcgetattr(0, &mut t) != 0 {
+                return EchoOff(None);
+            }
+            let old = t;
+            t.c_lflag &= !libc::ECHO;
+            libc::tcsetattr(0, libc::TCSANOW, &t);
+            EchoOff(Some(old))
+        }
+    }
+}
+
+impl Drop for EchoOff {
+    fn drop(&mut self) {
+        if let Some(t) = &self.0 {
+            // SAFETY: restores the settings read in new().
+            unsafe { libc::tcsetattr(0, libc::TCSANOW, t) };
+        }
+    }
+}

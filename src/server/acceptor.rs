@@ -1,0 +1,194 @@
+//! The acceptor: one mio Poll over every listener and a signal pipe. It
+//! accepts, checks the per-IP and total limits, and hands each connection to
+//! the worker pool; it never blocks on a client. A full pool is answered at
+//! once with the protocol's "too busy" reply and the connection is closed.
+//! SIGTERM/SIGINT stop accepting and wait up to `shutdown_timeout` for
+//! running sessions to finish; SIGHUP is logged (nothing to reload yet).
+
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::os::fd::OwnedFd;
+use std::os::unix::net::UnixStream;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mio::net::TcpListener;
+use mio::{Events, Interest, Poll, Token};
+
+use super::pool::Pool;
+use super::{Registry, Service, Slot, privs};
+use crate::config::Config;
+use crate::smtp;
+
+const STOP: Token = Token(usize::MAX);
+const HUP: Token = Token(usize::MAX - 1);
+
+/// One accepted connection on its way to a worker.
+pub struct Job {
+    pub stream: TcpStream,
+    pub peer: SocketAddr,
+    pub service: Service,
+    pub slot: Slot,
+}
+
+/// Binds everything, drops privileges, then runs the accept loop until shutdown.
+pub fn run(config: Arc<Config>) -> Result<(), String> {
+    let removed = crate::spool::prepare(&config.data_dir)
+        .map_err(|e| format!("data_dir {}: {e}", config.data_dir.display()))?;
+    if removed > 0 {
+        log::info!("event=spool_cleanup removed={removed} reason=\"never acknowledged\"");
+    }
+    let mut listeners = Vec::new();
+    for (service, addrs) in
+        [(Service::Smtp, &config.smtp_listen), (Service::Submission, &config.submission_listen)]
+    {
+        for addr in addrs {
+            let l = TcpListener::bind(*addr)
+                .map_err(|e| format!("{}.listen = {addr}: cannot listen: {e}", service.name()))?;
+            listeners.push((service, l));
+        }
+    }
+    if let Some(p) = &config.pid_file {
+        std::fs::write(p, format!("{}\n", std::process::id()))
+            .map_err(|e| format!("pid_file {}: {e}", p.display()))?;
+    }
+    privs::drop_if_configured(&config)?;
+
+    let smtp_ctx = Arc::new(smtp::conn::Context::new(Arc::clone(&config))?);
+    let registry = Arc::new(Registry::default());
+    let pool = {
+        let ctx = Arc::clone(&smtp_ctx);
+        Pool::new(config.max_connections, move |job: Job| smtp::conn::run(job, &ctx))
+    };
+
+    let mut poll = Poll::new().map_err(|e| format!("poll: {e}"))?;
+    let mut stop_rx = signal_pipe(&poll, &[libc::SIGTERM, libc::SIGINT], STOP)?;
+    let mut hup_rx = signal_pipe(&poll, &[libc::SIGHUP], HUP)?;
+    for (i, (_, l)) in listeners.iter_mut().enumerate() {
+        poll.registry().register(l, Token(i), Interest::READABLE).map_err(|e| e.to_string())?;
+    }
+    let bound: Vec<String> = listeners
+        .iter()
+        .map(|(s, l)| format!("{}:{}", s.name(), l.local_addr().map(|a| a.to_string()).unwrap_or_default()))
+        .collect();
+    log::info!(
+        "event=start hostname={} listen={} pid={}",
+        config.hostname,
+        bound.join(","),
+        std::process::id()
+    );
+
+    let mut events = Events::with_capacity(64);
+    'run: loop {
+        if let Err(e) = poll.poll(&mut events, None) {
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(format!("poll: {e}"));
+        }
+        for ev in events.iter() {
+            if ev.token() == STOP {
+                if drain(&mut stop_rx) {
+                    break 'run;
+                }
+                continue;
+            }
+            if ev.token() == HUP {
+                if drain(&mut hup_rx) {
+                    log::info!("event=sighup action=none reason=\"nothing to reload in this version\"");
+                }
+                continue;
+            }
+            let Some((service, listener)) = listeners.get(ev.token().0) else { continue };
+            accept_all(*service, listener, &config, &registry, &pool);
+        }
+    }
+
+    log::info!("event=shutdown active={} grace={}s", registry.len(), config.shutdown_timeout.as_secs());
+    drop(listeners);
+    registry.begin_shutdown();
+    let deadline = Instant::now() + config.shutdown_timeout;
+    while !registry.is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    if !registry.is_empty() {
+        log::warn!("event=shutdown_timeout abandoned={}", registry.len());
+    }
+    if let Some(p) = &config.pid_file {
+        let _ = std::fs::remove_file(p);
+    }
+    log::info!("event=stop");
+    Ok(())
+}
+
+/// A non-blocking socket pair whose read end becomes readable when one of
+/// `signals` arrives (the handler only writes a byte: async-signal-safe).
+fn signal_pipe(poll: &Poll, signals: &[libc::c_int], token: Token) -> Result<mio::net::UnixStream, String> {
+    let err = |e: io::Error| format!("signal pipe: {e}");
+    let (rx, tx) = UnixStream::pair().map_err(err)?;
+    tx.set_nonblocking(true).map_err(err)?;
+    rx.set_nonblocking(true).map_err(err)?;
+    for &sig in signals {
+        let tx = tx.try_clone().map_err(err)?;
+        signal_hook::low_level::pipe::register(sig, tx).map_err(|e| format!("signal {sig}: {e}"))?;
+    }
+    let mut rx = mio::net::UnixStream::from_std(rx);
+    poll.registry().register(&mut rx, token, Interest::READABLE).map_err(err)?;
+    Ok(rx)
+}
+
+/// Empties a signal pipe; true when at least one signal was pending.
+fn drain(rx: &mut mio::net::UnixStream) -> bool {
+    let mut buf = [0u8; 64];
+    let mut got = false;
+    while let Ok(n) = rx.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        got = true;
+    }
+    got
+}
+
+fn accept_all(
+    service: Service,
+    listener: &TcpListener,
+    config: &Config,
+    registry: &Arc<Registry>,
+    pool: &Pool<Job>,
+) {
+    loop {
+        let (stream, peer) = match listener.accept() {
+            Ok(x) => x,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                // EMFILE and friends: log and let the next readiness event retry.
+                log::warn!("event=accept_failed service={} error=\"{e}\"", service.name());
+                return;
+            }
+        };
+        let stream = TcpStream::from(OwnedFd::from(stream));
+        let Some(slot) = registry.enter(peer.ip(), stream.try_clone().ok(), config.max_connections_per_ip)
+        else {
+            log::warn!(
+                "event=reject reason=per_ip_limit client={peer} limit={}",
+                config.max_connections_per_ip
+            );
+            refuse(stream, &smtp::conn::too_many_from(&config.hostname));
+            continue;
+        };
+        if let Err(job) = pool.try_submit(Job { stream, peer, service, slot }) {
+            log::warn!("event=reject reason=busy client={peer} limit={}", config.max_connections);
+            let Job { stream, slot, .. } = job;
+            drop(slot);
+            refuse(stream, &smtp::conn::busy(&config.hostname));
+        }
+    }
+}
+
+/// Best-effort goodbye on the still non-blocking socket, then close.
+fn refuse(mut stream: TcpStream, reply: &[u8]) {
+    let _ = stream.write(reply);
+    let _ = stream.shutdown(std::net::Shutdown::Both);
+}

@@ -1,0 +1,5 @@
+pub mod command;
+pub mod conn;
+pub mod data;
+pub mod reply;
+pub mod session;

@@ -1,0 +1,91 @@
+//! Date formats mail needs, in local time via localtime_r: RFC 5322 3.3
+//! (`Received:` and `Date:` headers) and asctime (the mbox From_ line).
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+const DAYS: [&str; 7] = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
+const MONTHS: [&str; 12] =
+    ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+
+/// Broken-down local time.
+struct Tm {
+    year: i64,
+    mon: usize,
+    mday: i32,
+    wday: usize,
+    hour: i32,
+    min: i32,
+    sec: i32,
+    gmtoff: i64,
+}
+
+fn local(t: SystemTime) -> Tm {
+    let secs = t.duration_since(UNIX_EPOCH).map(|d| d.as_secs() as libc::time_t).unwrap_or(0);
+    // SAFETY: localtime_r writes into the zeroed struct we own; it is thread-safe.
+    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+    let ok = !unsafe { libc::localtime_r(&secs, &mut tm) }.is_null();
+    if !ok {
+        // Cannot happen for times after 1970; fall back to the epoch rather than panic.
+        return Tm { year: 1970, mon: 0, mday: 1, wday: 4, hour: 0, min: 0, sec: 0, gmtoff: 0 };
+    }
+    Tm {
+        year: i64::from(tm.tm_year) + 1900,
+        mon: (tm.tm_mon as usize).min(11),
+        mday: tm.tm_mday,
+        wday: (tm.tm_wday as usize).min(6),
+        hour: tm.tm_hour,
+        min: tm.tm_min,
+        sec: tm.tm_sec,
+        gmtoff: tm.tm_gmtoff as i64,
+    }
+}
+
+/// `Sat, 28 Nov 2026 03:48:08 +0000` (RFC 5322 3.3 date-time).
+pub fn rfc5322(t: SystemTime) -> String {
+    let tm = local(t);
+    let sign = if tm.gmtoff < 0 { '-' } else { '+' };
+    let off = tm.gmtoff.abs() / 60;
+    format!(
+        "{}, {} {} {} {:02}:{:02}:{:02} {}{:02}{:02}",
+        DAYS[tm.wday],
+        tm.mday,
+        MONTHS[tm.mon],
+        tm.year,
+        tm.hour,
+        tm.min,
+        tm.sec,
+        sign,
+        off / 60,
+        off % 60
+    )
+}
+
+/// `Sat Nov 28 03:48:08 2026` (asctime(3) without the newline), as mbox From_ lines carry it.
+pub fn asctime(t: SystemTime) -> String {
+    let tm = local(t);
+    format!(
+        "{} {} {:2} {:02}:{:02}:{:02} {}",
+        DAYS[tm.wday], MONTHS[tm.mon], tm.mday, tm.hour, tm.min, tm.sec, tm.year
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn formats_have_the_right_shape() {
+        // 2026-11-28 03:48:08 UTC; the zone is the machine's, so check shape and fields that do not move far.
+        let t = UNIX_EPOCH + Duration::from_secs(1_795_844_888);
+        let r = rfc5322(t);
+        assert!(r.contains(" 2026 "), "{r}");
+        let parts: Vec<&str> = r.split(' ').collect();
+        assert_eq!(parts.len(), 6, "{r}");
+        assert!(parts[0].ends_with(','));
+        assert!(parts[5].len() == 5 && (parts[5].starts_with('+') || parts[5].starts_with('-')), "{r}");
+        let a = asctime(t);
+        assert_eq!(a.len(), 24, "{a}");
+        assert!(a.ends_with(" 2026"), "{a}");
+    }
+}
