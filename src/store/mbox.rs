@@ -186,8 +186,7 @@ pub fn prepare(path: &Path, msg: &Message, opts: &StoreOptions) -> Result<Prepar
         _ => Path::new("."),
     };
     ensure_dir(parent)?;
-    let mut src = File::open(msg.path)
-        .map_err(|e| StoreError::temporary(format!("cannot open message {}: {e}", msg.path.display())))?;
+    let mut src = super::open_source(msg)?;
     // Lock order: dotlock, then fcntl (as mutt and Python's mailbox do).
     let dotlock = take_dotlock(path, deadline)?;
     let (file, created) = open_mbox(path)?;

@@ -4,6 +4,7 @@
 
 pub mod maildir;
 pub mod mbox;
+pub mod owner;
 
 use std::fmt;
 use std::io;
@@ -12,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use crate::config::MailboxKind;
+pub use owner::Owner;
 
 /// The message to store, already complete on disk.
 pub struct Message<'a> {
@@ -19,6 +21,9 @@ pub struct Message<'a> {
     /// Return-Path and Received; fsynced by the caller; lives under the server's data_dir. Maildir
     /// delivery may hard-link it, so the caller must never modify it in place afterwards.
     pub path: &'a Path,
+    /// The same file, opened for reading by the caller: deliveries made as the mailbox owner
+    /// read it through this handle, since the owner may not reach the spool by its path.
+    pub file: &'a std::fs::File,
     /// Envelope sender, "" for the null sender <>.
     pub sender: &'a str,
     pub arrival: SystemTime,
@@ -68,10 +73,39 @@ impl fmt::Display for StoreError {
 
 impl std::error::Error for StoreError {}
 
+/// A private read handle on the message, positioned at its start.
+pub(crate) fn open_source(msg: &Message) -> Result<std::fs::File, StoreError> {
+    use std::io::Seek;
+    let mut f = msg
+        .file
+        .try_clone()
+        .map_err(|e| StoreError::temporary(format!("cannot open message {}: {e}", msg.path.display())))?;
+    f.seek(io::SeekFrom::Start(0))
+        .map_err(|e| StoreError::temporary(format!("cannot read message {}: {e}", msg.path.display())))?;
+    Ok(f)
+}
+
 /// A delivery written but not yet visible (Maildir: in tmp/) or not yet released (mbox: appended
 /// and still locked). Dropping it without `commit` aborts it.
 pub struct Prepared {
     inner: Inner,
+    owner: Option<Owner>,
+    group: Option<u32>,
+}
+
+/// One mailbox to deliver to, and whose it is.
+#[derive(Clone, Debug)]
+pub struct Dest {
+    pub kind: MailboxKind,
+    pub path: PathBuf,
+    /// Written as this user when the server runs as root (see owner.rs).
+    pub owner: Option<Owner>,
+}
+
+impl From<(MailboxKind, PathBuf)> for Dest {
+    fn from((kind, path): (MailboxKind, PathBuf)) -> Dest {
+        Dest { kind, path, owner: None }
+    }
 }
 
 enum Inner {
@@ -80,22 +114,23 @@ enum Inner {
 }
 
 /// First phase: writes the message into the mailbox at `path` without making it visible/final.
-pub fn prepare(
-    kind: MailboxKind,
-    path: &Path,
-    msg: &Message,
-    opts: &StoreOptions,
-) -> Result<Prepared, StoreError> {
-    let inner = match kind {
-        MailboxKind::Maildir => Inner::Maildir(maildir::prepare(path, msg)?),
-        MailboxKind::Mbox => Inner::Mbox(mbox::prepare(path, msg, opts)?),
+pub fn prepare(dest: &Dest, msg: &Message, opts: &StoreOptions) -> Result<Prepared, StoreError> {
+    let group = match dest.kind {
+        MailboxKind::Mbox if dest.owner.is_some() => owner::spool_group(&dest.path),
+        _ => None,
     };
-    Ok(Prepared { inner })
+    let _as = owner::become_owner(dest.owner, group).map_err(StoreError::temporary)?;
+    let inner = match dest.kind {
+        MailboxKind::Maildir => Inner::Maildir(maildir::prepare(&dest.path, msg)?),
+        MailboxKind::Mbox => Inner::Mbox(mbox::prepare(&dest.path, msg, opts)?),
+    };
+    Ok(Prepared { inner, owner: dest.owner, group })
 }
 
 impl Prepared {
     /// Second phase: makes the delivery final; returns where the mail now is.
     pub fn commit(self) -> Result<PathBuf, StoreError> {
+        let _as = owner::become_owner(self.owner, self.group).map_err(StoreError::temporary)?;
         match self.inner {
             Inner::Maildir(p) => p.commit(),
             Inner::Mbox(p) => p.commit(),
@@ -104,6 +139,7 @@ impl Prepared {
 
     /// Undoes the delivery: nothing of it stays in the mailbox.
     pub fn abort(self) {
+        let _as = owner::become_owner(self.owner, self.group);
         match self.inner {
             Inner::Maildir(p) => p.abort(),
             Inner::Mbox(p) => p.abort(),
@@ -140,7 +176,7 @@ fn dest_key(path: &Path) -> DestKey {
 /// Maildir commit fails after another destination was committed, the rest is aborted and the error
 /// returned: the client retries, so a recipient may get a duplicate but never loses the message.
 pub fn deliver_all(
-    dests: &[(MailboxKind, PathBuf)],
+    dests: &[Dest],
     msg: &Message,
     opts: &StoreOptions,
 ) -> Result<Vec<PathBuf>, (usize, StoreError)> {
@@ -148,11 +184,11 @@ pub fn deliver_all(
     let mut unique: Vec<usize> = Vec::new();
     let mut keys: Vec<DestKey> = Vec::new();
     let mut slot: Vec<usize> = Vec::with_capacity(dests.len());
-    for (j, (kind, path)) in dests.iter().enumerate() {
+    for (j, Dest { kind, path, .. }) in dests.iter().enumerate() {
         let key = dest_key(path);
         match keys.iter().position(|k| *k == key) {
             Some(u) => {
-                if dests[unique[u]].0 != *kind {
+                if dests[unique[u]].kind != *kind {
                     let e = StoreError::permanent(format!(
                         "{} is configured both as a Maildir and as an mbox",
                         path.display()
@@ -171,12 +207,11 @@ pub fn deliver_all(
 
     // Lock order: sorted by path, the same order in every session.
     let mut order: Vec<usize> = (0..unique.len()).collect();
-    order.sort_by(|&a, &b| dests[unique[a]].1.cmp(&dests[unique[b]].1));
+    order.sort_by(|&a, &b| dests[unique[a]].path.cmp(&dests[unique[b]].path));
 
     let mut prepared: Vec<Option<Prepared>> = (0..unique.len()).map(|_| None).collect();
     for &u in &order {
-        let (kind, path) = &dests[unique[u]];
-        match prepare(*kind, path, msg, opts) {
+        match prepare(&dests[unique[u]], msg, opts) {
             Ok(p) => prepared[u] = Some(p),
             Err(e) => {
                 abort_all(&mut prepared);
@@ -253,6 +288,10 @@ pub(crate) mod tests {
     use std::os::unix::fs::PermissionsExt;
     use std::time::UNIX_EPOCH;
 
+    fn to_dests(v: &[(MailboxKind, PathBuf)]) -> Vec<Dest> {
+        v.iter().cloned().map(Dest::from).collect()
+    }
+
     pub(crate) const BODY: &[u8] =
         b"Return-Path: <a@b.example>\nSubject: hi\n\nFrom here on\n>From there\nbye\n";
 
@@ -266,8 +305,11 @@ pub(crate) mod tests {
 
     pub(crate) fn msg<'a>(path: &'a Path, size: u64) -> Message<'a> {
         // Sat Nov 28 03:48:08 2026 UTC
+        // Leaked on purpose: a test-only handle that must outlive the borrowed Message.
+        let file: &'static fs::File = Box::leak(Box::new(fs::File::open(path).unwrap()));
         Message {
             path,
+            file,
             sender: "a@b.example",
             arrival: UNIX_EPOCH + Duration::from_secs(1_795_837_688),
             size,
@@ -290,7 +332,7 @@ pub(crate) mod tests {
         let md = d.path().join("u1/Maildir");
         let mb = d.path().join("mail/u2");
         let dests = vec![(MailboxKind::Maildir, md.clone()), (MailboxKind::Mbox, mb.clone())];
-        let at = deliver_all(&dests, &m, &opts()).unwrap();
+        let at = deliver_all(&to_dests(&dests), &m, &opts()).unwrap();
         assert_eq!(at.len(), 2);
         assert_eq!(at[0].parent().unwrap(), md.join("new"));
         assert_eq!(fs::read(&at[0]).unwrap(), BODY);
@@ -317,7 +359,7 @@ pub(crate) mod tests {
                 (bad_kind, plain.join("under/a/file")),
                 (MailboxKind::Mbox, mb.clone()),
             ];
-            let (idx, e) = deliver_all(&dests, &m, &opts()).unwrap_err();
+            let (idx, e) = deliver_all(&to_dests(&dests), &m, &opts()).unwrap_err();
             assert_eq!(idx, 1, "{e}");
             assert!(e.permanent, "{e}");
             assert!(files_in(&md.join("tmp")).is_empty());
@@ -341,7 +383,7 @@ pub(crate) mod tests {
             (MailboxKind::Mbox, mb.clone()),
             (MailboxKind::Maildir, md.clone()),
         ];
-        let at = deliver_all(&dests, &m, &opts()).unwrap();
+        let at = deliver_all(&to_dests(&dests), &m, &opts()).unwrap();
         assert_eq!(at[0], at[2]);
         assert_eq!(at[1], at[3]);
         assert_eq!(files_in(&md.join("new")).len(), 1);
@@ -352,7 +394,7 @@ pub(crate) mod tests {
         // deadlocked against its own dotlock.
         let other = d.path().join("sub/../mbox");
         let dests = vec![(MailboxKind::Mbox, mb.clone()), (MailboxKind::Mbox, other)];
-        let at = deliver_all(&dests, &m, &opts()).unwrap();
+        let at = deliver_all(&to_dests(&dests), &m, &opts()).unwrap();
         assert_eq!(at[0], at[1]);
         let text = fs::read(&mb).unwrap();
         assert_eq!(text.windows(16).filter(|w| *w == b"From a@b.example").count(), 2);
@@ -365,7 +407,7 @@ pub(crate) mod tests {
         let m = msg(&src, BODY.len() as u64);
         let p = d.path().join("box");
         let dests = vec![(MailboxKind::Mbox, p.clone()), (MailboxKind::Maildir, p.clone())];
-        let (idx, e) = deliver_all(&dests, &m, &opts()).unwrap_err();
+        let (idx, e) = deliver_all(&to_dests(&dests), &m, &opts()).unwrap_err();
         assert_eq!(idx, 1);
         assert!(e.permanent);
         assert!(!p.exists());
@@ -380,7 +422,7 @@ pub(crate) mod tests {
         let mb = d.path().join("mbox");
         fs::write(d.path().join("mbox.lock"), b"").unwrap();
         let dests = vec![(MailboxKind::Maildir, md.clone()), (MailboxKind::Mbox, mb.clone())];
-        let (idx, e) = deliver_all(&dests, &m, &opts()).unwrap_err();
+        let (idx, e) = deliver_all(&to_dests(&dests), &m, &opts()).unwrap_err();
         assert_eq!(idx, 1);
         assert!(!e.permanent, "{e}");
         assert!(files_in(&md.join("tmp")).is_empty());
