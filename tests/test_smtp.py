@@ -323,6 +323,12 @@ class PartialFailure(ServerTest):
                 s.sendmail("pepe@remote.test", ["alice@example.test", "bob@example.test"], MSG)
             self.assertEqual(e.exception.smtp_code, 451)
         self.assertEqual(self.server.new_messages("alice"), [], "all or nothing")
+        with smtplib.SMTP("127.0.0.1", self.server.port) as s:
+            with self.assertRaises(smtplib.SMTPDataError) as e:
+                s.sendmail("pepe@remote.test", ["bob@example.test"], MSG)
+            self.assertEqual(e.exception.smtp_code, 554, "a permanent failure of the only recipient")
+            self.assertNotIn(b"/", e.exception.smtp_error, "no server paths in replies")
+        self.assertIn("event=delivery_failed permanent=true", self.server.read_log())
         os.remove(bobdir)
         with smtplib.SMTP("127.0.0.1", self.server.port) as s:
             s.sendmail("pepe@remote.test", ["alice@example.test", "bob@example.test"], MSG)

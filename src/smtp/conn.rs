@@ -420,10 +420,13 @@ fn finish(inbound: Inbound, session: &Session, ctx: &Context, sid: &str) -> Mess
                 e.permanent,
                 e.message
             );
+            // The details stay in the log; the client learns whom it concerns and what to do.
+            if e.permanent && tx.recipients.len() == 1 {
+                return MessageResult::Perm(format!("<{to}>: mailbox unavailable"));
+            }
             // All or nothing: nothing was delivered, so the client retries the whole message.
             MessageResult::Temp(format!(
-                "<{to}>: mailbox unavailable ({}); nothing was delivered, try again later",
-                e.message
+                "<{to}>: mailbox unavailable; nothing was delivered, try again later"
             ))
         }
     }
