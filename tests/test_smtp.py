@@ -310,6 +310,23 @@ class Busy(ServerTest):
         self.assertEqual(code, 220)
 
 
+class PerIp(ServerTest):
+    extra = "max_connections_per_ip = 1"
+
+    def test_second_connection_from_one_address_is_refused(self):
+        for _ in range(100):
+            first = Raw("127.0.0.1", self.server.port)
+            if first.reply()[0] == 220:
+                break
+            first.close()
+            time.sleep(0.05)
+        second = Raw("127.0.0.1", self.server.port)
+        code, text = second.reply()
+        self.assertEqual((code, text[:9]), (421, "421 4.7.0"), text)
+        self.assertEqual(first.cmd("HELP")[0], 214)
+        self.assertEqual(first.cmd("EXPN staff")[0], 502)
+
+
 class PartialFailure(ServerTest):
 
     def test_one_failing_mailbox_delivers_nothing_then_all_once(self):
