@@ -17,7 +17,7 @@ use mio::{Events, Interest, Poll, Token};
 
 use super::pool::Pool;
 use super::{Registry, Service, Slot, privs};
-use crate::config::Config;
+use crate::config::{Config, in_networks};
 use crate::smtp;
 
 const STOP: Token = Token(usize::MAX);
@@ -169,8 +169,12 @@ fn accept_all(
             }
         };
         let stream = TcpStream::from(OwnedFd::from(stream));
-        let Some(slot) = registry.enter(peer.ip(), stream.try_clone().ok(), config.max_connections_per_ip)
-        else {
+        // As Postfix exempts $mynetworks from its client limits, so are relay.networks.
+        let per_ip = match in_networks(&config.relay_networks, peer.ip()) {
+            true => usize::MAX,
+            false => config.max_connections_per_ip,
+        };
+        let Some(slot) = registry.enter(peer.ip(), stream.try_clone().ok(), per_ip) else {
             log::warn!(
                 "event=reject reason=per_ip_limit client={peer} limit={}",
                 config.max_connections_per_ip
