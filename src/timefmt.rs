@@ -1,5 +1,5 @@
-//! Date formats mail needs, in local time via localtime_r: RFC 5322 3.3
-//! (`Received:` and `Date:` headers) and asctime (the mbox From_ line).
+//! The RFC 5322 3.3 date-time in local time via localtime_r, for `Received:`
+//! headers and the log. (The mbox From_ line's asctime date is in store/mbox.rs.)
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -60,15 +60,6 @@ pub fn rfc5322(t: SystemTime) -> String {
     )
 }
 
-/// `Sat Nov 28 03:48:08 2026` (asctime(3) without the newline), as mbox From_ lines carry it.
-pub fn asctime(t: SystemTime) -> String {
-    let tm = local(t);
-    format!(
-        "{} {} {:2} {:02}:{:02}:{:02} {}",
-        DAYS[tm.wday], MONTHS[tm.mon], tm.mday, tm.hour, tm.min, tm.sec, tm.year
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -84,8 +75,5 @@ mod tests {
         assert_eq!(parts.len(), 6, "{r}");
         assert!(parts[0].ends_with(','));
         assert!(parts[5].len() == 5 && (parts[5].starts_with('+') || parts[5].starts_with('-')), "{r}");
-        let a = asctime(t);
-        assert_eq!(a.len(), 24, "{a}");
-        assert!(a.ends_with(" 2026"), "{a}");
     }
 }

@@ -67,7 +67,7 @@ fn sample_config_parses_as_shipped() {
     assert_eq!(c.mailbox.template, "~/Maildir");
     assert_eq!(c.aliases.as_deref(), Some(Path::new("/etc/aliases")));
     assert_eq!(c.data_dir, Path::new("/var/lib/buzon"));
-    assert_eq!(c.user.as_deref(), Some("buzon"));
+    assert_eq!(c.user, None, "with users = system the server stays root and writes as each owner");
     assert!(c.relay_networks.is_empty(), "the sample must not relay for anyone");
     // What `check-config` prints from it parses again to the same settings.
     let again = Config::parse(&c.render(), "rendered").unwrap_or_else(|e| panic!("{e}"));
@@ -102,6 +102,49 @@ fn sample_defaults_are_the_real_defaults() {
     let c = Config::parse(&uncommented, "uncommented")
         .unwrap_or_else(|e| panic!("{e}\n--- uncommented sample ---\n{uncommented}"));
     assert_eq!(c.render(), shipped.render());
+}
+
+/// The default that man/buzon.conf.5 states for `key`, when it is a single
+/// value that ends its sentence: `Default: 64.` or `Default:` then `.Cm info .`
+fn man_default(man: &str, key: &str) -> Option<String> {
+    let lines: Vec<&str> = man.lines().collect();
+    let start = lines
+        .iter()
+        .position(|l| l.strip_prefix(".It Cm ").and_then(|r| r.split_whitespace().next()) == Some(key))?;
+    let item = lines[start + 1..].iter().take_while(|l| !l.starts_with(".It") && !l.starts_with(".El"));
+    let item: Vec<&str> = item.copied().collect();
+    let at = item.iter().position(|l| l.starts_with("Default:"))?;
+    let rest = item[at].trim_start_matches("Default:").trim();
+    let value = if rest.is_empty() {
+        let next = item.get(at + 1)?;
+        let v = next.strip_suffix(" .")?;
+        v.split_once(' ')?.1.to_string() // drop the macro (.Cm, .Ql, .Pa)
+    } else {
+        rest.strip_suffix('.')?.to_string()
+    };
+    (!value.contains(' ') && value != "none" && value != "empty").then_some(value)
+}
+
+/// The defaults the man page states are the ones the code has.
+#[test]
+fn man_page_defaults_are_the_real_defaults() {
+    let man = read("man/buzon.conf.5");
+    let base = "smtp.listen = 127.0.0.1:25\n";
+    let defaults = Config::parse(base, "base").unwrap_or_else(|e| panic!("{e}")).render();
+    let mut checked = 0;
+    for key in KEYS {
+        let Some(value) = man_default(&man, key) else { continue };
+        let with = Config::parse(&format!("{base}{key} = {value}\n"), "man")
+            .unwrap_or_else(|e| panic!("man/buzon.conf.5 default of {key} does not parse: {e}"));
+        let line = |r: &str| r.lines().find(|l| l.starts_with(&format!("{key} ="))).map(str::to_string);
+        assert_eq!(
+            line(&with.render()),
+            line(&defaults),
+            "man/buzon.conf.5 states the default of {key} as {value:?}"
+        );
+        checked += 1;
+    }
+    assert!(checked >= 12, "only {checked} defaults found in man/buzon.conf.5");
 }
 
 #[test]

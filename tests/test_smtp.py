@@ -327,6 +327,30 @@ class PerIp(ServerTest):
         self.assertEqual(first.cmd("EXPN staff")[0], 502)
 
 
+class Ipv6AndSubmission(unittest.TestCase):
+
+    def test_ipv6_and_ipv4_listeners_side_by_side(self):
+        import socket
+        from harness import Server, free_port
+        try:
+            with socket.socket(socket.AF_INET6) as probe:
+                probe.bind(("::1", 0))
+        except OSError:
+            self.skipTest("no IPv6 loopback here")
+        s = Server()
+        port6 = s.port  # the same port number on ::1 as on 127.0.0.1
+        with open(s.config, "a") as f:
+            f.write(f"submission.listen = [::1]:{port6}\n")
+        self.addCleanup(s.cleanup)
+        s.start()
+        for host in ("::1", "127.0.0.1"):
+            with smtplib.SMTP(host, port6) as c:
+                c.sendmail("a@b.test", ["alice@example.test"], f"Subject: via {host}\r\n\r\nx\r\n".encode())
+        msgs = s.new_messages("alice")
+        self.assertEqual(len(msgs), 2)
+        self.assertTrue(any(b"([::1])" in m for m in msgs), msgs)
+
+
 class PartialFailure(ServerTest):
 
     def test_one_failing_mailbox_delivers_nothing_then_all_once(self):

@@ -43,7 +43,7 @@ pub fn run(config: Arc<Config>) -> Result<(), String> {
         [(Service::Smtp, &config.smtp_listen), (Service::Submission, &config.submission_listen)]
     {
         for addr in addrs {
-            let l = TcpListener::bind(*addr)
+            let l = super::listen::bind(*addr)
                 .map_err(|e| format!("{}.listen = {addr}: cannot listen: {e}", service.name()))?;
             listeners.push((service, l));
         }

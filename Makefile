@@ -1,0 +1,91 @@
+# buzon -- build, test, install.  See README.md.
+#
+#   make            release build (target/release/buzon)
+#   make run        run the server on the embedded default (loopback, ports 2525/2587, ./buzon-data)
+#   make test       cargo tests, Python integration tests in tests/, man page lint
+#   make check      fmt + clippy + test (what a change must pass)
+#   make install    PREFIX=/usr/local DESTDIR= : binary, man pages, /etc/buzon/buzon.conf if absent
+#   make bench      bench/bench.sh (root; installs postfix for the comparison if missing)
+#   make fuzz       every cargo-fuzz target in fuzz/ for FUZZ_SECONDS each (nightly toolchain)
+
+CARGO        ?= cargo
+PYTHON       ?= python3
+MANDOC       ?= mandoc
+PREFIX       ?= /usr/local
+DESTDIR      ?=
+SBINDIR      ?= $(PREFIX)/sbin
+MANDIR       ?= $(PREFIX)/share/man
+SYSCONFDIR   ?= /etc
+FUZZ_SECONDS ?= 60
+FUZZ_SMOKE_SECONDS ?= 15
+
+BIN   := target/release/buzon
+MAN5  := man/buzon.conf.5
+MAN8  := man/buzon.8
+
+.PHONY: all run test check lint-man install bench fuzz fuzz-smoke clean
+
+all:
+	$(CARGO) build --release
+
+run:
+	$(CARGO) run --release -- serve
+
+# The integration tests (Rust and Python) start target/release/buzon, so it
+# is built first.
+test: all
+	$(CARGO) test --release
+	@if find tests -maxdepth 1 -name 'test_*.py' | grep -q .; then \
+		echo "$(PYTHON) -m unittest discover -s tests -p 'test_*.py' -v"; \
+		$(PYTHON) -m unittest discover -s tests -p 'test_*.py' -v; \
+	else \
+		echo "no Python integration tests (tests/test_*.py) yet"; \
+	fi
+	$(MAKE) lint-man
+	$(MAKE) fuzz-smoke
+
+# A short fuzz run of every target when cargo-fuzz and a nightly toolchain are
+# there (.ci/run installs cargo-fuzz); `make fuzz` runs them longer.
+fuzz-smoke:
+	@if $(CARGO) +nightly fuzz --version >/dev/null 2>&1; then \
+		$(MAKE) fuzz FUZZ_SECONDS=$(FUZZ_SMOKE_SECONDS); \
+	else \
+		echo "note: cargo-fuzz or the nightly toolchain is missing; fuzz smoke run skipped"; \
+	fi
+
+check:
+	$(CARGO) fmt --check
+	$(CARGO) clippy --all-targets -- -D warnings
+	$(MAKE) test
+
+lint-man:
+	$(MANDOC) -Tlint -Wwarning man/*.[0-9]
+
+install: all
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 \
+		$(DESTDIR)$(SYSCONFDIR)/buzon
+	install -m 0755 $(BIN) $(DESTDIR)$(SBINDIR)/buzon
+	install -m 0644 $(MAN5) $(DESTDIR)$(MANDIR)/man5/buzon.conf.5
+	install -m 0644 $(MAN8) $(DESTDIR)$(MANDIR)/man8/buzon.8
+	@if [ -e $(DESTDIR)$(SYSCONFDIR)/buzon/buzon.conf ]; then \
+		echo "keeping existing $(DESTDIR)$(SYSCONFDIR)/buzon/buzon.conf (sample: etc/buzon.conf)"; \
+	else \
+		echo "install -m 0644 etc/buzon.conf $(DESTDIR)$(SYSCONFDIR)/buzon/buzon.conf"; \
+		install -m 0644 etc/buzon.conf $(DESTDIR)$(SYSCONFDIR)/buzon/buzon.conf; \
+	fi
+
+bench: all
+	bash bench/bench.sh
+
+fuzz:
+	@test -d fuzz || { echo "no fuzz/ directory: nothing to fuzz"; exit 1; }
+	@$(CARGO) +nightly fuzz --version >/dev/null 2>&1 || \
+		{ echo "cargo-fuzz is missing: cargo install cargo-fuzz"; exit 1; }
+	@set -e; for t in $$($(CARGO) +nightly fuzz list); do \
+		echo "== fuzz $$t for $(FUZZ_SECONDS) s"; \
+		$(CARGO) +nightly fuzz run $$t -- -max_total_time=$(FUZZ_SECONDS); \
+	done
+
+clean:
+	$(CARGO) clean
+	rm -rf fuzz/target fuzz/artifacts
