@@ -8,7 +8,10 @@ import unittest
 
 from harness import ROOT, ServerTest
 
-CORPUS = os.path.join(os.path.dirname(ROOT), "shared", "corpus", "eml")
+# Beside the checkout (../shared), or where BUZON_CORPUS says, or the machine's shared folder.
+CANDIDATES = [os.environ.get("BUZON_CORPUS", ""), os.path.join(os.path.dirname(ROOT), "shared", "corpus", "eml"),
+              "/work/shared/corpus/eml"]
+CORPUS = next((c for c in CANDIDATES if c and os.path.isdir(c)), CANDIDATES[1])
 
 
 class Corpus(ServerTest):
