@@ -12,6 +12,8 @@ const DEFAULT_CONFIG: &str = "/etc/buzon/buzon.conf";
 const USAGE: &str = "usage: buzon serve [-c file]
        buzon check-config [-c file]
        buzon passwd [-c file] user
+       buzon queue list | flush [id] | delete id [-c file]
+       mailq [-C file]
        buzon version";
 
 /// Exit codes from sysexits(3).
@@ -20,7 +22,22 @@ const EX_CONFIG: u8 = 78;
 const EX_SOFTWARE: u8 = 70;
 
 fn main() -> ExitCode {
+    let argv0 = std::env::args().next().unwrap_or_default();
+    let name =
+        std::path::Path::new(&argv0).file_name().and_then(|n| n.to_str()).unwrap_or("buzon").to_string();
     let args: Vec<String> = std::env::args().skip(1).collect();
+    // Invoked by its classic name (a symlink): mailq is `buzon queue list`.
+    if name == "mailq" {
+        let args: Vec<String> =
+            args.iter().map(|a| if a == "-C" { "-c".to_string() } else { a.clone() }).collect();
+        return match split_config_flag(&args) {
+            Ok((path, _)) => queue(path, &["list".to_string()]),
+            Err(e) => {
+                eprintln!("mailq: {e}");
+                ExitCode::from(EX_USAGE)
+            }
+        };
+    }
     let Some(cmd) = args.first() else {
         eprintln!("{USAGE}");
         return ExitCode::from(EX_USAGE);
@@ -37,6 +54,10 @@ fn main() -> ExitCode {
         "serve" if operands.is_empty() => serve(config_path),
         "check-config" if operands.is_empty() => check_config(config_path),
         "passwd" if operands.len() == 1 => passwd(config_path, &operands[0]),
+        "queue" | "mailq" if !operands.is_empty() || cmd == "mailq" => {
+            let ops = if cmd == "mailq" { vec!["list".to_string()] } else { operands };
+            queue(config_path, &ops)
+        }
         "version" | "-V" | "--version" => {
             println!("buzon {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS
@@ -119,6 +140,24 @@ fn serve(flag: Option<PathBuf>) -> ExitCode {
             log::error!("event=fatal error=\"{e}\"");
             eprintln!("buzon: {e}");
             ExitCode::from(EX_SOFTWARE)
+        }
+    }
+}
+
+fn queue(flag: Option<PathBuf>, args: &[String]) -> ExitCode {
+    let config = match load_config(flag) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("buzon: {e}");
+            return ExitCode::from(EX_CONFIG);
+        }
+    };
+    let mut out = std::io::stdout();
+    match buzon::queue::cli::run(&config.data_dir, args, &mut out) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("buzon: {e}");
+            ExitCode::from(EX_USAGE)
         }
     }
 }

@@ -75,7 +75,7 @@ class Delivery(ServerTest):
         # The log tells who, what and where.
         log = self.server.read_log()
         self.assertRegex(log, r"id=[0-9A-F]{16} event=accepted from=<pepe@remote\.test> size=\d+ nrcpt=1")
-        self.assertRegex(log, r"to=<alice@example\.test> mailbox=\S+/new/\S+ status=delivered")
+        self.assertRegex(log, r"to=<alice@example\.test> relay=local mailbox=\S+/new/\S+ status=delivered")
 
     def test_null_sender_and_several_recipients(self):
         with smtplib.SMTP("127.0.0.1", self.server.port) as s:
@@ -353,17 +353,19 @@ class Ipv6AndSubmission(unittest.TestCase):
 
 class PartialFailure(ServerTest):
 
-    def test_one_failing_mailbox_delivers_nothing_then_all_once(self):
+    def test_one_failing_mailbox_is_queued_and_delivered_once_later(self):
+        from harness import run_buzon
         # bob's Maildir cannot be created: a regular file sits where its parent should be.
         bobdir = os.path.dirname(self.server.maildir("bob"))
         os.makedirs(os.path.dirname(bobdir), exist_ok=True)
         with open(bobdir, "w") as f:
             f.write("in the way")
         with smtplib.SMTP("127.0.0.1", self.server.port) as s:
-            with self.assertRaises(smtplib.SMTPDataError) as e:
-                s.sendmail("pepe@remote.test", ["alice@example.test", "bob@example.test"], MSG)
-            self.assertEqual(e.exception.smtp_code, 451)
-        self.assertEqual(self.server.new_messages("alice"), [], "all or nothing")
+            s.sendmail("pepe@remote.test", ["alice@example.test", "bob@example.test"], MSG)
+        self.assertEqual(self.server.new_messages("alice"), [], "all or nothing now; the queue retries both")
+        listing = run_buzon("queue", "list", "-c", self.server.config).stdout
+        self.assertIn("alice@example.test", listing)
+        self.assertIn("bob@example.test", listing)
         with smtplib.SMTP("127.0.0.1", self.server.port) as s:
             with self.assertRaises(smtplib.SMTPDataError) as e:
                 s.sendmail("pepe@remote.test", ["bob@example.test"], MSG)
@@ -371,11 +373,17 @@ class PartialFailure(ServerTest):
             self.assertNotIn(b"/", e.exception.smtp_error, "no server paths in replies")
         self.assertIn("event=delivery_failed permanent=true", self.server.read_log())
         os.remove(bobdir)
-        with smtplib.SMTP("127.0.0.1", self.server.port) as s:
-            s.sendmail("pepe@remote.test", ["alice@example.test", "bob@example.test"], MSG)
+        r = run_buzon("queue", "flush", "-c", self.server.config)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        deadline = time.time() + 10
+        while time.time() < deadline and not (self.server.new_messages("alice") and self.server.new_messages("bob")):
+            time.sleep(0.05)
+        time.sleep(0.3)
         self.assertEqual(len(self.server.new_messages("alice")), 1)
         self.assertEqual(len(self.server.new_messages("bob")), 1)
-
+        [m] = self.server.new_messages("bob")
+        self.assertEqual(m.count(b"Return-Path:"), 1)
+        self.assertTrue(m.endswith(STORED_BODY))
 
 if __name__ == "__main__":
     unittest.main()

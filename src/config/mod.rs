@@ -14,7 +14,10 @@ use std::time::Duration;
 mod values;
 
 use values::*;
-pub use values::{Cidr, MailboxKind, MailboxTemplate, UsersSpec, in_networks, parse_duration, parse_size};
+pub use values::{
+    Cidr, MailboxKind, MailboxTemplate, OutboundTls, Smarthost, SmarthostTls, UsersSpec, in_networks,
+    parse_duration, parse_size,
+};
 
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -43,6 +46,18 @@ pub struct Config {
     pub user: Option<String>,
     pub pid_file: Option<PathBuf>,
     pub log_level: log::LevelFilter,
+    pub dns_servers: Vec<SocketAddr>,
+    pub outbound_port: u16,
+    pub outbound_tls: OutboundTls,
+    pub outbound_max_parallel: usize,
+    pub outbound_per_destination: usize,
+    pub relay_smarthost: Option<Smarthost>,
+    pub relay_smarthost_auth: Option<PathBuf>,
+    pub relay_smarthost_tls: SmarthostTls,
+    pub queue_lifetime: Duration,
+    pub queue_min_backoff: Duration,
+    pub queue_max_backoff: Duration,
+    pub queue_delay_warning: Option<Duration>,
 }
 
 /// A configuration error: where, and what is wrong.
@@ -96,6 +111,17 @@ pub const KEYS: &[&str] = &[
     "user",
     "pid_file",
     "log_level",
+    "outbound.port",
+    "outbound.tls",
+    "outbound.max_parallel",
+    "outbound.per_destination",
+    "relay.smarthost",
+    "relay.smarthost_auth",
+    "relay.smarthost_tls",
+    "queue.lifetime",
+    "queue.min_backoff",
+    "queue.max_backoff",
+    "queue.delay_warning",
 ];
 
 /// Keys reserved for capabilities this version does not serve yet. Setting
@@ -108,7 +134,6 @@ const NOT_YET: &[(&str, &str)] = &[
     ("imaps.listen", "IMAP"),
     ("tls.cert", "TLS"),
     ("tls.key", "TLS"),
-    ("dns.servers", "outbound delivery"),
 ];
 
 /// The system's host name (uname nodename), or `localhost`.
@@ -154,6 +179,18 @@ impl Config {
             user: None,
             pid_file: None,
             log_level: log::LevelFilter::Info,
+            dns_servers: Vec::new(),
+            outbound_port: 25,
+            outbound_tls: OutboundTls::May,
+            outbound_max_parallel: 8,
+            outbound_per_destination: 2,
+            relay_smarthost: None,
+            relay_smarthost_auth: None,
+            relay_smarthost_tls: SmarthostTls::Starttls,
+            queue_lifetime: Duration::from_secs(5 * 86400),
+            queue_min_backoff: Duration::from_secs(300),
+            queue_max_backoff: Duration::from_secs(3600),
+            queue_delay_warning: None,
         }
     }
 
@@ -257,6 +294,32 @@ impl Config {
                 "user" => c.user = (!value.is_empty()).then(|| value.to_string()),
                 "pid_file" => c.pid_file = (!value.is_empty()).then(|| PathBuf::from(value)),
                 "log_level" => v(parse_level(value).map(|x| c.log_level = x))?,
+                "dns.servers" => v(parse_dns_servers(value).map(|x| c.dns_servers = x))?,
+                "outbound.port" => v(parse_port(value).map(|x| c.outbound_port = x))?,
+                "outbound.tls" => v(parse_outbound_tls(value).map(|x| c.outbound_tls = x))?,
+                "outbound.max_parallel" => {
+                    v(parse_count(value, 1, 1000).map(|x| c.outbound_max_parallel = x))?
+                }
+                "outbound.per_destination" => {
+                    v(parse_count(value, 1, 1000).map(|x| c.outbound_per_destination = x))?
+                }
+                "relay.smarthost" => {
+                    if !value.is_empty() {
+                        v(parse_smarthost(value).map(|x| c.relay_smarthost = Some(x)))?
+                    }
+                }
+                "relay.smarthost_auth" => {
+                    c.relay_smarthost_auth = (!value.is_empty()).then(|| PathBuf::from(value))
+                }
+                "relay.smarthost_tls" => v(parse_smarthost_tls(value).map(|x| c.relay_smarthost_tls = x))?,
+                "queue.lifetime" => v(parse_duration(value).map(|x| c.queue_lifetime = x))?,
+                "queue.min_backoff" => v(parse_duration(value).map(|x| c.queue_min_backoff = x))?,
+                "queue.max_backoff" => v(parse_duration(value).map(|x| c.queue_max_backoff = x))?,
+                "queue.delay_warning" => {
+                    if !value.is_empty() {
+                        v(parse_duration(value).map(|x| c.queue_delay_warning = Some(x)))?
+                    }
+                }
                 _ => return Err(err(n, format!("key `{key}` is known but not handled (a bug)"))),
             }
         }
@@ -320,6 +383,31 @@ impl Config {
         kv("user", self.user.clone().unwrap_or_default());
         kv("pid_file", self.pid_file.as_ref().map(|p| p.display().to_string()).unwrap_or_default());
         kv("log_level", self.log_level.to_string().to_ascii_lowercase());
+        kv("dns.servers", addrs(&self.dns_servers));
+        kv("outbound.port", self.outbound_port.to_string());
+        let otls = match self.outbound_tls {
+            OutboundTls::None => "none",
+            OutboundTls::May => "may",
+            OutboundTls::Verify => "verify",
+        };
+        kv("outbound.tls", otls.into());
+        kv("outbound.max_parallel", self.outbound_max_parallel.to_string());
+        kv("outbound.per_destination", self.outbound_per_destination.to_string());
+        kv("relay.smarthost", self.relay_smarthost.as_ref().map(|s| s.to_string()).unwrap_or_default());
+        kv(
+            "relay.smarthost_auth",
+            self.relay_smarthost_auth.as_ref().map(|p| p.display().to_string()).unwrap_or_default(),
+        );
+        let stls = match self.relay_smarthost_tls {
+            SmarthostTls::Starttls => "starttls",
+            SmarthostTls::Implicit => "implicit",
+            SmarthostTls::None => "none",
+        };
+        kv("relay.smarthost_tls", stls.into());
+        kv("queue.lifetime", secs(self.queue_lifetime));
+        kv("queue.min_backoff", secs(self.queue_min_backoff));
+        kv("queue.max_backoff", secs(self.queue_max_backoff));
+        kv("queue.delay_warning", self.queue_delay_warning.map(secs).unwrap_or_default());
         o
     }
 
@@ -365,12 +453,32 @@ mod tests {
             ("relay.networks = 10.0.0.0/33", "prefix"),
             ("smtp.timeout = soon", "duration"),
             ("imap.listen = 127.0.0.1:143", "not available"),
+            ("outbound.tls = always", "none, may or verify"),
+            ("relay.smarthost = smtp.example.net:0", "HOST:PORT"),
+            ("dns.servers = nameserver", "ADDR"),
             ("no equals sign", "key = value"),
         ] {
             let e = parse(&format!("smtp.listen = 127.0.0.1:25\n{t}\n")).unwrap_err();
             assert_eq!(e.line, 2, "{t}");
             assert!(e.message.contains(want), "{t}: {e}");
         }
+    }
+
+    #[test]
+    fn outbound_keys() {
+        let c = parse(
+            "smtp.listen = 127.0.0.1:25\nrelay.smarthost = [::1]:587\ndns.servers = 127.0.0.1:5353 ::1\n\
+             queue.delay_warning = 4h\noutbound.tls = verify\n",
+        )
+        .unwrap();
+        assert_eq!(c.relay_smarthost, Some(Smarthost { host: "::1".into(), port: 587 }));
+        assert_eq!(c.dns_servers, vec!["127.0.0.1:5353".parse().unwrap(), "[::1]:53".parse().unwrap()]);
+        assert_eq!(c.queue_delay_warning, Some(Duration::from_secs(4 * 3600)));
+        assert_eq!(c.outbound_tls, OutboundTls::Verify);
+        let again = parse(&c.render()).unwrap();
+        assert_eq!(again.render(), c.render());
+        let h = parse("smtp.listen = 127.0.0.1:25\nrelay.smarthost = SMTP.example.net\n").unwrap();
+        assert_eq!(h.relay_smarthost, Some(Smarthost { host: "smtp.example.net".into(), port: 25 }));
     }
 
     #[test]

@@ -86,6 +86,39 @@ impl fmt::Display for Cidr {
     }
 }
 
+/// How outbound SMTP uses STARTTLS (`outbound.tls`), as Postfix's
+/// smtp_tls_security_level none / may / verify.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OutboundTls {
+    None,
+    May,
+    Verify,
+}
+
+/// How the smarthost is reached (`relay.smarthost_tls`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SmarthostTls {
+    /// STARTTLS required and the certificate verified.
+    Starttls,
+    /// TLS from the first byte (port 465), verified.
+    Implicit,
+    /// Plain text (a relay on the local network); AUTH is never sent then.
+    None,
+}
+
+/// `relay.smarthost = HOST[:PORT]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Smarthost {
+    pub host: String,
+    pub port: u16,
+}
+
+impl fmt::Display for Smarthost {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.host, self.port)
+    }
+}
+
 /// Whether `ip` is in any of `nets`.
 pub fn in_networks(nets: &[Cidr], ip: IpAddr) -> bool {
     nets.iter().any(|n| n.contains(ip))
@@ -259,4 +292,64 @@ pub(super) fn levenshtein(a: &str, b: &str) -> usize {
         prev = cur;
     }
     prev[b.len()]
+}
+
+pub(super) fn parse_outbound_tls(v: &str) -> Result<OutboundTls, String> {
+    match v {
+        "none" => Ok(OutboundTls::None),
+        "may" => Ok(OutboundTls::May),
+        "verify" => Ok(OutboundTls::Verify),
+        _ => Err(format!("{v:?}: expected none, may or verify")),
+    }
+}
+
+pub(super) fn parse_smarthost_tls(v: &str) -> Result<SmarthostTls, String> {
+    match v {
+        "starttls" => Ok(SmarthostTls::Starttls),
+        "implicit" => Ok(SmarthostTls::Implicit),
+        "none" => Ok(SmarthostTls::None),
+        _ => Err(format!("{v:?}: expected starttls, implicit or none")),
+    }
+}
+
+/// `HOST[:PORT]` (an IPv6 literal in brackets); the port defaults to 25.
+pub(super) fn parse_smarthost(v: &str) -> Result<Smarthost, String> {
+    let bad = || format!("{v:?}: expected HOST or HOST:PORT, e.g. smtp.example.net:587");
+    let (host, port) = if let Some(rest) = v.strip_prefix('[') {
+        let (h, after) = rest.split_once(']').ok_or_else(bad)?;
+        let port = match after.strip_prefix(':') {
+            Some(p) => Some(p),
+            None if after.is_empty() => None,
+            None => return Err(bad()),
+        };
+        (h.to_string(), port)
+    } else {
+        match v.rsplit_once(':') {
+            Some((h, p)) => (h.to_string(), Some(p)),
+            None => (v.to_string(), None),
+        }
+    };
+    let port = match port {
+        Some(p) => p.parse::<u16>().ok().filter(|&p| p > 0).ok_or_else(bad)?,
+        None => 25,
+    };
+    if host.parse::<std::net::IpAddr>().is_err() && !valid_domain(&host) {
+        return Err(bad());
+    }
+    Ok(Smarthost { host: host.to_ascii_lowercase(), port })
+}
+
+/// `ADDR[:PORT]` name servers; the port defaults to 53.
+pub(super) fn parse_dns_servers(v: &str) -> Result<Vec<SocketAddr>, String> {
+    v.split_whitespace()
+        .map(|a| {
+            a.parse::<SocketAddr>()
+                .or_else(|_| a.trim_matches(['[', ']']).parse::<IpAddr>().map(|ip| SocketAddr::new(ip, 53)))
+                .map_err(|_| format!("{a:?} is not ADDR or ADDR:PORT (e.g. 127.0.0.1 or [::1]:5353)"))
+        })
+        .collect()
+}
+
+pub(super) fn parse_port(v: &str) -> Result<u16, String> {
+    v.parse::<u16>().ok().filter(|&p| p > 0).ok_or_else(|| format!("{v:?}: expected a port from 1 to 65535"))
 }

@@ -18,6 +18,10 @@ use mio::{Events, Interest, Poll, Token};
 use super::pool::Pool;
 use super::{Registry, Service, Slot, privs};
 use crate::config::{Config, in_networks};
+use crate::local::{Resolver, ResolverConfig};
+use crate::queue::Queue;
+use crate::queue::runner::Runner;
+use crate::queue::wake::Waker;
 use crate::smtp;
 
 const STOP: Token = Token(usize::MAX);
@@ -54,7 +58,15 @@ pub fn run(config: Arc<Config>) -> Result<(), String> {
     }
     privs::drop_if_configured(&config)?;
 
-    let smtp_ctx = Arc::new(smtp::conn::Context::new(Arc::clone(&config))?);
+    let resolver = Arc::new(Resolver::new(ResolverConfig::from_config(&config))?);
+    let queue = Arc::new(
+        Queue::open(&config.data_dir).map_err(|e| format!("queue in {}: {e}", config.data_dir.display()))?,
+    );
+    let waker = Arc::new(Waker::bind(queue.dir()).map_err(|e| format!("queue wake socket: {e}"))?);
+    let runner =
+        Runner::new(Arc::clone(&config), Arc::clone(&queue), Arc::clone(&waker), Arc::clone(&resolver))?;
+    Arc::new(runner).start()?;
+    let smtp_ctx = Arc::new(smtp::conn::Context::new(Arc::clone(&config), resolver, queue, waker));
     let registry = Arc::new(Registry::default());
     let pool = {
         let ctx = Arc::clone(&smtp_ctx);

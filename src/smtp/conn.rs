@@ -10,8 +10,10 @@ use std::time::SystemTime;
 
 use crate::addr::Address;
 use crate::config::{Config, in_networks};
-use crate::local::{Resolution, Resolver, ResolverConfig};
+use crate::local::{Resolution, Resolver};
 use crate::netio::{Line, LineReader, flush_out};
+use crate::queue::wake::{Wake, Waker};
+use crate::queue::{Envelope, Queue, QueuedRcpt, RcptState};
 use crate::server::acceptor::Job;
 use crate::smtp::data::{ChunkDecoder, DataDecoder};
 use crate::smtp::reply::Reply;
@@ -24,20 +26,19 @@ use crate::timefmt;
 pub struct Context {
     config: Arc<Config>,
     params: Arc<Params>,
-    resolver: Resolver,
+    resolver: Arc<Resolver>,
     store: StoreOptions,
+    queue: Arc<Queue>,
+    waker: Arc<Waker>,
 }
 
 impl Context {
-    pub fn new(config: Arc<Config>) -> Result<Context, String> {
-        let resolver = Resolver::new(ResolverConfig {
-            local_domains: config.local_domains.clone(),
-            hostname: config.hostname.clone(),
-            users: config.users.clone(),
-            mailbox: config.mailbox.clone(),
-            aliases: config.aliases.clone(),
-            alias_max_depth: config.alias_max_depth,
-        })?;
+    pub fn new(
+        config: Arc<Config>,
+        resolver: Arc<Resolver>,
+        queue: Arc<Queue>,
+        waker: Arc<Waker>,
+    ) -> Context {
         let params = Arc::new(Params {
             hostname: config.hostname.clone(),
             message_size_limit: config.message_size_limit,
@@ -45,7 +46,7 @@ impl Context {
             max_errors: config.smtp_max_errors,
         });
         let store = StoreOptions { lock_timeout: config.mbox_lock_timeout };
-        Ok(Context { config, params, resolver, store })
+        Context { config, params, resolver, store, queue, waker }
     }
 }
 
@@ -85,6 +86,8 @@ struct Inbound {
     error: Option<io::Error>,
     too_big: bool,
     octets: u64,
+    /// Length of the Return-Path line, which relaying leaves out.
+    body_offset: u64,
 }
 
 /// Serves one connection to its end. Never panics on peer input; I/O errors
@@ -228,8 +231,9 @@ impl<'s> Conn<'s> {
     /// Opens the spool file and writes the trace headers (RFC 5321 4.4).
     fn begin(&self, session: &Session, ctx: &Context) -> Inbound {
         let id = spool::new_queue_id();
-        let mut inbound = Inbound { id, file: None, error: None, too_big: false, octets: 0 };
-        let header = trace_headers(session, ctx, &inbound.id, self.reader.get_ref());
+        let header = trace_headers(session, ctx, &id, self.reader.get_ref());
+        let body_offset = header.find('\n').map_or(0, |n| n as u64 + 1);
+        let mut inbound = Inbound { id, file: None, error: None, too_big: false, octets: 0, body_offset };
         match Incoming::create(&ctx.config.data_dir, &inbound.id)
             .and_then(|mut f| f.write(header.as_bytes()).map(|_| f))
         {
@@ -336,9 +340,11 @@ fn trace_headers(session: &Session, ctx: &Context, id: &str, stream: &TcpStream)
     )
 }
 
-/// Delivers a completely received message to every recipient, or to none.
+/// Delivers a completely received message: local recipients into their
+/// mailboxes (all or none), and whatever cannot be delivered now (other
+/// domains, a local failure) into the queue. Only then is it acknowledged.
 fn finish(inbound: Inbound, session: &Session, ctx: &Context, sid: &str) -> MessageResult {
-    let Inbound { id, file, error, too_big, octets } = inbound;
+    let Inbound { id, file, error, too_big, octets, body_offset } = inbound;
     if too_big {
         log::info!(
             "session={sid} id={id} event=reject reason=size size={octets} limit={}",
@@ -362,8 +368,10 @@ fn finish(inbound: Inbound, session: &Session, ctx: &Context, sid: &str) -> Mess
         return MessageResult::Temp("Error: local error writing the message; try again later".into());
     }
     let sender = tx.sender.as_ref().map(|a| a.to_string()).unwrap_or_default();
+    let all: Vec<String> = tx.recipients.iter().map(|r| r.to_string()).collect();
     let mut dests = Vec::new();
     let mut owners = Vec::new();
+    let mut remote = false;
     for rcpt in &tx.recipients {
         match ctx.resolver.resolve(rcpt.local(), rcpt.domain()) {
             Resolution::Deliver(ds) => {
@@ -373,19 +381,56 @@ fn finish(inbound: Inbound, session: &Session, ctx: &Context, sid: &str) -> Mess
                     owners.push(rcpt.to_string());
                 }
             }
+            // Only a client allowed to relay got a foreign recipient past RCPT.
+            Resolution::NotLocal => remote = true,
             other => {
                 let why = match other {
                     Resolution::Temp(m) | Resolution::Perm(m) => m,
                     _ => "recipient no longer exists".into(),
                 };
-                log::warn!("session={sid} id={id} to=<{rcpt}> event=deferred reason=\"{why}\"");
+                log::warn!("session={sid} id={id} to=<{rcpt}> event=refused reason=\"{why}\"");
                 return MessageResult::Temp(format!(
-                    "<{rcpt}>: {why}; nothing was delivered, try again later"
+                    "<{rcpt}>: {why}; nothing was accepted, try again later"
                 ));
             }
         }
     }
     let size = file.size();
+    let queued = |next_attempt: SystemTime, why: &str| -> MessageResult {
+        let env = Envelope {
+            id: id.clone(),
+            sender: sender.clone(),
+            recipients: all
+                .iter()
+                .map(|a| QueuedRcpt { addr: a.clone(), state: RcptState::Pending })
+                .collect(),
+            arrival: SystemTime::now(),
+            attempts: 0,
+            next_attempt,
+            body_offset,
+            smtputf8: tx.smtputf8,
+            eight_bit: tx.eight_bit,
+            warned: false,
+        };
+        match ctx.queue.enqueue(file.path(), &env) {
+            Ok(()) => {
+                log::info!(
+                    "session={sid} id={id} event=queued from=<{sender}> size={size} nrcpt={} reason=\"{why}\"",
+                    all.len()
+                );
+                ctx.waker.wake(Wake::NewMail(id.clone()));
+                MessageResult::Stored { queue_id: id.clone() }
+            }
+            Err(e) => {
+                log::error!("session={sid} id={id} event=queue_error error=\"{e}\"");
+                MessageResult::Temp("Error: local error queueing the message; try again later".into())
+            }
+        }
+    };
+    if remote {
+        // Everything goes through the queue; the runner delivers the local part too.
+        return queued(SystemTime::now(), "relay");
+    }
     let source = match std::fs::File::open(file.path()) {
         Ok(f) => f,
         Err(e) => {
@@ -404,11 +449,11 @@ fn finish(inbound: Inbound, session: &Session, ctx: &Context, sid: &str) -> Mess
         Ok(stored) => {
             log::info!(
                 "session={sid} id={id} event=accepted from=<{sender}> size={size} nrcpt={}",
-                tx.recipients.len()
+                all.len()
             );
             for (i, path) in stored.iter().enumerate() {
                 let to = owners.get(i).map(String::as_str).unwrap_or("");
-                log::info!("id={id} to=<{to}> mailbox={} status=delivered", path.display());
+                log::info!("id={id} to=<{to}> relay=local mailbox={} status=delivered", path.display());
             }
             file.remove();
             MessageResult::Stored { queue_id: id }
@@ -421,13 +466,11 @@ fn finish(inbound: Inbound, session: &Session, ctx: &Context, sid: &str) -> Mess
                 e.message
             );
             // The details stay in the log; the client learns whom it concerns and what to do.
-            if e.permanent && tx.recipients.len() == 1 {
+            if e.permanent && all.len() == 1 {
                 return MessageResult::Perm(format!("<{to}>: mailbox unavailable"));
             }
-            // All or nothing: nothing was delivered, so the client retries the whole message.
-            MessageResult::Temp(format!(
-                "<{to}>: mailbox unavailable; nothing was delivered, try again later"
-            ))
+            // Nothing was delivered (all or nothing): the queue retries every recipient.
+            queued(SystemTime::now() + ctx.config.queue_min_backoff, "local delivery deferred")
         }
     }
 }

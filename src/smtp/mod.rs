@@ -1,3 +1,4 @@
+pub mod client;
 pub mod command;
 pub mod conn;
 pub mod data;

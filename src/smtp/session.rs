@@ -463,17 +463,9 @@ impl Session {
             return self.fail(Reply::new(553, "5.6.7", text));
         }
         let reply = match rcpts.check(&addr) {
-            RcptCheck::Accept => {
-                if let Some(t) = self.transaction.as_mut()
-                    && !t.recipients.contains(&addr)
-                {
-                    t.recipients.push(addr);
-                }
-                return Step::reply(Reply::recipient_ok());
-            }
-            RcptCheck::NotLocal if self.peer.relay_allowed => {
-                Reply::new(550, "5.3.3", format!("<{addr}>: Delivery to other domains is not available yet"))
-            }
+            RcptCheck::Accept => return self.accept(addr),
+            // RFC 5321 3.6.1: relaying only for clients this server trusts (relay.networks).
+            RcptCheck::NotLocal if self.peer.relay_allowed => return self.accept(addr),
             RcptCheck::NotLocal => Reply::new(554, "5.7.1", format!("<{addr}>: Relay access denied")),
             RcptCheck::UnknownUser => {
                 Reply::new(550, "5.1.1", format!("<{addr}>: Recipient address rejected: User unknown"))
@@ -482,6 +474,16 @@ impl Session {
             RcptCheck::Perm(m) => Reply::new(550, "5.1.1", format!("<{addr}>: {m}")),
         };
         self.fail(reply)
+    }
+
+    /// Adds a recipient (once) to the transaction.
+    fn accept(&mut self, addr: Address) -> Step {
+        if let Some(t) = self.transaction.as_mut()
+            && !t.recipients.contains(&addr)
+        {
+            t.recipients.push(addr);
+        }
+        Step::reply(Reply::recipient_ok())
     }
 
     fn has_recipients(&self) -> bool {
