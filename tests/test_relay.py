@@ -196,6 +196,63 @@ class Relay(unittest.TestCase):
         self.assertNotEqual(r.returncode, 0)
 
 
+@unittest.skipUnless(os.path.exists(DNSMASQ), "dnsmasq is not installed (.ci/run installs dnsmasq-base)")
+class SmarthostAndWarnings(unittest.TestCase):
+
+    def setUp(self):
+        self.port = free_port_on("127.0.0.2", "127.0.0.3")
+        self.dns = Dns(["--mx-host=b.test,mx.b.test,10", "--host-record=mx.b.test,127.0.0.3"])
+        self.addCleanup(self.dns.stop)
+
+    def server(self, host, domain, user, extra):
+        s = Server(host=host, port=self.port, domain=domain, users=(user,),
+                   extra=f"dns.servers = 127.0.0.1:{self.dns.port}\noutbound.port = {self.port}\n"
+                         f"relay.networks = 127.0.0.0/8\noutbound.tls = none\n{extra}")
+        self.addCleanup(s.cleanup)
+        return s
+
+    def test_everything_through_the_smarthost(self):
+        # other.test has no DNS at all: only the smarthost can take it.
+        b = self.server("127.0.0.3", "other.test", "maria", "")
+        b.start()
+        a = self.server("127.0.0.2", "a.test", "pepe",
+                        f"relay.smarthost = 127.0.0.3:{self.port}\nrelay.smarthost_tls = none\n")
+        a.start()
+        with smtplib.SMTP("127.0.0.2", self.port) as c:
+            c.sendmail("pepe@a.test", ["maria@other.test"], b"Subject: via relay\r\n\r\nhi\r\n")
+        wait_for(lambda: b.new_messages("maria", "other.test"), what="delivery through the smarthost")
+        self.assertIn(f"relay=127.0.0.3[127.0.0.3]:{self.port}", a.read_log())
+
+    def test_password_without_tls_is_refused_at_start(self):
+        auth = os.path.join(tempfile.mkdtemp(), "auth")
+        self.addCleanup(shutil.rmtree, os.path.dirname(auth), True)
+        with open(auth, "w") as f:
+            f.write("user:secret\n")
+        a = self.server("127.0.0.2", "a.test", "pepe",
+                        f"relay.smarthost = 127.0.0.3:{self.port}\nrelay.smarthost_tls = none\n"
+                        f"relay.smarthost_auth = {auth}\n")
+        with self.assertRaises(RuntimeError) as e:
+            a.start()
+        self.assertIn("never sent without TLS", str(e.exception))
+
+    def test_delay_warning_then_delivery(self):
+        a = self.server("127.0.0.2", "a.test", "pepe",
+                        "queue.min_backoff = 1s\nqueue.max_backoff = 1s\nqueue.delay_warning = 1s\n")
+        a.start()
+        with smtplib.SMTP("127.0.0.2", self.port) as c:
+            c.sendmail("pepe@a.test", ["maria@b.test"], b"Subject: slow\r\n\r\nslow\r\n")
+        [warning] = wait_for(lambda: a.new_messages("pepe"), what="a delay warning")
+        msg = email.message_from_bytes(warning, policy=email.policy.default)
+        self.assertEqual(msg.get_content_type(), "multipart/report")
+        self.assertIn("Action: delayed", warning.decode())
+        self.assertIn("maria@b.test", warning.decode())
+        b = self.server("127.0.0.3", "b.test", "maria", "")
+        b.start()
+        wait_for(lambda: b.new_messages("maria"), what="delivery once b is up")
+        time.sleep(0.5)
+        self.assertEqual(len(a.new_messages("pepe")), 1, "one warning, no bounce")
+
+
 class Flaky(socketserver.StreamRequestHandler):
     """A receiving server that answers 451 to the first RCPT it ever sees, then accepts."""
     seen = []
