@@ -89,6 +89,8 @@ class Relay(unittest.TestCase):
             # implicit.test has no MX, only an address
             "--host-record=implicit.test,127.0.0.3",
             "--mx-host=nullmx.test,.,0",
+            # loop.test names this very host (mx.a.test) as its only exchanger
+            "--mx-host=loop.test,mx.a.test,10",
         ])
         self.addCleanup(self.dns.stop)
         common = (f"dns.servers = 127.0.0.1:{self.dns.port}\noutbound.port = {self.port}\n"
@@ -160,6 +162,12 @@ class Relay(unittest.TestCase):
         self.assertIn("Final-Recipient: rfc822; y@nullmx.test", dsn)
         self.assertIn("Status: 5.1.10", dsn)
         self.assertEqual(len(self.a.new_messages("pepe")), 1, "one DSN lists every failed recipient")
+
+    def test_mx_pointing_back_here_is_not_looped_to(self):
+        self.send(["x@loop.test"])
+        dsn = wait_for(self.dsn_for_pepe, what="a DSN").decode()
+        self.assertIn("Status: 5.4.6", dsn)
+        self.assertIn("loops back to myself", dsn)
 
     def test_no_bounce_for_a_bounce(self):
         self.send(["nobody@b.test"], sender="")
@@ -251,6 +259,22 @@ class SmarthostAndWarnings(unittest.TestCase):
         wait_for(lambda: b.new_messages("maria"), what="delivery once b is up")
         time.sleep(0.5)
         self.assertEqual(len(a.new_messages("pepe")), 1, "one warning, no bounce")
+
+
+class DnsDown(unittest.TestCase):
+
+    def test_dns_failure_defers(self):
+        dead = free_port_on("127.0.0.1")  # nothing answers there
+        a = Server(host="127.0.0.2", domain="a.test", users=("pepe",),
+                   extra=f"dns.servers = 127.0.0.1:{dead}\nrelay.networks = 127.0.0.0/8\n")
+        self.addCleanup(a.cleanup)
+        a.start()
+        with smtplib.SMTP("127.0.0.2", a.port) as c:
+            c.sendmail("pepe@a.test", ["x@b.test"], b"Subject: later\r\n\r\nx\r\n")
+        log = wait_for(lambda: "status=deferred" in a.read_log() and a.read_log(), timeout=30, what="a deferral")
+        self.assertIn("4.4.3 MX lookup of b.test failed", log)
+        self.assertEqual(a.new_messages("pepe"), [], "a DNS failure is never a bounce")
+        self.assertIn("x@b.test", run_buzon("queue", "list", "-c", a.config).stdout)
 
 
 class Flaky(socketserver.StreamRequestHandler):
