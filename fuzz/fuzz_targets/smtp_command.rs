@@ -6,13 +6,13 @@ use std::sync::Arc;
 
 use buzon::addr::Address;
 use buzon::smtp::command;
-use buzon::smtp::session::{MessageResult, Next, Params, Peer, RcptCheck, Recipients, Session};
+use buzon::smtp::session::{MessageResult, Next, Params, Peer, RcptCheck, Backend, Session};
 use libfuzzer_sys::fuzz_target;
 
 struct AcceptLocal;
 
-impl Recipients for AcceptLocal {
-    fn check(&self, rcpt: &Address) -> RcptCheck {
+impl Backend for AcceptLocal {
+    fn check_rcpt(&self, rcpt: &Address) -> RcptCheck {
         match rcpt.domain() {
             "example.org" => RcptCheck::Accept,
             "temp.example" => RcptCheck::Temp("try later".into()),

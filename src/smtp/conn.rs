@@ -17,7 +17,7 @@ use crate::queue::{Envelope, Queue, QueuedRcpt, RcptState};
 use crate::server::acceptor::Job;
 use crate::smtp::data::{ChunkDecoder, DataDecoder};
 use crate::smtp::reply::Reply;
-use crate::smtp::session::{MessageResult, Next, Params, Peer, RcptCheck, Recipients, Session, Step};
+use crate::smtp::session::{Backend, MessageResult, Next, Params, Peer, RcptCheck, Session, Step};
 use crate::spool::{self, Incoming};
 use crate::store::{self, StoreOptions};
 use crate::timefmt;
@@ -67,8 +67,8 @@ pub fn too_many_from(hostname: &str) -> Vec<u8> {
 
 struct Rcpts<'a>(&'a Resolver);
 
-impl Recipients for Rcpts<'_> {
-    fn check(&self, rcpt: &Address) -> RcptCheck {
+impl Backend for Rcpts<'_> {
+    fn check_rcpt(&self, rcpt: &Address) -> RcptCheck {
         match self.0.resolve(rcpt.local(), rcpt.domain()) {
             Resolution::NotLocal => RcptCheck::NotLocal,
             Resolution::Unknown => RcptCheck::UnknownUser,

@@ -50,9 +50,10 @@ pub enum RcptCheck {
     Perm(String),
 }
 
-/// Recipient validation, supplied by the caller.
-pub trait Recipients {
-    fn check(&self, rcpt: &Address) -> RcptCheck;
+/// What the session asks of the server it runs in (recipient checks; later logins and sender
+/// ownership), supplied by the caller so the session itself stays free of I/O.
+pub trait Backend {
+    fn check_rcpt(&self, rcpt: &Address) -> RcptCheck;
 }
 
 /// What the caller reads next.
@@ -141,7 +142,7 @@ use Phase::{Bdat, BdatFailed, Connected, Mail, Ready};
 
 const ANY: &[Phase] = &[Connected, Ready, Mail, Bdat, BdatFailed];
 
-type Handler = fn(&mut Session, Command, &dyn Recipients) -> Step;
+type Handler = fn(&mut Session, Command, &dyn Backend) -> Step;
 
 /// One row of the dispatch table.
 pub struct Entry {
@@ -253,7 +254,7 @@ impl Session {
     }
 
     /// One command line, CRLF stripped.
-    pub fn on_line(&mut self, line: &[u8], rcpts: &dyn Recipients) -> Step {
+    pub fn on_line(&mut self, line: &[u8], backend: &dyn Backend) -> Step {
         self.discarded_chunk = false;
         if let Some(step) = self.precheck() {
             return step;
@@ -273,7 +274,7 @@ impl Session {
             return self.fail(Reply::not_recognized());
         };
         if entry.allowed.contains(&self.phase) {
-            (entry.handler)(self, cmd, rcpts)
+            (entry.handler)(self, cmd, backend)
         } else {
             self.refuse(&cmd)
         }
@@ -390,7 +391,7 @@ impl Session {
         }
     }
 
-    fn helo(&mut self, cmd: Command, _: &dyn Recipients) -> Step {
+    fn helo(&mut self, cmd: Command, _: &dyn Backend) -> Step {
         // RFC 5321 4.1.4: HELO/EHLO in a session also resets any transaction (as RSET).
         self.reset_transaction();
         self.phase = Ready;
@@ -419,7 +420,7 @@ impl Session {
         }
     }
 
-    fn mail(&mut self, cmd: Command, _: &dyn Recipients) -> Step {
+    fn mail(&mut self, cmd: Command, _: &dyn Backend) -> Step {
         let Command::Mail { from, params } = cmd else { return self.out_of_order() };
         // RFC 6531 3.4: a non-ASCII address needs SMTPUTF8 on MAIL.
         if from.as_ref().is_some_and(|a| !a.is_ascii()) && !params.smtputf8 {
@@ -441,7 +442,7 @@ impl Session {
         Step::reply(Reply::sender_ok())
     }
 
-    fn rcpt(&mut self, cmd: Command, rcpts: &dyn Recipients) -> Step {
+    fn rcpt(&mut self, cmd: Command, backend: &dyn Backend) -> Step {
         let Command::Rcpt { to, .. } = cmd else { return self.out_of_order() };
         let Some(t) = self.transaction.as_ref() else { return self.out_of_order() };
         let smtputf8 = t.smtputf8;
@@ -462,7 +463,7 @@ impl Session {
             let text = format!("<{addr}>: Recipient address needs SMTPUTF8");
             return self.fail(Reply::new(553, "5.6.7", text));
         }
-        let reply = match rcpts.check(&addr) {
+        let reply = match backend.check_rcpt(&addr) {
             RcptCheck::Accept => return self.accept(addr),
             // RFC 5321 3.6.1: relaying only for clients this server trusts (relay.networks).
             RcptCheck::NotLocal if self.peer.relay_allowed => return self.accept(addr),
@@ -490,7 +491,7 @@ impl Session {
         self.transaction.as_ref().is_some_and(|t| !t.recipients.is_empty())
     }
 
-    fn data(&mut self, _: Command, _: &dyn Recipients) -> Step {
+    fn data(&mut self, _: Command, _: &dyn Backend) -> Step {
         if !self.has_recipients() {
             return self.fail(Reply::bad_sequence("no valid recipients"));
         }
@@ -498,7 +499,7 @@ impl Session {
         Step { reply: Some(Reply::start_data()), next: Next::Data }
     }
 
-    fn bdat(&mut self, cmd: Command, _: &dyn Recipients) -> Step {
+    fn bdat(&mut self, cmd: Command, _: &dyn Backend) -> Step {
         let Command::Bdat { size, last } = cmd else { return self.out_of_order() };
         let discard = |s: &mut Session, reply: Reply| {
             s.errors += 1;
@@ -519,7 +520,7 @@ impl Session {
         Step { reply: None, next: Next::Chunk { size, last, discard: false } }
     }
 
-    fn rset(&mut self, _: Command, _: &dyn Recipients) -> Step {
+    fn rset(&mut self, _: Command, _: &dyn Backend) -> Step {
         self.reset_transaction();
         if self.phase != Connected {
             self.phase = Ready;
@@ -528,7 +529,7 @@ impl Session {
     }
 
     /// Commands that do not touch the transaction.
-    fn simple(&mut self, cmd: Command, _: &dyn Recipients) -> Step {
+    fn simple(&mut self, cmd: Command, _: &dyn Backend) -> Step {
         match cmd {
             Command::Noop => Step::reply(Reply::ok()),
             Command::Quit => {

@@ -9,8 +9,8 @@ struct Users {
     asked: RefCell<Vec<String>>,
 }
 
-impl Recipients for Users {
-    fn check(&self, rcpt: &Address) -> RcptCheck {
+impl Backend for Users {
+    fn check_rcpt(&self, rcpt: &Address) -> RcptCheck {
         self.asked.borrow_mut().push(rcpt.to_string());
         if rcpt.domain() != "example.org" && rcpt.domain() != "mx.example.org" {
             return RcptCheck::NotLocal;
