@@ -5,6 +5,7 @@
 pub mod addr;
 pub mod aliases;
 pub mod auth;
+pub mod cert;
 pub mod config;
 pub mod dns;
 pub mod local;

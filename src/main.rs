@@ -11,8 +11,9 @@ const DEFAULT_CONFIG: &str = "/etc/buzon/buzon.conf";
 
 const USAGE: &str = "usage: buzon serve [-c file]
        buzon check-config [-c file]
-       buzon passwd [-c file] user
+       buzon passwd [-c file] [-s scheme] user
        buzon queue list | flush [id] | delete id [-c file]
+       buzon cert self-signed [-c file] [--days n] [--force] [name ...]
        mailq [-C file]
        buzon version";
 
@@ -53,11 +54,12 @@ fn main() -> ExitCode {
     match cmd.as_str() {
         "serve" if operands.is_empty() => serve(config_path),
         "check-config" if operands.is_empty() => check_config(config_path),
-        "passwd" if operands.len() == 1 => passwd(config_path, &operands[0]),
+        "passwd" if !operands.is_empty() => passwd(config_path, &operands),
         "queue" | "mailq" if !operands.is_empty() || cmd == "mailq" => {
             let ops = if cmd == "mailq" { vec!["list".to_string()] } else { operands };
             queue(config_path, &ops)
         }
+        "cert" => cert(config_path, &operands),
         "version" | "-V" | "--version" => {
             println!("buzon {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS
@@ -123,7 +125,7 @@ fn init_logging(level: log::LevelFilter) {
 }
 
 fn serve(flag: Option<PathBuf>) -> ExitCode {
-    let config = match load_config(flag) {
+    let mut config = match load_config(flag) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("buzon: {e}");
@@ -132,6 +134,15 @@ fn serve(flag: Option<PathBuf>) -> ExitCode {
     };
     init_logging(config.log_level);
     if config.source.is_none() {
+        // The embedded default serves TLS too, with a certificate made on first start.
+        let names = vec![config.hostname.clone(), "localhost".to_string()];
+        match buzon::cert::ensure_self_signed(&config.data_dir.join("tls"), &names) {
+            Ok((cert, key)) => {
+                config.tls_cert = Some(cert);
+                config.tls_key = Some(key);
+            }
+            Err(e) => eprintln!("buzon: no TLS for the embedded default: {e}"),
+        }
         print_embedded_notice(&config);
     }
     match buzon::server::serve(Arc::new(config)) {
@@ -158,6 +169,28 @@ fn queue(flag: Option<PathBuf>, args: &[String]) -> ExitCode {
         Err(e) => {
             eprintln!("buzon: {e}");
             ExitCode::from(EX_USAGE)
+        }
+    }
+}
+
+/// `buzon cert self-signed ...`: a new key and self-signed certificate (see cert.rs).
+fn cert(flag: Option<PathBuf>, args: &[String]) -> ExitCode {
+    const EX_CANTCREAT: u8 = 73;
+    let config = match load_config(flag) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("buzon: {e}");
+            return ExitCode::from(EX_CONFIG);
+        }
+    };
+    match buzon::cert::run(&config, args, &mut std::io::stdout()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("buzon: {e}");
+            ExitCode::from(match e {
+                buzon::cert::CertError::Usage(_) => EX_USAGE,
+                buzon::cert::CertError::Exists(_) | buzon::cert::CertError::Failed(_) => EX_CANTCREAT,
+            })
         }
     }
 }
@@ -195,7 +228,30 @@ fn check_config(flag: Option<PathBuf>) -> ExitCode {
     }
 }
 
-fn passwd(flag: Option<PathBuf>, user: &str) -> ExitCode {
+/// `buzon passwd [-c FILE] [-s SCHEME] USER` (operands after `-c` is taken out).
+fn passwd(flag: Option<PathBuf>, operands: &[String]) -> ExitCode {
+    use buzon::auth::scheme::{DEFAULT_SCHEME, Scheme};
+    let (scheme, user) = match operands {
+        [user] if !user.starts_with('-') => (DEFAULT_SCHEME, user.as_str()),
+        [s, user] if s.len() > 2 && s.starts_with("-s") => match s[2..].parse::<Scheme>() {
+            Ok(scheme) => (scheme, user.as_str()),
+            Err(e) => {
+                eprintln!("buzon: {e}");
+                return ExitCode::from(EX_USAGE);
+            }
+        },
+        [s, name, user] if s == "-s" => match name.parse::<Scheme>() {
+            Ok(scheme) => (scheme, user.as_str()),
+            Err(e) => {
+                eprintln!("buzon: {e} (try SHA512-CRYPT, CRYPT, ARGON2ID, SCRAM-SHA-256, CRAM-MD5, PLAIN)");
+                return ExitCode::from(EX_USAGE);
+            }
+        },
+        _ => {
+            eprintln!("{USAGE}");
+            return ExitCode::from(EX_USAGE);
+        }
+    };
     let config = match load_config(flag) {
         Ok(c) => c,
         Err(e) => {
@@ -222,9 +278,9 @@ fn passwd(flag: Option<PathBuf>, user: &str) -> ExitCode {
             return ExitCode::from(EX_USAGE);
         }
     };
-    match buzon::auth::passwd_file::set_password(path, user, &password) {
+    match buzon::auth::passwd_file::set_password_scheme(path, user, &password, scheme) {
         Ok(()) => {
-            println!("buzon: password set for {user} in {}", path.display());
+            println!("buzon: password set for {user} in {} ({scheme})", path.display());
             ExitCode::SUCCESS
         }
         Err(e) => {

@@ -4,6 +4,7 @@
 //! pending" rule), and a reply buffer flushed in one write.
 
 use std::io::{self, Read, Write};
+use std::net::TcpStream;
 
 /// Size of a session's input buffer. Command lines longer than the caller's
 /// limit are consumed and reported, never stored.
@@ -35,6 +36,16 @@ impl<R: Read> LineReader<R> {
 
     pub fn get_ref(&self) -> &R {
         &self.inner
+    }
+
+    pub fn get_mut(&mut self) -> &mut R {
+        &mut self.inner
+    }
+
+    /// The stream, dropping whatever was buffered and not consumed (as STARTTLS
+    /// must: RFC 3207 4.2, CVE-2011-0411).
+    pub fn into_inner(self) -> R {
+        self.inner
     }
 
     /// Bytes already read from the peer and not yet consumed.
@@ -128,6 +139,61 @@ impl<R: Read> LineReader<R> {
             if self.fill()? == 0 {
                 return Ok(true);
             }
+        }
+    }
+}
+
+/// A session's connection: plain TCP, or TLS over it.
+pub enum Stream {
+    Plain(TcpStream),
+    Tls(Box<crate::tls::TlsStream>),
+    /// In the middle of a STARTTLS upgrade, or after a failed one.
+    Closed,
+}
+
+impl Stream {
+    /// The TCP socket underneath, if any.
+    pub fn tcp(&self) -> Option<&TcpStream> {
+        match self {
+            Stream::Plain(t) => Some(t),
+            Stream::Tls(t) => Some(t.tcp()),
+            Stream::Closed => None,
+        }
+    }
+
+    /// Starts TLS as the server over a plain stream (STARTTLS or implicit TLS).
+    pub fn start_tls(self, cfg: std::sync::Arc<rustls::ServerConfig>) -> io::Result<Stream> {
+        match self {
+            Stream::Plain(t) => Ok(Stream::Tls(Box::new(crate::tls::TlsStream::accept(t, cfg)?))),
+            _ => Err(io::Error::other("TLS is already active")),
+        }
+    }
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Plain(t) => t.read(buf),
+            Stream::Tls(t) => t.read(buf),
+            Stream::Closed => Ok(0),
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Stream::Plain(t) => t.write(buf),
+            Stream::Tls(t) => t.write(buf),
+            Stream::Closed => Err(io::Error::from(io::ErrorKind::NotConnected)),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Stream::Plain(t) => t.flush(),
+            Stream::Tls(t) => t.flush(),
+            Stream::Closed => Ok(()),
         }
     }
 }

@@ -239,8 +239,12 @@ class CommandLine(unittest.TestCase):
             with smtplib.SMTP("127.0.0.1", 2525) as c:
                 banner = c.ehlo()
                 c.sendmail("me@localhost", ["alice@localhost"], b"Subject: tour\r\n\r\nhello\r\n")
+            import ssl
+            # Submission: STARTTLS with the self-signed certificate made on first start, then AUTH.
             with smtplib.SMTP("127.0.0.1", 2587) as c:
-                c.sendmail("me@localhost", ["postmaster@localhost"], b"Subject: tour 2\r\n\r\nhello\r\n")
+                c.starttls(context=ssl._create_unverified_context())
+                c.login("alice@localhost", "pw")
+                c.sendmail("alice@localhost", ["postmaster@localhost"], b"Subject: tour 2\r\n\r\nhello\r\n")
         finally:
             p.terminate()
             out, _ = p.communicate(timeout=10)
@@ -250,6 +254,11 @@ class CommandLine(unittest.TestCase):
         self.assertEqual(banner[0], 250)
         new = os.path.join(d, "buzon-data", "mail", "localhost", "alice", "Maildir", "new")
         self.assertEqual(len(os.listdir(new)), 1)
+        self.assertTrue(os.path.exists(os.path.join(d, "buzon-data", "tls", "cert.pem")))
+        pm = os.path.join(d, "buzon-data", "mail", "localhost", "postmaster", "Maildir", "new")
+        [name] = os.listdir(pm)
+        with open(os.path.join(pm, name), "rb") as f:
+            self.assertIn(b"with ESMTPSA id", f.read())
 
 
 if __name__ == "__main__":

@@ -327,7 +327,7 @@ class PerIp(ServerTest):
         self.assertEqual(first.cmd("EXPN staff")[0], 502)
 
 
-class Ipv6AndSubmission(unittest.TestCase):
+class Ipv6(unittest.TestCase):
 
     def test_ipv6_and_ipv4_listeners_side_by_side(self):
         import socket
@@ -339,8 +339,10 @@ class Ipv6AndSubmission(unittest.TestCase):
             self.skipTest("no IPv6 loopback here")
         s = Server()
         port6 = s.port  # the same port number on ::1 as on 127.0.0.1
-        with open(s.config, "a") as f:
-            f.write(f"submission.listen = [::1]:{port6}\n")
+        with open(s.config) as f:
+            conf = f.read().replace(f"smtp.listen = 127.0.0.1:{port6}", f"smtp.listen = 127.0.0.1:{port6} [::1]:{port6}")
+        with open(s.config, "w") as f:
+            f.write(conf)
         self.addCleanup(s.cleanup)
         s.start()
         for host in ("::1", "127.0.0.1"):

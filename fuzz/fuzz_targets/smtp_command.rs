@@ -47,11 +47,15 @@ fuzz_target!(|data: &[u8]| {
         message_size_limit: 1000,
         max_recipients: 5,
         max_errors: 50,
+        starttls: true,
+        auth_mechanisms: buzon::auth::sasl::Mechanism::ALL.to_vec(),
+        require_auth: data.len().is_multiple_of(3),
     });
     let peer = Peer {
         ip: std::net::Ipv4Addr::LOCALHOST.into(),
         port: 2525,
         relay_allowed: data.len().is_multiple_of(2),
+        cleartext_auth: data.len().is_multiple_of(5),
     };
     let mut session = Session::new(params, peer);
     let rcpts = AcceptLocal;

@@ -1,9 +1,15 @@
 //! User databases: who has an account here (the Unix users, or a Dovecot-style passwd-file of
-//! virtual users), with uid, gid and home. Authentication (password schemes, SASL) builds on this.
+//! virtual users), with uid, gid and home, and their stored secrets for authentication (RFC 4954
+//! SMTP AUTH; the schemes are in `scheme`, SASL builds on `UserDb::secret`).
 
+pub mod limiter;
 pub mod passwd_file;
+pub mod sasl;
+pub mod scheme;
+pub mod shadow;
 pub mod system;
 
+use scheme::Stored;
 use std::path::PathBuf;
 
 /// One account as a user database stores it.
@@ -45,6 +51,42 @@ impl UserDb {
             UserDb::File(f) => Ok(f.lookup(&format!("{local}@{domain}"))?.map(|e| e.account)),
         }
     }
+
+    /// The account and stored secret of login name `user`, any case: a passwd-file entry
+    /// `user@domain` or plain `user` (found as `lookup` finds it), or a Unix user whose shadow hash
+    /// becomes `{CRYPT}` (locked, empty or expired: a secret no password matches). `Ok(None)`: no such
+    /// user. `Err` is temporary: the database is unreadable (for system users, not running as root),
+    /// or this user's secret is garbled (logged here, without the secret).
+    pub fn secret(&self, user: &str) -> Result<Option<(Account, Stored)>, String> {
+        let user = user.to_ascii_lowercase();
+        match self {
+            UserDb::System => {
+                let Some(account) = system::getpwnam(&user)? else { return Ok(None) };
+                // In passwd but not in shadow (no shadow entry at all): nothing can verify.
+                let stored = shadow::secret(&account.name)?.unwrap_or_else(Stored::locked);
+                Ok(Some((account, stored)))
+            }
+            UserDb::File(f) => {
+                let Some(e) = f.lookup(&user)? else { return Ok(None) };
+                match Stored::parse(&e.secret) {
+                    Ok(s) => Ok(Some((e.account, s))),
+                    Err(why) => {
+                        let m =
+                            format!("{}:{}: user {:?}: {why}", f.path().display(), e.line, e.account.name);
+                        log::error!("{m}");
+                        Err(m)
+                    }
+                }
+            }
+        }
+    }
+
+    /// Checks a cleartext password (AUTH PLAIN, LOGIN). `Ok(None)`: unknown user or wrong password
+    /// (the caller must not tell which); `Err`: temporary failure.
+    pub fn verify_password(&self, user: &str, password: &[u8]) -> Result<Option<Account>, String> {
+        let Some((account, stored)) = self.secret(user)? else { return Ok(None) };
+        Ok(stored.verify_user(&account.name, password).then_some(account))
+    }
 }
 
 #[cfg(test)]
@@ -70,6 +112,53 @@ mod tests {
         assert_eq!((a.name.as_str(), a.uid), ("alice@a.example", Some(1)));
         assert_eq!(db.lookup("alice", "b.example").unwrap(), None);
         assert_eq!(db.lookup("bob", "b.example").unwrap().unwrap().name, "bob");
+    }
+
+    #[test]
+    fn file_db_verifies_passwords() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("passwd");
+        let text = "alice@a.example:{PLAIN}pw-a:1:1::/home/a::\n\
+                    bob:{SHA512-CRYPT}$6$CG0NHO9jIXQi7YeK$FUyRqCKdBpgZJbkt6TFj5QwktXuf.N1hwd/Uo23i1ymeoX0M2SpuetBx1Phvsukp8eCsljwh7DUJoJHrIfjvi0\n\
+                    dig@realm.example:{DIGEST-MD5}36ddd23766a05a553702bd7befba5d2c\n\
+                    broken:{SHA256}tooshort\n";
+        std::fs::write(&path, text).unwrap();
+        let db = UserDb::open(&UsersSpec::File(path)).unwrap();
+        for (user, pw, want) in [
+            ("alice@a.example", "pw-a", Some("alice@a.example")),
+            ("ALICE@A.EXAMPLE", "pw-a", Some("alice@a.example")),
+            ("alice@a.example", "pw-A", None),
+            ("alice", "pw-a", None),
+            ("bob", "secret", Some("bob")),
+            ("Bob@any.example", "secret", Some("bob")),
+            ("bob", "secret ", None),
+            ("nobody", "secret", None),
+            ("dig@realm.example", "secret", Some("dig@realm.example")),
+            ("dig@realm.example", "Secret", None),
+        ] {
+            let got = db.verify_password(user, pw.as_bytes()).unwrap().map(|a| a.name);
+            assert_eq!(got.as_deref(), want, "{user} {pw}");
+        }
+        let (acct, stored) = db.secret("Alice@a.example").unwrap().unwrap();
+        assert_eq!((acct.uid, stored.plaintext()), (Some(1), Some("pw-a")));
+        assert_eq!(stored.scheme(), scheme::Scheme::Plain);
+        // A garbled secret is a temporary failure, not "wrong password".
+        assert!(db.secret("broken").is_err());
+        assert!(db.verify_password("broken", b"x").is_err());
+    }
+
+    #[test]
+    fn system_db_secret_needs_root() {
+        let db = UserDb::open(&UsersSpec::System).unwrap();
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } == 0 {
+            let (acct, stored) = db.secret("ROOT").unwrap().unwrap();
+            assert_eq!((acct.uid, stored.scheme()), (Some(0), scheme::Scheme::Crypt));
+            assert_eq!(db.verify_password("root", b"not-the-password-xyzzy").unwrap(), None);
+            assert!(db.secret("no-such-user-xyzzy").unwrap().is_none());
+        } else {
+            assert!(db.secret("root").is_err());
+        }
     }
 
     #[test]

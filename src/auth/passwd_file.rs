@@ -1,7 +1,8 @@
 //! Dovecot-compatible passwd-file of virtual users (`user[@domain]:{SCHEME}secret:uid:gid:gecos:home:
-//! shell:extra`), re-read when it changes, and `buzon passwd`, which sets a `{SHA512-CRYPT}` secret
-//! (the sha-crypt `$6$` scheme of glibc crypt(3)) with an atomic, durable rewrite.
+//! shell:extra`), re-read when it changes, and `buzon passwd`, which sets a secret in any scheme of
+//! `scheme` (`{SHA512-CRYPT}` by default) with an atomic, durable rewrite.
 
+use super::scheme::{self, Scheme};
 use super::{Account, system};
 use std::collections::HashMap;
 use std::fmt;
@@ -239,12 +240,18 @@ fn check_user_name(user: &str) -> io::Result<()> {
     Ok(())
 }
 
-/// `buzon passwd USER`: sets USER's password as `{SHA512-CRYPT}` (5000 rounds, random salt). An
+/// `buzon passwd USER`: sets USER's password in [`scheme::DEFAULT_SCHEME`]; see
+/// [`set_password_scheme`].
+pub fn set_password(path: &Path, user: &str, password: &str) -> io::Result<()> {
+    set_password_scheme(path, user, password, scheme::DEFAULT_SCHEME)
+}
+
+/// `buzon passwd -s SCHEME USER`: sets USER's password as `{SCHEME}...` (random salt). An
 /// existing line (any case) keeps everything but its secret and every other line stays
 /// byte-identical; otherwise `USER:{SHA512-CRYPT}...` is appended. The file (and its directory) is
 /// created if missing, mode 0600; an existing file keeps its owner and mode, minus any access for
 /// others. Written atomically: temp file in the same directory, fsync, rename, fsync the directory.
-pub fn set_password(path: &Path, user: &str, password: &str) -> io::Result<()> {
+pub fn set_password_scheme(path: &Path, user: &str, password: &str, scheme: Scheme) -> io::Result<()> {
     check_user_name(user)?;
     if password.is_empty() {
         return Err(io::Error::new(io::ErrorKind::InvalidInput, "the password is empty"));
@@ -271,17 +278,15 @@ pub fn set_password(path: &Path, user: &str, password: &str) -> io::Result<()> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => (Vec::new(), None),
         Err(e) => return Err(e),
     };
-    let mut random = [0u8; 20];
-    File::open("/dev/urandom")?.read_exact(&mut random)?;
-    let (salt, tag) = random.split_at(12);
-    let secret = format!("{{SHA512-CRYPT}}{}", sha512_crypt(password, salt)?);
+    let secret = scheme::hash(scheme, password).map_err(io::Error::other)?;
     let new = replace_secret(&old, user, &secret);
+    let tag = scheme::random_bytes(8).map_err(io::Error::other)?;
 
     let tmp_name = format!(
         ".{}.{}.{:x}.tmp",
         file_name.to_string_lossy(),
         std::process::id(),
-        u64::from_le_bytes(tag.try_into().unwrap_or([0; 8]))
+        u64::from_le_bytes(tag.as_slice().try_into().unwrap_or([0; 8]))
     );
     let tmp = dir.join(tmp_name);
     let mode = meta.as_ref().map(|m| m.permissions().mode() & 0o770).unwrap_or(0o600);
@@ -309,16 +314,6 @@ pub fn set_password(path: &Path, user: &str, password: &str) -> io::Result<()> {
         let _ = fs::remove_file(&tmp);
     }
     written
-}
-
-/// `$6$rounds=5000$salt$hash` for `password`.
-fn sha512_crypt(password: &str, salt: &[u8]) -> io::Result<String> {
-    use sha_crypt::{Algorithm, CustomizedPasswordHasher, Params, ShaCrypt};
-    let params = Params::new(Params::RECOMMENDED_ROUNDS).map_err(|e| io::Error::other(e.to_string()))?;
-    ShaCrypt::new(Algorithm::Sha512Crypt, params)
-        .hash_password_customized(password.as_bytes(), salt, None, None, params)
-        .map(|h| h.as_str().to_string())
-        .map_err(|e| io::Error::other(format!("SHA512-CRYPT: {e}")))
 }
 
 /// The file with `user`'s secret set: the first line for that user (as lookups find it) gets the new
@@ -375,7 +370,11 @@ fn lock(dir: &File) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sha_crypt::{PasswordVerifier, ShaCrypt};
+    use crate::auth::scheme::Stored;
+
+    fn verifies(secret: &str, password: &str) -> bool {
+        Stored::parse(secret).is_ok_and(|s| s.verify(password.as_bytes()))
+    }
 
     const SAMPLE: &str = "\
 # virtual users
@@ -508,10 +507,8 @@ carol:{PLAIN}c
         let fields: Vec<&str> = alice.split(':').collect();
         assert_eq!(fields[0], "alice");
         assert_eq!(&fields[2..], ["1", "2", "g", "/h", "/s", "extra=1\r"]);
-        let hash = fields[1].strip_prefix("{SHA512-CRYPT}").unwrap();
-        assert!(hash.starts_with("$6$rounds=5000$"), "{hash}");
-        ShaCrypt::default().verify_password(b"s3cret", hash).unwrap();
-        assert!(ShaCrypt::default().verify_password(b"wrong", hash).is_err());
+        assert!(fields[1].starts_with("{SHA512-CRYPT}$6$"), "{}", fields[1]);
+        assert!(verifies(fields[1], "s3cret") && !verifies(fields[1], "wrong"));
         // The mode loses world access and nothing else.
         assert_eq!(fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o640);
 
@@ -521,7 +518,7 @@ carol:{PLAIN}c
         let dave = f.lookup("dave@d.example").unwrap().unwrap().secret;
         let alice = f.lookup("alice").unwrap().unwrap().secret;
         assert_ne!(dave, alice);
-        ShaCrypt::default().verify_password(b"s3cret", dave.strip_prefix("{SHA512-CRYPT}").unwrap()).unwrap();
+        assert!(verifies(&dave, "s3cret"));
         let text = String::from_utf8_lossy(&fs::read(&p).unwrap()).into_owned();
         assert!(text.contains("carol:{PLAIN}c\ndave@d.example:{SHA512-CRYPT}$6$"), "{text}");
         assert_eq!(f.lookup("carol").unwrap().unwrap().secret, "{PLAIN}c");
@@ -543,6 +540,25 @@ carol:{PLAIN}c
             let e = set_password(&p, user, pw).unwrap_err();
             assert_eq!(e.kind(), io::ErrorKind::InvalidInput, "{user:?}");
         }
+    }
+
+    #[test]
+    fn set_password_in_other_schemes() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("passwd");
+        for (scheme, prefix) in [
+            (Scheme::ScramSha256, "{SCRAM-SHA-256}4096,"),
+            (Scheme::CramMd5, "{CRAM-MD5}"),
+            (Scheme::Plain, "{PLAIN.B64}"),
+            (Scheme::Crypt, "{CRYPT}$"),
+        ] {
+            set_password_scheme(&p, "u", "with:colon", scheme).unwrap();
+            let e = PasswdFile::open(&p).unwrap().lookup("u").unwrap().unwrap();
+            assert!(e.secret.starts_with(prefix), "{}", e.secret);
+            assert!(verifies(&e.secret, "with:colon"));
+        }
+        let e = set_password_scheme(&p, "u", "pw", Scheme::DigestMd5).unwrap_err();
+        assert!(e.to_string().contains("DIGEST-MD5"), "{e}");
     }
 
     #[test]

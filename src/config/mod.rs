@@ -32,6 +32,14 @@ pub struct Config {
     pub alias_max_depth: usize,
     pub smtp_listen: Vec<SocketAddr>,
     pub submission_listen: Vec<SocketAddr>,
+    pub submissions_listen: Vec<SocketAddr>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub auth_mechanisms: Vec<String>,
+    pub auth_max_failures: u32,
+    pub auth_failure_window: Duration,
+    pub auth_block_time: Duration,
+    pub auth_sender_check: bool,
     pub relay_networks: Vec<Cidr>,
     pub auth_cleartext_networks: Vec<Cidr>,
     pub message_size_limit: u64,
@@ -111,6 +119,11 @@ pub const KEYS: &[&str] = &[
     "user",
     "pid_file",
     "log_level",
+    "auth.mechanisms",
+    "auth.max_failures",
+    "auth.failure_window",
+    "auth.block_time",
+    "auth.sender_check",
     "outbound.port",
     "outbound.tls",
     "outbound.max_parallel",
@@ -124,17 +137,26 @@ pub const KEYS: &[&str] = &[
     "queue.delay_warning",
 ];
 
+/// SASL mechanisms offered by default (DIGEST-MD5 is historic, RFC 6331: only on request).
+pub const DEFAULT_MECHANISMS: &[&str] =
+    &["SCRAM-SHA-256-PLUS", "SCRAM-SHA-256", "SCRAM-SHA-1-PLUS", "SCRAM-SHA-1", "CRAM-MD5", "PLAIN", "LOGIN"];
+
+/// Every mechanism buzon can serve.
+pub const KNOWN_MECHANISMS: &[&str] = &[
+    "SCRAM-SHA-256-PLUS",
+    "SCRAM-SHA-256",
+    "SCRAM-SHA-1-PLUS",
+    "SCRAM-SHA-1",
+    "CRAM-MD5",
+    "DIGEST-MD5",
+    "PLAIN",
+    "LOGIN",
+];
+
 /// Keys reserved for capabilities this version does not serve yet. Setting
 /// one is an error, so nobody believes a port is served when it is not.
-const NOT_YET: &[(&str, &str)] = &[
-    ("submissions.listen", "implicit TLS"),
-    ("pop3.listen", "POP3"),
-    ("pop3s.listen", "POP3"),
-    ("imap.listen", "IMAP"),
-    ("imaps.listen", "IMAP"),
-    ("tls.cert", "TLS"),
-    ("tls.key", "TLS"),
-];
+const NOT_YET: &[(&str, &str)] =
+    &[("pop3.listen", "POP3"), ("pop3s.listen", "POP3"), ("imap.listen", "IMAP"), ("imaps.listen", "IMAP")];
 
 /// The system's host name (uname nodename), or `localhost`.
 pub fn system_hostname() -> String {
@@ -165,6 +187,14 @@ impl Config {
             alias_max_depth: 20,
             smtp_listen: Vec::new(),
             submission_listen: Vec::new(),
+            submissions_listen: Vec::new(),
+            tls_cert: None,
+            tls_key: None,
+            auth_mechanisms: DEFAULT_MECHANISMS.iter().map(|m| m.to_string()).collect(),
+            auth_max_failures: 5,
+            auth_failure_window: Duration::from_secs(600),
+            auth_block_time: Duration::from_secs(900),
+            auth_sender_check: true,
             relay_networks: Vec::new(),
             auth_cleartext_networks: Vec::new(),
             message_size_limit: 25 * 1024 * 1024,
@@ -274,6 +304,16 @@ impl Config {
                 "alias_max_depth" => v(parse_count(value, 1, 1000).map(|x| c.alias_max_depth = x))?,
                 "smtp.listen" => v(parse_listen(value).map(|l| c.smtp_listen = l))?,
                 "submission.listen" => v(parse_listen(value).map(|l| c.submission_listen = l))?,
+                "submissions.listen" => v(parse_listen(value).map(|l| c.submissions_listen = l))?,
+                "tls.cert" => c.tls_cert = (!value.is_empty()).then(|| PathBuf::from(value)),
+                "tls.key" => c.tls_key = (!value.is_empty()).then(|| PathBuf::from(value)),
+                "auth.mechanisms" => v(parse_mechanisms(value).map(|x| c.auth_mechanisms = x))?,
+                "auth.max_failures" => {
+                    v(parse_count(value, 1, 1000).map(|x| c.auth_max_failures = x as u32))?
+                }
+                "auth.failure_window" => v(parse_duration(value).map(|x| c.auth_failure_window = x))?,
+                "auth.block_time" => v(parse_duration(value).map(|x| c.auth_block_time = x))?,
+                "auth.sender_check" => v(parse_bool(value).map(|x| c.auth_sender_check = x))?,
                 "relay.networks" => v(parse_nets(value).map(|x| c.relay_networks = x))?,
                 "auth.cleartext_networks" => v(parse_nets(value).map(|x| c.auth_cleartext_networks = x))?,
                 "message_size_limit" => v(parse_size(value).map(|x| c.message_size_limit = x))?,
@@ -326,7 +366,17 @@ impl Config {
         if !local_domains_set && !c.local_domains.contains(&c.hostname) {
             c.local_domains = dedup(vec!["localhost".into(), c.hostname.clone()]);
         }
-        if c.smtp_listen.is_empty() && c.submission_listen.is_empty() {
+        if c.tls_cert.is_some() != c.tls_key.is_some() {
+            return Err(err(0, "`tls.cert` and `tls.key` go together: set both or neither".into()));
+        }
+        if !c.submissions_listen.is_empty() && c.tls_cert.is_none() {
+            return Err(err(
+                0,
+                "`submissions.listen` is implicit TLS: set `tls.cert` and `tls.key` (see `buzon cert self-signed`)"
+                    .into(),
+            ));
+        }
+        if c.smtp_listen.is_empty() && c.submission_listen.is_empty() && c.submissions_listen.is_empty() {
             return Err(err(
                 0,
                 "no listener configured: set `smtp.listen` (e.g. `smtp.listen = 0.0.0.0:25`)".into(),
@@ -369,6 +419,9 @@ impl Config {
         kv("alias_max_depth", self.alias_max_depth.to_string());
         kv("smtp.listen", addrs(&self.smtp_listen));
         kv("submission.listen", addrs(&self.submission_listen));
+        kv("submissions.listen", addrs(&self.submissions_listen));
+        kv("tls.cert", self.tls_cert.as_ref().map(|p| p.display().to_string()).unwrap_or_default());
+        kv("tls.key", self.tls_key.as_ref().map(|p| p.display().to_string()).unwrap_or_default());
         kv("relay.networks", nets(&self.relay_networks));
         kv("auth.cleartext_networks", nets(&self.auth_cleartext_networks));
         kv("message_size_limit", self.message_size_limit.to_string());
@@ -383,6 +436,11 @@ impl Config {
         kv("user", self.user.clone().unwrap_or_default());
         kv("pid_file", self.pid_file.as_ref().map(|p| p.display().to_string()).unwrap_or_default());
         kv("log_level", self.log_level.to_string().to_ascii_lowercase());
+        kv("auth.mechanisms", self.auth_mechanisms.join(" "));
+        kv("auth.max_failures", self.auth_max_failures.to_string());
+        kv("auth.failure_window", secs(self.auth_failure_window));
+        kv("auth.block_time", secs(self.auth_block_time));
+        kv("auth.sender_check", if self.auth_sender_check { "yes" } else { "no" }.into());
         kv("dns.servers", addrs(&self.dns_servers));
         kv("outbound.port", self.outbound_port.to_string());
         let otls = match self.outbound_tls {

@@ -353,3 +353,26 @@ pub(super) fn parse_dns_servers(v: &str) -> Result<Vec<SocketAddr>, String> {
 pub(super) fn parse_port(v: &str) -> Result<u16, String> {
     v.parse::<u16>().ok().filter(|&p| p > 0).ok_or_else(|| format!("{v:?}: expected a port from 1 to 65535"))
 }
+
+/// A space-separated list of SASL mechanism names, each known.
+pub(super) fn parse_mechanisms(v: &str) -> Result<Vec<String>, String> {
+    let mut out: Vec<String> = Vec::new();
+    for m in v.split_whitespace() {
+        let up = m.to_ascii_uppercase();
+        if !super::KNOWN_MECHANISMS.contains(&up.as_str()) {
+            return Err(format!("unknown mechanism {m:?} (known: {})", super::KNOWN_MECHANISMS.join(" ")));
+        }
+        if !out.contains(&up) {
+            out.push(up);
+        }
+    }
+    Ok(out)
+}
+
+pub(super) fn parse_bool(v: &str) -> Result<bool, String> {
+    match v {
+        "yes" | "true" | "on" => Ok(true),
+        "no" | "false" | "off" => Ok(false),
+        _ => Err(format!("{v:?}: expected yes or no")),
+    }
+}

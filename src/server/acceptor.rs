@@ -23,6 +23,7 @@ use crate::queue::Queue;
 use crate::queue::runner::Runner;
 use crate::queue::wake::Waker;
 use crate::smtp;
+use crate::tls::ServerTls;
 
 const STOP: Token = Token(usize::MAX);
 const HUP: Token = Token(usize::MAX - 1);
@@ -43,9 +44,16 @@ pub fn run(config: Arc<Config>) -> Result<(), String> {
         log::info!("event=spool_cleanup removed={removed} reason=\"never acknowledged\"");
     }
     let mut listeners = Vec::new();
-    for (service, addrs) in
-        [(Service::Smtp, &config.smtp_listen), (Service::Submission, &config.submission_listen)]
-    {
+    // Keys are read while still privileged (the key file is often root's only).
+    let tls = match (&config.tls_cert, &config.tls_key) {
+        (Some(cert), Some(key)) => Some(Arc::new(ServerTls::load(cert, key)?)),
+        _ => None,
+    };
+    for (service, addrs) in [
+        (Service::Smtp, &config.smtp_listen),
+        (Service::Submission, &config.submission_listen),
+        (Service::Submissions, &config.submissions_listen),
+    ] {
         for addr in addrs {
             let l = super::listen::bind(*addr)
                 .map_err(|e| format!("{}.listen = {addr}: cannot listen: {e}", service.name()))?;
@@ -66,7 +74,8 @@ pub fn run(config: Arc<Config>) -> Result<(), String> {
     let runner =
         Runner::new(Arc::clone(&config), Arc::clone(&queue), Arc::clone(&waker), Arc::clone(&resolver))?;
     Arc::new(runner).start()?;
-    let smtp_ctx = Arc::new(smtp::conn::Context::new(Arc::clone(&config), resolver, queue, waker));
+    let smtp_ctx =
+        Arc::new(smtp::conn::Context::new(Arc::clone(&config), resolver, queue, waker, tls.clone())?);
     let registry = Arc::new(Registry::default());
     let pool = {
         let ctx = Arc::clone(&smtp_ctx);
@@ -107,7 +116,16 @@ pub fn run(config: Arc<Config>) -> Result<(), String> {
             }
             if ev.token() == HUP {
                 if drain(&mut hup_rx) {
-                    log::info!("event=sighup action=none reason=\"nothing to reload in this version\"");
+                    // New connections get the new certificate; established ones keep theirs.
+                    match &tls {
+                        Some(t) => match t.reload() {
+                            Ok(()) => log::info!("event=sighup action=tls_reloaded"),
+                            Err(e) => log::error!("event=sighup action=tls_reload_failed error=\"{e}\""),
+                        },
+                        None => {
+                            log::info!("event=sighup action=none reason=\"no TLS certificate configured\"")
+                        }
+                    }
                 }
                 continue;
             }

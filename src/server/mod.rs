@@ -19,6 +19,8 @@ use crate::config::Config;
 pub enum Service {
     Smtp,
     Submission,
+    /// Submission over implicit TLS (RFC 8314).
+    Submissions,
 }
 
 impl Service {
@@ -26,6 +28,7 @@ impl Service {
         match self {
             Service::Smtp => "smtp",
             Service::Submission => "submission",
+            Service::Submissions => "submissions",
         }
     }
 }

@@ -61,6 +61,8 @@ pub struct MailParams {
     pub body: Option<Body>,
     /// RFC 6531 3.4: SMTPUTF8.
     pub smtputf8: bool,
+    /// RFC 4954 5: AUTH=<mailbox> or AUTH=<>, as xtext; recorded, and not trusted.
+    pub auth: Option<String>,
 }
 
 /// RCPT parameters: none are offered yet, so any parameter is refused with 555.
@@ -374,6 +376,14 @@ fn parse_mail(args: &str) -> Result<Command, CommandError> {
                 }
                 p.smtputf8 = true;
             }
+            // RFC 4954 5: AUTH=xtext; "<>" when the submitter is unknown.
+            "AUTH" => {
+                let v = value.filter(|v| !v.is_empty() && v.bytes().all(|b| (b'!'..=b'~').contains(&b)));
+                match (v, &p.auth) {
+                    (Some(v), None) => p.auth = Some(v.to_string()),
+                    _ => return Err(bad("AUTH")),
+                }
+            }
             _ => return Err(CommandError::UnknownParam(Verb::Mail, key.to_string())),
         }
     }
@@ -459,7 +469,12 @@ mod tests {
                 "MAIL FROM:<a@b> SIZE=1000 BODY=8BITMIME",
                 mail(
                     Some("a@b"),
-                    MailParams { size: Some(1000), body: Some(Body::EightBitMime), smtputf8: false },
+                    MailParams {
+                        size: Some(1000),
+                        body: Some(Body::EightBitMime),
+                        smtputf8: false,
+                        auth: None,
+                    },
                 ),
             ),
             (
@@ -524,7 +539,8 @@ mod tests {
             (b"MAIL FROM:<a@b> SIZE", "501 5.5.4 Bad SIZE parameter syntax"),
             (b"MAIL FROM:<a@b> BODY=BINARYMIME", "501 5.5.4 Bad BODY parameter syntax"),
             (b"MAIL FROM:<a@b> SMTPUTF8=yes", "501 5.5.4 Bad SMTPUTF8 parameter syntax"),
-            (b"MAIL FROM:<a@b> AUTH=<>", "555 5.5.4 Unsupported option: AUTH"),
+            (b"MAIL FROM:<a@b> AUTH=", "501 5.5.4 Syntax: MAIL FROM:<address>"),
+            (b"MAIL FROM:<a@b> AUTH=<> AUTH=<>", "501 5.5.4 Bad AUTH parameter syntax"),
             (b"MAIL FROM:<a@b> RET=HDRS", "555 5.5.4 Unsupported option: RET"),
             (b"RCPT TO:<>", "501 5.1.3 Bad recipient address syntax"),
             (b"RCPT TO:<a@b..c>", "501 5.1.3 Bad recipient address syntax"),

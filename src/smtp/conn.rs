@@ -3,52 +3,24 @@
 //! (all recipients or none) before the final reply, and logs one line per event.
 //! RFC 5321 (4.4 trace fields, 4.5.3.2 timeouts), RFC 2920 (reply batching).
 
+use std::cell::Cell;
 use std::io;
-use std::net::TcpStream;
-use std::sync::Arc;
-use std::time::SystemTime;
+use std::net::IpAddr;
+use std::time::{Duration, SystemTime};
 
-use crate::addr::Address;
-use crate::config::{Config, in_networks};
-use crate::local::{Resolution, Resolver};
-use crate::netio::{Line, LineReader, flush_out};
-use crate::queue::wake::{Wake, Waker};
-use crate::queue::{Envelope, Queue, QueuedRcpt, RcptState};
+use crate::auth::sasl::ChannelBinding;
+use crate::config::in_networks;
+use crate::netio::{Line, LineReader, Stream, flush_out};
+use crate::server::Service;
 use crate::server::acceptor::Job;
+use crate::smtp::backend::ConnBackend;
+pub use crate::smtp::backend::Context;
 use crate::smtp::data::{ChunkDecoder, DataDecoder};
+use crate::smtp::deliver;
 use crate::smtp::reply::Reply;
-use crate::smtp::session::{Backend, MessageResult, Next, Params, Peer, RcptCheck, Session, Step};
+use crate::smtp::session::{MessageResult, Next, Peer, Session, Step};
 use crate::spool::{self, Incoming};
-use crate::store::{self, StoreOptions};
 use crate::timefmt;
-
-/// What every SMTP session shares.
-pub struct Context {
-    config: Arc<Config>,
-    params: Arc<Params>,
-    resolver: Arc<Resolver>,
-    store: StoreOptions,
-    queue: Arc<Queue>,
-    waker: Arc<Waker>,
-}
-
-impl Context {
-    pub fn new(
-        config: Arc<Config>,
-        resolver: Arc<Resolver>,
-        queue: Arc<Queue>,
-        waker: Arc<Waker>,
-    ) -> Context {
-        let params = Arc::new(Params {
-            hostname: config.hostname.clone(),
-            message_size_limit: config.message_size_limit,
-            max_recipients: config.smtp_max_recipients,
-            max_errors: config.smtp_max_errors,
-        });
-        let store = StoreOptions { lock_timeout: config.mbox_lock_timeout };
-        Context { config, params, resolver, store, queue, waker }
-    }
-}
 
 /// The reply for a connection refused because every worker is busy.
 pub fn busy(hostname: &str) -> Vec<u8> {
@@ -65,29 +37,15 @@ pub fn too_many_from(hostname: &str) -> Vec<u8> {
     out
 }
 
-struct Rcpts<'a>(&'a Resolver);
-
-impl Backend for Rcpts<'_> {
-    fn check_rcpt(&self, rcpt: &Address) -> RcptCheck {
-        match self.0.resolve(rcpt.local(), rcpt.domain()) {
-            Resolution::NotLocal => RcptCheck::NotLocal,
-            Resolution::Unknown => RcptCheck::UnknownUser,
-            Resolution::Deliver(_) => RcptCheck::Accept,
-            Resolution::Temp(m) => RcptCheck::Temp(m),
-            Resolution::Perm(m) => RcptCheck::Perm(m),
-        }
-    }
-}
-
 /// A message being received over one or more BDAT chunks, or one DATA.
-struct Inbound {
-    id: String,
-    file: Option<Incoming>,
-    error: Option<io::Error>,
-    too_big: bool,
-    octets: u64,
+pub(super) struct Inbound {
+    pub id: String,
+    pub file: Option<Incoming>,
+    pub error: Option<io::Error>,
+    pub too_big: bool,
+    pub octets: u64,
     /// Length of the Return-Path line, which relaying leaves out.
-    body_offset: u64,
+    pub body_offset: u64,
 }
 
 /// Serves one connection to its end. Never panics on peer input; I/O errors
@@ -107,83 +65,117 @@ pub fn run(job: Job, ctx: &Context) {
     let _ = stream.set_nodelay(true);
     log::info!("session={sid} event=connect service={} client={peer}", service.name());
     let relay_allowed = in_networks(&ctx.config.relay_networks, peer.ip());
-    let mut session =
-        Session::new(Arc::clone(&ctx.params), Peer { ip: peer.ip(), port: peer.port(), relay_allowed });
-    let mut conn = Conn { reader: LineReader::new(&stream), out: Vec::with_capacity(512), inbound: None };
-    let result = conn.serve(&mut session, ctx, &slot, &sid, &stream);
+    let cleartext_auth = in_networks(&ctx.config.auth_cleartext_networks, peer.ip());
+    let mut session = Session::new(
+        ctx.params(service),
+        Peer { ip: peer.ip(), port: peer.port(), relay_allowed, cleartext_auth },
+    );
+    let mut stream = Stream::Plain(stream);
+    if service == Service::Submissions {
+        // RFC 8314 3.3: implicit TLS, the handshake comes before the greeting.
+        let Some(tls) = &ctx.tls else { return };
+        match stream.start_tls(tls.config()) {
+            Ok(s) => stream = s,
+            Err(e) => {
+                log::info!("session={sid} event=tls_failed client={peer} error=\"{e}\"");
+                return;
+            }
+        }
+        tls_started(&mut session, &stream, &sid);
+    }
+    let backend = ConnBackend { ctx, ip: peer.ip(), sid: &sid, delay: Cell::new(Duration::ZERO) };
+    let mut conn =
+        Conn { reader: LineReader::new(stream), out: Vec::with_capacity(512), inbound: None, ip: peer.ip() };
+    let result = conn.serve(&mut session, &backend, &slot);
     match result {
         Ok(()) => log::info!("session={sid} event=disconnect client={peer}"),
         Err(e) => log::info!("session={sid} event=disconnect client={peer} error=\"{e}\""),
     }
 }
 
-struct Conn<'s> {
-    reader: LineReader<&'s TcpStream>,
+/// Tells the session about its new TLS layer.
+fn tls_started(session: &mut Session, stream: &Stream, sid: &str) {
+    if let Stream::Tls(t) = stream {
+        let description = t.describe();
+        log::info!("session={sid} event=tls {description}");
+        let bindings = ["tls-exporter", "tls-server-end-point"]
+            .into_iter()
+            .filter_map(|kind| t.channel_binding(kind).map(|data| ChannelBinding { kind, data }))
+            .collect();
+        session.on_tls(description, bindings);
+    }
+}
+
+struct Conn {
+    reader: LineReader<Stream>,
     out: Vec<u8>,
     inbound: Option<Inbound>,
+    ip: IpAddr,
 }
 
 fn is_timeout(e: &io::Error) -> bool {
     matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut)
 }
 
-impl<'s> Conn<'s> {
+impl Conn {
+    fn flush(&mut self) -> io::Result<()> {
+        flush_out(self.reader.get_mut(), &mut self.out)
+    }
+
     fn serve(
         &mut self,
         session: &mut Session,
-        ctx: &Context,
+        backend: &ConnBackend,
         slot: &crate::server::Slot,
-        sid: &str,
-        mut w: &'s TcpStream,
     ) -> io::Result<()> {
+        let (ctx, sid) = (backend.ctx, backend.sid);
         if slot.shutting_down() {
             session.on_shutdown().write_to(&mut self.out);
-            return flush_out(&mut w, &mut self.out);
+            return self.flush();
         }
         session.greeting().write_to(&mut self.out);
-        let max_line = ctx.config.smtp_max_line_length;
         loop {
             // RFC 2920 3.1: replies may wait while more pipelined input is pending.
             if self.reader.buffered().is_empty() {
-                flush_out(&mut w, &mut self.out)?;
+                self.flush()?;
                 if slot.set_idle(session.transaction().is_none()) {
                     session.on_shutdown().write_to(&mut self.out);
-                    return flush_out(&mut w, &mut self.out);
+                    return self.flush();
                 }
             }
+            let max_line = session.max_line(ctx.config.smtp_max_line_length);
             let step = match self.reader.read_line(max_line) {
-                Ok(Line::Line(l)) => session.on_line(l, &Rcpts(&ctx.resolver)),
+                Ok(Line::Line(l)) => session.on_line(l, backend),
                 Ok(Line::TooLong) => session.on_line_too_long(),
                 Ok(Line::Eof) => {
                     if slot.shutting_down() && session.transaction().is_none() {
                         session.on_shutdown().write_to(&mut self.out);
-                        let _ = flush_out(&mut w, &mut self.out);
+                        let _ = self.flush();
                     }
                     return Ok(());
                 }
                 Err(e) if is_timeout(&e) => {
                     log::info!("session={sid} event=timeout");
                     session.on_timeout().write_to(&mut self.out);
-                    return flush_out(&mut w, &mut self.out);
+                    return self.flush();
                 }
                 Err(e) => return Err(e),
             };
             slot.set_idle(false);
-            if !self.step(step, session, ctx, sid, w)? {
-                return flush_out(&mut w, &mut self.out);
+            // Brute-force defence: a failed login's answer is held back.
+            let delay = backend.delay.take();
+            if !delay.is_zero() {
+                self.flush()?;
+                std::thread::sleep(delay);
+            }
+            if !self.step(step, session, ctx, sid)? {
+                return self.flush();
             }
         }
     }
 
     /// Carries out a step and those it leads to. Returns false to close.
-    fn step(
-        &mut self,
-        mut step: Step,
-        session: &mut Session,
-        ctx: &Context,
-        sid: &str,
-        mut w: &'s TcpStream,
-    ) -> io::Result<bool> {
+    fn step(&mut self, mut step: Step, session: &mut Session, ctx: &Context, sid: &str) -> io::Result<bool> {
         loop {
             if let Some(r) = &step.reply {
                 r.write_to(&mut self.out);
@@ -191,11 +183,16 @@ impl<'s> Conn<'s> {
             step = match step.next {
                 Next::Command => return Ok(true),
                 Next::Close => return Ok(false),
+                Next::StartTls => {
+                    self.flush()?;
+                    self.start_tls(session, ctx, sid)?;
+                    return Ok(true);
+                }
                 Next::Data => {
-                    flush_out(&mut w, &mut self.out)?;
+                    self.flush()?;
                     let mut inbound = self.begin(session, ctx);
                     self.read_data(&mut inbound, ctx)?;
-                    let result = finish(inbound, session, ctx, sid);
+                    let result = deliver::finish(inbound, session, ctx, sid);
                     session.on_message(result)
                 }
                 Next::Chunk { size, last, discard } => {
@@ -212,7 +209,7 @@ impl<'s> Conn<'s> {
                         };
                         self.read_chunk(&mut inbound, size, last, ctx)?;
                         if last {
-                            let result = finish(inbound, session, ctx, sid);
+                            let result = deliver::finish(inbound, session, ctx, sid);
                             session.on_message(result)
                         } else {
                             let too_big = inbound.too_big;
@@ -228,10 +225,22 @@ impl<'s> Conn<'s> {
         }
     }
 
+    /// STARTTLS: the handshake over the bare socket. Whatever the client sent
+    /// after STARTTLS before the handshake is thrown away with the old reader
+    /// (RFC 3207 4.2; CVE-2011-0411 command injection).
+    fn start_tls(&mut self, session: &mut Session, ctx: &Context, sid: &str) -> io::Result<()> {
+        let Some(tls) = &ctx.tls else { return Err(io::Error::other("STARTTLS without a certificate")) };
+        let reader = std::mem::replace(&mut self.reader, LineReader::new(Stream::Closed));
+        let stream = reader.into_inner().start_tls(tls.config())?;
+        tls_started(session, &stream, sid);
+        self.reader = LineReader::new(stream);
+        Ok(())
+    }
+
     /// Opens the spool file and writes the trace headers (RFC 5321 4.4).
     fn begin(&self, session: &Session, ctx: &Context) -> Inbound {
         let id = spool::new_queue_id();
-        let header = trace_headers(session, ctx, &id, self.reader.get_ref());
+        let header = trace_headers(session, ctx, &id, self.ip);
         let body_offset = header.find('\n').map_or(0, |n| n as u64 + 1);
         let mut inbound = Inbound { id, file: None, error: None, too_big: false, octets: 0, body_offset };
         match Incoming::create(&ctx.config.data_dir, &inbound.id)
@@ -321,12 +330,11 @@ impl<'s> Conn<'s> {
 
 /// `Return-Path:` (RFC 5322 3.6.7, added at final delivery) and `Received:`
 /// (RFC 5321 4.4; protocol names from RFC 3848 / RFC 6531).
-fn trace_headers(session: &Session, ctx: &Context, id: &str, stream: &TcpStream) -> String {
+fn trace_headers(session: &Session, ctx: &Context, id: &str, ip: IpAddr) -> String {
     let (sender, rcpts) = match session.transaction() {
         Some(t) => (t.sender.as_ref().map(|a| a.to_string()).unwrap_or_default(), t.recipients.as_slice()),
         None => (String::new(), &[][..]),
     };
-    let ip = stream.peer_addr().map(|a| a.ip().to_string()).unwrap_or_else(|_| "unknown".into());
     let helo = session.helo_name().unwrap_or("unknown");
     let for_clause = match rcpts {
         [one] => format!("\n\tfor <{one}>"),
@@ -338,139 +346,4 @@ fn trace_headers(session: &Session, ctx: &Context, id: &str, stream: &TcpStream)
         session.protocol(),
         timefmt::rfc5322(SystemTime::now())
     )
-}
-
-/// Delivers a completely received message: local recipients into their
-/// mailboxes (all or none), and whatever cannot be delivered now (other
-/// domains, a local failure) into the queue. Only then is it acknowledged.
-fn finish(inbound: Inbound, session: &Session, ctx: &Context, sid: &str) -> MessageResult {
-    let Inbound { id, file, error, too_big, octets, body_offset } = inbound;
-    if too_big {
-        log::info!(
-            "session={sid} id={id} event=reject reason=size size={octets} limit={}",
-            ctx.config.message_size_limit
-        );
-        return MessageResult::TooBig;
-    }
-    let Some(tx) = session.transaction() else {
-        return MessageResult::Perm("no transaction".into());
-    };
-    let mut file = match (file, error) {
-        (Some(f), None) => f,
-        (_, e) => {
-            let e = e.map(|e| e.to_string()).unwrap_or_default();
-            log::error!("session={sid} id={id} event=spool_error error=\"{e}\"");
-            return MessageResult::Temp("Error: local error writing the message; try again later".into());
-        }
-    };
-    if let Err(e) = file.finish() {
-        log::error!("session={sid} id={id} event=spool_error error=\"{e}\"");
-        return MessageResult::Temp("Error: local error writing the message; try again later".into());
-    }
-    let sender = tx.sender.as_ref().map(|a| a.to_string()).unwrap_or_default();
-    let all: Vec<String> = tx.recipients.iter().map(|r| r.to_string()).collect();
-    let mut dests = Vec::new();
-    let mut owners = Vec::new();
-    let mut remote = false;
-    for rcpt in &tx.recipients {
-        match ctx.resolver.resolve(rcpt.local(), rcpt.domain()) {
-            Resolution::Deliver(ds) => {
-                for d in ds {
-                    let owner = d.uid.zip(d.gid).map(|(uid, gid)| store::Owner { uid, gid });
-                    dests.push(store::Dest { kind: d.kind, path: d.path, owner });
-                    owners.push(rcpt.to_string());
-                }
-            }
-            // Only a client allowed to relay got a foreign recipient past RCPT.
-            Resolution::NotLocal => remote = true,
-            other => {
-                let why = match other {
-                    Resolution::Temp(m) | Resolution::Perm(m) => m,
-                    _ => "recipient no longer exists".into(),
-                };
-                log::warn!("session={sid} id={id} to=<{rcpt}> event=refused reason=\"{why}\"");
-                return MessageResult::Temp(format!(
-                    "<{rcpt}>: {why}; nothing was accepted, try again later"
-                ));
-            }
-        }
-    }
-    let size = file.size();
-    let queued = |next_attempt: SystemTime, why: &str| -> MessageResult {
-        let env = Envelope {
-            id: id.clone(),
-            sender: sender.clone(),
-            recipients: all
-                .iter()
-                .map(|a| QueuedRcpt { addr: a.clone(), state: RcptState::Pending })
-                .collect(),
-            arrival: SystemTime::now(),
-            attempts: 0,
-            next_attempt,
-            body_offset,
-            smtputf8: tx.smtputf8,
-            eight_bit: tx.eight_bit,
-            warned: false,
-        };
-        match ctx.queue.enqueue(file.path(), &env) {
-            Ok(()) => {
-                log::info!(
-                    "session={sid} id={id} event=queued from=<{sender}> size={size} nrcpt={} reason=\"{why}\"",
-                    all.len()
-                );
-                ctx.waker.wake(Wake::NewMail(id.clone()));
-                MessageResult::Stored { queue_id: id.clone() }
-            }
-            Err(e) => {
-                log::error!("session={sid} id={id} event=queue_error error=\"{e}\"");
-                MessageResult::Temp("Error: local error queueing the message; try again later".into())
-            }
-        }
-    };
-    if remote {
-        // Everything goes through the queue; the runner delivers the local part too.
-        return queued(SystemTime::now(), "relay");
-    }
-    let source = match std::fs::File::open(file.path()) {
-        Ok(f) => f,
-        Err(e) => {
-            log::error!("session={sid} id={id} event=spool_error error=\"{e}\"");
-            return MessageResult::Temp("Error: local error reading the message; try again later".into());
-        }
-    };
-    let msg = store::Message {
-        path: file.path(),
-        file: &source,
-        sender: &sender,
-        arrival: SystemTime::now(),
-        size,
-    };
-    match store::deliver_all(&dests, &msg, &ctx.store) {
-        Ok(stored) => {
-            log::info!(
-                "session={sid} id={id} event=accepted from=<{sender}> size={size} nrcpt={}",
-                all.len()
-            );
-            for (i, path) in stored.iter().enumerate() {
-                let to = owners.get(i).map(String::as_str).unwrap_or("");
-                log::info!("id={id} to=<{to}> relay=local mailbox={} status=delivered", path.display());
-            }
-            file.remove();
-            MessageResult::Stored { queue_id: id }
-        }
-        Err((i, e)) => {
-            let to = owners.get(i).map(String::as_str).unwrap_or("");
-            log::warn!(
-                "session={sid} id={id} to=<{to}> event=delivery_failed permanent={} error=\"{}\"",
-                e.permanent,
-                e.message
-            );
-            // The details stay in the log; the client learns whom it concerns and what to do.
-            if e.permanent && all.len() == 1 {
-                return MessageResult::Perm(format!("<{to}>: mailbox unavailable"));
-            }
-            // Nothing was delivered (all or nothing): the queue retries every recipient.
-            queued(SystemTime::now() + ctx.config.queue_min_backoff, "local delivery deferred")
-        }
-    }
 }

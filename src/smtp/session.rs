@@ -12,6 +12,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use crate::addr::Address;
+use crate::auth::sasl::{Credentials, Mechanism};
 use crate::smtp::command::{self, Body, Command, CommandError, RcptTo, Verb};
 use crate::smtp::reply::Reply;
 
@@ -25,6 +26,12 @@ pub struct Params {
     /// Error replies after which the next command gets `421 4.7.0 ... too many errors` (as Postfix's
     /// smtpd_hard_error_limit).
     pub max_errors: usize,
+    /// STARTTLS is offered (a certificate is configured and the connection is not encrypted yet).
+    pub starttls: bool,
+    /// SASL mechanisms offered with AUTH (RFC 4954); empty: no AUTH on this listener.
+    pub auth_mechanisms: Vec<Mechanism>,
+    /// Submission: MAIL needs a logged-in user (RFC 6409 4.3; 530 5.7.0).
+    pub require_auth: bool,
 }
 
 /// The client at the other end.
@@ -32,8 +39,10 @@ pub struct Params {
 pub struct Peer {
     pub ip: IpAddr,
     pub port: u16,
-    /// The client may send mail to non-local domains (relay.networks, later AUTH).
+    /// The client may send mail to non-local domains (relay.networks, or after AUTH).
     pub relay_allowed: bool,
+    /// Mechanisms that send passwords in the clear are allowed without TLS (auth.cleartext_networks).
+    pub cleartext_auth: bool,
 }
 
 /// What the recipient lookup says about one RCPT.
@@ -54,6 +63,24 @@ pub enum RcptCheck {
 /// ownership), supplied by the caller so the session itself stays free of I/O.
 pub trait Backend {
     fn check_rcpt(&self, rcpt: &Address) -> RcptCheck;
+    /// The user database for AUTH.
+    fn credentials(&self) -> Option<&dyn Credentials> {
+        None
+    }
+    /// Whether the authenticated `user` may use `sender` in MAIL FROM.
+    fn sender_allowed(&self, _user: &str, _sender: Option<&Address>) -> bool {
+        true
+    }
+    /// Fills `buf` with random bytes (SASL nonces).
+    fn random(&self, _buf: &mut [u8]) {}
+    /// A login failed; the caller counts it against the client's address.
+    fn auth_failed(&self, _user: &str) {}
+    /// A login succeeded.
+    fn auth_succeeded(&self, _user: &str, _mechanism: &str) {}
+    /// The client's address has failed too often lately: AUTH is refused for now.
+    fn auth_blocked(&self) -> bool {
+        false
+    }
 }
 
 /// What the caller reads next.
@@ -71,6 +98,9 @@ pub enum Next {
     /// written before the octets are skipped); the octets are thrown away, and a following `on_chunk` or
     /// `on_message` call is optional and answers nothing.
     Chunk { size: u64, last: bool, discard: bool },
+    /// Write the reply (220), then start TLS on the connection and call [`Session::on_tls`]; any
+    /// input already buffered must be thrown away (RFC 3207 4.2, CVE-2011-0411).
+    StartTls,
 }
 
 /// The result of one event: an optional reply to write, and what to do next.
@@ -134,6 +164,8 @@ pub enum Phase {
     ReadingData,
     /// BDAT accepted; waiting for `on_chunk`/`on_message`.
     ReadingChunk { last: bool },
+    /// An AUTH exchange is in progress: lines are SASL responses (RFC 4954 4).
+    Auth,
     /// QUIT answered or 421 sent.
     Closed,
 }
@@ -166,8 +198,9 @@ pub const TABLE: &[Entry] = &[
     Entry { verb: Verb::Vrfy, allowed: ANY, handler: Session::simple },
     Entry { verb: Verb::Help, allowed: ANY, handler: Session::simple },
     Entry { verb: Verb::Expn, allowed: ANY, handler: Session::simple },
-    Entry { verb: Verb::StartTls, allowed: ANY, handler: Session::simple },
-    Entry { verb: Verb::Auth, allowed: ANY, handler: Session::simple },
+    // STARTTLS and AUTH check their phase themselves: "not offered" (502) comes before "not now" (503).
+    Entry { verb: Verb::StartTls, allowed: ANY, handler: Session::starttls },
+    Entry { verb: Verb::Auth, allowed: ANY, handler: Session::auth },
 ];
 
 /// One SMTP server conversation.
@@ -185,6 +218,12 @@ pub struct Session {
     rcpt_overshoot: usize,
     /// A refused BDAT chunk was just answered; the caller may still report it (`on_chunk`/`on_message`).
     discarded_chunk: bool,
+    /// The TLS session, once there is one.
+    tls: Option<auth::TlsInfo>,
+    /// The logged-in user.
+    user: Option<String>,
+    /// The SASL exchange in progress.
+    sasl: Option<auth::Sasl>,
 }
 
 impl Session {
@@ -200,6 +239,9 @@ impl Session {
             errors: 0,
             rcpt_overshoot: 0,
             discarded_chunk: false,
+            tls: None,
+            user: None,
+            sasl: None,
         }
     }
 
@@ -244,13 +286,30 @@ impl Session {
         self.errors
     }
 
-    /// The `with` protocol name for Received: (RFC 3848, RFC 6531 3.7.3).
+    /// The `with` protocol name for Received: (RFC 3848 ESMTPS/ESMTPA/ESMTPSA, RFC 6531 3.7.3).
     pub fn protocol(&self) -> &'static str {
-        match (self.ehlo, self.transaction.as_ref().is_some_and(|t| t.smtputf8)) {
-            (true, true) => "UTF8SMTP",
-            (true, false) => "ESMTP",
-            (false, _) => "SMTP",
+        let utf8 = self.transaction.as_ref().is_some_and(|t| t.smtputf8);
+        match (self.ehlo, utf8, self.tls.is_some(), self.user.is_some()) {
+            (false, ..) => "SMTP",
+            (true, false, false, false) => "ESMTP",
+            (true, false, true, false) => "ESMTPS",
+            (true, false, false, true) => "ESMTPA",
+            (true, false, true, true) => "ESMTPSA",
+            (true, true, false, false) => "UTF8SMTP",
+            (true, true, true, false) => "UTF8SMTPS",
+            (true, true, false, true) => "UTF8SMTPA",
+            (true, true, true, true) => "UTF8SMTPSA",
         }
+    }
+
+    /// The logged-in user, if any.
+    pub fn user(&self) -> Option<&str> {
+        self.user.as_deref()
+    }
+
+    /// The negotiated TLS protocol and cipher, if any.
+    pub fn tls(&self) -> Option<&str> {
+        self.tls.as_ref().map(|t| t.description.as_str())
     }
 
     /// One command line, CRLF stripped.
@@ -258,6 +317,9 @@ impl Session {
         self.discarded_chunk = false;
         if let Some(step) = self.precheck() {
             return step;
+        }
+        if self.phase == Phase::Auth {
+            return self.sasl_line(line, backend);
         }
         let cmd = match command::parse(line) {
             Ok(cmd) => cmd,
@@ -409,6 +471,13 @@ impl Session {
                     "SMTPUTF8".into(),                                  // RFC 6531
                     "CHUNKING".into(),                                  // RFC 3030
                 ];
+                let mut lines = lines;
+                if self.params.starttls && self.tls.is_none() {
+                    lines.push("STARTTLS".into()); // RFC 3207
+                }
+                if let Some(mechs) = self.offered_mechanisms() {
+                    lines.push(format!("AUTH {mechs}")); // RFC 4954
+                }
                 Step::reply(Reply::lines(250, "", lines))
             }
             Command::Helo(name) => {
@@ -420,8 +489,19 @@ impl Session {
         }
     }
 
-    fn mail(&mut self, cmd: Command, _: &dyn Backend) -> Step {
+    fn mail(&mut self, cmd: Command, backend: &dyn Backend) -> Step {
         let Command::Mail { from, params } = cmd else { return self.out_of_order() };
+        // RFC 6409 4.3 / RFC 4954 6: submission needs a login first.
+        if self.params.require_auth && self.user.is_none() {
+            return self.fail(Reply::new(530, "5.7.0", "Authentication required"));
+        }
+        if let Some(user) = &self.user
+            && !backend.sender_allowed(user, from.as_ref())
+        {
+            let who = from.as_ref().map(|a| a.to_string()).unwrap_or_default();
+            let text = format!("<{who}>: Sender address rejected: not owned by user {user}");
+            return self.fail(Reply::new(553, "5.7.1", text));
+        }
         // RFC 6531 3.4: a non-ASCII address needs SMTPUTF8 on MAIL.
         if from.as_ref().is_some_and(|a| !a.is_ascii()) && !params.smtputf8 {
             return self.fail(Reply::new(553, "5.6.7", "Error: non-ASCII sender address needs SMTPUTF8"));
@@ -543,11 +623,13 @@ impl Session {
                 "2.0.0",
                 "Commands: HELO EHLO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP",
             )),
-            // RFC 5321 3.5.2: EXPN may be disabled; STARTTLS and AUTH are not offered yet.
+            // RFC 5321 3.5.2: EXPN may be disabled.
             _ => self.fail(Reply::not_implemented()),
         }
     }
 }
+
+mod auth;
 
 #[cfg(test)]
 mod tests;

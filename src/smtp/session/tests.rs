@@ -30,11 +30,15 @@ fn params(max_errors: usize) -> Arc<Params> {
         message_size_limit: 1000,
         max_recipients: 3,
         max_errors,
+        starttls: false,
+        auth_mechanisms: Vec::new(),
+        require_auth: false,
     })
 }
 
 fn session_with(relay: bool, max_errors: usize) -> Session {
-    let peer = Peer { ip: "192.0.2.7".parse().unwrap(), port: 40000, relay_allowed: relay };
+    let peer =
+        Peer { ip: "192.0.2.7".parse().unwrap(), port: 40000, relay_allowed: relay, cleartext_auth: false };
     Session::new(params(max_errors), peer)
 }
 
@@ -451,4 +455,134 @@ fn every_verb_has_one_table_row() {
         assert!(TABLE[i + 1..].iter().all(|o| o.verb != e.verb), "{:?} twice", e.verb);
     }
     assert_eq!(TABLE.len(), 14);
+}
+
+/// A backend with one user (alice@example.org / secret) who owns alice@example.org.
+struct Accounts {
+    failures: std::cell::Cell<u32>,
+    blocked: bool,
+}
+
+impl Backend for Accounts {
+    fn check_rcpt(&self, _: &Address) -> RcptCheck {
+        RcptCheck::Accept
+    }
+    fn credentials(&self) -> Option<&dyn crate::auth::sasl::Credentials> {
+        Some(self)
+    }
+    fn sender_allowed(&self, user: &str, sender: Option<&Address>) -> bool {
+        sender.is_none_or(|a| a.to_string() == user)
+    }
+    fn auth_failed(&self, _: &str) {
+        self.failures.set(self.failures.get() + 1);
+    }
+    fn auth_blocked(&self) -> bool {
+        self.blocked
+    }
+}
+
+impl crate::auth::sasl::Credentials for Accounts {
+    fn verify(&self, user: &str, password: &[u8]) -> Result<Option<String>, String> {
+        Ok((user == "alice@example.org" && password == b"secret").then(|| user.to_string()))
+    }
+    fn cram_md5(&self, _: &str, _: &[u8]) -> Result<Option<(String, [u8; 16])>, String> {
+        Ok(None)
+    }
+    fn plaintext(&self, _: &str) -> Result<Option<(String, String)>, String> {
+        Ok(None)
+    }
+    fn scram(
+        &self,
+        _: &str,
+        _: crate::auth::sasl::ScramHash,
+    ) -> Result<Option<(String, crate::auth::sasl::ScramKeys)>, String> {
+        Ok(None)
+    }
+}
+
+fn submission(cleartext: bool) -> Session {
+    use crate::auth::sasl::Mechanism;
+    let p = Params {
+        starttls: true,
+        auth_mechanisms: vec![Mechanism::Plain, Mechanism::Login, Mechanism::ScramSha256],
+        require_auth: true,
+        ..(*params(50)).clone()
+    };
+    let peer = Peer {
+        ip: "192.0.2.7".parse().unwrap(),
+        port: 40000,
+        relay_allowed: false,
+        cleartext_auth: cleartext,
+    };
+    Session::new(Arc::new(p), peer)
+}
+
+// "\0alice@example.org\0secret" and a wrong password, base64.
+const PLAIN_OK: &str = "AGFsaWNlQGV4YW1wbGUub3JnAHNlY3JldA==";
+const PLAIN_BAD: &str = "AGFsaWNlQGV4YW1wbGUub3JnAHdyb25n";
+
+#[test]
+fn submission_needs_tls_before_cleartext_auth_and_auth_before_mail() {
+    let b = Accounts { failures: Default::default(), blocked: false };
+    let mut s = submission(false);
+    let ehlo = wire(&s.on_line(b"EHLO c", &b));
+    assert!(ehlo.contains("250-STARTTLS\r\n"), "{ehlo}");
+    assert!(ehlo.contains("AUTH SCRAM-SHA-256\r\n"), "no cleartext mechanism before TLS: {ehlo}");
+    assert!(wire(&s.on_line(b"MAIL FROM:<alice@example.org>", &b)).starts_with("530 5.7.0"));
+    let r = wire(&s.on_line(format!("AUTH PLAIN {PLAIN_OK}").as_bytes(), &b));
+    assert!(r.starts_with("538 5.7.11"), "RFC 4954 downgrade refused: {r}");
+    // STARTTLS: the caller does the handshake; everything before is forgotten.
+    let step = s.on_line(b"STARTTLS", &b);
+    assert_eq!(step.next, Next::StartTls);
+    assert_eq!(wire(&step), "220 2.0.0 Ready to start TLS\r\n");
+    s.on_tls("TLSv1.3 TEST".into(), Vec::new());
+    assert!(
+        wire(&s.on_line(b"MAIL FROM:<alice@example.org>", &b)).starts_with("503 5.5.1"),
+        "EHLO again first"
+    );
+    let ehlo = wire(&s.on_line(b"EHLO c", &b));
+    assert!(!ehlo.contains("STARTTLS"), "{ehlo}");
+    assert!(ehlo.contains("AUTH PLAIN LOGIN SCRAM-SHA-256\r\n"), "{ehlo}");
+    assert!(wire(&s.on_line(b"STARTTLS", &b)).starts_with("503 5.5.1"));
+    assert!(wire(&s.on_line(b"AUTH CRAM-MD5", &b)).starts_with("504 5.5.4"), "not offered");
+    let r = wire(&s.on_line(format!("AUTH PLAIN {PLAIN_BAD}").as_bytes(), &b));
+    assert!(r.starts_with("535 5.7.8"), "{r}");
+    assert_eq!(b.failures.get(), 1);
+    // No initial response: an empty challenge, then the response; "*" cancels.
+    assert_eq!(wire(&s.on_line(b"AUTH PLAIN", &b)), "334\r\n");
+    assert!(wire(&s.on_line(b"*", &b)).starts_with("501 5.0.0"));
+    assert_eq!(wire(&s.on_line(b"AUTH PLAIN", &b)), "334\r\n");
+    assert!(wire(&s.on_line(b"not base64!", &b)).starts_with("501 5.5.2"));
+    assert_eq!(
+        wire(&s.on_line(format!("AUTH PLAIN {PLAIN_OK}").as_bytes(), &b)),
+        "235 2.7.0 Authentication successful\r\n"
+    );
+    assert!(wire(&s.on_line(b"AUTH PLAIN", &b)).starts_with("503 5.5.1"), "once is enough");
+    let r = wire(&s.on_line(b"MAIL FROM:<bob@example.org>", &b));
+    assert!(r.starts_with("553 5.7.1 <bob@example.org>: Sender address rejected"), "{r}");
+    let r = wire(&s.on_line(b"MAIL FROM:<alice@example.org> AUTH=<>", &b));
+    assert!(r.starts_with("250"), "{r}");
+    assert!(
+        wire(&s.on_line(b"RCPT TO:<anyone@elsewhere.net>", &b)).starts_with("250"),
+        "logged-in users relay"
+    );
+    assert_eq!(s.protocol(), "ESMTPSA");
+    assert_eq!(s.user(), Some("alice@example.org"));
+}
+
+#[test]
+fn cleartext_networks_may_log_in_without_tls_and_blocked_clients_may_not() {
+    let b = Accounts { failures: Default::default(), blocked: false };
+    let mut s = submission(true);
+    assert!(wire(&s.on_line(b"EHLO c", &b)).contains("AUTH PLAIN LOGIN SCRAM-SHA-256"));
+    // LOGIN: "Username:" and "Password:" challenges.
+    assert_eq!(wire(&s.on_line(b"AUTH LOGIN", &b)), "334 VXNlcm5hbWU6\r\n");
+    assert_eq!(wire(&s.on_line(b"YWxpY2VAZXhhbXBsZS5vcmc=", &b)), "334 UGFzc3dvcmQ6\r\n");
+    assert!(wire(&s.on_line(b"c2VjcmV0", &b)).starts_with("235 2.7.0"));
+    assert_eq!(s.protocol(), "ESMTPA");
+    let blocked = Accounts { failures: Default::default(), blocked: true };
+    let mut s = submission(true);
+    s.on_line(b"EHLO c", &blocked);
+    let r = wire(&s.on_line(format!("AUTH PLAIN {PLAIN_OK}").as_bytes(), &blocked));
+    assert!(r.starts_with("454 4.7.0"), "{r}");
 }

@@ -1,6 +1,6 @@
-//! TLS configuration: rustls client configs for outbound SMTP (RFC 3207 STARTTLS, RFC 8314 implicit TLS)
+//! TLS client side: rustls client configs for outbound SMTP (RFC 3207 STARTTLS, RFC 8314 implicit TLS)
 //! with the system trust anchors, in a verifying and an opportunistic flavour (RFC 7435: an unverifiable
-//! certificate still encrypts, and is recorded as untrusted). The server side lands here later.
+//! certificate still encrypts, and is recorded as untrusted).
 
 use std::fmt;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -11,10 +11,7 @@ use rustls::crypto::{CryptoProvider, verify_tls12_signature, verify_tls13_signat
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, RootCertStore, SignatureScheme};
 
-/// The ring provider every config in buzon is built on.
-fn provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
-}
+use super::provider;
 
 /// The system's trust anchors (rustls-native-certs), loaded on first use and kept for the life of the
 /// process: a cache of files, not configuration. Certificates that fail to load are logged and skipped;
@@ -145,16 +142,7 @@ pub fn client_opportunistic(
 
 /// "TLSv1.3 TLS13_AES_256_GCM_SHA384": the negotiated version and cipher suite, for logs.
 pub fn describe(conn: &rustls::ClientConnection) -> String {
-    let version = match conn.protocol_version() {
-        Some(rustls::ProtocolVersion::TLSv1_3) => "TLSv1.3".to_string(),
-        Some(rustls::ProtocolVersion::TLSv1_2) => "TLSv1.2".to_string(),
-        Some(v) => format!("{v:?}"),
-        None => "TLS".to_string(),
-    };
-    match conn.negotiated_cipher_suite() {
-        Some(s) => format!("{version} {:?}", s.suite()),
-        None => version,
-    }
+    super::describe_state(conn)
 }
 
 #[cfg(test)]

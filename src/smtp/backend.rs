@@ -1,0 +1,208 @@
+//! What SMTP sessions share and ask of the server: the configuration, the
+//! recipient resolver, the user database for AUTH (RFC 4954) with the
+//! brute-force limiter, sender ownership for submission (RFC 6409 6.1), the
+//! TLS configuration, the queue. One [`Context`] per server; one
+//! [`ConnBackend`] per connection implements the session's [`Backend`].
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::addr::Address;
+use crate::auth::limiter::Limiter;
+use crate::auth::sasl::{Credentials, Mechanism, ScramHash, ScramKeys};
+use crate::auth::{UserDb, scheme::Stored};
+use crate::config::{Config, UsersSpec};
+use crate::local::{Resolution, Resolver};
+use crate::queue::Queue;
+use crate::queue::wake::Waker;
+use crate::server::Service;
+use crate::smtp::session::{Backend, Params, RcptCheck};
+use crate::store::StoreOptions;
+use crate::tls::ServerTls;
+
+/// What every SMTP session shares.
+pub struct Context {
+    pub(super) config: Arc<Config>,
+    smtp: Arc<Params>,
+    submission: Arc<Params>,
+    submissions: Arc<Params>,
+    pub(super) resolver: Arc<Resolver>,
+    pub(super) store: StoreOptions,
+    pub(super) queue: Arc<Queue>,
+    pub(super) waker: Arc<Waker>,
+    pub(super) tls: Option<Arc<ServerTls>>,
+    users: DbCredentials,
+    limiter: Limiter,
+}
+
+impl Context {
+    pub fn new(
+        config: Arc<Config>,
+        resolver: Arc<Resolver>,
+        queue: Arc<Queue>,
+        waker: Arc<Waker>,
+        tls: Option<Arc<ServerTls>>,
+    ) -> Result<Context, String> {
+        // Only mechanisms the user database can serve: a crypt(3) hash only checks a cleartext password.
+        let mechanisms: Vec<Mechanism> = config
+            .auth_mechanisms
+            .iter()
+            .filter_map(|m| Mechanism::from_name(m))
+            .filter(|m| !matches!(config.users, UsersSpec::System) || m.sends_cleartext())
+            .collect();
+        let base = Params {
+            hostname: config.hostname.clone(),
+            message_size_limit: config.message_size_limit,
+            max_recipients: config.smtp_max_recipients,
+            max_errors: config.smtp_max_errors,
+            starttls: tls.is_some(),
+            auth_mechanisms: Vec::new(),
+            require_auth: false,
+        };
+        let submission = Params { auth_mechanisms: mechanisms, require_auth: true, ..base.clone() };
+        let submissions = Params { starttls: false, ..submission.clone() };
+        Ok(Context {
+            smtp: Arc::new(base),
+            submission: Arc::new(submission),
+            submissions: Arc::new(submissions),
+            store: StoreOptions { lock_timeout: config.mbox_lock_timeout },
+            users: DbCredentials(UserDb::open(&config.users)?),
+            limiter: Limiter::new(
+                config.auth_max_failures,
+                config.auth_failure_window,
+                config.auth_block_time,
+            ),
+            config,
+            resolver,
+            queue,
+            waker,
+            tls,
+        })
+    }
+
+    /// The session parameters of a listener's service.
+    pub fn params(&self, service: Service) -> Arc<Params> {
+        Arc::clone(match service {
+            Service::Smtp => &self.smtp,
+            Service::Submission => &self.submission,
+            Service::Submissions => &self.submissions,
+        })
+    }
+}
+
+/// The session's view of the server, for one connection.
+pub struct ConnBackend<'a> {
+    pub ctx: &'a Context,
+    pub ip: IpAddr,
+    pub sid: &'a str,
+    /// How long the last failed login's answer should be held back.
+    pub delay: std::cell::Cell<Duration>,
+}
+
+impl Backend for ConnBackend<'_> {
+    fn check_rcpt(&self, rcpt: &Address) -> RcptCheck {
+        match self.ctx.resolver.resolve(rcpt.local(), rcpt.domain()) {
+            Resolution::NotLocal => RcptCheck::NotLocal,
+            Resolution::Unknown => RcptCheck::UnknownUser,
+            Resolution::Deliver(_) => RcptCheck::Accept,
+            Resolution::Temp(m) => RcptCheck::Temp(m),
+            Resolution::Perm(m) => RcptCheck::Perm(m),
+        }
+    }
+
+    fn credentials(&self) -> Option<&dyn Credentials> {
+        Some(&self.ctx.users)
+    }
+
+    /// RFC 6409 6.1: a user sends as addresses that are theirs: delivered to
+    /// their account (their own address, aliases that lead to them).
+    fn sender_allowed(&self, user: &str, sender: Option<&Address>) -> bool {
+        let Some(sender) = sender else { return true }; // the null sender: notifications
+        if !self.ctx.config.auth_sender_check {
+            return true;
+        }
+        match self.ctx.resolver.resolve(sender.local(), sender.domain()) {
+            Resolution::Deliver(dests) => dests.iter().any(|d| same_user(&d.account, user)),
+            _ => false,
+        }
+    }
+
+    fn random(&self, buf: &mut [u8]) {
+        fill_random(buf);
+    }
+
+    fn auth_failed(&self, _user: &str) {
+        let v = self.ctx.limiter.failed(self.ip, Instant::now());
+        log::warn!(
+            "session={} event=auth_failed client={} failures={} blocked={}",
+            self.sid,
+            self.ip,
+            v.failures,
+            v.blocked
+        );
+        self.delay.set(v.delay);
+    }
+
+    fn auth_succeeded(&self, user: &str, mechanism: &str) {
+        self.ctx.limiter.succeeded(self.ip);
+        log::info!("session={} event=auth user={user} mechanism={mechanism} client={}", self.sid, self.ip);
+    }
+
+    fn auth_blocked(&self) -> bool {
+        let blocked = self.ctx.limiter.blocked(self.ip, Instant::now());
+        if blocked {
+            log::warn!("session={} event=auth_refused reason=blocked client={}", self.sid, self.ip);
+        }
+        blocked
+    }
+}
+
+/// Login names compare without case; a passwd-file user `alice@example.org`
+/// is also `alice` when the file holds plain names.
+fn same_user(account: &str, user: &str) -> bool {
+    account.eq_ignore_ascii_case(user)
+}
+
+/// Random bytes from the kernel (getrandom(2)); a short read is retried.
+pub fn fill_random(buf: &mut [u8]) {
+    let mut done = 0;
+    while done < buf.len() {
+        // SAFETY: the pointer and length describe the unfilled part of `buf`.
+        let n = unsafe { libc::getrandom(buf[done..].as_mut_ptr().cast(), buf.len() - done, 0) };
+        if n > 0 {
+            done += n as usize;
+        } else if std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
+            // getrandom cannot fail on Linux >= 3.17 once the pool is initialised; never use a weak nonce.
+            log::error!("event=getrandom_failed error=\"{}\"", std::io::Error::last_os_error());
+            std::process::abort();
+        }
+    }
+}
+
+/// SASL's view of the user database.
+struct DbCredentials(UserDb);
+
+impl DbCredentials {
+    fn secret(&self, user: &str) -> Result<Option<(String, Stored)>, String> {
+        Ok(self.0.secret(user)?.map(|(account, stored)| (account.name, stored)))
+    }
+}
+
+impl Credentials for DbCredentials {
+    fn verify(&self, user: &str, password: &[u8]) -> Result<Option<String>, String> {
+        Ok(self.0.verify_password(user, password)?.map(|a| a.name))
+    }
+
+    fn cram_md5(&self, user: &str, challenge: &[u8]) -> Result<Option<(String, [u8; 16])>, String> {
+        Ok(self.secret(user)?.and_then(|(name, s)| s.cram_md5(challenge).map(|d| (name, d))))
+    }
+
+    fn plaintext(&self, user: &str) -> Result<Option<(String, String)>, String> {
+        Ok(self.secret(user)?.and_then(|(name, s)| s.plaintext().map(|p| (name, p.to_string()))))
+    }
+
+    fn scram(&self, user: &str, hash: ScramHash) -> Result<Option<(String, ScramKeys)>, String> {
+        Ok(self.secret(user)?.and_then(|(name, s)| s.scram(hash).map(|k| (name, k))))
+    }
+}
