@@ -122,9 +122,10 @@ impl DigestMd5 {
         if !realm.is_empty() && realm != self.realm.as_bytes() {
             return bad();
         }
-        // RFC 2831 2.1.2: digest-uri is "serv-type/host[/serv-name]" and the server checks it names
-        // this service on this host (so a response cannot be replayed against another server).
-        if !uri_matches(&uri, self.service, &self.realm) {
+        // RFC 2831 2.1.2: digest-uri is "serv-type/host[/serv-name]". The service must be ours; the
+        // host is whatever name or address the client dialled, which a server cannot know, and the
+        // response is bound to our fresh nonce anyway, so it cannot be replayed elsewhere.
+        if !uri_matches(&uri, self.service) {
             return bad();
         }
         // No proxy authorization: an authzid must name the user itself.
@@ -198,15 +199,10 @@ fn latin1_if_possible(s: &str) -> Vec<u8> {
 }
 
 /// `service/host` or `service/host/serv-name`, host compared without regard to case.
-fn uri_matches(uri: &[u8], service: &str, host: &str) -> bool {
+fn uri_matches(uri: &[u8], service: &str) -> bool {
     let mut parts = uri.split(|&b| b == b'/');
     let (Some(s), Some(h)) = (parts.next(), parts.next()) else { return false };
-    let serv_name_ok = match (parts.next(), parts.next()) {
-        (None, _) => true,
-        (Some(n), None) => n.eq_ignore_ascii_case(host.as_bytes()),
-        _ => false,
-    };
-    s == service.as_bytes() && h.eq_ignore_ascii_case(host.as_bytes()) && serv_name_ok
+    s == service.as_bytes() && !h.is_empty() && parts.nth(1).is_none()
 }
 
 /// Parses a digest-response: `#( name "=" ( token | quoted-string ) )` with optional white space and
@@ -369,7 +365,10 @@ mod tests {
         let uri = "imap/elwood.innosoft.com";
         assert_eq!(run("imap", &client_response("chris", "wrong", uri), &creds), bad());
         assert_eq!(run("imap", &client_response("nobody", "secret", uri), &creds), bad());
-        assert_eq!(run("imap", &client_response("chris", "secret", "imap/other.example"), &creds), bad());
+        assert_eq!(
+            run("imap", &client_response("chris", "secret", "pop/elwood.innosoft.com"), &creds),
+            bad()
+        );
         assert_eq!(run("imap", &RFC_RESPONSE.replace("hh\",nc", "hX\",nc"), &creds), bad());
         assert_eq!(run("imap", &RFC_RESPONSE.replace("realm=\"elwood", "realm=\"x"), &creds), bad());
         assert_eq!(run("imap", &format!("{RFC_RESPONSE},authzid=\"root\""), &creds), bad());
@@ -406,10 +405,13 @@ mod tests {
         assert_eq!(quote("a\"b\\c"), "\"a\\\"b\\\\c\"");
         assert_eq!(latin1_if_possible("caf\u{e9}"), b"caf\xe9");
         assert_eq!(latin1_if_possible("\u{20ac}"), "\u{20ac}".as_bytes());
-        assert!(uri_matches(b"smtp/Mail.Example", "smtp", "mail.example"));
-        assert!(uri_matches(b"smtp/mail.example/mail.example", "smtp", "mail.example"));
-        assert!(!uri_matches(b"smtp", "smtp", "mail.example"));
-        assert!(!uri_matches(b"smtp/mail.example/other", "smtp", "mail.example"));
+        assert!(uri_matches(b"smtp/Mail.Example", "smtp"));
+        assert!(uri_matches(b"smtp/127.0.0.1", "smtp"), "the host is whatever the client dialled");
+        assert!(uri_matches(b"smtp/mail.example/mail.example", "smtp"));
+        assert!(!uri_matches(b"smtp", "smtp"));
+        assert!(!uri_matches(b"smtp/", "smtp"));
+        assert!(!uri_matches(b"imap/mail.example", "smtp"));
+        assert!(!uri_matches(b"smtp/a/b/c", "smtp"));
     }
 
     #[test]
