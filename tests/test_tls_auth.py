@@ -223,3 +223,39 @@ class BadCertificates(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+@unittest.skipUnless(os.geteuid() == 0 and shutil.which("useradd"), "needs root and useradd (CI runs as root)")
+class SystemUserLogin(unittest.TestCase):
+    """users = system with `user = nobody`: the server drops root, and the helper it forked first
+    checks the password against /etc/shadow."""
+
+    def setUp(self):
+        self.login = f"bzt{os.getpid() % 100000}"
+        subprocess.run(["useradd", "-M", "-s", "/usr/sbin/nologin", self.login], check=True, capture_output=True)
+        self.addCleanup(subprocess.run, ["userdel", self.login], capture_output=True)
+        subprocess.run(["chpasswd"], input=f"{self.login}:Unix-pw-1\n", text=True, check=True, capture_output=True)
+
+    def test_login_checked_by_the_privileged_helper(self):
+        s = Server(mailbox="maildir:{tmp}/mail/%u")
+        self.addCleanup(s.cleanup)
+        sub = free_port()
+        with open(s.config) as f:
+            conf = f.read().replace(f"users = file:{s.passwd}", "users = system")
+        with open(s.config, "w") as f:
+            f.write(conf + f"submission.listen = 127.0.0.1:{sub}\nuser = nobody\n"
+                           "auth.cleartext_networks = 127.0.0.0/8\n")
+        os.chmod(s.tmp, 0o755)
+        s.start()
+        pid = s.proc.pid
+        with open(f"/proc/{pid}/status") as f:
+            uid_line = next(l for l in f if l.startswith("Uid:"))
+        self.assertNotEqual(uid_line.split()[1], "0", "the server runs unprivileged")
+        with smtplib.SMTP("127.0.0.1", sub) as c:
+            c.ehlo("x")
+            self.assertEqual(c.esmtp_features["auth"].split(), ["PLAIN", "LOGIN"],
+                             "only mechanisms a crypt(3) hash can serve")
+            with self.assertRaises(smtplib.SMTPAuthenticationError):
+                c.login(self.login, "wrong")
+            c.login(f"{self.login}@example.test", "Unix-pw-1")
+        self.assertIn(f"event=auth user={self.login} mechanism=", s.read_log())

@@ -69,6 +69,10 @@ fuzz_target!(|data: &[u8]| {
             step = match step.next {
                 Next::Command => break,
                 Next::Close => return,
+                Next::StartTls => {
+                    session.on_tls("TLSv1.3 FUZZ".into(), Vec::new());
+                    break;
+                }
                 Next::Data => session.on_message(MessageResult::Stored { queue_id: "Q".into() }),
                 // The glue may or may not report a discarded chunk; both must work.
                 Next::Chunk { discard: true, size, .. } if size % 2 == 1 => break,

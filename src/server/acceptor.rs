@@ -17,7 +17,8 @@ use mio::{Events, Interest, Poll, Token};
 
 use super::pool::Pool;
 use super::{Registry, Service, Slot, privs};
-use crate::config::{Config, in_networks};
+use crate::config::{Config, UsersSpec, in_networks};
+use super::helper::PasswordHelper;
 use crate::local::{Resolver, ResolverConfig};
 use crate::queue::Queue;
 use crate::queue::runner::Runner;
@@ -64,6 +65,12 @@ pub fn run(config: Arc<Config>) -> Result<(), String> {
         std::fs::write(p, format!("{}\n", std::process::id()))
             .map_err(|e| format!("pid_file {}: {e}", p.display()))?;
     }
+    // System users' passwords are in /etc/shadow, which only root reads: a helper keeps that right
+    // when the server drops it. Forked here, while no thread exists.
+    let helper = match (privs::is_root(), &config.user, &config.users) {
+        (true, Some(_), UsersSpec::System) => Some(Arc::new(PasswordHelper::spawn()?)),
+        _ => None,
+    };
     privs::drop_if_configured(&config)?;
 
     let resolver = Arc::new(Resolver::new(ResolverConfig::from_config(&config))?);
@@ -75,7 +82,7 @@ pub fn run(config: Arc<Config>) -> Result<(), String> {
         Runner::new(Arc::clone(&config), Arc::clone(&queue), Arc::clone(&waker), Arc::clone(&resolver))?;
     Arc::new(runner).start()?;
     let smtp_ctx =
-        Arc::new(smtp::conn::Context::new(Arc::clone(&config), resolver, queue, waker, tls.clone())?);
+        Arc::new(smtp::conn::Context::new(Arc::clone(&config), resolver, queue, waker, tls.clone(), helper)?);
     let registry = Arc::new(Registry::default());
     let pool = {
         let ctx = Arc::clone(&smtp_ctx);

@@ -17,6 +17,7 @@ use crate::local::{Resolution, Resolver};
 use crate::queue::Queue;
 use crate::queue::wake::Waker;
 use crate::server::Service;
+use crate::server::helper::PasswordHelper;
 use crate::smtp::session::{Backend, Params, RcptCheck};
 use crate::store::StoreOptions;
 use crate::tls::ServerTls;
@@ -43,6 +44,7 @@ impl Context {
         queue: Arc<Queue>,
         waker: Arc<Waker>,
         tls: Option<Arc<ServerTls>>,
+        helper: Option<Arc<PasswordHelper>>,
     ) -> Result<Context, String> {
         // Only mechanisms the user database can serve: a crypt(3) hash only checks a cleartext password.
         let mechanisms: Vec<Mechanism> = config
@@ -67,7 +69,11 @@ impl Context {
             submission: Arc::new(submission),
             submissions: Arc::new(submissions),
             store: StoreOptions { lock_timeout: config.mbox_lock_timeout },
-            users: DbCredentials(UserDb::open(&config.users)?),
+            users: DbCredentials {
+                db: UserDb::open(&config.users)?,
+                helper,
+                local_domains: config.local_domains.clone(),
+            },
             limiter: Limiter::new(
                 config.auth_max_failures,
                 config.auth_failure_window,
@@ -181,17 +187,39 @@ pub fn fill_random(buf: &mut [u8]) {
 }
 
 /// SASL's view of the user database.
-struct DbCredentials(UserDb);
+struct DbCredentials {
+    db: UserDb,
+    /// Checks system users' passwords when the server itself is no longer root.
+    helper: Option<Arc<PasswordHelper>>,
+    local_domains: Vec<String>,
+}
 
 impl DbCredentials {
     fn secret(&self, user: &str) -> Result<Option<(String, Stored)>, String> {
-        Ok(self.0.secret(user)?.map(|(account, stored)| (account.name, stored)))
+        Ok(self.db.secret(user)?.map(|(account, stored)| (account.name, stored)))
+    }
+
+    /// A Unix login typed as a full address (`alice@example.org`, as phones
+    /// do) is the login `alice` when the domain is one of ours.
+    fn system_login<'u>(&self, user: &'u str) -> &'u str {
+        match user.rsplit_once('@') {
+            Some((local, domain)) if self.local_domains.iter().any(|d| d.eq_ignore_ascii_case(domain)) => local,
+            _ => user,
+        }
     }
 }
 
 impl Credentials for DbCredentials {
     fn verify(&self, user: &str, password: &[u8]) -> Result<Option<String>, String> {
-        Ok(self.0.verify_password(user, password)?.map(|a| a.name))
+        if matches!(self.db, UserDb::System) {
+            let login = self.system_login(user).to_ascii_lowercase();
+            if let Some(helper) = &self.helper {
+                let Some(account) = crate::auth::system::getpwnam(&login)? else { return Ok(None) };
+                return Ok(helper.verify(&account.name, password)?.then_some(account.name));
+            }
+            return Ok(self.db.verify_password(&login, password)?.map(|a| a.name));
+        }
+        Ok(self.db.verify_password(user, password)?.map(|a| a.name))
     }
 
     fn cram_md5(&self, user: &str, challenge: &[u8]) -> Result<Option<(String, [u8; 16])>, String> {
