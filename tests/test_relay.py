@@ -239,9 +239,10 @@ class SmarthostAndWarnings(unittest.TestCase):
         a = self.server("127.0.0.2", "a.test", "pepe",
                         f"relay.smarthost = 127.0.0.3:{self.port}\nrelay.smarthost_tls = none\n"
                         f"relay.smarthost_auth = {auth}\n")
-        with self.assertRaises(RuntimeError) as e:
-            a.start()
-        self.assertIn("never sent without TLS", str(e.exception))
+        for cmd in ("check-config", "serve"):
+            r = run_buzon(cmd, "-c", a.config)
+            self.assertEqual(r.returncode, 78, r.stderr)
+            self.assertIn("never sent without TLS", r.stderr)
 
     def test_delay_warning_then_delivery(self):
         a = self.server("127.0.0.2", "a.test", "pepe",

@@ -366,6 +366,14 @@ impl Config {
         if !local_domains_set && !c.local_domains.contains(&c.hostname) {
             c.local_domains = dedup(vec!["localhost".into(), c.hostname.clone()]);
         }
+        if c.relay_smarthost_auth.is_some() && c.relay_smarthost_tls == SmarthostTls::None {
+            return Err(err(
+                0,
+                "`relay.smarthost_auth`: a password is never sent without TLS; set `relay.smarthost_tls` \
+                 to starttls or implicit"
+                    .into(),
+            ));
+        }
         if c.tls_cert.is_some() != c.tls_key.is_some() {
             return Err(err(0, "`tls.cert` and `tls.key` go together: set both or neither".into()));
         }
