@@ -272,3 +272,9 @@ log "RUNS=$RUNS MSGS=$MSGS SIZE=$SIZE SESSIONS=$SESSIONS; work dir $WORK"
 [[ "$ONLY" == buzon ]] || bench_postfix
 echo "---- figures (median of $RUNS runs; $MSGS messages of $SIZE bytes, $SESSIONS sessions) ----"
 "${LIB[@]}" report "$RESULTS"
+
+# Relaying instance to instance (needs dnsmasq, as the relay tests do).
+if [[ "$ONLY" != postfix ]] && command -v dnsmasq >/dev/null; then
+    echo "---- relaying: buzon on 127.0.0.2 to buzon on 127.0.0.3 via MX (bench/relay.py) ----"
+    BUZON_BIN="$BUZON" python3 "$(dirname "$0")/relay.py" || log "relay bench failed"
+fi
