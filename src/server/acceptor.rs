@@ -15,10 +15,10 @@ use std::time::{Duration, Instant};
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token};
 
+use super::helper::PasswordHelper;
 use super::pool::Pool;
 use super::{Registry, Service, Slot, privs};
 use crate::config::{Config, UsersSpec, in_networks};
-use super::helper::PasswordHelper;
 use crate::local::{Resolver, ResolverConfig};
 use crate::queue::Queue;
 use crate::queue::runner::Runner;

@@ -203,7 +203,9 @@ impl DbCredentials {
     /// do) is the login `alice` when the domain is one of ours.
     fn system_login<'u>(&self, user: &'u str) -> &'u str {
         match user.rsplit_once('@') {
-            Some((local, domain)) if self.local_domains.iter().any(|d| d.eq_ignore_ascii_case(domain)) => local,
+            Some((local, domain)) if self.local_domains.iter().any(|d| d.eq_ignore_ascii_case(domain)) => {
+                local
+            }
             _ => user,
         }
     }
