@@ -65,6 +65,7 @@ install: all
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 \
 		$(DESTDIR)$(SYSCONFDIR)/buzon
 	install -m 0755 $(BIN) $(DESTDIR)$(SBINDIR)/buzon
+	ln -sf buzon $(DESTDIR)$(SBINDIR)/mailq
 	install -m 0644 $(MAN5) $(DESTDIR)$(MANDIR)/man5/buzon.conf.5
 	install -m 0644 $(MAN8) $(DESTDIR)$(MANDIR)/man8/buzon.8
 	@if [ -e $(DESTDIR)$(SYSCONFDIR)/buzon/buzon.conf ]; then \
