@@ -173,6 +173,16 @@ class CommandLine(unittest.TestCase):
             r = run_buzon("check-config", env={**os.environ, "BUZON_CONFIG": p})
             self.assertIn("hostname = mx.example.org\n", r.stdout)
 
+    def test_mailq_by_its_classic_name(self):
+        s = Server()
+        self.addCleanup(s.cleanup)
+        s.start()
+        link = os.path.join(s.tmp, "mailq")
+        os.symlink(BINARY, link)
+        r = subprocess.run([link, "-C", s.config], capture_output=True, text=True, timeout=30)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.stdout.strip(), "Mail queue is empty")
+
     def test_serve_with_bad_config_exits_nonzero(self):
         import tempfile
         with tempfile.TemporaryDirectory() as d:
