@@ -10,6 +10,7 @@ pub mod config;
 pub mod dns;
 pub mod local;
 pub mod netio;
+pub mod pop3;
 pub mod queue;
 pub mod server;
 pub mod smtp;

@@ -3,7 +3,9 @@
 //! mboxrd (RFC 4155 describes the mbox family); the 250 is said only after commit (RFC 5321 6.1).
 
 pub mod maildir;
+pub mod maildrop;
 pub mod mbox;
+mod mboxlock;
 pub mod owner;
 
 use std::fmt;
