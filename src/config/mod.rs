@@ -33,6 +33,8 @@ pub struct Config {
     pub smtp_listen: Vec<SocketAddr>,
     pub submission_listen: Vec<SocketAddr>,
     pub submissions_listen: Vec<SocketAddr>,
+    pub pop3_listen: Vec<SocketAddr>,
+    pub pop3s_listen: Vec<SocketAddr>,
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
     pub auth_mechanisms: Vec<String>,
@@ -155,8 +157,7 @@ pub const KNOWN_MECHANISMS: &[&str] = &[
 
 /// Keys reserved for capabilities this version does not serve yet. Setting
 /// one is an error, so nobody believes a port is served when it is not.
-const NOT_YET: &[(&str, &str)] =
-    &[("pop3.listen", "POP3"), ("pop3s.listen", "POP3"), ("imap.listen", "IMAP"), ("imaps.listen", "IMAP")];
+const NOT_YET: &[(&str, &str)] = &[("imap.listen", "IMAP"), ("imaps.listen", "IMAP")];
 
 /// The system's host name (uname nodename), or `localhost`.
 pub fn system_hostname() -> String {
@@ -188,6 +189,8 @@ impl Config {
             smtp_listen: Vec::new(),
             submission_listen: Vec::new(),
             submissions_listen: Vec::new(),
+            pop3_listen: Vec::new(),
+            pop3s_listen: Vec::new(),
             tls_cert: None,
             tls_key: None,
             auth_mechanisms: DEFAULT_MECHANISMS.iter().map(|m| m.to_string()).collect(),
@@ -305,6 +308,8 @@ impl Config {
                 "smtp.listen" => v(parse_listen(value).map(|l| c.smtp_listen = l))?,
                 "submission.listen" => v(parse_listen(value).map(|l| c.submission_listen = l))?,
                 "submissions.listen" => v(parse_listen(value).map(|l| c.submissions_listen = l))?,
+                "pop3.listen" => v(parse_listen(value).map(|l| c.pop3_listen = l))?,
+                "pop3s.listen" => v(parse_listen(value).map(|l| c.pop3s_listen = l))?,
                 "tls.cert" => c.tls_cert = (!value.is_empty()).then(|| PathBuf::from(value)),
                 "tls.key" => c.tls_key = (!value.is_empty()).then(|| PathBuf::from(value)),
                 "auth.mechanisms" => v(parse_mechanisms(value).map(|x| c.auth_mechanisms = x))?,
@@ -377,6 +382,9 @@ impl Config {
         if c.tls_cert.is_some() != c.tls_key.is_some() {
             return Err(err(0, "`tls.cert` and `tls.key` go together: set both or neither".into()));
         }
+        if !c.pop3s_listen.is_empty() && c.tls_cert.is_none() {
+            return Err(err(0, "`pop3s.listen` is implicit TLS: set `tls.cert` and `tls.key`".into()));
+        }
         if !c.submissions_listen.is_empty() && c.tls_cert.is_none() {
             return Err(err(
                 0,
@@ -384,7 +392,12 @@ impl Config {
                     .into(),
             ));
         }
-        if c.smtp_listen.is_empty() && c.submission_listen.is_empty() && c.submissions_listen.is_empty() {
+        if c.smtp_listen.is_empty()
+            && c.submission_listen.is_empty()
+            && c.submissions_listen.is_empty()
+            && c.pop3_listen.is_empty()
+            && c.pop3s_listen.is_empty()
+        {
             return Err(err(
                 0,
                 "no listener configured: set `smtp.listen` (e.g. `smtp.listen = 0.0.0.0:25`)".into(),
@@ -428,6 +441,8 @@ impl Config {
         kv("smtp.listen", addrs(&self.smtp_listen));
         kv("submission.listen", addrs(&self.submission_listen));
         kv("submissions.listen", addrs(&self.submissions_listen));
+        kv("pop3.listen", addrs(&self.pop3_listen));
+        kv("pop3s.listen", addrs(&self.pop3s_listen));
         kv("tls.cert", self.tls_cert.as_ref().map(|p| p.display().to_string()).unwrap_or_default());
         kv("tls.key", self.tls_key.as_ref().map(|p| p.display().to_string()).unwrap_or_default());
         kv("relay.networks", nets(&self.relay_networks));

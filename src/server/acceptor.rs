@@ -54,6 +54,8 @@ pub fn run(config: Arc<Config>) -> Result<(), String> {
         (Service::Smtp, &config.smtp_listen),
         (Service::Submission, &config.submission_listen),
         (Service::Submissions, &config.submissions_listen),
+        (Service::Pop3, &config.pop3_listen),
+        (Service::Pop3s, &config.pop3s_listen),
     ] {
         for addr in addrs {
             let l = super::listen::bind(*addr)
@@ -86,7 +88,10 @@ pub fn run(config: Arc<Config>) -> Result<(), String> {
     let registry = Arc::new(Registry::default());
     let pool = {
         let ctx = Arc::clone(&smtp_ctx);
-        Pool::new(config.max_connections, move |job: Job| smtp::conn::run(job, &ctx))
+        Pool::new(config.max_connections, move |job: Job| match job.service {
+            Service::Pop3 | Service::Pop3s => crate::pop3::conn::run(job, &ctx),
+            _ => smtp::conn::run(job, &ctx),
+        })
     };
 
     let mut poll = Poll::new().map_err(|e| format!("poll: {e}"))?;
@@ -216,14 +221,24 @@ fn accept_all(
                 "event=reject reason=per_ip_limit client={peer} limit={}",
                 config.max_connections_per_ip
             );
-            refuse(stream, &smtp::conn::too_many_from(&config.hostname));
+            let reply = match service {
+                Service::Pop3 | Service::Pop3s => {
+                    b"-ERR [SYS/TEMP] Too many connections from your address\r\n".to_vec()
+                }
+                _ => smtp::conn::too_many_from(&config.hostname),
+            };
+            refuse(stream, &reply);
             continue;
         };
         if let Err(job) = pool.try_submit(Job { stream, peer, service, slot }) {
             log::warn!("event=reject reason=busy client={peer} limit={}", config.max_connections);
             let Job { stream, slot, .. } = job;
             drop(slot);
-            refuse(stream, &smtp::conn::busy(&config.hostname));
+            let reply = match service {
+                Service::Pop3 | Service::Pop3s => crate::pop3::conn::busy(),
+                _ => smtp::conn::busy(&config.hostname),
+            };
+            refuse(stream, &reply);
         }
     }
 }

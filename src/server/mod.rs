@@ -22,6 +22,9 @@ pub enum Service {
     Submission,
     /// Submission over implicit TLS (RFC 8314).
     Submissions,
+    Pop3,
+    /// POP3 over implicit TLS (RFC 8314).
+    Pop3s,
 }
 
 impl Service {
@@ -30,6 +33,8 @@ impl Service {
             Service::Smtp => "smtp",
             Service::Submission => "submission",
             Service::Submissions => "submissions",
+            Service::Pop3 => "pop3",
+            Service::Pop3s => "pop3s",
         }
     }
 }

@@ -24,17 +24,19 @@ use crate::tls::ServerTls;
 
 /// What every SMTP session shares.
 pub struct Context {
-    pub(super) config: Arc<Config>,
+    pub(crate) config: Arc<Config>,
     smtp: Arc<Params>,
     submission: Arc<Params>,
     submissions: Arc<Params>,
-    pub(super) resolver: Arc<Resolver>,
+    pub(crate) resolver: Arc<Resolver>,
     pub(super) store: StoreOptions,
     pub(super) queue: Arc<Queue>,
     pub(super) waker: Arc<Waker>,
-    pub(super) tls: Option<Arc<ServerTls>>,
+    pub(crate) tls: Option<Arc<ServerTls>>,
     users: DbCredentials,
     limiter: Limiter,
+    pop3: Arc<crate::pop3::session::Params>,
+    pop3s: Arc<crate::pop3::session::Params>,
 }
 
 impl Context {
@@ -64,7 +66,16 @@ impl Context {
         };
         let submission = Params { auth_mechanisms: mechanisms, require_auth: true, ..base.clone() };
         let submissions = Params { starttls: false, ..submission.clone() };
+        let pop3 = crate::pop3::session::Params {
+            hostname: config.hostname.clone(),
+            max_errors: config.smtp_max_errors,
+            stls: tls.is_some(),
+            auth_mechanisms: submission.auth_mechanisms.clone(),
+        };
+        let pop3s = crate::pop3::session::Params { stls: false, ..pop3.clone() };
         Ok(Context {
+            pop3: Arc::new(pop3),
+            pop3s: Arc::new(pop3s),
             smtp: Arc::new(base),
             submission: Arc::new(submission),
             submissions: Arc::new(submissions),
@@ -87,13 +98,18 @@ impl Context {
         })
     }
 
-    /// The session parameters of a listener's service.
+    /// The SMTP session parameters of a listener's service.
     pub fn params(&self, service: Service) -> Arc<Params> {
         Arc::clone(match service {
-            Service::Smtp => &self.smtp,
             Service::Submission => &self.submission,
             Service::Submissions => &self.submissions,
+            _ => &self.smtp,
         })
+    }
+
+    /// The POP3 session parameters of a listener's service.
+    pub fn pop3_params(&self, service: Service) -> Arc<crate::pop3::session::Params> {
+        Arc::clone(if service == Service::Pop3s { &self.pop3s } else { &self.pop3 })
     }
 }
 

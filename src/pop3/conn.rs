@@ -1,0 +1,275 @@
+//! One POP3 connection: drives the I/O-free [`Session`] over a blocking
+//! socket (plain, STLS per RFC 2595, or implicit TLS on pop3s per RFC 8314),
+//! opens the user's maildrop at login, streams messages, and expunges only
+//! at QUIT (RFC 1939 6). The maildrop is opened and changed with the
+//! mailbox owner's file-system identity when the server runs as root.
+
+use std::cell::Cell;
+use std::io::{self, Write};
+use std::time::Duration;
+
+use crate::auth::sasl::{ChannelBinding, Credentials};
+use crate::config::{MailboxKind, in_networks};
+use crate::local::Resolution;
+use crate::netio::{Line, LineReader, Stream, flush_out};
+use crate::pop3::session::{self, Action, OpenError, Peer, Session, UpdateError};
+use crate::server::Service;
+use crate::server::acceptor::Job;
+use crate::smtp::backend::{ConnBackend, Context};
+use crate::store::maildrop::{DropError, Maildrop};
+use crate::store::owner::{Owner, become_owner};
+
+impl session::Backend for ConnBackend<'_> {
+    fn credentials(&self) -> Option<&dyn Credentials> {
+        crate::smtp::session::Backend::credentials(self)
+    }
+    fn random(&self, buf: &mut [u8]) {
+        crate::smtp::session::Backend::random(self, buf)
+    }
+    fn auth_failed(&self, user: &str) {
+        crate::smtp::session::Backend::auth_failed(self, user)
+    }
+    fn auth_succeeded(&self, user: &str, mechanism: &str) {
+        crate::smtp::session::Backend::auth_succeeded(self, user, mechanism)
+    }
+    fn auth_blocked(&self) -> bool {
+        crate::smtp::session::Backend::auth_blocked(self)
+    }
+}
+
+/// The session's view of an opened maildrop.
+struct View<'a>(&'a Maildrop);
+
+impl session::Maildrop for View<'_> {
+    fn count(&self) -> usize {
+        self.0.count()
+    }
+    fn size(&self, n: usize) -> u64 {
+        self.0.size(n).unwrap_or(0)
+    }
+    fn uid(&self, n: usize) -> &str {
+        self.0.uid(n).unwrap_or("-")
+    }
+}
+
+/// The longest a login waits for an mbox's lock.
+const MBOX_OPEN_WAIT: Duration = Duration::from_secs(3);
+
+/// An opened maildrop and whose it is.
+struct Opened {
+    drop: Maildrop,
+    owner: Option<Owner>,
+}
+
+/// Serves one POP3 connection to its end.
+pub fn run(job: Job, ctx: &Context) {
+    let Job { stream, peer, service, slot } = job;
+    let sid = crate::spool::new_queue_id();
+    let timeout = Some(ctx.config.smtp_timeout.max(Duration::from_secs(600)));
+    if stream
+        .set_nonblocking(false)
+        .and(stream.set_read_timeout(timeout))
+        .and(stream.set_write_timeout(timeout))
+        .is_err()
+    {
+        return;
+    }
+    let _ = stream.set_nodelay(true);
+    log::info!("session={sid} event=connect service={} client={peer}", service.name());
+    let cleartext_auth = in_networks(&ctx.config.auth_cleartext_networks, peer.ip());
+    let mut session =
+        Session::new(ctx.pop3_params(service), Peer { ip: peer.ip(), port: peer.port(), cleartext_auth });
+    let mut stream = Stream::Plain(stream);
+    if service == Service::Pop3s {
+        let Some(tls) = &ctx.tls else { return };
+        match stream.start_tls(tls.config()) {
+            Ok(s) => stream = s,
+            Err(e) => {
+                log::info!("session={sid} event=tls_failed client={peer} error=\"{e}\"");
+                return;
+            }
+        }
+        tls_started(&mut session, &stream, &sid);
+    }
+    let backend = ConnBackend { ctx, ip: peer.ip(), sid: &sid, delay: Cell::new(Duration::ZERO) };
+    let mut reader = LineReader::new(stream);
+    let mut out = Vec::with_capacity(512);
+    let result = serve(&mut session, &backend, &slot, &mut reader, &mut out);
+    match result {
+        Ok(()) => log::info!("session={sid} event=disconnect client={peer}"),
+        Err(e) => log::info!("session={sid} event=disconnect client={peer} error=\"{e}\""),
+    }
+}
+
+fn tls_started(session: &mut Session, stream: &Stream, sid: &str) {
+    if let Stream::Tls(t) = stream {
+        let description = t.describe();
+        log::info!("session={sid} event=tls {description}");
+        let bindings = ["tls-exporter", "tls-server-end-point"]
+            .into_iter()
+            .filter_map(|kind| t.channel_binding(kind).map(|data| ChannelBinding { kind, data }))
+            .collect();
+        session.on_tls(description, bindings);
+    }
+}
+
+fn serve(
+    session: &mut Session,
+    backend: &ConnBackend,
+    slot: &crate::server::Slot,
+    reader: &mut LineReader<Stream>,
+    out: &mut Vec<u8>,
+) -> io::Result<()> {
+    let sid = backend.sid;
+    if slot.shutting_down() {
+        return perform(session.on_shutdown(), session, backend, reader, out, &mut None).map(|_| ());
+    }
+    out.extend_from_slice(&session.greeting());
+    let mut opened: Option<Opened> = None;
+    loop {
+        if reader.buffered().is_empty() {
+            flush_out(reader.get_mut(), out)?;
+            // A session with its maildrop open holds the lock: let it finish at shutdown.
+            if slot.set_idle(opened.is_none()) {
+                return perform(session.on_shutdown(), session, backend, reader, out, &mut opened)
+                    .map(|_| ());
+            }
+        }
+        let actions = match reader.read_line(session.max_line()) {
+            Ok(Line::Line(l)) => session.on_line(l, backend),
+            Ok(Line::TooLong) => session.on_line_too_long(),
+            Ok(Line::Eof) => return Ok(()), // RFC 1939 6: no QUIT, nothing is deleted
+            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+                log::info!("session={sid} event=timeout");
+                return perform(session.on_timeout(), session, backend, reader, out, &mut opened).map(|_| ());
+            }
+            Err(e) => return Err(e),
+        };
+        slot.set_idle(false);
+        let delay = backend.delay.take();
+        if !delay.is_zero() {
+            flush_out(reader.get_mut(), out)?;
+            std::thread::sleep(delay);
+        }
+        if !perform(actions, session, backend, reader, out, &mut opened)? {
+            return flush_out(reader.get_mut(), out);
+        }
+    }
+}
+
+/// Carries out actions (and those they lead to). Returns false to close.
+fn perform(
+    mut actions: Vec<Action>,
+    session: &mut Session,
+    backend: &ConnBackend,
+    reader: &mut LineReader<Stream>,
+    out: &mut Vec<u8>,
+    opened: &mut Option<Opened>,
+) -> io::Result<bool> {
+    let ctx = backend.ctx;
+    let mut i = 0;
+    while i < actions.len() {
+        match std::mem::replace(&mut actions[i], Action::Close) {
+            Action::Reply(bytes) => out.extend_from_slice(&bytes),
+            Action::Close => {
+                flush_out(reader.get_mut(), out)?;
+                return Ok(false);
+            }
+            Action::StartTls => {
+                flush_out(reader.get_mut(), out)?;
+                let Some(tls) = &ctx.tls else { return Ok(false) };
+                // RFC 2595 4: what was pipelined after STLS goes with the plain reader.
+                let old = std::mem::replace(reader, LineReader::new(Stream::Closed));
+                *reader = LineReader::new(old.into_inner().start_tls(tls.config())?);
+                tls_started(session, reader.get_ref(), backend.sid);
+            }
+            Action::Open { user } => {
+                let more = match open(ctx, &user) {
+                    Ok(o) => {
+                        log::info!(
+                            "session={} event=pop3_open user={user} messages={}",
+                            backend.sid,
+                            o.drop.count()
+                        );
+                        let more = session.on_opened(Ok(&View(&o.drop)));
+                        *opened = Some(o);
+                        more
+                    }
+                    Err(e) => {
+                        log::warn!(
+                            "session={} event=pop3_open_failed user={user} error=\"{e:?}\"",
+                            backend.sid
+                        );
+                        session.on_opened(Err(e))
+                    }
+                };
+                actions.extend(more);
+            }
+            Action::SendMessage { n, top_lines } => {
+                let Some(o) = opened.as_ref() else {
+                    out.extend_from_slice(&session::message_unavailable());
+                    i += 1;
+                    continue;
+                };
+                out.extend_from_slice(b"+OK message follows\r\n");
+                flush_out(reader.get_mut(), out)?;
+                let mut w = io::BufWriter::with_capacity(64 * 1024, reader.get_mut());
+                o.drop.write_message(n, top_lines, &mut w)?;
+                w.write_all(b".\r\n")?;
+                w.flush()?;
+            }
+            Action::Update { deleted } => {
+                let result = match opened.take() {
+                    Some(o) => {
+                        let _as = become_owner(o.owner, None);
+                        let n = deleted.len();
+                        o.drop.expunge(&deleted).map(|()| n).map_err(|e| UpdateError(e.to_string()))
+                    }
+                    None => Ok(0),
+                };
+                if let Ok(n) = &result {
+                    log::info!("session={} event=pop3_update deleted={n}", backend.sid);
+                }
+                actions.extend(session.on_updated(result.map(|_| ())));
+            }
+        }
+        i += 1;
+    }
+    Ok(true)
+}
+
+/// Finds and locks `user`'s maildrop: the mailbox their own address is delivered to.
+fn open(ctx: &Context, user: &str) -> Result<Opened, OpenError> {
+    let (local, domain) = match user.rsplit_once('@') {
+        Some((l, d)) => (l.to_string(), d.to_string()),
+        None => (user.to_string(), ctx.config.local_domains.first().cloned().unwrap_or_default()),
+    };
+    let dest = match ctx.resolver.resolve(&local, &domain) {
+        Resolution::Deliver(ds) => ds
+            .into_iter()
+            .find(|d| d.account.eq_ignore_ascii_case(user))
+            .ok_or_else(|| OpenError::Temp(format!("no mailbox of {user} found")))?,
+        Resolution::Temp(m) => return Err(OpenError::Temp(m)),
+        _ => return Err(OpenError::Temp(format!("no mailbox of {user} found"))),
+    };
+    let owner = dest.uid.zip(dest.gid).map(|(uid, gid)| Owner { uid, gid });
+    let _as = become_owner(owner, None).map_err(OpenError::Temp)?;
+    let drop = match dest.kind {
+        MailboxKind::Maildir => Maildrop::open_maildir(&dest.path),
+        // A delivery holds the lock for milliseconds; another POP3 session for its whole length, so a
+        // short wait tells the two apart and the client hears [IN-USE] promptly.
+        MailboxKind::Mbox => {
+            Maildrop::open_mbox(&dest.path, ctx.config.mbox_lock_timeout.min(MBOX_OPEN_WAIT))
+        }
+    };
+    match drop {
+        Ok(drop) => Ok(Opened { drop, owner }),
+        Err(DropError::InUse) => Err(OpenError::InUse),
+        Err(e) => Err(OpenError::Temp(e.to_string())),
+    }
+}
+
+/// Sent when every worker is busy.
+pub fn busy() -> Vec<u8> {
+    Session::busy()
+}

@@ -1,0 +1,99 @@
+"""POP3 with Python's poplib: mail delivered over SMTP, fetched over STLS and
+POP3S from Maildir and mbox, byte for byte, deleted only at QUIT."""
+
+import os
+import poplib
+import smtplib
+import ssl
+import unittest
+
+from harness import Server, free_port, run_buzon
+
+BODY = (b"Subject: pop me\r\nMessage-ID: <p1@remote.test>\r\n\r\n"
+        b"first line\r\n.line starting with a dot\r\n\xc3\xa9t\xc3\xa9 8-bit\r\n")
+
+
+class Pop3(unittest.TestCase):
+    mailbox = "maildir:{tmp}/mail/%d/%n/Maildir"
+
+    def setUp(self):
+        self.pop, self.pops = free_port(), free_port()
+        s = Server(mailbox=self.mailbox)
+        self.server = s
+        self.addCleanup(s.cleanup)
+        cert, key = os.path.join(s.tmp, "cert.pem"), os.path.join(s.tmp, "key.pem")
+        with open(s.config, "a") as f:
+            f.write(f"pop3.listen = 127.0.0.1:{self.pop}\npop3s.listen = 127.0.0.1:{self.pops}\n"
+                    f"tls.cert = {cert}\ntls.key = {key}\n")
+        r = run_buzon("cert", "self-signed", "-c", s.config, "localhost")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        s.start()
+        with smtplib.SMTP("127.0.0.1", s.port) as c:
+            c.sendmail("pepe@remote.test", ["alice@example.test"], BODY)
+            c.sendmail("pepe@remote.test", ["alice@example.test"], b"Subject: second\r\n\r\ntwo\r\n")
+
+    def login(self, implicit=False):
+        ctx = ssl._create_unverified_context()
+        if implicit:
+            p = poplib.POP3_SSL("127.0.0.1", self.pops, context=ctx, timeout=10)
+        else:
+            p = poplib.POP3("127.0.0.1", self.pop, timeout=10)
+            self.assertIn("STLS", p.capa())
+            p.stls(context=ctx)
+        p.user("alice@example.test")
+        p.pass_("secret-alice")
+        return p
+
+    def test_fetch_and_delete_at_quit_only(self):
+        p = self.login()
+        count, size = p.stat()
+        self.assertEqual(count, 2)
+        resp, lines, octets = p.retr(1)
+        got = b"\r\n".join(lines) + b"\r\n"
+        self.assertTrue(got.endswith(BODY), got)  # after Return-Path and Received
+        self.assertEqual(int(p.list(1).split()[2]), len(got), "LIST gives the CRLF size the client receives")
+        uid1 = p.uidl(1).split()[2]
+        resp, top, _ = p.top(1, 0)
+        self.assertIn(b"Subject: pop me", top)
+        self.assertNotIn(b"first line", top)
+        p.dele(1)
+        # A second session on the same maildrop is refused while this one holds it.
+        q = poplib.POP3("127.0.0.1", self.pop, timeout=10)
+        q.stls(context=ssl._create_unverified_context())
+        q.user("alice@example.test")
+        with self.assertRaises(poplib.error_proto) as e:
+            q.pass_("secret-alice")
+        self.assertIn(b"[IN-USE]", e.exception.args[0])
+        q.quit()
+        p.quit()
+        p = self.login(implicit=True)
+        self.assertEqual(p.stat()[0], 1, "the deletion happened at QUIT")
+        self.assertNotIn(uid1, b" ".join(p.uidl()[1]))
+        # A dropped connection deletes nothing.
+        p.dele(1)
+        p.file.close()
+        p.sock.close()
+        p = self.login(implicit=True)
+        self.assertEqual(p.stat()[0], 1)
+        p.quit()
+
+    def test_wrong_password_and_plaintext_refused(self):
+        p = poplib.POP3("127.0.0.1", self.pop, timeout=10)
+        with self.assertRaises(poplib.error_proto) as e:
+            p.user("alice@example.test")
+            p.pass_("secret-alice")
+        self.assertIn(b"TLS", e.exception.args[0])
+        p.quit()
+        p = poplib.POP3_SSL("127.0.0.1", self.pops, context=ssl._create_unverified_context(), timeout=10)
+        p.user("alice@example.test")
+        with self.assertRaises(poplib.error_proto) as e:
+            p.pass_("wrong")
+        self.assertIn(b"[AUTH]", e.exception.args[0])
+
+
+class Pop3Mbox(Pop3):
+    mailbox = "mbox:{tmp}/spool/%n"
+
+
+if __name__ == "__main__":
+    unittest.main()
