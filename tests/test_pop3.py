@@ -97,3 +97,49 @@ class Pop3Mbox(Pop3):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class RealClients(Pop3):
+    mailbox = "maildir:{tmp}/mail/%d/%n/Maildir"
+
+    def test_curl_pop3_over_stls_and_pop3s(self):
+        import shutil
+        import subprocess
+        if not shutil.which("curl"):
+            self.skipTest("curl is not installed")
+        auth = ["-u", "alice@example.test:secret-alice", "-k", "-s", "-S", "--max-time", "20"]
+        r = subprocess.run(["curl", "--ssl-reqd", f"pop3://127.0.0.1:{self.pop}/1", *auth],
+                           capture_output=True, timeout=30)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertTrue(r.stdout.endswith(BODY), r.stdout)
+        r = subprocess.run(["curl", f"pop3s://127.0.0.1:{self.pops}/", *auth], capture_output=True, timeout=30)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(len(r.stdout.splitlines()), 2, r.stdout)
+
+    def test_fetchmail_keep_and_no_keep(self):
+        import shutil
+        import subprocess
+        if not shutil.which("fetchmail"):
+            self.skipTest("fetchmail is not installed (.ci/run installs it)")
+        out = os.path.join(self.server.tmp, "fetched.mbox")
+        mda = os.path.join(self.server.tmp, "mda.sh")
+        with open(mda, "w") as f:
+            f.write(f"#!/bin/sh\n{{ echo 'From fetchmail Thu Jan  1 00:00:00 1970'; cat; echo; }} >> {out}\n")
+        os.chmod(mda, 0o755)
+        rc = os.path.join(self.server.tmp, "fetchmailrc")
+        with open(rc, "w") as f:
+            f.write(f"poll 127.0.0.1 protocol pop3 service {self.pops} user 'alice@example.test' "
+                    f"password 'secret-alice' ssl no sslcertck mda '{mda}'\n")
+        os.chmod(rc, 0o600)
+        env = {**os.environ, "HOME": self.server.tmp, "FETCHMAILHOME": self.server.tmp}
+        for keep, left in (("--keep", 2), ("--nokeep", 0)):
+            r = subprocess.run(["fetchmail", "-f", rc, "--nodetach", "--nosyslog", keep, "--all"],
+                               capture_output=True, text=True, timeout=60, env=env)
+            self.assertIn(r.returncode, (0, 1), r.stdout + r.stderr)
+            p = self.login(implicit=True)
+            self.assertEqual(p.stat()[0], left, keep)
+            p.quit()
+        with open(out, "rb") as f:
+            fetched = f.read()
+        self.assertEqual(fetched.count(b"Subject: pop me"), 2, "fetched once with --keep, once with --nokeep")
+        self.assertIn(b".line starting with a dot\n", fetched)
