@@ -143,3 +143,52 @@ class RealClients(Pop3):
             fetched = f.read()
         self.assertEqual(fetched.count(b"Subject: pop me"), 2, "fetched once with --keep, once with --nokeep")
         self.assertIn(b".line starting with a dot\n", fetched)
+
+    def test_getmail6_into_a_maildir(self):
+        import shutil
+        import subprocess
+        if not shutil.which("getmail"):
+            self.skipTest("getmail6 is not installed (.ci/run installs it)")
+        dest = os.path.join(self.server.tmp, "got") + "/"
+        for sub in ("cur", "new", "tmp"):
+            os.makedirs(os.path.join(dest, sub))
+            os.chmod(os.path.join(dest, sub), 0o777)
+        # getmail will not deliver as root: as root, it writes as the user named here.
+        os.chmod(self.server.tmp, 0o755)
+        os.chmod(dest, 0o777)
+        as_user = "user = nobody\n" if os.geteuid() == 0 else ""
+        rcdir = os.path.join(self.server.tmp, "getmail")
+        os.makedirs(rcdir)
+        with open(os.path.join(rcdir, "getmailrc"), "w") as f:
+            f.write(f"[retriever]\ntype = SimplePOP3SSLRetriever\nserver = 127.0.0.1\nport = {self.pops}\n"
+                    "username = alice@example.test\npassword = secret-alice\n\n"
+                    f"[destination]\ntype = Maildir\npath = {dest}\n{as_user}\n"
+                    "[options]\ndelete = true\nread_all = true\n")
+        r = subprocess.run(["getmail", "--getmaildir", rcdir, "--rcfile", "getmailrc"], capture_output=True,
+                           text=True, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        got = sorted(os.listdir(os.path.join(dest, "new")))
+        self.assertEqual(len(got), 2, r.stdout)
+        p = self.login(implicit=True)
+        self.assertEqual(p.stat()[0], 0, "getmail deleted what it fetched")
+        p.quit()
+
+    def test_pipelined_commands_and_a_large_message(self):
+        big = b"Subject: big\r\n\r\n" + (b"0123456789abcdef" * 4 + b"\r\n") * (10 * 1024 * 1024 // 66) + b".end\r\n"
+        with smtplib.SMTP("127.0.0.1", self.server.port) as c:
+            c.sendmail("pepe@remote.test", ["alice@example.test"], big)
+        p = self.login()
+        count, _ = p.stat()
+        self.assertEqual(count, 3)
+        sizes = {int(n): int(sz) for n, sz in (l.split() for l in p.list()[1])}
+        n = max(sizes, key=sizes.get)
+        resp, lines, _ = p.retr(n)
+        got = b"\r\n".join(lines) + b"\r\n"
+        self.assertTrue(got.endswith(big), "10 MiB round trip, byte for byte")
+        self.assertEqual(sizes[n], len(got))
+        # RFC 2449 6.6: several commands in one write, answered in order.
+        p._putline(b"NOOP\r\nSTAT\r\nUIDL 1")
+        self.assertTrue(p._getresp().startswith(b"+OK"))
+        self.assertTrue(p._getresp().startswith(b"+OK 3 "))
+        self.assertTrue(p._getresp().startswith(b"+OK 1 "))
+        p.quit()
