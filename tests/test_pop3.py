@@ -91,6 +91,24 @@ class Pop3(unittest.TestCase):
         self.assertIn(b"[AUTH]", e.exception.args[0])
 
 
+class Apop(unittest.TestCase):
+
+    def test_poplib_apop(self):
+        port = free_port()
+        s = Server(extra=f"pop3.listen = 127.0.0.1:{port}\npop3.apop = yes\n")
+        self.addCleanup(s.cleanup)
+        s.start()
+        with smtplib.SMTP("127.0.0.1", s.port) as c:
+            c.sendmail("pepe@remote.test", ["bob@example.test"], BODY)
+        p = poplib.POP3("127.0.0.1", port, timeout=10)
+        self.assertRegex(p.getwelcome(), rb"<\d+\.[0-9a-f]+@mx\.example\.test>")
+        with self.assertRaises(poplib.error_proto):
+            p.apop("bob@example.test", "wrong")
+        p.apop("bob@example.test", "secret-bob")  # the password never crosses the wire
+        self.assertEqual(p.stat()[0], 1)
+        p.quit()
+
+
 class Pop3Mbox(Pop3):
     mailbox = "mbox:{tmp}/spool/%n"
 

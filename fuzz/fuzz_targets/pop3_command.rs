@@ -79,6 +79,7 @@ fuzz_target!(|data: &[u8]| {
         max_errors: 20,
         stls: true,
         auth_mechanisms: Mechanism::ALL.to_vec(),
+        apop: data.len() % 2 == 0,
     });
     let peer = Peer {
         ip: std::net::Ipv4Addr::LOCALHOST.into(),

@@ -35,6 +35,7 @@ pub struct Config {
     pub submissions_listen: Vec<SocketAddr>,
     pub pop3_listen: Vec<SocketAddr>,
     pub pop3s_listen: Vec<SocketAddr>,
+    pub pop3_apop: bool,
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
     pub auth_mechanisms: Vec<String>,
@@ -102,6 +103,7 @@ pub const KEYS: &[&str] = &[
     "submissions.listen",
     "pop3.listen",
     "pop3s.listen",
+    "pop3.apop",
     "imap.listen",
     "imaps.listen",
     "tls.cert",
@@ -191,6 +193,7 @@ impl Config {
             submissions_listen: Vec::new(),
             pop3_listen: Vec::new(),
             pop3s_listen: Vec::new(),
+            pop3_apop: false,
             tls_cert: None,
             tls_key: None,
             auth_mechanisms: DEFAULT_MECHANISMS.iter().map(|m| m.to_string()).collect(),
@@ -310,6 +313,7 @@ impl Config {
                 "submissions.listen" => v(parse_listen(value).map(|l| c.submissions_listen = l))?,
                 "pop3.listen" => v(parse_listen(value).map(|l| c.pop3_listen = l))?,
                 "pop3s.listen" => v(parse_listen(value).map(|l| c.pop3s_listen = l))?,
+                "pop3.apop" => v(parse_bool(value).map(|x| c.pop3_apop = x))?,
                 "tls.cert" => c.tls_cert = (!value.is_empty()).then(|| PathBuf::from(value)),
                 "tls.key" => c.tls_key = (!value.is_empty()).then(|| PathBuf::from(value)),
                 "auth.mechanisms" => v(parse_mechanisms(value).map(|x| c.auth_mechanisms = x))?,
@@ -443,6 +447,7 @@ impl Config {
         kv("submissions.listen", addrs(&self.submissions_listen));
         kv("pop3.listen", addrs(&self.pop3_listen));
         kv("pop3s.listen", addrs(&self.pop3s_listen));
+        kv("pop3.apop", if self.pop3_apop { "yes" } else { "no" }.into());
         kv("tls.cert", self.tls_cert.as_ref().map(|p| p.display().to_string()).unwrap_or_default());
         kv("tls.key", self.tls_key.as_ref().map(|p| p.display().to_string()).unwrap_or_default());
         kv("relay.networks", nets(&self.relay_networks));

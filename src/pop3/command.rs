@@ -21,10 +21,11 @@ pub enum Verb {
     Rset,
     Top,
     Uidl,
+    Apop,
 }
 
 impl Verb {
-    const ALL: [(&'static str, Verb); 14] = [
+    const ALL: [(&'static str, Verb); 15] = [
         ("USER", Verb::User),
         ("PASS", Verb::Pass),
         ("AUTH", Verb::Auth),
@@ -39,6 +40,7 @@ impl Verb {
         ("RSET", Verb::Rset),
         ("TOP", Verb::Top),
         ("UIDL", Verb::Uidl),
+        ("APOP", Verb::Apop),
     ];
 
     pub fn name(self) -> &'static str {
@@ -51,6 +53,11 @@ impl Verb {
 #[derive(Clone, PartialEq, Eq)]
 pub enum Command {
     User(String),
+    /// RFC 1939 7: `APOP name digest`, digest = MD5(timestamp of the greeting + password) in hex.
+    Apop {
+        name: String,
+        digest: String,
+    },
     /// RFC 1939 7: the password is the rest of the line and may contain spaces; kept as octets.
     Pass(Vec<u8>),
     /// RFC 5034 4: `AUTH mechanism [initial-response]`; `None` lists the mechanisms (RFC 1734 usage).
@@ -78,6 +85,7 @@ impl Command {
     pub fn verb(&self) -> Verb {
         match self {
             Command::User(_) => Verb::User,
+            Command::Apop { .. } => Verb::Apop,
             Command::Pass(_) => Verb::Pass,
             Command::Auth { .. } => Verb::Auth,
             Command::Capa => Verb::Capa,
@@ -106,6 +114,7 @@ impl std::fmt::Debug for Command {
                 .field("initial", &initial.as_ref().map(|_| "<hidden>"))
                 .finish(),
             Command::User(u) => f.debug_tuple("User").field(u).finish(),
+            Command::Apop { name, .. } => f.debug_struct("Apop").field("name", name).finish_non_exhaustive(),
             Command::List(n) => f.debug_tuple("List").field(n).finish(),
             Command::Retr(n) => f.debug_tuple("Retr").field(n).finish(),
             Command::Dele(n) => f.debug_tuple("Dele").field(n).finish(),
@@ -134,6 +143,7 @@ impl CommandError {
             CommandError::TooLong => "Line too long",
             CommandError::Unknown => "Unknown command",
             CommandError::Syntax(Verb::Pass) => "PASS needs a password",
+            CommandError::Syntax(Verb::Apop) => "APOP needs a name and an MD5 digest in hex",
             CommandError::Syntax(Verb::User) => "USER needs a user name",
             CommandError::Syntax(_) => "Invalid arguments",
         }
@@ -175,6 +185,11 @@ pub fn parse(line: &[u8]) -> Result<Command, CommandError> {
     let args: Vec<&str> = text.split(' ').filter(|a| !a.is_empty()).collect();
     let cmd = match (verb, args.as_slice()) {
         (Verb::User, [name]) => Command::User((*name).to_string()),
+        (Verb::Apop, [name, digest])
+            if digest.len() == 32 && digest.bytes().all(|b| b.is_ascii_hexdigit()) =>
+        {
+            Command::Apop { name: (*name).to_string(), digest: digest.to_ascii_lowercase() }
+        }
         (Verb::Auth, []) => Command::Auth { mechanism: None, initial: None },
         (Verb::Auth, [m]) => Command::Auth { mechanism: Some((*m).to_string()), initial: None },
         (Verb::Auth, [m, i]) => {
@@ -254,7 +269,7 @@ mod tests {
         let cases: &[(&[u8], CommandError)] = &[
             (b"", CommandError::Unknown),
             (b"XTND XMIT", CommandError::Unknown),
-            (b"APOP mrose c4c9334bac560ecc979e58001b3e22fb", CommandError::Unknown),
+            (b"APOP mrose c4c9334bac56", CommandError::Syntax(Verb::Apop)),
             (b"RETRX 1", CommandError::Unknown),
             (b" RETR 1", CommandError::Unknown),
             (b"USER", CommandError::Syntax(Verb::User)),

@@ -79,6 +79,9 @@ pub fn run(job: Job, ctx: &Context) {
     let cleartext_auth = in_networks(&ctx.config.auth_cleartext_networks, peer.ip());
     let mut session =
         Session::new(ctx.pop3_params(service), Peer { ip: peer.ip(), port: peer.port(), cleartext_auth });
+    let mut nonce = [0u8; 8];
+    crate::smtp::backend::fill_random(&mut nonce);
+    session.set_apop_nonce(u64::from_be_bytes(nonce));
     let mut stream = Stream::Plain(stream);
     if service == Service::Pop3s {
         let Some(tls) = &ctx.tls else { return };

@@ -24,6 +24,8 @@ pub struct Params {
     pub stls: bool,
     /// SASL mechanisms offered with AUTH (RFC 5034); empty: no AUTH.
     pub auth_mechanisms: Vec<Mechanism>,
+    /// APOP (RFC 1939 7) is offered: the greeting carries a timestamp. It needs {PLAIN} secrets.
+    pub apop: bool,
 }
 
 /// The client at the other end.
@@ -130,6 +132,7 @@ pub const TABLE: &[Entry] = &[
     Entry { verb: Verb::Stls, allowed: &[Authorization], handler: Session::stls },
     Entry { verb: Verb::User, allowed: &[Authorization], handler: Session::user_cmd },
     Entry { verb: Verb::Pass, allowed: &[Authorization], handler: Session::pass },
+    Entry { verb: Verb::Apop, allowed: &[Authorization], handler: Session::apop },
     Entry { verb: Verb::Auth, allowed: &[Authorization], handler: Session::auth },
     Entry { verb: Verb::Stat, allowed: &[Transaction], handler: Session::stat },
     Entry { verb: Verb::List, allowed: &[Transaction], handler: Session::list },
@@ -163,6 +166,8 @@ pub struct Session {
     /// The logged-in user (set when `Open` is asked for).
     user: Option<String>,
     messages: Vec<Message>,
+    /// The greeting's APOP timestamp, when APOP is offered.
+    apop_stamp: Option<String>,
 }
 
 /// `+OK text\r\n`.
@@ -192,6 +197,7 @@ impl Session {
             errors: 0,
             tls: None,
             pending_user: None,
+            apop_stamp: None,
             sasl: None,
             user: None,
             messages: Vec::new(),
@@ -200,7 +206,18 @@ impl Session {
 
     /// RFC 1939 4: the greeting.
     pub fn greeting(&self) -> Vec<u8> {
-        b"+OK buzon POP3 server ready\r\n".to_vec()
+        match &self.apop_stamp {
+            Some(stamp) => format!("+OK buzon POP3 server ready {stamp}\r\n").into_bytes(),
+            None => b"+OK buzon POP3 server ready\r\n".to_vec(),
+        }
+    }
+
+    /// With APOP on, the greeting's timestamp (RFC 1939 7: `<process-id.clock@hostname>`, unique per
+    /// connection): the caller gives fresh random `nonce` bytes.
+    pub fn set_apop_nonce(&mut self, nonce: u64) {
+        if self.params.apop {
+            self.apop_stamp = Some(format!("<{}.{nonce:x}@{}>", std::process::id(), self.params.hostname));
+        }
     }
 
     /// Sent instead of the greeting when no worker is free.
@@ -581,6 +598,36 @@ impl Session {
             Ok(Some(user)) => {
                 backend.auth_succeeded(&user, "USER");
                 self.logged_in(user)
+            }
+            Ok(None) => {
+                backend.auth_failed(&name);
+                self.fail("[AUTH] Authentication failed")
+            }
+            Err(_) => vec![err("[SYS/TEMP] Temporary authentication failure")],
+        }
+    }
+
+    /// RFC 1939 7: APOP name digest, digest = MD5(timestamp + password), from a {PLAIN} secret.
+    fn apop(&mut self, cmd: Command, backend: &dyn Backend) -> Vec<Action> {
+        use md5::Digest;
+        let Command::Apop { name, digest } = cmd else { return self.out_of_order() };
+        let Some(stamp) = self.apop_stamp.clone() else { return self.fail("APOP not offered") };
+        if backend.auth_blocked() {
+            return self.fail("[SYS/TEMP] Too many failed logins, try again later");
+        }
+        let Some(creds) = backend.credentials() else {
+            return vec![err("[SYS/TEMP] Temporary authentication failure")];
+        };
+        match creds.plaintext(&name) {
+            Ok(Some((user, password))) => {
+                let want = md5::Md5::digest(format!("{stamp}{password}").as_bytes());
+                let want: String = want.iter().map(|b| format!("{b:02x}")).collect();
+                if bool::from(subtle::ConstantTimeEq::ct_eq(want.as_bytes(), digest.as_bytes())) {
+                    backend.auth_succeeded(&user, "APOP");
+                    return self.logged_in(user);
+                }
+                backend.auth_failed(&name);
+                self.fail("[AUTH] Authentication failed")
             }
             Ok(None) => {
                 backend.auth_failed(&name);

@@ -71,6 +71,7 @@ impl Context {
             max_errors: config.smtp_max_errors,
             stls: tls.is_some(),
             auth_mechanisms: submission.auth_mechanisms.clone(),
+            apop: config.pop3_apop,
         };
         let pop3s = crate::pop3::session::Params { stls: false, ..pop3.clone() };
         Ok(Context {

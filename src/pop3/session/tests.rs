@@ -57,6 +57,7 @@ fn params(max_errors: usize, mechs: &[Mechanism]) -> Arc<Params> {
         max_errors,
         stls: true,
         auth_mechanisms: mechs.to_vec(),
+        apop: false,
     })
 }
 
@@ -469,4 +470,35 @@ fn timeout_and_shutdown() {
     assert_eq!(s.greeting(), b"+OK buzon POP3 server ready\r\n");
     assert!(Session::busy().starts_with(b"-ERR [SYS/TEMP]"));
     assert!(message_unavailable().ends_with(b"\r\n"));
+}
+
+/// RFC 1939 7: the greeting's timestamp, then APOP name MD5(timestamp + password).
+#[test]
+fn apop_with_the_greeting_timestamp() {
+    use md5::Digest;
+    let users = Users::new();
+    let p = Params { apop: true, ..(*params(10, &[])).clone() };
+    let peer = Peer { ip: "192.0.2.7".parse().unwrap(), port: 40000, cleartext_auth: false };
+    let mut s = Session::new(Arc::new(p), peer);
+    s.set_apop_nonce(0x1234);
+    let greeting = String::from_utf8(s.greeting()).unwrap();
+    let stamp = &greeting[greeting.find('<').unwrap()..=greeting.find('>').unwrap()];
+    assert!(stamp.ends_with(".1234@dbc.mtview.ca.us>"), "{greeting}");
+    let hex = |d: &[u8]| d.iter().map(|b| format!("{b:02x}")).collect::<String>();
+    let wrong = hex(&md5::Md5::digest(format!("{stamp}wrong").as_bytes()));
+    let acts = s.on_line(format!("APOP mrose {wrong}").as_bytes(), &users);
+    assert!(matches!(&acts[0], Action::Reply(r) if r.starts_with(b"-ERR [AUTH]")));
+    assert_eq!(users.failed.borrow().as_slice(), ["mrose"]);
+    let good = hex(&md5::Md5::digest(format!("{stamp}tanstaaf").as_bytes()));
+    let acts = s.on_line(format!("APOP mrose {good}").as_bytes(), &users);
+    assert!(
+        matches!(&acts[0], Action::Open { user } if user == "mrose"),
+        "APOP works without TLS: it sends no password"
+    );
+    // Without pop3.apop there is no timestamp, and APOP is refused.
+    let mut plain = session_with(false, 10);
+    plain.set_apop_nonce(1);
+    assert_eq!(plain.greeting(), b"+OK buzon POP3 server ready\r\n");
+    let acts = plain.on_line(format!("APOP mrose {good}").as_bytes(), &users);
+    assert!(matches!(&acts[0], Action::Reply(r) if r.starts_with(b"-ERR")));
 }
