@@ -198,6 +198,49 @@ impl Write for Stream {
     }
 }
 
+/// Readies an accepted socket for a blocking session: timeouts, no Nagle
+/// delay (replies are written whole), and for implicit TLS (RFC 8314 3.3)
+/// the handshake before any greeting. None when the connection is unusable
+/// (logged).
+pub fn open_session_stream(
+    tcp: TcpStream,
+    timeout: std::time::Duration,
+    implicit_tls: Option<std::sync::Arc<rustls::ServerConfig>>,
+    sid: &str,
+) -> Option<Stream> {
+    let t = Some(timeout);
+    if tcp.set_nonblocking(false).and(tcp.set_read_timeout(t)).and(tcp.set_write_timeout(t)).is_err() {
+        return None;
+    }
+    let _ = tcp.set_nodelay(true);
+    let stream = Stream::Plain(tcp);
+    match implicit_tls {
+        None => Some(stream),
+        Some(cfg) => match stream.start_tls(cfg) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                log::info!("session={sid} event=tls_failed error=\"{e}\"");
+                None
+            }
+        },
+    }
+}
+
+/// What a session learns when TLS starts: the protocol and cipher, and the
+/// channel bindings SCRAM-PLUS may use. Logs the event.
+pub fn tls_details(stream: &Stream, sid: &str) -> Option<(String, Vec<crate::auth::sasl::ChannelBinding>)> {
+    let Stream::Tls(t) = stream else { return None };
+    let description = t.describe();
+    log::info!("session={sid} event=tls {description}");
+    let bindings = ["tls-exporter", "tls-server-end-point"]
+        .into_iter()
+        .filter_map(|kind| {
+            t.channel_binding(kind).map(|data| crate::auth::sasl::ChannelBinding { kind, data })
+        })
+        .collect();
+    Some((description, bindings))
+}
+
 /// Writes the whole buffer and clears it.
 pub fn flush_out<W: Write>(w: &mut W, out: &mut Vec<u8>) -> io::Result<()> {
     if !out.is_empty() {

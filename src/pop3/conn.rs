@@ -8,10 +8,10 @@ use std::cell::Cell;
 use std::io::{self, Write};
 use std::time::Duration;
 
-use crate::auth::sasl::{ChannelBinding, Credentials};
+use crate::auth::sasl::Credentials;
 use crate::config::{MailboxKind, in_networks};
 use crate::local::Resolution;
-use crate::netio::{Line, LineReader, Stream, flush_out};
+use crate::netio::{Line, LineReader, Stream, flush_out, open_session_stream, tls_details};
 use crate::pop3::session::{self, Action, OpenError, Peer, Session, UpdateError};
 use crate::server::Service;
 use crate::server::acceptor::Job;
@@ -65,35 +65,22 @@ struct Opened {
 pub fn run(job: Job, ctx: &Context) {
     let Job { stream, peer, service, slot } = job;
     let sid = crate::spool::new_queue_id();
-    let timeout = Some(ctx.config.smtp_timeout.max(Duration::from_secs(600)));
-    if stream
-        .set_nonblocking(false)
-        .and(stream.set_read_timeout(timeout))
-        .and(stream.set_write_timeout(timeout))
-        .is_err()
-    {
-        return;
-    }
-    let _ = stream.set_nodelay(true);
     log::info!("session={sid} event=connect service={} client={peer}", service.name());
+    let implicit = match (service, &ctx.tls) {
+        (Service::Pop3s, Some(t)) => Some(t.config()),
+        (Service::Pop3s, None) => return,
+        _ => None,
+    };
+    // RFC 1939 3: the autologout timer is at least 10 minutes.
+    let timeout = ctx.config.smtp_timeout.max(Duration::from_secs(600));
+    let Some(stream) = open_session_stream(stream, timeout, implicit, &sid) else { return };
     let cleartext_auth = in_networks(&ctx.config.auth_cleartext_networks, peer.ip());
     let mut session =
         Session::new(ctx.pop3_params(service), Peer { ip: peer.ip(), port: peer.port(), cleartext_auth });
     let mut nonce = [0u8; 8];
     crate::smtp::backend::fill_random(&mut nonce);
     session.set_apop_nonce(u64::from_be_bytes(nonce));
-    let mut stream = Stream::Plain(stream);
-    if service == Service::Pop3s {
-        let Some(tls) = &ctx.tls else { return };
-        match stream.start_tls(tls.config()) {
-            Ok(s) => stream = s,
-            Err(e) => {
-                log::info!("session={sid} event=tls_failed client={peer} error=\"{e}\"");
-                return;
-            }
-        }
-        tls_started(&mut session, &stream, &sid);
-    }
+    tls_started(&mut session, &stream, &sid);
     let backend = ConnBackend { ctx, ip: peer.ip(), sid: &sid, delay: Cell::new(Duration::ZERO) };
     let mut reader = LineReader::new(stream);
     let mut out = Vec::with_capacity(512);
@@ -105,13 +92,7 @@ pub fn run(job: Job, ctx: &Context) {
 }
 
 fn tls_started(session: &mut Session, stream: &Stream, sid: &str) {
-    if let Stream::Tls(t) = stream {
-        let description = t.describe();
-        log::info!("session={sid} event=tls {description}");
-        let bindings = ["tls-exporter", "tls-server-end-point"]
-            .into_iter()
-            .filter_map(|kind| t.channel_binding(kind).map(|data| ChannelBinding { kind, data }))
-            .collect();
+    if let Some((description, bindings)) = tls_details(stream, sid) {
         session.on_tls(description, bindings);
     }
 }

@@ -8,9 +8,8 @@ use std::io;
 use std::net::IpAddr;
 use std::time::{Duration, SystemTime};
 
-use crate::auth::sasl::ChannelBinding;
 use crate::config::in_networks;
-use crate::netio::{Line, LineReader, Stream, flush_out};
+use crate::netio::{Line, LineReader, Stream, flush_out, open_session_stream, tls_details};
 use crate::server::Service;
 use crate::server::acceptor::Job;
 use crate::smtp::backend::ConnBackend;
@@ -53,36 +52,20 @@ pub(super) struct Inbound {
 pub fn run(job: Job, ctx: &Context) {
     let Job { stream, peer, service, slot } = job;
     let sid = spool::new_queue_id();
-    let timeout = Some(ctx.config.smtp_timeout);
-    if stream
-        .set_nonblocking(false)
-        .and(stream.set_read_timeout(timeout))
-        .and(stream.set_write_timeout(timeout))
-        .is_err()
-    {
-        return;
-    }
-    let _ = stream.set_nodelay(true);
     log::info!("session={sid} event=connect service={} client={peer}", service.name());
+    let implicit = match (service, &ctx.tls) {
+        (Service::Submissions, Some(t)) => Some(t.config()),
+        (Service::Submissions, None) => return,
+        _ => None,
+    };
+    let Some(stream) = open_session_stream(stream, ctx.config.smtp_timeout, implicit, &sid) else { return };
     let relay_allowed = in_networks(&ctx.config.relay_networks, peer.ip());
     let cleartext_auth = in_networks(&ctx.config.auth_cleartext_networks, peer.ip());
     let mut session = Session::new(
         ctx.params(service),
         Peer { ip: peer.ip(), port: peer.port(), relay_allowed, cleartext_auth },
     );
-    let mut stream = Stream::Plain(stream);
-    if service == Service::Submissions {
-        // RFC 8314 3.3: implicit TLS, the handshake comes before the greeting.
-        let Some(tls) = &ctx.tls else { return };
-        match stream.start_tls(tls.config()) {
-            Ok(s) => stream = s,
-            Err(e) => {
-                log::info!("session={sid} event=tls_failed client={peer} error=\"{e}\"");
-                return;
-            }
-        }
-        tls_started(&mut session, &stream, &sid);
-    }
+    tls_started(&mut session, &stream, &sid);
     let backend = ConnBackend { ctx, ip: peer.ip(), sid: &sid, delay: Cell::new(Duration::ZERO) };
     let mut conn =
         Conn { reader: LineReader::new(stream), out: Vec::with_capacity(512), inbound: None, ip: peer.ip() };
@@ -93,15 +76,9 @@ pub fn run(job: Job, ctx: &Context) {
     }
 }
 
-/// Tells the session about its new TLS layer.
+/// Tells the session about its new TLS layer, if there is one.
 fn tls_started(session: &mut Session, stream: &Stream, sid: &str) {
-    if let Stream::Tls(t) = stream {
-        let description = t.describe();
-        log::info!("session={sid} event=tls {description}");
-        let bindings = ["tls-exporter", "tls-server-end-point"]
-            .into_iter()
-            .filter_map(|kind| t.channel_binding(kind).map(|data| ChannelBinding { kind, data }))
-            .collect();
+    if let Some((description, bindings)) = tls_details(stream, sid) {
         session.on_tls(description, bindings);
     }
 }
