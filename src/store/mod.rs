@@ -2,9 +2,12 @@
 //! message for several recipients is delivered all-or-nothing. Formats: cr.yp.to/proto/maildir.html,
 //! mboxrd (RFC 4155 describes the mbox family); the 250 is said only after commit (RFC 5321 6.1).
 
+pub mod folder;
+pub mod imapdir;
 pub mod maildir;
 pub mod maildrop;
 pub mod mbox;
+pub mod mboxfolder;
 mod mboxlock;
 pub mod owner;
 

@@ -1,0 +1,1 @@
+//! STUB (being written): ENVELOPE, BODYSTRUCTURE and sections of a message.

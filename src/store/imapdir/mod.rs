@@ -1,0 +1,1 @@
+//! STUB (being written): Maildir++ folders for IMAP.
