@@ -16,6 +16,8 @@ pub struct ResolverConfig {
     pub mailbox: MailboxTemplate,
     pub aliases: Option<PathBuf>,
     pub alias_max_depth: usize,
+    /// `imap.folders`: the Maildir++ root template for IMAP folders when INBOX is an mbox.
+    pub folders: Option<String>,
 }
 
 impl ResolverConfig {
@@ -28,6 +30,7 @@ impl ResolverConfig {
             mailbox: c.mailbox.clone(),
             aliases: c.aliases.clone(),
             alias_max_depth: c.alias_max_depth,
+            folders: c.imap_folders.clone(),
         }
     }
 }
@@ -42,6 +45,16 @@ pub struct Destination {
     /// Who should own the written file; `None`: the server's own user.
     pub uid: Option<u32>,
     pub gid: Option<u32>,
+}
+
+/// Where a logged-in user's mail is (IMAP, POP3).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MailHome {
+    /// INBOX: the user's own mailbox, where their address is delivered.
+    pub inbox: Destination,
+    /// The Maildir++ root of the other folders: INBOX's own Maildir when INBOX is one, else
+    /// `imap.folders` (default `~/Maildir`).
+    pub folders: PathBuf,
 }
 
 /// The answer for one recipient.
@@ -83,6 +96,7 @@ pub struct Resolver {
     mailbox: MailboxTemplate,
     aliases: Option<Aliases>,
     max_depth: usize,
+    folders: Option<String>,
 }
 
 /// Domains compare without case (RFC 5321 2.4) and without a trailing root dot.
@@ -100,6 +114,7 @@ impl Resolver {
             mailbox: cfg.mailbox,
             aliases: cfg.aliases.as_deref().map(Aliases::open).transpose()?,
             max_depth: cfg.alias_max_depth.max(1),
+            folders: cfg.folders,
         })
     }
 
@@ -141,6 +156,29 @@ impl Resolver {
             Err(Fail::Temp(m)) => Resolution::Temp(m),
             Err(Fail::Perm(m)) => Resolution::Perm(m),
         }
+    }
+
+    /// The mailbox and folder root of the account `login` (`alice` or `alice@example.org`; a name
+    /// without a domain is in the first local domain), without alias expansion.
+    pub fn mail_home(&self, login: &str) -> Result<MailHome, String> {
+        let (local, domain) = match login.rsplit_once('@') {
+            Some((l, d)) => (l.to_string(), norm_domain(d)),
+            None => (login.to_string(), self.domains.first().cloned().unwrap_or_default()),
+        };
+        let fail = |f: Fail| match f {
+            Fail::Unknown => format!("no account {login}"),
+            Fail::Temp(m) | Fail::Perm(m) => m,
+        };
+        let acc = self.users.lookup(&local, &domain)?.ok_or_else(|| format!("no account {login}"))?;
+        let inbox = self.destination(&acc, expand_template(&self.mailbox.template, &acc, &domain).map_err(fail)?);
+        let folders = match (&self.folders, inbox.kind) {
+            (_, MailboxKind::Maildir) => inbox.path.clone(),
+            (Some(t), MailboxKind::Mbox) => expand_template(t, &acc, &domain).map_err(fail)?,
+            (None, MailboxKind::Mbox) => expand_template("~/Maildir", &acc, &domain).map_err(|_| {
+                format!("{login}: INBOX is an mbox and the user has no home: set imap.folders")
+            })?,
+        };
+        Ok(MailHome { inbox, folders })
     }
 
     /// RFC 5321 4.5.1: "postmaster" MUST be accepted. The alias if it works, else the user
@@ -403,6 +441,7 @@ missing-inc: alice, :include:DIR/nothere
             mailbox: MailboxTemplate { kind: MailboxKind::Maildir, template: template.replace("DIR", &d) },
             aliases: al,
             alias_max_depth: 20,
+            folders: None,
         };
         Setup { dir, cfg }
     }
@@ -620,8 +659,11 @@ missing-inc: alice, :include:DIR/nothere
             mailbox: MailboxTemplate { kind: MailboxKind::Mbox, template: "~/mbox".into() },
             aliases: None,
             alias_max_depth: 20,
+            folders: None,
         };
         let r = Resolver::new(cfg).unwrap();
+        let h = r.mail_home("root").unwrap();
+        assert_eq!(h.folders, crate::auth::system::getpwnam("root").unwrap().unwrap().home.unwrap().join("Maildir"));
         let Resolution::Deliver(v) = r.resolve("Root", "LOCALHOST") else { panic!() };
         let home = crate::auth::system::getpwnam("root").unwrap().unwrap().home.unwrap();
         assert_eq!(v[0].path, home.join("mbox"));

@@ -36,6 +36,13 @@ pub struct Config {
     pub pop3_listen: Vec<SocketAddr>,
     pub pop3s_listen: Vec<SocketAddr>,
     pub pop3_apop: bool,
+    pub imap_listen: Vec<SocketAddr>,
+    pub imaps_listen: Vec<SocketAddr>,
+    /// Where a user's IMAP folders other than INBOX live when INBOX is an mbox (a Maildir++ root, a
+    /// template like `mailbox`); `None`: `~/Maildir`. A Maildir INBOX holds its folders itself.
+    pub imap_folders: Option<String>,
+    /// RFC 3501 5.4: the autologout timer (at least 30 minutes), also the longest IDLE.
+    pub imap_timeout: Duration,
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
     pub auth_mechanisms: Vec<String>,
@@ -106,6 +113,8 @@ pub const KEYS: &[&str] = &[
     "pop3.apop",
     "imap.listen",
     "imaps.listen",
+    "imap.folders",
+    "imap.timeout",
     "tls.cert",
     "tls.key",
     "dns.servers",
@@ -159,7 +168,7 @@ pub const KNOWN_MECHANISMS: &[&str] = &[
 
 /// Keys reserved for capabilities this version does not serve yet. Setting
 /// one is an error, so nobody believes a port is served when it is not.
-const NOT_YET: &[(&str, &str)] = &[("imap.listen", "IMAP"), ("imaps.listen", "IMAP")];
+const NOT_YET: &[(&str, &str)] = &[];
 
 /// The system's host name (uname nodename), or `localhost`.
 pub fn system_hostname() -> String {
@@ -194,6 +203,10 @@ impl Config {
             pop3_listen: Vec::new(),
             pop3s_listen: Vec::new(),
             pop3_apop: false,
+            imap_listen: Vec::new(),
+            imaps_listen: Vec::new(),
+            imap_folders: None,
+            imap_timeout: Duration::from_secs(30 * 60),
             tls_cert: None,
             tls_key: None,
             auth_mechanisms: DEFAULT_MECHANISMS.iter().map(|m| m.to_string()).collect(),
@@ -241,6 +254,8 @@ impl Config {
             MailboxTemplate { kind: MailboxKind::Maildir, template: "buzon-data/mail/%d/%n/Maildir".into() };
         c.smtp_listen = lo(2525);
         c.submission_listen = lo(2587);
+        c.pop3_listen = lo(1110);
+        c.imap_listen = lo(1143);
         c.relay_networks = vec![Cidr::parse("127.0.0.0/8").unwrap_or(LOOPBACK4), LOOPBACK6];
         c.auth_cleartext_networks = c.relay_networks.clone();
         c
@@ -314,6 +329,18 @@ impl Config {
                 "pop3.listen" => v(parse_listen(value).map(|l| c.pop3_listen = l))?,
                 "pop3s.listen" => v(parse_listen(value).map(|l| c.pop3s_listen = l))?,
                 "pop3.apop" => v(parse_bool(value).map(|x| c.pop3_apop = x))?,
+                "imap.listen" => v(parse_listen(value).map(|l| c.imap_listen = l))?,
+                "imaps.listen" => v(parse_listen(value).map(|l| c.imaps_listen = l))?,
+                "imap.folders" => v(parse_folders(value).map(|f| c.imap_folders = f))?,
+                "imap.timeout" => v(parse_duration(value).and_then(|d| {
+                    // RFC 3501 5.4: an inactivity autologout timer MUST be at least 30 minutes.
+                    if d < Duration::from_secs(30 * 60) {
+                        Err("RFC 3501 5.4 asks for at least 30 minutes".into())
+                    } else {
+                        c.imap_timeout = d;
+                        Ok(())
+                    }
+                }))?,
                 "tls.cert" => c.tls_cert = (!value.is_empty()).then(|| PathBuf::from(value)),
                 "tls.key" => c.tls_key = (!value.is_empty()).then(|| PathBuf::from(value)),
                 "auth.mechanisms" => v(parse_mechanisms(value).map(|x| c.auth_mechanisms = x))?,
@@ -389,6 +416,9 @@ impl Config {
         if !c.pop3s_listen.is_empty() && c.tls_cert.is_none() {
             return Err(err(0, "`pop3s.listen` is implicit TLS: set `tls.cert` and `tls.key`".into()));
         }
+        if !c.imaps_listen.is_empty() && c.tls_cert.is_none() {
+            return Err(err(0, "`imaps.listen` is implicit TLS: set `tls.cert` and `tls.key`".into()));
+        }
         if !c.submissions_listen.is_empty() && c.tls_cert.is_none() {
             return Err(err(
                 0,
@@ -401,6 +431,8 @@ impl Config {
             && c.submissions_listen.is_empty()
             && c.pop3_listen.is_empty()
             && c.pop3s_listen.is_empty()
+            && c.imap_listen.is_empty()
+            && c.imaps_listen.is_empty()
         {
             return Err(err(
                 0,
@@ -448,6 +480,10 @@ impl Config {
         kv("pop3.listen", addrs(&self.pop3_listen));
         kv("pop3s.listen", addrs(&self.pop3s_listen));
         kv("pop3.apop", if self.pop3_apop { "yes" } else { "no" }.into());
+        kv("imap.listen", addrs(&self.imap_listen));
+        kv("imaps.listen", addrs(&self.imaps_listen));
+        kv("imap.folders", self.imap_folders.clone().unwrap_or_default());
+        kv("imap.timeout", secs(self.imap_timeout));
         kv("tls.cert", self.tls_cert.as_ref().map(|p| p.display().to_string()).unwrap_or_default());
         kv("tls.key", self.tls_key.as_ref().map(|p| p.display().to_string()).unwrap_or_default());
         kv("relay.networks", nets(&self.relay_networks));
@@ -538,7 +574,7 @@ mod tests {
             ("users = ldap", "file:PATH"),
             ("relay.networks = 10.0.0.0/33", "prefix"),
             ("smtp.timeout = soon", "duration"),
-            ("imap.listen = 127.0.0.1:143", "not available"),
+            ("imap.timeout = 10m", "30 minutes"),
             ("outbound.tls = always", "none, may or verify"),
             ("relay.smarthost = smtp.example.net:0", "HOST:PORT"),
             ("dns.servers = nameserver", "ADDR"),

@@ -376,3 +376,12 @@ pub(super) fn parse_bool(v: &str) -> Result<bool, String> {
         _ => Err(format!("{v:?}: expected yes or no")),
     }
 }
+
+/// `imap.folders`: a Maildir++ root template (the escapes of `mailbox`), or empty for the default.
+pub(super) fn parse_folders(v: &str) -> Result<Option<String>, String> {
+    let v = v.strip_prefix("maildir:").unwrap_or(v);
+    if v.is_empty() {
+        return Ok(None);
+    }
+    parse_mailbox(&format!("maildir:{v}")).map(|m| Some(m.template))
+}

@@ -56,6 +56,8 @@ pub fn run(config: Arc<Config>) -> Result<(), String> {
         (Service::Submissions, &config.submissions_listen),
         (Service::Pop3, &config.pop3_listen),
         (Service::Pop3s, &config.pop3s_listen),
+        (Service::Imap, &config.imap_listen),
+        (Service::Imaps, &config.imaps_listen),
     ] {
         for addr in addrs {
             let l = super::listen::bind(*addr)
@@ -90,6 +92,7 @@ pub fn run(config: Arc<Config>) -> Result<(), String> {
         let ctx = Arc::clone(&smtp_ctx);
         Pool::new(config.max_connections, move |job: Job| match job.service {
             Service::Pop3 | Service::Pop3s => crate::pop3::conn::run(job, &ctx),
+            Service::Imap | Service::Imaps => crate::imap::conn::run(job, &ctx),
             _ => smtp::conn::run(job, &ctx),
         })
     };
@@ -225,6 +228,9 @@ fn accept_all(
                 Service::Pop3 | Service::Pop3s => {
                     b"-ERR [SYS/TEMP] Too many connections from your address\r\n".to_vec()
                 }
+                Service::Imap | Service::Imaps => {
+                    b"* BYE [UNAVAILABLE] Too many connections from your address\r\n".to_vec()
+                }
                 _ => smtp::conn::too_many_from(&config.hostname),
             };
             refuse(stream, &reply);
@@ -236,6 +242,7 @@ fn accept_all(
             drop(slot);
             let reply = match service {
                 Service::Pop3 | Service::Pop3s => crate::pop3::conn::busy(),
+                Service::Imap | Service::Imaps => crate::imap::conn::busy(),
                 _ => smtp::conn::busy(&config.hostname),
             };
             refuse(stream, &reply);

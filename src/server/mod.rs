@@ -25,6 +25,9 @@ pub enum Service {
     Pop3,
     /// POP3 over implicit TLS (RFC 8314).
     Pop3s,
+    Imap,
+    /// IMAP over implicit TLS (RFC 8314).
+    Imaps,
 }
 
 impl Service {
@@ -35,6 +38,8 @@ impl Service {
             Service::Submissions => "submissions",
             Service::Pop3 => "pop3",
             Service::Pop3s => "pop3s",
+            Service::Imap => "imap",
+            Service::Imaps => "imaps",
         }
     }
 }
