@@ -170,7 +170,8 @@ impl Resolver {
             Fail::Temp(m) | Fail::Perm(m) => m,
         };
         let acc = self.users.lookup(&local, &domain)?.ok_or_else(|| format!("no account {login}"))?;
-        let inbox = self.destination(&acc, expand_template(&self.mailbox.template, &acc, &domain).map_err(fail)?);
+        let inbox =
+            self.destination(&acc, expand_template(&self.mailbox.template, &acc, &domain).map_err(fail)?);
         let folders = match (&self.folders, inbox.kind) {
             (_, MailboxKind::Maildir) => inbox.path.clone(),
             (Some(t), MailboxKind::Mbox) => expand_template(t, &acc, &domain).map_err(fail)?,
@@ -663,7 +664,10 @@ missing-inc: alice, :include:DIR/nothere
         };
         let r = Resolver::new(cfg).unwrap();
         let h = r.mail_home("root").unwrap();
-        assert_eq!(h.folders, crate::auth::system::getpwnam("root").unwrap().unwrap().home.unwrap().join("Maildir"));
+        assert_eq!(
+            h.folders,
+            crate::auth::system::getpwnam("root").unwrap().unwrap().home.unwrap().join("Maildir")
+        );
         let Resolution::Deliver(v) = r.resolve("Root", "LOCALHOST") else { panic!() };
         let home = crate::auth::system::getpwnam("root").unwrap().unwrap().home.unwrap();
         assert_eq!(v[0].path, home.join("mbox"));

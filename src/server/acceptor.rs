@@ -50,19 +50,28 @@ pub fn run(config: Arc<Config>) -> Result<(), String> {
         (Some(cert), Some(key)) => Some(Arc::new(ServerTls::load(cert, key)?)),
         _ => None,
     };
-    for (service, addrs) in [
-        (Service::Smtp, &config.smtp_listen),
-        (Service::Submission, &config.submission_listen),
-        (Service::Submissions, &config.submissions_listen),
-        (Service::Pop3, &config.pop3_listen),
-        (Service::Pop3s, &config.pop3s_listen),
-        (Service::Imap, &config.imap_listen),
-        (Service::Imaps, &config.imaps_listen),
-    ] {
-        for addr in addrs {
-            let l = super::listen::bind(*addr)
-                .map_err(|e| format!("{}.listen = {addr}: cannot listen: {e}", service.name()))?;
-            listeners.push((service, l));
+    if let Some(passed) = super::activation::take(&config)? {
+        // The service manager bound the sockets: the *.listen addresses only name them.
+        for (service, l) in &passed {
+            let addr = l.local_addr().map(|a| a.to_string()).unwrap_or_default();
+            log::info!("event=listen service={} address={addr} source=socket-activation", service.name());
+        }
+        listeners = passed;
+    } else {
+        for (service, addrs) in [
+            (Service::Smtp, &config.smtp_listen),
+            (Service::Submission, &config.submission_listen),
+            (Service::Submissions, &config.submissions_listen),
+            (Service::Pop3, &config.pop3_listen),
+            (Service::Pop3s, &config.pop3s_listen),
+            (Service::Imap, &config.imap_listen),
+            (Service::Imaps, &config.imaps_listen),
+        ] {
+            for addr in addrs {
+                let l = super::listen::bind(*addr)
+                    .map_err(|e| format!("{}.listen = {addr}: cannot listen: {e}", service.name()))?;
+                listeners.push((service, l));
+            }
         }
     }
     if let Some(p) = &config.pid_file {

@@ -3,6 +3,7 @@
 //! (bind, pid file, spool, privileges, then threads).
 
 pub mod acceptor;
+pub mod activation;
 pub mod helper;
 pub mod listen;
 pub mod pool;

@@ -158,7 +158,12 @@ pub trait Store: Send {
     fn open(&mut self, name: &str, readonly: bool) -> Result<Box<dyn Folder>, FolderError>;
     /// Copies messages (0-based indexes into `from`'s view) into folder `dest`, keeping their flags
     /// (without `\Recent`) and internal dates.
-    fn copy(&mut self, from: &mut dyn Folder, indexes: &[usize], dest: &str) -> Result<CopyResult, FolderError>;
+    fn copy(
+        &mut self,
+        from: &mut dyn Folder,
+        indexes: &[usize],
+        dest: &str,
+    ) -> Result<CopyResult, FolderError>;
 }
 
 /// The folder a session has selected: a view of its messages that changes only in [`Folder::sync`]

@@ -56,7 +56,12 @@ impl Folder for MboxFolder {
     fn read(&mut self, _index: usize) -> Result<Vec<u8>, FolderError> {
         Err(FolderError::Temp("not yet".into()))
     }
-    fn store(&mut self, _indexes: &[usize], _op: FlagOp, _flags: &crate::store::folder::Flags) -> Result<(), FolderError> {
+    fn store(
+        &mut self,
+        _indexes: &[usize],
+        _op: FlagOp,
+        _flags: &crate::store::folder::Flags,
+    ) -> Result<(), FolderError> {
         Err(FolderError::ReadOnly)
     }
     fn expunge(&mut self, _uids: Option<&[Uid]>) -> Result<Vec<u32>, FolderError> {
