@@ -17,5 +17,6 @@ pub mod server;
 pub mod smtp;
 pub mod spool;
 pub mod store;
+pub mod syslog;
 pub mod timefmt;
 pub mod tls;

@@ -105,7 +105,18 @@ fn load_config(flag: Option<PathBuf>) -> Result<Config, String> {
     }
 }
 
-fn init_logging(level: log::LevelFilter) {
+/// Sets up logging: the system log when asked for (falling back to standard error when no log daemon
+/// listens on /dev/log), else standard error.
+fn init_logging(level: log::LevelFilter, syslog: bool) {
+    if syslog {
+        match buzon::syslog::Syslog::open("/dev/log", level) {
+            Ok(s) => {
+                let _ = s.install();
+                return;
+            }
+            Err(e) => eprintln!("buzon: /dev/log: {e}; logging to standard error"),
+        }
+    }
     let mut b = env_logger::Builder::new();
     b.filter_level(level);
     if let Ok(spec) = std::env::var("RUST_LOG") {
@@ -132,7 +143,7 @@ fn serve(flag: Option<PathBuf>) -> ExitCode {
             return ExitCode::from(EX_CONFIG);
         }
     };
-    init_logging(config.log_level);
+    init_logging(config.log_level, config.log_syslog);
     if config.source.is_none() {
         // The embedded default serves TLS too, with a certificate made on first start.
         let names = vec![config.hostname.clone(), "localhost".to_string()];

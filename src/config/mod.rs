@@ -64,6 +64,8 @@ pub struct Config {
     pub user: Option<String>,
     pub pid_file: Option<PathBuf>,
     pub log_level: log::LevelFilter,
+    /// Where log lines go: standard error, or the system log (facility mail).
+    pub log_syslog: bool,
     pub dns_servers: Vec<SocketAddr>,
     pub outbound_port: u16,
     pub outbound_tls: OutboundTls,
@@ -132,6 +134,7 @@ pub const KEYS: &[&str] = &[
     "user",
     "pid_file",
     "log_level",
+    "log",
     "auth.mechanisms",
     "auth.max_failures",
     "auth.failure_window",
@@ -228,6 +231,7 @@ impl Config {
             user: None,
             pid_file: None,
             log_level: log::LevelFilter::Info,
+            log_syslog: false,
             dns_servers: Vec::new(),
             outbound_port: 25,
             outbound_tls: OutboundTls::May,
@@ -370,6 +374,13 @@ impl Config {
                 "user" => c.user = (!value.is_empty()).then(|| value.to_string()),
                 "pid_file" => c.pid_file = (!value.is_empty()).then(|| PathBuf::from(value)),
                 "log_level" => v(parse_level(value).map(|x| c.log_level = x))?,
+                "log" => v(match value {
+                    "stderr" | "syslog" => {
+                        c.log_syslog = value == "syslog";
+                        Ok(())
+                    }
+                    _ => Err(format!("{value:?}: expected stderr or syslog")),
+                })?,
                 "dns.servers" => v(parse_dns_servers(value).map(|x| c.dns_servers = x))?,
                 "outbound.port" => v(parse_port(value).map(|x| c.outbound_port = x))?,
                 "outbound.tls" => v(parse_outbound_tls(value).map(|x| c.outbound_tls = x))?,
@@ -500,6 +511,7 @@ impl Config {
         kv("user", self.user.clone().unwrap_or_default());
         kv("pid_file", self.pid_file.as_ref().map(|p| p.display().to_string()).unwrap_or_default());
         kv("log_level", self.log_level.to_string().to_ascii_lowercase());
+        kv("log", if self.log_syslog { "syslog" } else { "stderr" }.into());
         kv("auth.mechanisms", self.auth_mechanisms.join(" "));
         kv("auth.max_failures", self.auth_max_failures.to_string());
         kv("auth.failure_window", secs(self.auth_failure_window));
