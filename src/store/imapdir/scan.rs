@@ -1,0 +1,200 @@
+//! One look at a Maildir folder under its uidlist lock: moves new/ to cur/ (read-write opens,
+//! cr.yp.to/proto/maildir.html), lists the files, matches them to `dovecot-uidlist` by base name,
+//! gives new files the next UIDs in delivery order (leading timestamp, then name), drops entries
+//! whose files are gone (their UIDs are never given again: N only grows, RFC 3501 2.3.1.1) and
+//! writes the list back when it changed.
+
+use std::collections::HashMap;
+use std::fs;
+use std::io;
+use std::path::Path;
+
+use super::lock::DotLock;
+use super::msgfile::{
+    base_of, crlf_size, fsync_dir, leading_number, move_noreplace, temp, usable_name, w_size,
+};
+use super::uidlist::{self, Entry, ReadList, UidList};
+use crate::store::folder::{FolderError, Uid};
+
+/// A message file found by a scan.
+#[derive(Debug)]
+pub struct Present {
+    pub uid: Uid,
+    /// Its current file name.
+    pub name: String,
+    /// In new/ (read-only opens leave deliveries there).
+    pub in_new: bool,
+    /// CRLF size.
+    pub size: u64,
+    /// This scan moved it from new/ to cur/: `\Recent` for the session that ran it.
+    pub moved: bool,
+}
+
+/// The folder as a scan found it.
+#[derive(Debug)]
+pub struct Scan {
+    pub validity: u32,
+    pub next: Uid,
+    /// In UID order.
+    pub msgs: Vec<Present>,
+    pub keywords: Vec<String>,
+}
+
+/// Regular files of `dir` with names we can handle (no dot files, no control characters, UTF-8);
+/// a missing directory is empty.
+pub fn list_files(dir: &Path) -> Result<Vec<String>, FolderError> {
+    let rd = match fs::read_dir(dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(temp("cannot list", dir, &e)),
+    };
+    let mut out = Vec::new();
+    for ent in rd {
+        let ent = ent.map_err(|e| temp("cannot list", dir, &e))?;
+        let Ok(name) = ent.file_name().into_string() else {
+            log::warn!("imap: skipping non-UTF-8 file name in {}", dir.display());
+            continue;
+        };
+        if !usable_name(&name) {
+            if !name.starts_with('.') {
+                log::warn!("imap: skipping file with unusable name in {}: {name:?}", dir.display());
+            }
+            continue;
+        }
+        if ent.file_type().is_ok_and(|t| t.is_file()) {
+            out.push(name);
+        }
+    }
+    Ok(out)
+}
+
+/// Looks at `dir` (a Maildir: cur/ new/ tmp/). `move_new`: deliveries in new/ move to cur/ with
+/// ":2," added. `root` keeps the UIDVALIDITY counter for a list that has to be made anew.
+pub fn scan(dir: &Path, root: &Path, move_new: bool, lock: &mut DotLock) -> Result<Scan, FolderError> {
+    let cur = dir.join("cur");
+    let new = dir.join("new");
+    let mut moved: Vec<String> = Vec::new();
+    let mut files: HashMap<String, (String, bool)> = HashMap::new();
+    let mut left_in_new: Vec<String> = Vec::new();
+    for name in list_files(&new)? {
+        if !move_new {
+            left_in_new.push(name);
+            continue;
+        }
+        let target = if name.contains(':') { name.clone() } else { format!("{name}:2,") };
+        match move_noreplace(&new.join(&name), &cur.join(&target)) {
+            Ok(()) => moved.push(target),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => {
+                log::warn!("imap: cannot move to cur/ path={} error={e}", new.join(&name).display());
+                left_in_new.push(name);
+            }
+        }
+    }
+    if !moved.is_empty() {
+        fsync_dir(&cur)?;
+        fsync_dir(&new)?;
+    }
+    let in_cur = list_files(&cur)?;
+    for (name, in_new) in
+        in_cur.into_iter().map(|n| (n, false)).chain(left_in_new.into_iter().map(|n| (n, true)))
+    {
+        let base = base_of(&name).to_string();
+        if let Some((other, _)) = files.get(&base) {
+            log::warn!("imap: duplicate message file in {} name={name} kept={other}", dir.display());
+            continue;
+        }
+        files.insert(base, (name, in_new));
+    }
+    moved.sort_unstable();
+
+    let (mut list, mut rewrite) = match uidlist::read(dir, true)? {
+        ReadList::Ok(l) => {
+            let r = l.rewrite;
+            (l, r)
+        }
+        ReadList::Missing => (fresh_list(root, 0), true),
+        ReadList::Corrupt(old) => {
+            log::warn!("imap: rebuilding uidlist with a new UIDVALIDITY dir={}", dir.display());
+            (fresh_list(root, old.unwrap_or(0)), true)
+        }
+    };
+
+    let mut msgs: Vec<Present> = Vec::with_capacity(files.len());
+    let mut kept: Vec<Entry> = Vec::with_capacity(list.entries.len());
+    for mut e in std::mem::take(&mut list.entries) {
+        let Some((name, in_new)) = files.remove(&e.base) else {
+            rewrite = true; // expunged: the entry goes, its UID stays used
+            continue;
+        };
+        let size = match w_size(&name).or(e.w) {
+            Some(s) => s,
+            None => match count(dir, &name, in_new, lock)? {
+                Some(s) => {
+                    e.w = Some(s);
+                    rewrite = true;
+                    s
+                }
+                None => {
+                    rewrite = true;
+                    continue;
+                }
+            },
+        };
+        let was_moved = moved.binary_search(&name).is_ok();
+        msgs.push(Present { uid: e.uid, name, in_new, size, moved: was_moved });
+        kept.push(e);
+    }
+
+    // Files without a UID: delivery order.
+    let mut fresh: Vec<(String, bool)> = files.into_values().collect();
+    fresh.sort_by(|a, b| (leading_number(&a.0), &a.0).cmp(&(leading_number(&b.0), &b.0)));
+    let mut added: Vec<Entry> = Vec::with_capacity(fresh.len());
+    for (name, in_new) in fresh {
+        let w = w_size(&name);
+        let size = match w {
+            Some(s) => s,
+            None => match count(dir, &name, in_new, lock)? {
+                Some(s) => s,
+                None => continue,
+            },
+        };
+        if list.next == Uid::MAX {
+            return Err(FolderError::Cannot("no UIDs left in this folder".into()));
+        }
+        let uid = list.next;
+        list.next += 1;
+        let was_moved = moved.binary_search(&name).is_ok();
+        added.push(Entry {
+            uid,
+            base: base_of(&name).to_string(),
+            w: if w.is_some() { None } else { Some(size) },
+        });
+        msgs.push(Present { uid, name, in_new, size, moved: was_moved });
+    }
+
+    if rewrite {
+        kept.extend(added);
+        list.entries = kept;
+        uidlist::write(dir, &list)?;
+    } else if !added.is_empty() {
+        uidlist::append(dir, &added)?;
+    }
+    let keywords = uidlist::read_keywords(dir)?;
+    Ok(Scan { validity: list.validity, next: list.next, msgs, keywords })
+}
+
+fn fresh_list(root: &Path, old: u32) -> UidList {
+    UidList { validity: uidlist::next_uidvalidity(root, old), next: 1, ..UidList::default() }
+}
+
+/// Counts a file's CRLF size (reading it once); None when it vanished meanwhile.
+fn count(dir: &Path, name: &str, in_new: bool, lock: &mut DotLock) -> Result<Option<u64>, FolderError> {
+    lock.touch();
+    let path = dir.join(if in_new { "new" } else { "cur" }).join(name);
+    match crlf_size(&path) {
+        Ok(s) => Ok(Some(s)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(temp("cannot read", &path, &e)),
+    }
+}
