@@ -10,6 +10,7 @@ use buzon::config::{Config, UsersSpec};
 const DEFAULT_CONFIG: &str = "/etc/buzon/buzon.conf";
 
 const USAGE: &str = "usage: buzon serve [-c file]
+       buzon smtpd | pop3d | imapd --inetd [--submission] [--tls] [-c file]
        buzon check-config [-c file]
        buzon passwd [-c file] [-s scheme] user
        buzon queue list | flush [id] | delete id [-c file]
@@ -53,6 +54,7 @@ fn main() -> ExitCode {
     };
     match cmd.as_str() {
         "serve" if operands.is_empty() => serve(config_path),
+        "smtpd" | "pop3d" | "imapd" => inetd(cmd, config_path, &operands),
         "check-config" if operands.is_empty() => check_config(config_path),
         "passwd" if !operands.is_empty() => passwd(config_path, &operands),
         "queue" | "mailq" if !operands.is_empty() || cmd == "mailq" => {
@@ -161,6 +163,41 @@ fn serve(flag: Option<PathBuf>) -> ExitCode {
         Err(e) => {
             log::error!("event=fatal error=\"{e}\"");
             eprintln!("buzon: {e}");
+            ExitCode::from(EX_SOFTWARE)
+        }
+    }
+}
+
+/// `buzon smtpd|pop3d|imapd --inetd`: one connection on standard input. Standard output and error
+/// are the client's connection, so errors go to the system log only.
+fn inetd(cmd: &str, flag: Option<PathBuf>, operands: &[String]) -> ExitCode {
+    let has = |f: &str| operands.iter().any(|o| o == f);
+    let known = ["--inetd", "--submission", "--tls"];
+    let service = buzon::server::inetd::service_for(cmd, has("--submission"), has("--tls"));
+    let (Some(service), true, true) =
+        (service, has("--inetd"), operands.iter().all(|o| known.contains(&o.as_str())))
+    else {
+        eprintln!("{USAGE}");
+        return ExitCode::from(EX_USAGE);
+    };
+    let config = match load_config(flag) {
+        Ok(c) => c,
+        Err(e) => {
+            // Never to the client: the system log, if there is one.
+            if let Ok(s) = buzon::syslog::Syslog::open("/dev/log", log::LevelFilter::Error) {
+                let _ = s.install();
+                log::error!("event=fatal mode=inetd error=\"{e}\"");
+            }
+            return ExitCode::from(EX_CONFIG);
+        }
+    };
+    if let Ok(s) = buzon::syslog::Syslog::open("/dev/log", config.log_level) {
+        let _ = s.install();
+    }
+    match buzon::server::inetd::run(Arc::new(config), service) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            log::error!("event=fatal mode=inetd error=\"{e}\"");
             ExitCode::from(EX_SOFTWARE)
         }
     }

@@ -27,6 +27,12 @@ pub fn incoming_dir(data_dir: &Path) -> PathBuf {
     data_dir.join("incoming")
 }
 
+/// Creates the spool directories (0700) and leaves their contents alone: an inetd-run session shares
+/// them with others that may be receiving at the same time.
+pub fn prepare_dirs(data_dir: &Path) -> io::Result<()> {
+    fs::DirBuilder::new().recursive(true).mode(0o700).create(incoming_dir(data_dir))
+}
+
 /// Creates the spool directories (0700) and removes what an earlier run left
 /// half-received. Returns the number of files removed.
 pub fn prepare(data_dir: &Path) -> io::Result<usize> {

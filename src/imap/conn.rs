@@ -1,12 +1,365 @@
-//! STUB (being written): IMAP connection glue.
-use crate::server::acceptor::Job;
-use crate::smtp::backend::Context;
+//! One IMAP connection: drives the I/O-free [`Session`] over a blocking socket (plain, STARTTLS per
+//! RFC 3501 6.2.1 / RFC 2595, or implicit TLS on imaps per RFC 8314), assembles commands with their
+//! literals (RFC 3501 4.3, RFC 7888 LITERAL+), waits in IDLE (RFC 2177) and enforces the autologout
+//! timer (RFC 3501 5.4). After login the thread works with the mailbox owner's file-system identity.
 
-pub fn run(job: Job, _ctx: &Context) {
-    let mut s = job.stream;
-    let _ = std::io::Write::write_all(&mut s, &busy());
+use std::cell::{Cell, RefCell};
+use std::io::{self, Write};
+use std::os::fd::AsRawFd;
+use std::time::{Duration, Instant};
+
+use crate::auth::sasl::Credentials;
+use crate::config::{MailboxKind, in_networks};
+use crate::imap::command::{self, Assembler, Step};
+use crate::imap::session::{self, Mode, Outcome, Peer, Session};
+use crate::netio::{Line, LineReader, Stream, open_session_stream, tls_details};
+use crate::server::Service;
+use crate::server::acceptor::Job;
+use crate::smtp::backend::{ConnBackend, Context};
+use crate::store::folder::Store;
+use crate::store::imapdir::{Inbox, MaildirStore};
+use crate::store::owner::{AsOwner, Owner, become_owner, spool_group};
+
+/// The longest command line (without literals); RFC 7162 3 asks for at least 8192 octets.
+const MAX_LINE: usize = 64 * 1024;
+/// The longest literal outside APPEND (names, search strings, passwords).
+const MAX_LITERAL: u64 = 64 * 1024;
+/// How often IDLE looks for changes (RFC 2177: "immediately" in practice means within a second).
+const IDLE_TICK: Duration = Duration::from_secs(1);
+
+/// The IMAP session's view of the server: the shared login machinery plus the user's mail store.
+struct Backend<'a> {
+    conn: ConnBackend<'a>,
+    /// The owner's identity, taken at login for the rest of the session.
+    owner: RefCell<Option<AsOwner>>,
 }
 
+impl session::Backend for Backend<'_> {
+    fn credentials(&self) -> Option<&dyn Credentials> {
+        crate::smtp::session::Backend::credentials(&self.conn)
+    }
+    fn random(&self, buf: &mut [u8]) {
+        crate::smtp::session::Backend::random(&self.conn, buf)
+    }
+    fn auth_failed(&self, user: &str) {
+        crate::smtp::session::Backend::auth_failed(&self.conn, user)
+    }
+    fn auth_succeeded(&self, user: &str, mechanism: &str) {
+        crate::smtp::session::Backend::auth_succeeded(&self.conn, user, mechanism)
+    }
+    fn auth_blocked(&self) -> bool {
+        crate::smtp::session::Backend::auth_blocked(&self.conn)
+    }
+    fn open_store(&self, user: &str) -> Result<Box<dyn Store>, String> {
+        let ctx = self.conn.ctx;
+        let home = ctx.resolver.mail_home(user)?;
+        let dest = &home.inbox;
+        let owner = dest.uid.zip(dest.gid).map(|(uid, gid)| Owner { uid, gid });
+        let group = match dest.kind {
+            MailboxKind::Mbox => spool_group(&dest.path),
+            MailboxKind::Maildir => None,
+        };
+        let guard = become_owner(owner, group)?;
+        *self.owner.borrow_mut() = guard;
+        let inbox = match dest.kind {
+            MailboxKind::Maildir => Inbox::Maildir,
+            MailboxKind::Mbox => {
+                Inbox::Mbox { path: dest.path.clone(), lock_timeout: ctx.config.mbox_lock_timeout }
+            }
+        };
+        log::info!(
+            "session={} event=imap_open user={user} inbox={} folders={}",
+            self.conn.sid,
+            dest.path.display(),
+            home.folders.display()
+        );
+        Ok(Box::new(MaildirStore::new(home.folders, inbox)))
+    }
+}
+
+/// Buffers what the session writes and passes it to the socket in 64 KiB pieces, so a FETCH of a
+/// whole mailbox never sits in memory.
+struct Out<'a> {
+    buf: &'a mut Vec<u8>,
+    stream: &'a mut Stream,
+}
+
+impl Write for Out<'_> {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= 64 * 1024 {
+            self.flush()?;
+        }
+        Ok(data.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        if !self.buf.is_empty() {
+            self.stream.write_all(self.buf)?;
+            self.buf.clear();
+        }
+        self.stream.flush()
+    }
+}
+
+/// Serves one IMAP connection to its end.
+pub fn run(job: Job, ctx: &Context) {
+    let Job { stream, peer, service, slot } = job;
+    let sid = crate::spool::new_queue_id();
+    log::info!("session={sid} event=connect service={} client={peer}", service.name());
+    let implicit = match (service, &ctx.tls) {
+        (Service::Imaps, Some(t)) => Some(t.config()),
+        (Service::Imaps, None) => return,
+        _ => None,
+    };
+    // RFC 3501 5.4: the autologout timer is at least 30 minutes.
+    let timeout = ctx.config.imap_timeout;
+    let Some(stream) = open_session_stream(stream, timeout, implicit.clone(), &sid) else { return };
+    let cleartext_auth = in_networks(&ctx.config.auth_cleartext_networks, peer.ip());
+    let mut session = Session::new(
+        ctx.imap_params(service),
+        Peer { ip: peer.ip(), port: peer.port(), cleartext_auth, tls: implicit.is_some(), sid: sid.clone() },
+    );
+    tls_started(&mut session, &stream, &sid);
+    let backend = Backend {
+        conn: ConnBackend { ctx, ip: peer.ip(), sid: &sid, delay: Cell::new(Duration::ZERO) },
+        owner: RefCell::new(None),
+    };
+    let mut reader = LineReader::new(stream);
+    let mut out = Vec::with_capacity(4096);
+    let max_append = ctx.config.message_size_limit;
+    let result = serve(&mut session, &backend, &slot, &mut reader, &mut out, max_append, timeout);
+    let user = session.logged_in_user().unwrap_or("-").to_string();
+    match result {
+        Ok(()) => log::info!("session={sid} event=disconnect client={peer} user={user}"),
+        Err(e) => log::info!("session={sid} event=disconnect client={peer} user={user} error=\"{e}\""),
+    }
+    // Give the thread its own identity back before the pool reuses it.
+    drop(backend);
+}
+
+fn tls_started(session: &mut Session, stream: &Stream, sid: &str) {
+    if let Some(details) = tls_details(stream, sid) {
+        session.on_tls(Some(details));
+    }
+}
+
+fn serve(
+    session: &mut Session,
+    backend: &Backend,
+    slot: &crate::server::Slot,
+    reader: &mut LineReader<Stream>,
+    out: &mut Vec<u8>,
+    max_append: u64,
+    timeout: Duration,
+) -> io::Result<()> {
+    let sid = backend.conn.sid;
+    macro_rules! w {
+        () => {
+            &mut Out { buf: &mut *out, stream: reader.get_mut() }
+        };
+    }
+    if slot.shutting_down() {
+        session.shutdown(w!())?;
+        return w!().flush();
+    }
+    out.extend_from_slice(&session.greeting());
+    let mut asm = Assembler::new(MAX_LINE, max_append.max(MAX_LITERAL), max_append as usize + MAX_LINE);
+    let mut partial = false; // a command is being assembled (literals pending)
+    loop {
+        if reader.buffered().is_empty() {
+            w!().flush()?;
+            if slot.set_idle(!partial) {
+                session.shutdown(w!())?;
+                return w!().flush();
+            }
+        }
+        let outcome = match session.mode() {
+            Mode::Closed => return w!().flush(),
+            Mode::Idle => {
+                w!().flush()?;
+                idle(session, slot, reader, out, timeout)?
+            }
+            Mode::SaslResponse => match read(reader, sid)? {
+                Input::Line(l) => session.on_sasl_line(&l, backend, w!())?,
+                Input::TooLong => session.on_parse_error(
+                    command::ParseError { tag: None, message: "line too long".into() },
+                    w!(),
+                )?,
+                Input::Eof => return Ok(()),
+                Input::Timeout => {
+                    session.autologout(w!())?;
+                    return w!().flush();
+                }
+            },
+            Mode::Command => match read(reader, sid)? {
+                Input::Eof => return Ok(()),
+                Input::Timeout => {
+                    session.autologout(w!())?;
+                    return w!().flush();
+                }
+                Input::TooLong => {
+                    asm.reset();
+                    partial = false;
+                    session.on_parse_error(
+                        command::ParseError { tag: None, message: "command line too long".into() },
+                        w!(),
+                    )?
+                }
+                Input::Line(l) => {
+                    slot.set_idle(false);
+                    match asm.line(&l) {
+                        Step::Complete(buf) => {
+                            partial = false;
+                            match command::parse_owned(buf) {
+                                Ok((tag, cmd)) => session.on_command(tag, cmd, backend, w!())?,
+                                Err(e) => session.on_parse_error(e, w!())?,
+                            }
+                        }
+                        Step::NeedLiteral { len, sync } => {
+                            partial = true;
+                            if sync {
+                                // RFC 3501 7.5: the command continuation request.
+                                out.extend_from_slice(b"+ Ready for literal data\r\n");
+                                w!().flush()?;
+                            }
+                            let data = read_exact(reader, len)?;
+                            asm.literal(&data);
+                            continue;
+                        }
+                        Step::TooBig { tag, sync, len, message } => {
+                            partial = false;
+                            log::info!("session={sid} event=imap_too_big size={len}");
+                            if !sync {
+                                // RFC 7888 4: the client sends a non-synchronizing literal anyway;
+                                // there is no way to skip it safely, so the connection ends.
+                                out.extend_from_slice(format!("* BYE [TOOBIG] {message}\r\n").as_bytes());
+                                return w!().flush();
+                            }
+                            let t = tag.unwrap_or_else(|| "*".into());
+                            out.extend_from_slice(format!("{t} NO [TOOBIG] {message}\r\n").as_bytes());
+                            Outcome::Continue
+                        }
+                    }
+                }
+            },
+        };
+        // A failed login is answered late (brute-force throttling, shared with SMTP and POP3).
+        let delay = backend.conn.delay.take();
+        if !delay.is_zero() {
+            w!().flush()?;
+            std::thread::sleep(delay);
+        }
+        match outcome {
+            Outcome::Continue => {}
+            Outcome::Close => return w!().flush(),
+            Outcome::StartTls => {
+                w!().flush()?;
+                let Some(tls) = &backend.conn.ctx.tls else { return Ok(()) };
+                // RFC 3501 6.2.1 / RFC 2595 3.1: anything pipelined after STARTTLS is thrown away.
+                let old = std::mem::replace(reader, LineReader::new(Stream::Closed));
+                *reader = LineReader::new(old.into_inner().start_tls(tls.config())?);
+                tls_started(session, reader.get_ref(), sid);
+            }
+        }
+    }
+}
+
+enum Input {
+    Line(Vec<u8>),
+    TooLong,
+    Eof,
+    Timeout,
+}
+
+fn read(reader: &mut LineReader<Stream>, sid: &str) -> io::Result<Input> {
+    match reader.read_line(MAX_LINE) {
+        Ok(Line::Line(l)) => Ok(Input::Line(l.to_vec())),
+        Ok(Line::TooLong) => Ok(Input::TooLong),
+        Ok(Line::Eof) => Ok(Input::Eof),
+        Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+            log::info!("session={sid} event=timeout");
+            Ok(Input::Timeout)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Reads a literal's `len` octets (already bounded by the assembler).
+fn read_exact(reader: &mut LineReader<Stream>, len: u64) -> io::Result<Vec<u8>> {
+    let len = usize::try_from(len).map_err(|_| io::Error::other("literal too long"))?;
+    let mut data = Vec::with_capacity(len.min(1 << 20));
+    while data.len() < len {
+        if reader.buffered().is_empty() && reader.fill()? == 0 {
+            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "connection closed inside a literal"));
+        }
+        let b = reader.buffered();
+        let n = b.len().min(len - data.len());
+        data.extend_from_slice(&b[..n]);
+        reader.consume(n);
+    }
+    Ok(data)
+}
+
+/// RFC 2177: waits for DONE, telling the client about changes about once a second; the IDLE ends
+/// with an autologout after `timeout` (RFC 2177 3: clients re-issue IDLE at least every 29 minutes).
+fn idle(
+    session: &mut Session,
+    slot: &crate::server::Slot,
+    reader: &mut LineReader<Stream>,
+    out: &mut Vec<u8>,
+    timeout: Duration,
+) -> io::Result<Outcome> {
+    let start = Instant::now();
+    slot.set_idle(true);
+    loop {
+        if !reader.buffered().is_empty() || readable(reader.get_ref(), IDLE_TICK)? {
+            slot.set_idle(false);
+            return match reader.read_line(MAX_LINE) {
+                Ok(Line::Line(l)) => {
+                    let l = l.to_vec();
+                    session.idle_done(&l, &mut Out { buf: out, stream: reader.get_mut() })
+                }
+                Ok(Line::TooLong) => session.idle_done(b"", &mut Out { buf: out, stream: reader.get_mut() }),
+                Ok(Line::Eof) => Ok(Outcome::Close),
+                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+                    Ok(Outcome::Close)
+                }
+                Err(e) => Err(e),
+            };
+        }
+        let mut w = Out { buf: out, stream: reader.get_mut() };
+        if slot.shutting_down() {
+            session.shutdown(&mut w)?;
+            w.flush()?;
+            return Ok(Outcome::Close);
+        }
+        if start.elapsed() >= timeout {
+            session.autologout(&mut w)?;
+            w.flush()?;
+            return Ok(Outcome::Close);
+        }
+        session.idle_poll(&mut w)?;
+        w.flush()?;
+    }
+}
+
+/// Waits up to `wait` for input on the connection's socket.
+fn readable(stream: &Stream, wait: Duration) -> io::Result<bool> {
+    let Some(tcp) = stream.tcp() else { return Ok(true) };
+    let mut fds = libc::pollfd { fd: tcp.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+    // SAFETY: one valid pollfd for the duration of the call.
+    let n = unsafe { libc::poll(&mut fds, 1, wait.as_millis().min(i32::MAX as u128) as i32) };
+    match n {
+        n if n > 0 => Ok(true),
+        0 => Ok(false),
+        _ => {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted { Ok(false) } else { Err(e) }
+        }
+    }
+}
+
+/// Sent when every worker is busy (RFC 3501 7.1.5).
 pub fn busy() -> Vec<u8> {
-    b"* BYE [UNAVAILABLE] Server busy, try again later\r\n".to_vec()
+    Session::busy()
 }

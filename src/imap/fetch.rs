@@ -1,8 +1,17 @@
-//! STUB (being written): FETCH responses.
+//! FETCH responses (RFC 3501 6.4.5 and 7.4.2, RFC 9051 6.4.5 and 7.5.2, RFC 3516 BINARY): one
+//! `* n FETCH (...)` line per message, reading no more of the message than the items need and
+//! setting `\Seen` as a side effect of a non-peek body fetch.
+
 use std::io::{self, Write};
 
-use crate::imap::types::FetchAtt;
-use crate::store::folder::{Flags, Folder, FolderError};
+use crate::imap::encode;
+use crate::imap::message::{self, BinaryError};
+use crate::imap::types::{FetchAtt, Partial, Section, SectionText};
+use crate::store::folder::{ANSWERED, DELETED, DRAFT, FLAGGED, Flags, Folder, FolderError, SEEN};
+use crate::timefmt::civil_from_days;
+
+#[cfg(test)]
+pub(crate) mod tests;
 
 #[derive(Clone, Copy, Debug, Default)]
 pub struct FetchOpts {
@@ -20,18 +29,284 @@ pub enum FetchError {
     Io(io::Error),
 }
 
+/// The text of the `FolderError::Cannot` that BINARY of a part with an unknown
+/// Content-Transfer-Encoding gives (RFC 3516 4.3: the answer should be `NO [UNKNOWN-CTE]`; the
+/// session can tell it by [`is_unknown_cte`]). Nothing was written for the message.
+pub const UNKNOWN_CTE: &str = "Unknown Content-Transfer-Encoding";
+
+/// True for the error [`fetch`] gives for BINARY of an unknown encoding (`NO [UNKNOWN-CTE]`).
+pub fn is_unknown_cte(e: &FetchError) -> bool {
+    matches!(e, FetchError::Folder(FolderError::Cannot(s)) if s == UNKNOWN_CTE)
+}
+
+fn unknown_cte(_: BinaryError) -> FetchError {
+    FetchError::Folder(FolderError::Cannot(UNKNOWN_CTE.to_string()))
+}
+
+impl From<FolderError> for FetchError {
+    fn from(e: FolderError) -> Self {
+        FetchError::Folder(e)
+    }
+}
+
+/// `which` values of [`Folder::cached`].
+const CACHE_ENVELOPE: u8 = 0;
+const CACHE_BODYSTRUCTURE: u8 = 1;
+
+/// What the items need of the message.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Need {
+    Nothing,
+    Header,
+    Whole,
+}
+
 /// Writes `* n FETCH (...)\r\n` for the message at `index` (n = index + 1).
 pub fn fetch(
-    _out: &mut dyn Write,
-    _folder: &mut dyn Folder,
-    _index: usize,
-    _items: &[FetchAtt],
-    _opts: FetchOpts,
+    out: &mut dyn Write,
+    folder: &mut dyn Folder,
+    index: usize,
+    items: &[FetchAtt],
+    opts: FetchOpts,
 ) -> Result<(), FetchError> {
-    Err(FetchError::Folder(FolderError::Temp("not yet".into())))
+    let Some(before) = folder.messages().get(index).map(|m| m.flags.clone()) else {
+        return Err(FetchError::Folder(FolderError::Expunged));
+    };
+    let mut need = Need::Nothing;
+    let mut sets_seen = false;
+    for item in items {
+        let (n, seen) = match item {
+            FetchAtt::Flags | FetchAtt::Uid | FetchAtt::Rfc822Size | FetchAtt::InternalDate => {
+                (Need::Nothing, false)
+            }
+            FetchAtt::Envelope if folder.cached(index, CACHE_ENVELOPE).is_some() => (Need::Nothing, false),
+            FetchAtt::BodyStructure if folder.cached(index, CACHE_BODYSTRUCTURE).is_some() => {
+                (Need::Nothing, false)
+            }
+            FetchAtt::Envelope | FetchAtt::Rfc822Header => (Need::Header, false),
+            FetchAtt::BodyStructure | FetchAtt::Body | FetchAtt::BinarySize { .. } => (Need::Whole, false),
+            FetchAtt::Rfc822 | FetchAtt::Rfc822Text => (Need::Whole, true),
+            FetchAtt::BodySection { peek, section, .. } => {
+                (if message::header_only(section) { Need::Header } else { Need::Whole }, !peek)
+            }
+            FetchAtt::Binary { peek, .. } => (Need::Whole, !peek),
+        };
+        need = need.max(n);
+        sets_seen |= seen;
+    }
+    // Read once, as little as the items need.
+    let data = match need {
+        Need::Nothing => Vec::new(),
+        Need::Header => folder.read_header(index)?,
+        Need::Whole => folder.read(index)?,
+    };
+    // RFC 3501 6.4.5: BODY[...] (not PEEK), RFC822, RFC822.TEXT and BINARY set \Seen; when that
+    // changes the flags they are sent too.
+    if sets_seen && before.system & SEEN == 0 {
+        folder.mark_seen(index)?;
+    }
+    let Some(info) = folder.messages().get(index).cloned() else {
+        return Err(FetchError::Folder(FolderError::Expunged));
+    };
+    let recent = info.recent && !opts.rev2;
+    let mut r = Vec::with_capacity(128 + data.len());
+    r.extend_from_slice(format!("* {} FETCH (", index + 1).as_bytes());
+    let mut first = true;
+    let mut sep = |r: &mut Vec<u8>| {
+        if !std::mem::take(&mut first) {
+            r.push(b' ');
+        }
+    };
+    // RFC 3501 6.4.8: UID FETCH always includes UID (first, by custom).
+    if opts.uid {
+        sep(&mut r);
+        r.extend_from_slice(format!("UID {}", info.uid).as_bytes());
+    }
+    for item in items {
+        match item {
+            FetchAtt::Uid if opts.uid => continue,
+            _ => sep(&mut r),
+        }
+        match item {
+            FetchAtt::Uid => r.extend_from_slice(format!("UID {}", info.uid).as_bytes()),
+            FetchAtt::Flags => {
+                r.extend_from_slice(b"FLAGS ");
+                write_flags(&mut r, &info.flags, recent);
+            }
+            FetchAtt::InternalDate => {
+                r.extend_from_slice(b"INTERNALDATE \"");
+                r.extend_from_slice(internal_date(info.internal_date).as_bytes());
+                r.push(b'"');
+            }
+            FetchAtt::Rfc822Size => r.extend_from_slice(format!("RFC822.SIZE {}", info.size).as_bytes()),
+            FetchAtt::Envelope => {
+                r.extend_from_slice(b"ENVELOPE ");
+                r.extend_from_slice(&envelope(folder, index, &data, opts.utf8));
+            }
+            FetchAtt::BodyStructure => {
+                r.extend_from_slice(b"BODYSTRUCTURE ");
+                match folder.cached(index, CACHE_BODYSTRUCTURE) {
+                    Some(c) => r.extend_from_slice(c.as_bytes()),
+                    None => {
+                        let bs = message::body_structure(&data, true);
+                        if let Ok(s) = std::str::from_utf8(&bs) {
+                            folder.cache(index, CACHE_BODYSTRUCTURE, s.to_string());
+                        }
+                        r.extend_from_slice(&bs);
+                    }
+                }
+            }
+            FetchAtt::Body => {
+                r.extend_from_slice(b"BODY ");
+                r.extend_from_slice(&message::body_structure(&data, false));
+            }
+            FetchAtt::Rfc822 => {
+                r.extend_from_slice(b"RFC822 ");
+                encode::literal(&mut r, &data);
+            }
+            FetchAtt::Rfc822Header => {
+                r.extend_from_slice(b"RFC822.HEADER ");
+                encode::literal(&mut r, message::header(&data));
+            }
+            FetchAtt::Rfc822Text => {
+                r.extend_from_slice(b"RFC822.TEXT ");
+                encode::literal(&mut r, message::body(&data));
+            }
+            FetchAtt::BodySection { section, partial, .. } => {
+                // RFC 3501 7.4.2: the response says BODY[...] for BODY.PEEK too, and <origin> only.
+                r.extend_from_slice(b"BODY[");
+                r.extend_from_slice(section_name(section).as_bytes());
+                r.push(b']');
+                let bytes = message::section(&data, section);
+                let slice = origin(&mut r, &bytes, *partial);
+                r.push(b' ');
+                encode::literal(&mut r, slice);
+            }
+            FetchAtt::Binary { part, partial, .. } => {
+                let bytes = message::binary(&data, part).map_err(unknown_cte)?;
+                r.extend_from_slice(b"BINARY[");
+                r.extend_from_slice(part_name(part).as_bytes());
+                r.push(b']');
+                let slice = origin(&mut r, &bytes, *partial);
+                r.push(b' ');
+                // RFC 3516 4.2: literal8 only when the data holds NUL.
+                if slice.contains(&0) {
+                    r.push(b'~');
+                }
+                encode::literal(&mut r, slice);
+            }
+            FetchAtt::BinarySize { part } => {
+                let n = message::binary(&data, part).map_err(unknown_cte)?.len();
+                r.extend_from_slice(format!("BINARY.SIZE[{}] {n}", part_name(part)).as_bytes());
+            }
+        }
+    }
+    if info.flags != before && !items.contains(&FetchAtt::Flags) {
+        sep(&mut r);
+        r.extend_from_slice(b"FLAGS ");
+        write_flags(&mut r, &info.flags, recent);
+    }
+    r.extend_from_slice(b")\r\n");
+    out.write_all(&r).map_err(FetchError::Io)
+}
+
+/// The ENVELOPE, from the cache when there. The cache holds the IMAP4rev1 form (8-bit text in
+/// literals), valid in every session; a fresh one for a UTF-8 session may quote UTF-8 instead.
+fn envelope(folder: &mut dyn Folder, index: usize, data: &[u8], utf8: bool) -> Vec<u8> {
+    if let Some(c) = folder.cached(index, CACHE_ENVELOPE) {
+        return c.into_bytes();
+    }
+    let header = message::header(data);
+    let env = message::envelope(header, false);
+    if let Ok(s) = std::str::from_utf8(&env) {
+        folder.cache(index, CACHE_ENVELOPE, s.to_string());
+    }
+    if utf8 { message::envelope(header, true) } else { env }
+}
+
+/// RFC 3501 6.4.5 partial: `<origin>` in the response name and the bytes from there (empty when
+/// the origin is past the end).
+fn origin<'a>(r: &mut Vec<u8>, bytes: &'a [u8], partial: Option<Partial>) -> &'a [u8] {
+    let Some(p) = partial else { return bytes };
+    r.extend_from_slice(format!("<{}>", p.origin).as_bytes());
+    let start = (p.origin as usize).min(bytes.len());
+    let end = start.saturating_add(p.length as usize).min(bytes.len());
+    &bytes[start..end]
+}
+
+fn part_name(part: &[u32]) -> String {
+    part.iter().map(|n| n.to_string()).collect::<Vec<_>>().join(".")
+}
+
+/// The section as the response names it (RFC 3501 7.4.2 BODY[<section>]); HEADER.FIELDS names
+/// upper-cased (types.rs).
+pub fn section_name(section: &Section) -> String {
+    let mut s = part_name(&section.part);
+    let Some(text) = &section.text else { return s };
+    if !s.is_empty() {
+        s.push('.');
+    }
+    let fields = |s: &mut String, names: &[String]| {
+        s.push_str(" (");
+        for (i, n) in names.iter().enumerate() {
+            if i > 0 {
+                s.push(' ');
+            }
+            let mut v = Vec::new();
+            encode::astring(&mut v, n.to_ascii_uppercase().as_bytes());
+            s.push_str(&String::from_utf8_lossy(&v));
+        }
+        s.push(')');
+    };
+    match text {
+        SectionText::Header => s.push_str("HEADER"),
+        SectionText::Text => s.push_str("TEXT"),
+        SectionText::Mime => s.push_str("MIME"),
+        SectionText::HeaderFields(names) => {
+            s.push_str("HEADER.FIELDS");
+            fields(&mut s, names);
+        }
+        SectionText::HeaderFieldsNot(names) => {
+            s.push_str("HEADER.FIELDS.NOT");
+            fields(&mut s, names);
+        }
+    }
+    s
+}
+
+/// RFC 3501 9 date-time of an INTERNALDATE, in UTC: `"17-Jul-1996 02:44:25 +0000"` without the
+/// quotes (the day is space-padded: date-day-fixed).
+pub fn internal_date(unix: i64) -> String {
+    const MONTHS: [&str; 12] =
+        ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    let (y, m, d) = civil_from_days(unix.div_euclid(86_400));
+    let secs = unix.rem_euclid(86_400);
+    let month = MONTHS.get((m - 1).clamp(0, 11) as usize).copied().unwrap_or("Jan");
+    format!("{d:2}-{month}-{y:04} {:02}:{:02}:{:02} +0000", secs / 3600, secs / 60 % 60, secs % 60)
 }
 
 /// Appends `(\Seen \Flagged kw ...)`, with `\Recent` when `recent`.
 pub fn write_flags(out: &mut Vec<u8>, flags: &Flags, recent: bool) {
-    let _ = (out, flags, recent);
+    out.push(b'(');
+    let mut first = true;
+    let system = [
+        (SEEN, "\\Seen"),
+        (ANSWERED, "\\Answered"),
+        (FLAGGED, "\\Flagged"),
+        (DELETED, "\\Deleted"),
+        (DRAFT, "\\Draft"),
+    ];
+    let names = system
+        .iter()
+        .filter(|(bit, _)| flags.system & bit != 0)
+        .map(|(_, name)| *name)
+        .chain(flags.keywords.iter().map(String::as_str))
+        .chain(recent.then_some("\\Recent"));
+    for name in names {
+        if !std::mem::take(&mut first) {
+            out.push(b' ');
+        }
+        out.extend_from_slice(name.as_bytes());
+    }
+    out.push(b')');
 }

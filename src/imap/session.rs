@@ -1,1 +1,743 @@
-//! STUB (being written): the IMAP session state machine.
+//! The IMAP server state machine, free of I/O: parsed commands in, responses out (RFC 3501 3 states,
+//! 6 commands, 7 responses; RFC 9051 the same for IMAP4rev2; RFC 5161 ENABLE; RFC 2177 IDLE; RFC 4959
+//! SASL-IR; RFC 2971 ID; RFC 2342 NAMESPACE; RFC 3691 UNSELECT; RFC 4315 UIDPLUS; RFC 6851 MOVE;
+//! RFC 5258 LIST-EXTENDED, RFC 3348 CHILDREN, RFC 5819 LIST-STATUS, RFC 6154 SPECIAL-USE; RFC 4731
+//! ESEARCH, RFC 5182 SEARCHRES; RFC 8438 STATUS=SIZE; RFC 6855 UTF8=ACCEPT; RFC 5530 response codes).
+//!
+//! The caller (imap/conn.rs) reads a command, parses it and calls [`Session::on_command`], which writes
+//! every response line of that command to the given writer and says what to do next ([`Outcome`]).
+//! [`Session::mode`] tells how to read the next line: a command, a SASL response
+//! ([`Session::on_sasl_line`]) or the `DONE` that ends IDLE ([`Session::idle_done`], with
+//! [`Session::idle_poll`] about once a second meanwhile). Every command is checked against one
+//! dispatch table ([`TABLE`]) listing its handler and the states where it is allowed.
+
+mod anystate;
+mod auth;
+mod list;
+mod mailbox;
+mod selected;
+
+use std::borrow::Cow;
+use std::io::{self, Write};
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use crate::auth::sasl::{ChannelBinding, Credentials, Mechanism};
+use crate::imap::command::ParseError;
+use crate::imap::types::{Command, Flag, SeqNum, SeqSet};
+use crate::imap::{encode, fetch, mutf7};
+use crate::store::folder::{self, Changes, Flags, Folder, FolderError, Store, Uid};
+
+/// Limits and names a session needs (built once from the configuration).
+#[derive(Clone, Debug)]
+pub struct Params {
+    pub hostname: String,
+    /// Counted error replies (BAD, failed logins) after which the connection is closed.
+    pub max_errors: usize,
+    /// STARTTLS is offered (a certificate is configured).
+    pub starttls: bool,
+    /// SASL mechanisms offered with AUTHENTICATE (RFC 3501 6.2.2); empty: none.
+    pub auth_mechanisms: Vec<Mechanism>,
+    /// The largest message APPEND accepts, in octets; 0: no limit.
+    pub max_append: u64,
+}
+
+/// The client at the other end.
+#[derive(Clone, Debug)]
+pub struct Peer {
+    pub ip: IpAddr,
+    pub port: u16,
+    /// LOGIN and cleartext SASL mechanisms are allowed without TLS (auth.cleartext_networks).
+    pub cleartext_auth: bool,
+    /// The connection is TLS from the start (imaps, RFC 8314).
+    pub tls: bool,
+    /// The session id used in every log line.
+    pub sid: String,
+}
+
+/// What the session asks of the server it runs in, so that it stays free of network I/O.
+pub trait Backend {
+    /// The user database for LOGIN and AUTHENTICATE.
+    fn credentials(&self) -> Option<&dyn Credentials>;
+    /// Fills `buf` with random bytes (SASL nonces).
+    fn random(&self, buf: &mut [u8]);
+    /// A login failed (`user` is empty when SASL did not tell); the caller counts it.
+    fn auth_failed(&self, user: &str);
+    /// A login succeeded.
+    fn auth_succeeded(&self, _user: &str, _mechanism: &str) {}
+    /// The client's address has failed too often lately: logins are refused for now.
+    fn auth_blocked(&self) -> bool;
+    /// Opens the logged-in user's folder tree (the caller takes the user's identity for the rest of
+    /// the session). The error text is for the log.
+    fn open_store(&self, user: &str) -> Result<Box<dyn Store>, String>;
+}
+
+/// What the next input line is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// A command: parse it and call [`Session::on_command`].
+    Command,
+    /// A SASL response line (RFC 3501 6.2.2): call [`Session::on_sasl_line`].
+    SaslResponse,
+    /// IDLE is running (RFC 2177): call [`Session::idle_poll`] now and then and
+    /// [`Session::idle_done`] with the next line.
+    Idle,
+    /// The session is over: close the connection.
+    Closed,
+}
+
+/// What the caller does after writing the responses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Continue,
+    /// Start TLS now (the `OK` is written), then call [`Session::on_tls`]; input already buffered
+    /// must be thrown away (RFC 3501 6.2.1, as RFC 3207 4.2 / CVE-2011-0411).
+    StartTls,
+    /// Close the connection.
+    Close,
+}
+
+/// The connection state (RFC 3501 3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum State {
+    NotAuthenticated,
+    Authenticated,
+    Selected,
+    Logout,
+}
+
+use State::{Authenticated, NotAuthenticated, Selected};
+
+/// The command families of the dispatch table (UID variants share a row).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verb {
+    Capability,
+    Noop,
+    Logout,
+    StartTls,
+    Authenticate,
+    Login,
+    Enable,
+    Select,
+    Create,
+    Delete,
+    Rename,
+    Subscribe,
+    Unsubscribe,
+    List,
+    Lsub,
+    Namespace,
+    Status,
+    Append,
+    Check,
+    Close,
+    Unselect,
+    Expunge,
+    UidExpunge,
+    Search,
+    Fetch,
+    Store,
+    Copy,
+    Move,
+    Idle,
+    Id,
+}
+
+impl Verb {
+    pub fn of(cmd: &Command) -> Verb {
+        match cmd {
+            Command::Capability => Verb::Capability,
+            Command::Noop => Verb::Noop,
+            Command::Logout => Verb::Logout,
+            Command::StartTls => Verb::StartTls,
+            Command::Authenticate { .. } => Verb::Authenticate,
+            Command::Login { .. } => Verb::Login,
+            Command::Enable(_) => Verb::Enable,
+            Command::Select { .. } => Verb::Select,
+            Command::Create(_) => Verb::Create,
+            Command::Delete(_) => Verb::Delete,
+            Command::Rename { .. } => Verb::Rename,
+            Command::Subscribe(_) => Verb::Subscribe,
+            Command::Unsubscribe(_) => Verb::Unsubscribe,
+            Command::List(_) => Verb::List,
+            Command::Lsub { .. } => Verb::Lsub,
+            Command::Namespace => Verb::Namespace,
+            Command::Status { .. } => Verb::Status,
+            Command::Append { .. } => Verb::Append,
+            Command::Check => Verb::Check,
+            Command::Close => Verb::Close,
+            Command::Unselect => Verb::Unselect,
+            Command::Expunge => Verb::Expunge,
+            Command::UidExpunge(_) => Verb::UidExpunge,
+            Command::Search { .. } => Verb::Search,
+            Command::Fetch { .. } => Verb::Fetch,
+            Command::Store { .. } => Verb::Store,
+            Command::Copy { .. } => Verb::Copy,
+            Command::Move { .. } => Verb::Move,
+            Command::Idle => Verb::Idle,
+            Command::Id(_) => Verb::Id,
+        }
+    }
+}
+
+/// What a handler answers: the tagged completion, or `None` when a continuation was written and the
+/// completion comes later (SASL, IDLE).
+type Reply = io::Result<Option<Tagged>>;
+
+type Handler = fn(&mut Session, &str, Command, &dyn Backend, &mut dyn Write) -> Reply;
+
+/// One row of the dispatch table.
+pub struct Entry {
+    pub verb: Verb,
+    /// States in which the command is accepted; elsewhere a tagged BAD answers.
+    pub allowed: &'static [State],
+    handler: Handler,
+}
+
+const ANY: &[State] = &[NotAuthenticated, Authenticated, Selected];
+const AUTH: &[State] = &[Authenticated, Selected];
+const SEL: &[State] = &[Selected];
+
+/// RFC 3501 6.1-6.4 and the extensions: which command in which state, in one place.
+pub const TABLE: &[Entry] = &[
+    Entry { verb: Verb::Capability, allowed: ANY, handler: Session::capability },
+    Entry { verb: Verb::Noop, allowed: ANY, handler: Session::noop },
+    Entry { verb: Verb::Logout, allowed: ANY, handler: Session::logout },
+    Entry { verb: Verb::Id, allowed: ANY, handler: Session::id },
+    Entry { verb: Verb::StartTls, allowed: &[NotAuthenticated], handler: Session::starttls },
+    Entry { verb: Verb::Authenticate, allowed: &[NotAuthenticated], handler: Session::authenticate },
+    Entry { verb: Verb::Login, allowed: &[NotAuthenticated], handler: Session::login },
+    // RFC 5161 3.1: ENABLE only in the authenticated state (RFC 6855 3: before any SELECT).
+    Entry { verb: Verb::Enable, allowed: &[Authenticated], handler: Session::enable },
+    Entry { verb: Verb::Select, allowed: AUTH, handler: Session::select },
+    Entry { verb: Verb::Create, allowed: AUTH, handler: Session::create },
+    Entry { verb: Verb::Delete, allowed: AUTH, handler: Session::delete },
+    Entry { verb: Verb::Rename, allowed: AUTH, handler: Session::rename },
+    Entry { verb: Verb::Subscribe, allowed: AUTH, handler: Session::subscribe },
+    Entry { verb: Verb::Unsubscribe, allowed: AUTH, handler: Session::subscribe },
+    Entry { verb: Verb::List, allowed: AUTH, handler: Session::list },
+    Entry { verb: Verb::Lsub, allowed: AUTH, handler: Session::lsub },
+    Entry { verb: Verb::Namespace, allowed: AUTH, handler: Session::namespace },
+    Entry { verb: Verb::Status, allowed: AUTH, handler: Session::status },
+    Entry { verb: Verb::Append, allowed: AUTH, handler: Session::append },
+    // RFC 2177 3: IDLE in the authenticated state too.
+    Entry { verb: Verb::Idle, allowed: AUTH, handler: Session::idle },
+    Entry { verb: Verb::Check, allowed: SEL, handler: Session::check },
+    Entry { verb: Verb::Close, allowed: SEL, handler: Session::close },
+    Entry { verb: Verb::Unselect, allowed: SEL, handler: Session::unselect },
+    Entry { verb: Verb::Expunge, allowed: SEL, handler: Session::expunge },
+    Entry { verb: Verb::UidExpunge, allowed: SEL, handler: Session::expunge },
+    Entry { verb: Verb::Search, allowed: SEL, handler: Session::search },
+    Entry { verb: Verb::Fetch, allowed: SEL, handler: Session::fetch },
+    Entry { verb: Verb::Store, allowed: SEL, handler: Session::store },
+    Entry { verb: Verb::Copy, allowed: SEL, handler: Session::copy },
+    Entry { verb: Verb::Move, allowed: SEL, handler: Session::copy },
+];
+
+/// The capabilities offered in every state (RFC 3501 7.2.1; RFC 9051 7.2.2).
+const BASE_CAPABILITIES: &str = "IMAP4rev1 IMAP4rev2 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UNSELECT \
+     UIDPLUS MOVE CHILDREN LIST-EXTENDED LIST-STATUS SPECIAL-USE ESEARCH SEARCHRES STATUS=SIZE BINARY \
+     UTF8=ACCEPT";
+
+/// The tagged completion of a command.
+#[derive(Debug)]
+struct Tagged {
+    status: &'static str,
+    /// A response code without brackets (RFC 3501 7.1, RFC 5530).
+    code: Option<String>,
+    text: Cow<'static, str>,
+    then: Outcome,
+    /// Counts towards `max_errors`.
+    counts: bool,
+}
+
+impl Tagged {
+    fn then(mut self, then: Outcome) -> Tagged {
+        self.then = then;
+        self
+    }
+}
+
+fn tagged(status: &'static str, code: Option<String>, text: impl Into<Cow<'static, str>>) -> Tagged {
+    Tagged { status, code, text: text.into(), then: Outcome::Continue, counts: status == "BAD" }
+}
+
+fn ok(text: impl Into<Cow<'static, str>>) -> Tagged {
+    tagged("OK", None, text)
+}
+
+fn ok_code(code: impl Into<String>, text: impl Into<Cow<'static, str>>) -> Tagged {
+    tagged("OK", Some(code.into()), text)
+}
+
+fn no(code: &str, text: impl Into<Cow<'static, str>>) -> Tagged {
+    tagged("NO", Some(code.to_string()), text)
+}
+
+/// A tagged BAD: a client error, counted towards `max_errors`.
+fn bad(text: impl Into<Cow<'static, str>>) -> Tagged {
+    tagged("BAD", None, text)
+}
+
+/// Store errors as tagged NO replies with RFC 5530 codes. Details of temporary failures (paths, errno)
+/// go to the log only.
+fn folder_error(sid: &str, e: &FolderError) -> Tagged {
+    match e {
+        FolderError::NotFound => no("NONEXISTENT", "Mailbox does not exist"),
+        FolderError::Exists => no("ALREADYEXISTS", "Mailbox already exists"),
+        FolderError::BadName(s) | FolderError::Cannot(s) => no("CANNOT", clean_text(s)),
+        FolderError::ReadOnly => no("READ-ONLY", "Mailbox is read-only"),
+        FolderError::TooBig => no("TOOBIG", "Message too big"),
+        FolderError::Expunged => no("EXPUNGEISSUED", "Some messages were expunged by another session"),
+        FolderError::Temp(s) => {
+            log::warn!("session={sid} event=imap_store_error error=\"{}\"", clean_text(s));
+            no("UNAVAILABLE", "Temporary failure, try again later")
+        }
+    }
+}
+
+/// Text safe to put on a response line: printable ASCII only, bounded.
+fn clean_text(s: &str) -> String {
+    let t: String =
+        s.chars().take(200).map(|c| if c.is_ascii_graphic() || c == ' ' { c } else { '?' }).collect();
+    if t.is_empty() { "Cannot do that".to_string() } else { t }
+}
+
+/// The currently selected mailbox.
+struct Open {
+    folder: Box<dyn Folder>,
+    /// The SEARCH result saved with RETURN (SAVE), as UIDs (RFC 5182 2.1).
+    saved: Vec<Uid>,
+}
+
+/// What the session knows of its TLS layer.
+struct TlsInfo {
+    description: String,
+    bindings: Vec<ChannelBinding>,
+}
+
+/// One IMAP server conversation.
+pub struct Session {
+    params: Arc<Params>,
+    peer: Peer,
+    state: State,
+    errors: usize,
+    tls: Option<TlsInfo>,
+    user: Option<String>,
+    store: Option<Box<dyn Store>>,
+    open: Option<Open>,
+    /// ENABLE IMAP4rev2 (RFC 9051).
+    rev2: bool,
+    /// ENABLE UTF8=ACCEPT (RFC 6855). With it or IMAP4rev2, mailbox names and strings are UTF-8
+    /// ([`Session::utf8`]).
+    utf8_accept: bool,
+    /// The AUTHENTICATE in progress and its tag.
+    sasl: Option<auth::Sasl>,
+    /// The tag of the IDLE in progress.
+    idle_tag: Option<String>,
+}
+
+impl Session {
+    pub fn new(params: Arc<Params>, peer: Peer) -> Session {
+        Session {
+            params,
+            peer,
+            state: NotAuthenticated,
+            errors: 0,
+            tls: None,
+            user: None,
+            store: None,
+            open: None,
+            rev2: false,
+            utf8_accept: false,
+            sasl: None,
+            idle_tag: None,
+        }
+    }
+
+    /// RFC 3501 7.1.1: the greeting, with the capabilities (RFC 3501 7.1 CAPABILITY code).
+    pub fn greeting(&self) -> Vec<u8> {
+        format!("* OK [CAPABILITY {}] {} buzon IMAP ready\r\n", self.capabilities(), self.params.hostname)
+            .into_bytes()
+    }
+
+    /// Sent instead of the greeting when no worker is free (RFC 3501 7.1.5).
+    pub fn busy() -> Vec<u8> {
+        b"* BYE [UNAVAILABLE] Server busy, try again later\r\n".to_vec()
+    }
+
+    pub fn mode(&self) -> Mode {
+        if self.state == State::Logout {
+            Mode::Closed
+        } else if self.sasl.is_some() {
+            Mode::SaslResponse
+        } else if self.idle_tag.is_some() {
+            Mode::Idle
+        } else {
+            Mode::Command
+        }
+    }
+
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    pub fn peer(&self) -> &Peer {
+        &self.peer
+    }
+
+    /// Counted errors so far.
+    pub fn errors(&self) -> usize {
+        self.errors
+    }
+
+    pub fn logged_in_user(&self) -> Option<&str> {
+        self.user.as_deref()
+    }
+
+    /// The negotiated TLS protocol and cipher, if any.
+    pub fn tls(&self) -> Option<&str> {
+        self.tls.as_ref().map(|t| t.description.as_str())
+    }
+
+    /// One parsed command: writes all its responses, the tagged one last.
+    pub fn on_command(
+        &mut self,
+        tag: String,
+        cmd: Command,
+        b: &dyn Backend,
+        out: &mut dyn Write,
+    ) -> io::Result<Outcome> {
+        if self.state == State::Logout {
+            return Ok(Outcome::Close);
+        }
+        if self.mode() != Mode::Command {
+            // The caller should have fed this line elsewhere; answer without disturbing the exchange.
+            return self.finish(&tag, bad("Command not expected now"), out);
+        }
+        let verb = Verb::of(&cmd);
+        let Some(entry) = TABLE.iter().find(|e| e.verb == verb) else {
+            return self.finish(&tag, bad("Unknown command"), out);
+        };
+        if !entry.allowed.contains(&self.state) {
+            let text = match self.state {
+                NotAuthenticated => "Not logged in",
+                Authenticated if entry.allowed == SEL => "No mailbox selected",
+                Authenticated | Selected if entry.allowed.contains(&NotAuthenticated) => "Already logged in",
+                _ => "Command not valid in this state",
+            };
+            return self.finish(&tag, bad(text), out);
+        }
+        // RFC 3501 7.4.1: no EXPUNGE responses while answering FETCH, STORE or SEARCH (the UID forms
+        // may have them).
+        let expunges = !matches!(
+            cmd,
+            Command::Fetch { uid: false, .. }
+                | Command::Store { uid: false, .. }
+                | Command::Search { uid: false, .. }
+        );
+        let reply = (entry.handler)(self, &tag, cmd, b, out)?;
+        let Some(reply) = reply else { return Ok(Outcome::Continue) };
+        if self.state == Selected && reply.then == Outcome::Continue {
+            self.report_changes(expunges, out)?;
+        }
+        self.finish(&tag, reply, out)
+    }
+
+    /// A command that did not parse: a tagged BAD when its tag was read, else an untagged one.
+    pub fn on_parse_error(&mut self, err: ParseError, out: &mut dyn Write) -> io::Result<Outcome> {
+        if self.state == State::Logout {
+            return Ok(Outcome::Close);
+        }
+        let text = clean_text(&err.message);
+        match err.tag {
+            Some(tag) if !tag.is_empty() && tag.bytes().all(is_tag_char) => self.finish(&tag, bad(text), out),
+            _ => self.finish("*", bad(text), out),
+        }
+    }
+
+    /// RFC 2177 3: while idling, tells the client about changes as they happen.
+    pub fn idle_poll(&mut self, out: &mut dyn Write) -> io::Result<()> {
+        if self.idle_tag.is_none() {
+            return Ok(());
+        }
+        let changed = self.open.as_mut().is_some_and(|o| o.folder.changed());
+        if changed {
+            self.report_changes(true, out)?;
+        }
+        Ok(())
+    }
+
+    /// The line after IDLE's continuation: `DONE` ends it (RFC 2177 3).
+    pub fn idle_done(&mut self, line: &[u8], out: &mut dyn Write) -> io::Result<Outcome> {
+        let Some(tag) = self.idle_tag.take() else {
+            return self.finish("*", bad("No IDLE in progress"), out);
+        };
+        if !line.eq_ignore_ascii_case(b"DONE") {
+            return self.finish(&tag, bad("Expected DONE"), out);
+        }
+        if self.state == Selected {
+            self.report_changes(true, out)?;
+        }
+        self.finish(&tag, ok("IDLE terminated"), out)
+    }
+
+    /// RFC 3501 5.4: the client was idle for too long.
+    pub fn autologout(&mut self, out: &mut dyn Write) -> io::Result<()> {
+        self.end("autologout");
+        out.write_all(b"* BYE Autologout; idle for too long\r\n")
+    }
+
+    /// The server is stopping (RFC 3501 7.1.5).
+    pub fn shutdown(&mut self, out: &mut dyn Write) -> io::Result<()> {
+        self.end("shutdown");
+        out.write_all(b"* BYE Server shutting down\r\n")
+    }
+
+    // --- internals ---
+
+    /// Writes the tagged completion, counts errors and applies the error limit.
+    fn finish(&mut self, tag: &str, reply: Tagged, out: &mut dyn Write) -> io::Result<Outcome> {
+        let mut line = Vec::with_capacity(64);
+        line.extend_from_slice(tag.as_bytes());
+        line.push(b' ');
+        line.extend_from_slice(reply.status.as_bytes());
+        if let Some(code) = &reply.code {
+            line.extend_from_slice(b" [");
+            line.extend_from_slice(code.as_bytes());
+            line.push(b']');
+        }
+        line.push(b' ');
+        line.extend_from_slice(reply.text.as_bytes());
+        line.extend_from_slice(b"\r\n");
+        out.write_all(&line)?;
+        if reply.counts {
+            self.errors += 1;
+            if self.errors >= self.params.max_errors {
+                log::info!("session={} event=imap_too_many_errors errors={}", self.peer.sid, self.errors);
+                self.end("errors");
+                out.write_all(b"* BYE Too many errors\r\n")?;
+                return Ok(Outcome::Close);
+            }
+        }
+        if reply.then == Outcome::Close {
+            self.end("logout");
+        }
+        Ok(reply.then)
+    }
+
+    /// Enters the Logout state: releases the folder and logs the end of a login.
+    fn end(&mut self, reason: &str) {
+        if self.state == State::Logout {
+            return;
+        }
+        self.deselect();
+        self.sasl = None;
+        self.idle_tag = None;
+        self.store = None;
+        if let Some(user) = &self.user {
+            log::info!("session={} event=logout user={user} reason={reason}", self.peer.sid);
+        }
+        self.state = State::Logout;
+    }
+
+    /// Closes the selected folder, if any (no expunge), and goes back to the authenticated state.
+    fn deselect(&mut self) {
+        if let Some(mut open) = self.open.take()
+            && let Err(e) = open.folder.close()
+        {
+            log::warn!(
+                "session={} event=imap_close_failed error=\"{}\"",
+                self.peer.sid,
+                clean_text(&e.to_string())
+            );
+        }
+        if self.state == Selected {
+            self.state = Authenticated;
+        }
+    }
+
+    /// RFC 3501 7.3-7.4: syncs the selected folder and writes the untagged updates (EXPUNGE, EXISTS,
+    /// RECENT, FETCH FLAGS) for changes made by others.
+    fn report_changes(&mut self, expunges: bool, out: &mut dyn Write) -> io::Result<()> {
+        let rev2 = self.rev2;
+        let Some(open) = self.open.as_mut() else { return Ok(()) };
+        let changes = match open.folder.sync(expunges) {
+            Ok(c) => c,
+            Err(e) => {
+                log::warn!(
+                    "session={} event=imap_sync_failed error=\"{}\"",
+                    self.peer.sid,
+                    clean_text(&e.to_string())
+                );
+                return Ok(());
+            }
+        };
+        let buf = changes_text(&changes, open.folder.messages(), rev2);
+        if buf.is_empty() { Ok(()) } else { out.write_all(&buf) }
+    }
+
+    /// Whether `$`-free message-number sets stay within the view (RFC 3501 9: a message number above
+    /// the count is an error; `*` ranges are always fine).
+    fn seq_in_range(set: &SeqSet, count: usize) -> bool {
+        match set {
+            SeqSet::Saved => true,
+            SeqSet::Ranges(ranges) => ranges.iter().all(|r| match (r.start, r.end) {
+                (SeqNum::Value(a), SeqNum::Value(b)) => usize::try_from(a.max(b)).is_ok_and(|n| n <= count),
+                _ => true,
+            }),
+        }
+    }
+
+    /// A mailbox name as the client sent it, decoded (modified UTF-7, or UTF-8 once enabled: RFC 3501
+    /// 5.1.3, RFC 6855 3, RFC 9051 5.1), with `INBOX` in any case made `INBOX` (RFC 3501 5.1).
+    fn mailbox_name(&self, raw: &[u8]) -> Result<String, Tagged> {
+        let name = if self.utf8() {
+            String::from_utf8(raw.to_vec()).map_err(|_| bad("Mailbox name is not valid UTF-8"))?
+        } else {
+            mutf7::decode(raw).ok_or_else(|| bad("Mailbox name is not valid modified UTF-7"))?
+        };
+        if name.chars().any(char::is_control) {
+            return Err(no("CANNOT", "Mailbox name contains control characters"));
+        }
+        Ok(normalize_inbox(name))
+    }
+
+    /// Appends a mailbox name as a quoted string (or literal) in the client's encoding.
+    fn write_mailbox(&self, out: &mut Vec<u8>, name: &str) {
+        if self.utf8() {
+            encode::string_utf8(out, name.as_bytes());
+        } else {
+            encode::string(out, mutf7::encode(name).as_bytes());
+        }
+    }
+
+    /// Strings and mailbox names are UTF-8 (RFC 6855 3 UTF8=ACCEPT; RFC 9051 5.1 IMAP4rev2).
+    fn utf8(&self) -> bool {
+        self.rev2 || self.utf8_accept
+    }
+
+    /// The capability list for now (RFC 3501 6.1.1, 7.2.1).
+    fn capabilities(&self) -> String {
+        let mut caps = String::from(BASE_CAPABILITIES);
+        if self.state == NotAuthenticated {
+            if self.params.starttls && !self.tls_active() {
+                caps.push_str(" STARTTLS");
+            }
+            for m in self.params.auth_mechanisms.iter().filter(|m| self.mechanism_usable(m)) {
+                caps.push_str(" AUTH=");
+                caps.push_str(m.name());
+            }
+            // RFC 3501 6.2.3: LOGIN refused until TLS.
+            if !self.cleartext_allowed() {
+                caps.push_str(" LOGINDISABLED");
+            }
+        }
+        caps
+    }
+}
+
+impl Drop for Session {
+    /// A connection that ends without LOGOUT still releases the folder (an mbox writes its flags).
+    fn drop(&mut self) {
+        self.end("disconnect");
+    }
+}
+
+/// RFC 3501 9 tag: ASTRING-CHAR except `+`.
+fn is_tag_char(b: u8) -> bool {
+    encode::is_astring_char(b) && b != b'+'
+}
+
+/// `INBOX` in any case, as a whole name or first level, is `INBOX` (RFC 3501 5.1).
+fn normalize_inbox(name: String) -> String {
+    let first = name.split(folder::DELIMITER).next().unwrap_or("");
+    if first.eq_ignore_ascii_case("INBOX") && first != "INBOX" {
+        format!("INBOX{}", name.get(first.len()..).unwrap_or(""))
+    } else {
+        name
+    }
+}
+
+/// The untagged lines for a sync's changes.
+fn changes_text(changes: &Changes, messages: &[folder::MessageInfo], rev2: bool) -> Vec<u8> {
+    let mut buf = Vec::new();
+    for n in &changes.expunged {
+        buf.extend_from_slice(format!("* {n} EXPUNGE\r\n").as_bytes());
+    }
+    if let Some(n) = changes.exists {
+        buf.extend_from_slice(format!("* {n} EXISTS\r\n").as_bytes());
+        if !rev2 {
+            // RFC 3501 7.3.2 (gone in RFC 9051).
+            let recent = messages.iter().filter(|m| m.recent).count();
+            buf.extend_from_slice(format!("* {recent} RECENT\r\n").as_bytes());
+        }
+    }
+    for &i in &changes.flags {
+        if let Some(m) = messages.get(i) {
+            flags_fetch(&mut buf, i + 1, m, None, rev2);
+        }
+    }
+    buf
+}
+
+/// `* n FETCH (FLAGS (...))`, with the UID when asked (RFC 3501 7.4.2).
+fn flags_fetch(buf: &mut Vec<u8>, n: usize, m: &folder::MessageInfo, uid: Option<Uid>, rev2: bool) {
+    buf.extend_from_slice(format!("* {n} FETCH (FLAGS ").as_bytes());
+    fetch::write_flags(buf, &m.flags, m.recent && !rev2);
+    if let Some(uid) = uid {
+        buf.extend_from_slice(format!(" UID {uid}").as_bytes());
+    }
+    buf.extend_from_slice(b")\r\n");
+}
+
+/// Flags from a command (STORE, APPEND) as the store keeps them; `\Recent` cannot be set (RFC 3501
+/// 2.3.2, 9 flag).
+fn store_flags(flags: &[Flag]) -> Option<Flags> {
+    let mut out = Flags::default();
+    for f in flags {
+        match f {
+            Flag::Seen => out.system |= folder::SEEN,
+            Flag::Answered => out.system |= folder::ANSWERED,
+            Flag::Flagged => out.system |= folder::FLAGGED,
+            Flag::Deleted => out.system |= folder::DELETED,
+            Flag::Draft => out.system |= folder::DRAFT,
+            Flag::Recent => return None,
+            Flag::Keyword(k) => out.keywords.push(k.clone()),
+        }
+    }
+    out.keywords.sort();
+    out.keywords.dedup();
+    Some(out)
+}
+
+/// Numbers as a sequence set, runs of consecutive ascending numbers as `a:b`, order kept (RFC 3501 9
+/// sequence-set; RFC 4315 3 uid-set keeps COPYUID's pairing; RFC 4731 3.1 ALL).
+fn seq_text(nums: &[u32]) -> String {
+    let mut s = String::new();
+    let mut i = 0;
+    while let Some(&start) = nums.get(i) {
+        let mut end = start;
+        let mut j = i + 1;
+        while let Some(&n) = nums.get(j) {
+            if end.checked_add(1) != Some(n) {
+                break;
+            }
+            end = n;
+            j += 1;
+        }
+        if !s.is_empty() {
+            s.push(',');
+        }
+        if end == start {
+            s.push_str(&start.to_string());
+        } else {
+            s.push_str(&format!("{start}:{end}"));
+        }
+        i = j;
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests;

@@ -81,6 +81,8 @@ pub struct Waker {
     shared: Arc<Shared>,
     path: PathBuf,
     reader: Option<JoinHandle<()>>,
+    /// Not bound: wakes go to the runner of a server in another process (inetd mode).
+    remote: bool,
 }
 
 impl Waker {
@@ -118,7 +120,18 @@ impl Waker {
                 return Err(e);
             }
         };
-        Ok(Waker { shared, path, reader: Some(reader) })
+        Ok(Waker { shared, path, reader: Some(reader), remote: false })
+    }
+
+    /// A waker for a process without a runner of its own (a session started by inetd): each wake is
+    /// passed to the server listening on queue_dir/wake.sock, if one is.
+    pub fn remote(queue_dir: &Path) -> Waker {
+        let shared = Arc::new(Shared {
+            pending: Mutex::new(VecDeque::new()),
+            cond: Condvar::new(),
+            stop: true.into(),
+        });
+        Waker { shared, path: queue_dir.join(SOCKET), reader: None, remote: true }
     }
 
     /// The next wake, or None after `timeout` without one.
@@ -139,6 +152,12 @@ impl Waker {
 
     /// Wakes the runner from within the process (an SMTP session that just queued a message).
     pub fn wake(&self, w: Wake) {
+        if self.remote {
+            if let Some(dir) = self.path.parent() {
+                let _ = poke(dir, &w);
+            }
+            return;
+        }
         self.shared.push(w);
     }
 }
@@ -167,6 +186,9 @@ fn read_loop(sock: &UnixDatagram, shared: &Shared) {
 
 impl Drop for Waker {
     fn drop(&mut self) {
+        if self.remote {
+            return;
+        }
         self.shared.stop.store(true, Ordering::Release);
         // Unblock the reader at once; failing that, its read timeout ends it.
         if let Ok(s) = UnixDatagram::unbound() {

@@ -5,6 +5,7 @@
 pub mod acceptor;
 pub mod activation;
 pub mod helper;
+pub mod inetd;
 pub mod listen;
 pub mod pool;
 pub mod privs;

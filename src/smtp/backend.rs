@@ -37,6 +37,8 @@ pub struct Context {
     limiter: Limiter,
     pop3: Arc<crate::pop3::session::Params>,
     pop3s: Arc<crate::pop3::session::Params>,
+    imap: Arc<crate::imap::session::Params>,
+    imaps: Arc<crate::imap::session::Params>,
 }
 
 impl Context {
@@ -74,9 +76,19 @@ impl Context {
             apop: config.pop3_apop,
         };
         let pop3s = crate::pop3::session::Params { stls: false, ..pop3.clone() };
+        let imap = crate::imap::session::Params {
+            hostname: config.hostname.clone(),
+            max_errors: config.smtp_max_errors,
+            starttls: tls.is_some(),
+            auth_mechanisms: submission.auth_mechanisms.clone(),
+            max_append: config.message_size_limit,
+        };
+        let imaps = crate::imap::session::Params { starttls: false, ..imap.clone() };
         Ok(Context {
             pop3: Arc::new(pop3),
             pop3s: Arc::new(pop3s),
+            imap: Arc::new(imap),
+            imaps: Arc::new(imaps),
             smtp: Arc::new(base),
             submission: Arc::new(submission),
             submissions: Arc::new(submissions),
@@ -106,6 +118,11 @@ impl Context {
             Service::Submissions => &self.submissions,
             _ => &self.smtp,
         })
+    }
+
+    /// The IMAP session parameters of a listener's service.
+    pub fn imap_params(&self, service: Service) -> Arc<crate::imap::session::Params> {
+        Arc::clone(if service == Service::Imaps { &self.imaps } else { &self.imap })
     }
 
     /// The POP3 session parameters of a listener's service.

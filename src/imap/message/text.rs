@@ -1,0 +1,141 @@
+//! What SEARCH compares (RFC 3501 6.4.4, RFC 9051 6.4.4): header values decoded from RFC 2047
+//! encoded words, body text decoded from its transfer encoding and charset to UTF-8 (through the
+//! mailparse crate), and the Date: field as a calendar date.
+
+use super::mime::{ContentType, Entity, Kind, child_default, content_type, fields, first, split, unfold};
+use crate::imap::types::Date;
+
+/// Decoded (RFC 2047), unfolded values of every field called `name` (case-insensitive).
+pub fn header_values(header: &[u8], name: &str) -> Vec<String> {
+    fields(header)
+        .filter(|f| f.name.eq_ignore_ascii_case(name.as_bytes()))
+        .map(|f| decode_field(f.raw))
+        .collect()
+}
+
+/// Every field as `Name: decoded value`, one a line: what TEXT searches in the header.
+pub fn header_text(header: &[u8]) -> String {
+    let mut s = String::new();
+    for f in fields(header) {
+        s.push_str(&String::from_utf8_lossy(f.name));
+        s.push_str(": ");
+        s.push_str(&decode_field(f.raw));
+        s.push('\n');
+    }
+    s
+}
+
+fn decode_field(raw: &[u8]) -> String {
+    match mailparse::parse_header(raw) {
+        Ok((h, _)) => h.get_value(),
+        Err(_) => String::from_utf8_lossy(raw).into_owned(),
+    }
+}
+
+/// The text of a message's body for BODY/TEXT: each text part (and the header and text of each
+/// encapsulated message) decoded to UTF-8, concatenated with line breaks. Attachments that are not
+/// text are not searched.
+pub fn body_text(msg: &[u8]) -> String {
+    let mut out = String::new();
+    collect(&Entity::root(msg), &mut out);
+    out
+}
+
+fn collect(e: &Entity<'_>, out: &mut String) {
+    let (header, body) = split(e.bytes);
+    match e.kind() {
+        Kind::Multipart(list) => {
+            let default = child_default(&e.ct);
+            for part in list {
+                let (h, _) = split(part);
+                let child = Entity {
+                    bytes: part,
+                    ct: content_type(first(h, "Content-Type"), &default),
+                    depth: e.depth + 1,
+                };
+                collect(&child, out);
+            }
+        }
+        Kind::Message(inner) => {
+            let (inner_header, _) = split(inner);
+            out.push_str(&header_text(inner_header));
+            collect(&Entity { depth: e.depth + 1, ..Entity::root(inner) }, out);
+        }
+        Kind::Leaf if e.ct.is_type("text") || e.ct.is_type("multipart") => {
+            // A multipart that could not be split is shown as text; search it as such.
+            let ct = if e.ct.is_type("text") { e.ct.clone() } else { ContentType::text_default() };
+            out.push_str(&decode_text(header, body, &ct));
+            out.push('\n');
+        }
+        Kind::Leaf => {}
+    }
+}
+
+/// Undoes the transfer encoding, then the charset (mailparse knows the charsets; unknown ones and
+/// invalid bytes fall back to a lossy reading).
+fn decode_text(header: &[u8], body: &[u8], ct: &ContentType) -> String {
+    use super::decode::{Cte, base64, cte, quoted_printable};
+    let raw = match cte(first(header, "Content-Transfer-Encoding")) {
+        Cte::Base64 => base64(body),
+        Cte::QuotedPrintable => quoted_printable(body),
+        Cte::Identity | Cte::Unknown => body.to_vec(),
+    };
+    let charset = ct.param("charset").map(|c| String::from_utf8_lossy(c).into_owned());
+    match charset {
+        Some(cs) if !cs.eq_ignore_ascii_case("utf-8") && !cs.eq_ignore_ascii_case("us-ascii") => {
+            // Hand mailparse a one-part message in the charset, already transfer-decoded.
+            let mut m = format!(
+                "Content-Type: text/plain; charset=\"{}\"\r\n\r\n",
+                cs.replace(['"', '\\', '\r', '\n'], "")
+            )
+            .into_bytes();
+            m.extend_from_slice(&raw);
+            match mailparse::parse_mail(&m).and_then(|p| p.get_body()) {
+                Ok(s) => s,
+                Err(_) => String::from_utf8_lossy(&raw).into_owned(),
+            }
+        }
+        _ => String::from_utf8_lossy(&raw).into_owned(),
+    }
+}
+
+/// The date of the first Date: field as written (RFC 5322 3.3, the obsolete forms of 4.3 too),
+/// time and zone disregarded as SENTBEFORE/SENTON/SENTSINCE want (RFC 3501 6.4.4).
+pub fn sent_date(header: &[u8]) -> Option<Date> {
+    let v = unfold(first(header, "Date")?);
+    let v = String::from_utf8_lossy(&v);
+    let mut words = v
+        .split(|c: char| c.is_whitespace() || c == ',' || c == '-')
+        .filter(|w| !w.is_empty())
+        // A leading day name is optional.
+        .skip_while(|w| !w.starts_with(|c: char| c.is_ascii_digit()));
+    let day: u8 = words.next()?.parse().ok()?;
+    let month = month(words.next()?)?;
+    let year: u16 = words.next()?.parse().ok()?;
+    // RFC 5322 4.3: two-digit years are 19xx from 50, 20xx below; three digits add 1900.
+    let year = match year {
+        0..=49 => year + 2000,
+        50..=999 => year + 1900,
+        _ => year,
+    };
+    ((1..=31).contains(&day)).then_some(Date { year, month, day })
+}
+
+/// `Jan`..`Dec` (any case, longer names accepted) as 1..=12.
+pub(crate) fn month(s: &str) -> Option<u8> {
+    const MONTHS: [&str; 12] =
+        ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"];
+    let p = s.get(..3)?.to_ascii_lowercase();
+    MONTHS.iter().position(|m| *m == p).map(|i| i as u8 + 1)
+}
+
+/// RFC 3501 6.4.4: case-insensitive substring match; `needle` must already be lower-cased
+/// (see [`fold`]).
+pub fn contains(haystack: &str, needle: &str) -> bool {
+    needle.is_empty() || fold(haystack).contains(needle)
+}
+
+/// The case folding used for matching.
+pub fn fold(s: &str) -> String {
+    s.to_lowercase()
+}

@@ -1,0 +1,255 @@
+//! IMAP session: STARTTLS (RFC 3501 6.2.1, RFC 9051 6.2.1), LOGIN (RFC 3501 6.2.3) and AUTHENTICATE
+//! with SASL-IR (RFC 3501 6.2.2, RFC 4959, SASL RFC 4422), the cleartext rule (RFC 8314, RFC 3501
+//! LOGINDISABLED) and the RFC 5530 codes of failed logins.
+
+use std::io::{self, Write};
+
+use super::{Backend, Outcome, Reply, Session, State, Tagged, TlsInfo, bad, clean_text, no, ok_code};
+use crate::auth::sasl::{self, AuthError, ChannelBinding, Exchange, Mechanism, Step};
+use crate::imap::types::Command;
+
+/// An AUTHENTICATE exchange in progress.
+pub(super) struct Sasl {
+    tag: String,
+    exchange: Exchange,
+    /// Server-final data was sent in a `+` continuation; only an empty response may follow
+    /// (RFC 3501 6.2.2 has no room for it in the OK).
+    finishing: Option<String>,
+}
+
+impl Session {
+    /// The TLS handshake is done (after STARTTLS, or at connect for imaps). RFC 3501 6.2.1: what was
+    /// learnt before is forgotten; the capabilities change.
+    pub fn on_tls(&mut self, details: Option<(String, Vec<ChannelBinding>)>) {
+        if let Some((description, bindings)) = details {
+            self.tls = Some(TlsInfo { description, bindings });
+        }
+    }
+
+    /// One SASL response line while [`super::Mode::SaslResponse`] (CRLF stripped).
+    pub fn on_sasl_line(&mut self, line: &[u8], b: &dyn Backend, out: &mut dyn Write) -> io::Result<Outcome> {
+        let Some(mut sasl) = self.sasl.take() else {
+            return self.finish("*", bad("No authentication in progress"), out);
+        };
+        let tag = std::mem::take(&mut sasl.tag);
+        // RFC 3501 6.2.2: "*" cancels; the server answers BAD.
+        if line == b"*" {
+            return self.finish(&tag, bad("Authentication cancelled"), out);
+        }
+        if let Some(user) = sasl.finishing.take() {
+            if !line.is_empty() {
+                return self.finish(&tag, bad("Expected an empty response"), out);
+            }
+            let mech = sasl.exchange.mechanism().name();
+            let reply = self.logged_in(user, mech, b);
+            return self.finish(&tag, reply, out);
+        }
+        // RFC 3501 6.2.2: a response that is not BASE64 is rejected with BAD.
+        let Some(response) = std::str::from_utf8(line).ok().and_then(sasl::decode_base64) else {
+            return self.finish(&tag, bad("Cannot decode the response as base64"), out);
+        };
+        let Some(creds) = b.credentials() else {
+            return self.finish(&tag, no("UNAVAILABLE", "Temporary authentication failure"), out);
+        };
+        let step = sasl.exchange.step(&response, creds);
+        sasl.tag = tag.clone();
+        self.sasl = Some(sasl);
+        match self.sasl_step(step, b, out)? {
+            Some(reply) => {
+                self.sasl = None;
+                self.finish(&tag, reply, out)
+            }
+            None => Ok(Outcome::Continue),
+        }
+    }
+
+    /// RFC 8314 / RFC 3501 6.2.3: passwords in the clear only under TLS or from trusted networks.
+    pub(super) fn cleartext_allowed(&self) -> bool {
+        self.tls_active() || self.peer.cleartext_auth
+    }
+
+    pub(super) fn tls_active(&self) -> bool {
+        self.tls.is_some() || self.peer.tls
+    }
+
+    /// Cleartext mechanisms need TLS (or a trusted network); -PLUS needs TLS channel bindings.
+    pub(super) fn mechanism_usable(&self, m: &Mechanism) -> bool {
+        if m.needs_channel_binding() {
+            return self.tls.as_ref().is_some_and(|t| !t.bindings.is_empty());
+        }
+        !m.sends_cleartext() || self.cleartext_allowed()
+    }
+
+    pub(super) fn starttls(&mut self, _: &str, _: Command, _: &dyn Backend, _: &mut dyn Write) -> Reply {
+        if !self.params.starttls {
+            return Ok(Some(bad("STARTTLS is not offered")));
+        }
+        if self.tls_active() {
+            return Ok(Some(bad("TLS is already active")));
+        }
+        Ok(Some(super::ok("Begin TLS negotiation now").then(Outcome::StartTls)))
+    }
+
+    pub(super) fn login(&mut self, _: &str, cmd: Command, b: &dyn Backend, _: &mut dyn Write) -> Reply {
+        let Command::Login { user, password } = cmd else { return Ok(Some(bad("Internal error"))) };
+        if !self.cleartext_allowed() {
+            // RFC 3501 6.2.3 LOGINDISABLED; RFC 5530 PRIVACYREQUIRED.
+            return Ok(Some(no("PRIVACYREQUIRED", "LOGIN is disabled without TLS; use STARTTLS first")));
+        }
+        if b.auth_blocked() {
+            return Ok(Some(no("UNAVAILABLE", "Too many failed logins, try again later")));
+        }
+        let Some(creds) = b.credentials() else {
+            return Ok(Some(no("UNAVAILABLE", "Temporary authentication failure")));
+        };
+        let Ok(name) = String::from_utf8(user) else {
+            b.auth_failed("");
+            return Ok(Some(auth_failed()));
+        };
+        match creds.verify(&name, &password) {
+            Ok(Some(user)) => {
+                b.auth_succeeded(&user, "LOGIN");
+                Ok(Some(self.logged_in(user, "LOGIN", b)))
+            }
+            Ok(None) => {
+                b.auth_failed(&name);
+                Ok(Some(auth_failed()))
+            }
+            Err(e) => {
+                log::warn!("session={} event=imap_auth_error error=\"{}\"", self.peer.sid, clean_text(&e));
+                Ok(Some(no("UNAVAILABLE", "Temporary authentication failure")))
+            }
+        }
+    }
+
+    pub(super) fn authenticate(
+        &mut self,
+        tag: &str,
+        cmd: Command,
+        b: &dyn Backend,
+        out: &mut dyn Write,
+    ) -> Reply {
+        let Command::Authenticate { mechanism, initial } = cmd else {
+            return Ok(Some(bad("Internal error")));
+        };
+        let Some(mech) = Mechanism::from_name(&mechanism).filter(|m| self.params.auth_mechanisms.contains(m))
+        else {
+            // RFC 3501 6.2.2: an unsupported mechanism gets a tagged NO.
+            return Ok(Some(super::tagged("NO", None, "Unsupported authentication mechanism").counted()));
+        };
+        if !self.mechanism_usable(&mech) {
+            let text = if mech.needs_channel_binding() {
+                "This mechanism needs TLS channel binding"
+            } else {
+                "This mechanism is disabled without TLS; use STARTTLS first"
+            };
+            return Ok(Some(no("PRIVACYREQUIRED", text)));
+        }
+        if b.auth_blocked() {
+            return Ok(Some(no("UNAVAILABLE", "Too many failed logins, try again later")));
+        }
+        let Some(creds) = b.credentials() else {
+            return Ok(Some(no("UNAVAILABLE", "Temporary authentication failure")));
+        };
+        let initial = match initial.as_deref() {
+            None => None,
+            // RFC 4959 3: "=" is an empty initial response.
+            Some(b"=") => Some(Vec::new()),
+            Some(b64) => match std::str::from_utf8(b64).ok().and_then(sasl::decode_base64) {
+                Some(v) => Some(v),
+                None => return Ok(Some(bad("Cannot decode the initial response as base64"))),
+            },
+        };
+        // RFC 5802 6: channel bindings (and so refusing a "y" client) only when -PLUS is advertised.
+        let plus = self.params.auth_mechanisms.iter().any(|m| m.needs_channel_binding());
+        let bindings = match (&self.tls, plus) {
+            (Some(t), true) => t.bindings.clone(),
+            _ => Vec::new(),
+        };
+        let mut random = |buf: &mut [u8]| b.random(buf);
+        let mut exchange =
+            Exchange::new(mech, &self.params.hostname, bindings, &mut random).with_service("imap");
+        let step = exchange.start(initial.as_deref(), creds);
+        self.sasl = Some(Sasl { tag: tag.to_string(), exchange, finishing: None });
+        let reply = self.sasl_step(step, b, out)?;
+        if reply.is_some() {
+            self.sasl = None;
+        }
+        Ok(reply)
+    }
+
+    /// Writes a continuation (the exchange goes on: `None`) or says how it ended.
+    fn sasl_step(&mut self, step: Step, b: &dyn Backend, out: &mut dyn Write) -> io::Result<Option<Tagged>> {
+        let mech = self.sasl.as_ref().map(|s| s.exchange.mechanism().name()).unwrap_or("");
+        match step {
+            Step::Challenge(c) => {
+                // RFC 3501 7.5: "+ " and the base64 challenge.
+                out.write_all(format!("+ {}\r\n", sasl::encode_base64(&c)).as_bytes())?;
+                Ok(None)
+            }
+            Step::Success { user, final_data: Some(data) } => {
+                b.auth_succeeded(&user, mech);
+                if let Some(s) = self.sasl.as_mut() {
+                    s.finishing = Some(user);
+                }
+                out.write_all(format!("+ {}\r\n", sasl::encode_base64(&data)).as_bytes())?;
+                Ok(None)
+            }
+            Step::Success { user, final_data: None } => {
+                b.auth_succeeded(&user, mech);
+                Ok(Some(self.logged_in(user, mech, b)))
+            }
+            Step::Failure(e) => Ok(Some(match e {
+                AuthError::Malformed(_) => bad("Malformed authentication response"),
+                AuthError::Temporary(e) => {
+                    log::warn!(
+                        "session={} event=imap_auth_error error=\"{}\"",
+                        self.peer.sid,
+                        clean_text(&e)
+                    );
+                    no("UNAVAILABLE", "Temporary authentication failure")
+                }
+                AuthError::BadCredentials | AuthError::ChannelBindingMismatch => {
+                    b.auth_failed("");
+                    auth_failed()
+                }
+            })),
+        }
+    }
+
+    /// Credentials are good: open the user's folders and enter the authenticated state with the new
+    /// capabilities (RFC 3501 7.1 CAPABILITY code in the tagged OK).
+    fn logged_in(&mut self, user: String, mech: &str, b: &dyn Backend) -> Tagged {
+        self.sasl = None;
+        match b.open_store(&user) {
+            Ok(store) => {
+                log::info!("session={} event=login user={user} mechanism={mech}", self.peer.sid);
+                self.store = Some(store);
+                self.user = Some(user);
+                self.state = State::Authenticated;
+                ok_code(format!("CAPABILITY {}", self.capabilities()), "Logged in")
+            }
+            Err(e) => {
+                log::warn!(
+                    "session={} event=imap_store_open_failed user={user} error=\"{}\"",
+                    self.peer.sid,
+                    clean_text(&e)
+                );
+                no("UNAVAILABLE", "Mailbox cannot be opened now, try again later")
+            }
+        }
+    }
+}
+
+/// RFC 5530 AUTHENTICATIONFAILED, counted towards the error limit as a brake on guessing.
+fn auth_failed() -> Tagged {
+    no("AUTHENTICATIONFAILED", "Authentication failed").counted()
+}
+
+impl Tagged {
+    /// Counts this reply towards `max_errors`.
+    pub(super) fn counted(mut self) -> Tagged {
+        self.counts = true;
+        self
+    }
+}

@@ -1,0 +1,284 @@
+//! IMAP session: mailbox commands of the authenticated state (RFC 3501 6.3, RFC 9051 6.3): SELECT,
+//! EXAMINE, CREATE, DELETE, RENAME, SUBSCRIBE, UNSUBSCRIBE, NAMESPACE (RFC 2342), STATUS (RFC 8438
+//! SIZE) and APPEND (RFC 4315 APPENDUID, RFC 5530 codes).
+
+use std::io::Write;
+
+use super::{Backend, Open, Reply, Session, State, Tagged, bad, folder_error, no, ok, ok_code, store_flags};
+use crate::imap::types::{Command, StatusItem};
+use crate::store::folder::{self, Folder, FolderError, Status};
+
+impl Session {
+    /// SELECT and EXAMINE (RFC 3501 6.3.1-2, RFC 9051 6.3.2-3).
+    pub(super) fn select(&mut self, _: &str, cmd: Command, _: &dyn Backend, out: &mut dyn Write) -> Reply {
+        let Command::Select { mailbox, readonly } = cmd else { return Ok(Some(bad("Internal error"))) };
+        // RFC 3501 6.3.1: selecting closes the current mailbox first, even when the new SELECT fails;
+        // RFC 7162 3.2.11 / RFC 9051 7.1: say so with OK [CLOSED].
+        if self.open.is_some() {
+            self.deselect();
+            out.write_all(b"* OK [CLOSED] Previous mailbox closed\r\n")?;
+        }
+        let name = match self.mailbox_name(&mailbox) {
+            Ok(n) => n,
+            Err(t) => return Ok(Some(t)),
+        };
+        let Some(store) = self.store.as_mut() else { return Ok(Some(no("UNAVAILABLE", "No store"))) };
+        let folder = match store.open(&name, readonly) {
+            Ok(f) => f,
+            Err(e) => return Ok(Some(folder_error(&self.peer.sid, &e))),
+        };
+        let mut buf = Vec::with_capacity(512);
+        self.select_text(&mut buf, folder.as_ref());
+        out.write_all(&buf)?;
+        let code = if folder.readonly() { "READ-ONLY" } else { "READ-WRITE" };
+        let what = if readonly { "EXAMINE completed" } else { "SELECT completed" };
+        self.open = Some(Open { folder, saved: Vec::new() });
+        self.state = State::Selected;
+        Ok(Some(ok_code(code, what)))
+    }
+
+    /// The untagged responses of SELECT (RFC 3501 6.3.1, RFC 9051 6.3.2).
+    fn select_text(&self, buf: &mut Vec<u8>, f: &dyn Folder) {
+        let keywords = f.keywords();
+        let mut flags = String::from(r"\Answered \Flagged \Deleted \Seen \Draft");
+        for k in &keywords {
+            flags.push(' ');
+            flags.push_str(k);
+        }
+        buf.extend_from_slice(format!("* FLAGS ({flags})\r\n").as_bytes());
+        // RFC 3501 7.1: PERMANENTFLAGS; `\*`: new keywords may be stored. Empty when read-only.
+        if f.readonly() {
+            buf.extend_from_slice(b"* OK [PERMANENTFLAGS ()] No permanent flags permitted\r\n");
+        } else {
+            buf.extend_from_slice(
+                format!("* OK [PERMANENTFLAGS ({flags} \\*)] Flags permitted\r\n").as_bytes(),
+            );
+        }
+        let msgs = f.messages();
+        buf.extend_from_slice(format!("* {} EXISTS\r\n", msgs.len()).as_bytes());
+        if !self.rev2 {
+            // RFC 3501 6.3.1 RECENT and UNSEEN; RFC 9051 dropped both.
+            let recent = msgs.iter().filter(|m| m.recent).count();
+            buf.extend_from_slice(format!("* {recent} RECENT\r\n").as_bytes());
+            if let Some(i) = msgs.iter().position(|m| m.flags.system & folder::SEEN == 0) {
+                buf.extend_from_slice(format!("* OK [UNSEEN {}] First unseen\r\n", i + 1).as_bytes());
+            }
+        }
+        buf.extend_from_slice(format!("* OK [UIDVALIDITY {}] UIDs valid\r\n", f.uidvalidity()).as_bytes());
+        buf.extend_from_slice(format!("* OK [UIDNEXT {}] Predicted next UID\r\n", f.uidnext()).as_bytes());
+        if self.rev2 {
+            // RFC 9051 6.3.2: a LIST response with the mailbox name.
+            buf.extend_from_slice(b"* LIST () \"/\" ");
+            self.write_mailbox(buf, f.name());
+            buf.extend_from_slice(b"\r\n");
+        }
+    }
+
+    /// RFC 3501 6.3.3: a trailing delimiter declares the intent to create children; it is dropped.
+    pub(super) fn create(&mut self, _: &str, cmd: Command, _: &dyn Backend, _: &mut dyn Write) -> Reply {
+        let Command::Create(raw) = cmd else { return Ok(Some(bad("Internal error"))) };
+        let name = match self.mailbox_name(&raw) {
+            Ok(n) => n,
+            Err(t) => return Ok(Some(t)),
+        };
+        let name = name.strip_suffix(folder::DELIMITER).unwrap_or(&name);
+        if name.is_empty() {
+            return Ok(Some(no("CANNOT", "Empty mailbox name")));
+        }
+        if name == "INBOX" {
+            return Ok(Some(no("ALREADYEXISTS", "INBOX always exists")));
+        }
+        if has_wildcard(name) {
+            return Ok(Some(no("CANNOT", "Mailbox names cannot contain * or %")));
+        }
+        let r = match self.store.as_mut() {
+            Some(s) => s.create(name),
+            None => Err(FolderError::Temp("no store".into())),
+        };
+        Ok(Some(self.done(r, "CREATE completed")))
+    }
+
+    /// RFC 3501 6.3.4. Deleting the selected mailbox closes it first (as Dovecot does).
+    pub(super) fn delete(&mut self, _: &str, cmd: Command, _: &dyn Backend, out: &mut dyn Write) -> Reply {
+        let Command::Delete(raw) = cmd else { return Ok(Some(bad("Internal error"))) };
+        let name = match self.mailbox_name(&raw) {
+            Ok(n) => n,
+            Err(t) => return Ok(Some(t)),
+        };
+        if name == "INBOX" {
+            return Ok(Some(no("CANNOT", "INBOX cannot be deleted")));
+        }
+        self.close_if_selected(&name, false, out)?;
+        let r = match self.store.as_mut() {
+            Some(s) => s.delete(&name),
+            None => Err(FolderError::Temp("no store".into())),
+        };
+        Ok(Some(self.done(r, "DELETE completed")))
+    }
+
+    /// RFC 3501 6.3.5. Renaming the selected mailbox (or a parent of it) closes it first.
+    pub(super) fn rename(&mut self, _: &str, cmd: Command, _: &dyn Backend, out: &mut dyn Write) -> Reply {
+        let Command::Rename { from, to } = cmd else { return Ok(Some(bad("Internal error"))) };
+        let (from, to) = match (self.mailbox_name(&from), self.mailbox_name(&to)) {
+            (Ok(f), Ok(t)) => (f, t),
+            (Err(e), _) | (_, Err(e)) => return Ok(Some(e)),
+        };
+        if to.is_empty() {
+            return Ok(Some(no("CANNOT", "Empty mailbox name")));
+        }
+        if to == "INBOX" {
+            return Ok(Some(no("ALREADYEXISTS", "INBOX always exists")));
+        }
+        if has_wildcard(&to) {
+            return Ok(Some(no("CANNOT", "Mailbox names cannot contain * or %")));
+        }
+        self.close_if_selected(&from, true, out)?;
+        let r = match self.store.as_mut() {
+            Some(s) => s.rename(&from, &to),
+            None => Err(FolderError::Temp("no store".into())),
+        };
+        Ok(Some(self.done(r, "RENAME completed")))
+    }
+
+    /// SUBSCRIBE and UNSUBSCRIBE (RFC 3501 6.3.6-7).
+    pub(super) fn subscribe(&mut self, _: &str, cmd: Command, _: &dyn Backend, _: &mut dyn Write) -> Reply {
+        let (raw, on) = match cmd {
+            Command::Subscribe(n) => (n, true),
+            Command::Unsubscribe(n) => (n, false),
+            _ => return Ok(Some(bad("Internal error"))),
+        };
+        let name = match self.mailbox_name(&raw) {
+            Ok(n) => n,
+            Err(t) => return Ok(Some(t)),
+        };
+        let r = match self.store.as_mut() {
+            Some(s) => s.subscribe(&name, on),
+            None => Err(FolderError::Temp("no store".into())),
+        };
+        Ok(Some(self.done(r, if on { "SUBSCRIBE completed" } else { "UNSUBSCRIBE completed" })))
+    }
+
+    /// RFC 2342 5: one personal namespace, no prefix, `/` as delimiter.
+    pub(super) fn namespace(&mut self, _: &str, _: Command, _: &dyn Backend, out: &mut dyn Write) -> Reply {
+        out.write_all(b"* NAMESPACE ((\"\" \"/\")) NIL NIL\r\n")?;
+        Ok(Some(ok("NAMESPACE completed")))
+    }
+
+    /// RFC 3501 6.3.10, RFC 9051 6.3.11. On the selected mailbox the figures come from the session's
+    /// view, so they agree with what the client was told.
+    pub(super) fn status(&mut self, _: &str, cmd: Command, _: &dyn Backend, out: &mut dyn Write) -> Reply {
+        let Command::Status { mailbox, items } = cmd else { return Ok(Some(bad("Internal error"))) };
+        let name = match self.mailbox_name(&mailbox) {
+            Ok(n) => n,
+            Err(t) => return Ok(Some(t)),
+        };
+        let st = match self.status_of(&name) {
+            Ok(s) => s,
+            Err(e) => return Ok(Some(folder_error(&self.peer.sid, &e))),
+        };
+        let mut buf = Vec::with_capacity(128);
+        self.status_line(&mut buf, &name, &st, &items);
+        out.write_all(&buf)?;
+        Ok(Some(ok("STATUS completed")))
+    }
+
+    /// The STATUS figures of a mailbox (from the view when it is the selected one).
+    pub(super) fn status_of(&mut self, name: &str) -> Result<Status, FolderError> {
+        if let Some(open) = self.open.as_ref().filter(|o| o.folder.name() == name) {
+            let f = &open.folder;
+            let msgs = f.messages();
+            let count =
+                |bit: u8, set: bool| msgs.iter().filter(|m| (m.flags.system & bit != 0) == set).count();
+            return Ok(Status {
+                messages: u32::try_from(msgs.len()).unwrap_or(u32::MAX),
+                recent: u32::try_from(msgs.iter().filter(|m| m.recent).count()).unwrap_or(u32::MAX),
+                unseen: u32::try_from(count(folder::SEEN, false)).unwrap_or(u32::MAX),
+                deleted: u32::try_from(count(folder::DELETED, true)).unwrap_or(u32::MAX),
+                uidnext: f.uidnext(),
+                uidvalidity: f.uidvalidity(),
+                size: msgs.iter().fold(0u64, |a, m| a.saturating_add(m.size)),
+            });
+        }
+        match self.store.as_mut() {
+            Some(s) => s.status(name),
+            None => Err(FolderError::Temp("no store".into())),
+        }
+    }
+
+    /// `* STATUS name (ITEM n ...)`, items in the order asked (RFC 3501 7.2.4).
+    pub(super) fn status_line(&self, buf: &mut Vec<u8>, name: &str, st: &Status, items: &[StatusItem]) {
+        buf.extend_from_slice(b"* STATUS ");
+        self.write_mailbox(buf, name);
+        buf.extend_from_slice(b" (");
+        for (i, item) in items.iter().enumerate() {
+            if i > 0 {
+                buf.push(b' ');
+            }
+            let s = match item {
+                StatusItem::Messages => format!("MESSAGES {}", st.messages),
+                StatusItem::Recent => format!("RECENT {}", st.recent),
+                StatusItem::UidNext => format!("UIDNEXT {}", st.uidnext),
+                StatusItem::UidValidity => format!("UIDVALIDITY {}", st.uidvalidity),
+                StatusItem::Unseen => format!("UNSEEN {}", st.unseen),
+                StatusItem::Size => format!("SIZE {}", st.size),
+                StatusItem::Deleted => format!("DELETED {}", st.deleted),
+            };
+            buf.extend_from_slice(s.as_bytes());
+        }
+        buf.extend_from_slice(b")\r\n");
+    }
+
+    /// RFC 3501 6.3.11, RFC 4315 3 APPENDUID, RFC 3501 [TRYCREATE].
+    pub(super) fn append(&mut self, _: &str, cmd: Command, _: &dyn Backend, _: &mut dyn Write) -> Reply {
+        let Command::Append { mailbox, flags, date, message } = cmd else {
+            return Ok(Some(bad("Internal error")));
+        };
+        let name = match self.mailbox_name(&mailbox) {
+            Ok(n) => n,
+            Err(t) => return Ok(Some(t)),
+        };
+        let Some(flags) = store_flags(&flags) else { return Ok(Some(bad(r"\Recent cannot be set"))) };
+        let max = self.params.max_append;
+        if max > 0 && u64::try_from(message.len()).unwrap_or(u64::MAX) > max {
+            // RFC 7889 4 / RFC 4469 TOOBIG.
+            return Ok(Some(no("TOOBIG", format!("Message too big (limit {max} octets)"))));
+        }
+        let Some(store) = self.store.as_mut() else { return Ok(Some(no("UNAVAILABLE", "No store"))) };
+        match store.append(&name, &flags, date.map(|d| d.unix), &message) {
+            Ok(r) => {
+                let uid = r.dest.first().copied().unwrap_or(0);
+                Ok(Some(ok_code(format!("APPENDUID {} {uid}", r.uidvalidity), "APPEND completed")))
+            }
+            // RFC 3501 6.3.11: a missing mailbox gets TRYCREATE so the client may CREATE and retry.
+            Err(FolderError::NotFound) => Ok(Some(no("TRYCREATE", "Mailbox does not exist"))),
+            Err(e) => Ok(Some(folder_error(&self.peer.sid, &e))),
+        }
+    }
+
+    /// Closes the selected mailbox when `name` is it (or, with `parents`, one of its parents).
+    fn close_if_selected(&mut self, name: &str, parents: bool, out: &mut dyn Write) -> std::io::Result<()> {
+        let hit = self.open.as_ref().is_some_and(|o| {
+            let sel = o.folder.name();
+            sel == name
+                || (parents && sel.strip_prefix(name).is_some_and(|rest| rest.starts_with(folder::DELIMITER)))
+        });
+        if hit {
+            self.deselect();
+            out.write_all(b"* OK [CLOSED] Mailbox closed\r\n")?;
+        }
+        Ok(())
+    }
+
+    /// A store result as the tagged reply.
+    fn done(&self, r: Result<(), FolderError>, text: &'static str) -> Tagged {
+        match r {
+            Ok(()) => ok(text),
+            Err(e) => folder_error(&self.peer.sid, &e),
+        }
+    }
+}
+
+/// RFC 3501 5.1: `*` and `%` in a name would make it unlistable on its own.
+fn has_wildcard(name: &str) -> bool {
+    name.contains(['*', '%'])
+}
