@@ -18,6 +18,8 @@ pub struct ResolverConfig {
     pub alias_max_depth: usize,
     /// `imap.folders`: the Maildir++ root template for IMAP folders when INBOX is an mbox.
     pub folders: Option<String>,
+    /// Where IMAP folders of users without a home go when INBOX is an mbox: data_dir/folders.
+    pub folders_fallback: PathBuf,
 }
 
 impl ResolverConfig {
@@ -31,6 +33,7 @@ impl ResolverConfig {
             aliases: c.aliases.clone(),
             alias_max_depth: c.alias_max_depth,
             folders: c.imap_folders.clone(),
+            folders_fallback: c.data_dir.join("folders"),
         }
     }
 }
@@ -97,6 +100,7 @@ pub struct Resolver {
     aliases: Option<Aliases>,
     max_depth: usize,
     folders: Option<String>,
+    folders_fallback: PathBuf,
 }
 
 /// Domains compare without case (RFC 5321 2.4) and without a trailing root dot.
@@ -115,6 +119,7 @@ impl Resolver {
             aliases: cfg.aliases.as_deref().map(Aliases::open).transpose()?,
             max_depth: cfg.alias_max_depth.max(1),
             folders: cfg.folders,
+            folders_fallback: cfg.folders_fallback,
         })
     }
 
@@ -175,9 +180,13 @@ impl Resolver {
         let folders = match (&self.folders, inbox.kind) {
             (_, MailboxKind::Maildir) => inbox.path.clone(),
             (Some(t), MailboxKind::Mbox) => expand_template(t, &acc, &domain).map_err(fail)?,
-            (None, MailboxKind::Mbox) => expand_template("~/Maildir", &acc, &domain).map_err(|_| {
-                format!("{login}: INBOX is an mbox and the user has no home: set imap.folders")
-            })?,
+            (None, MailboxKind::Mbox) => match expand_template("~/Maildir", &acc, &domain) {
+                Ok(p) => p,
+                // A virtual user: their mail belongs to the server's user, as data_dir does.
+                Err(_) => expand_template("%d/%n", &acc, &domain)
+                    .map(|p| self.folders_fallback.join(p))
+                    .map_err(fail)?,
+            },
         };
         Ok(MailHome { inbox, folders })
     }
@@ -443,6 +452,7 @@ missing-inc: alice, :include:DIR/nothere
             aliases: al,
             alias_max_depth: 20,
             folders: None,
+            folders_fallback: PathBuf::from("/nonexistent"),
         };
         Setup { dir, cfg }
     }
@@ -661,6 +671,7 @@ missing-inc: alice, :include:DIR/nothere
             aliases: None,
             alias_max_depth: 20,
             folders: None,
+            folders_fallback: PathBuf::from("/nonexistent"),
         };
         let r = Resolver::new(cfg).unwrap();
         let h = r.mail_home("root").unwrap();
