@@ -1,7 +1,9 @@
 """buzon as a Unix citizen: systemd socket activation (systemd-socket-activate
 passes the listening sockets), and what a service manager relies on."""
 
+import imaplib
 import os
+import poplib
 import shutil
 import smtplib
 import subprocess
@@ -58,6 +60,56 @@ class SocketActivation(unittest.TestCase):
         out = p.stdout.read().decode()
         self.assertIn("service=submission", out)
         self.assertIn("source=socket-activation", out)
+
+
+INETD = shutil.which("inetd")
+BUZON = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "target", "release", "buzon"))
+
+
+@unittest.skipUnless(INETD, "inetd (openbsd-inetd) is not installed")
+class Inetd(unittest.TestCase):
+    """A real inetd runs `buzon smtpd|imapd|pop3d --inetd` per connection."""
+
+    def test_smtp_imap_pop3_one_process_per_connection(self):
+        s = Server(extra="auth.cleartext_networks = 127.0.0.0/8\n")
+        self.addCleanup(s.cleanup)
+        smtp, imap, pop = free_port(), free_port(), free_port()
+        conf = os.path.join(s.tmp, "inetd.conf")
+        with open(conf, "w") as f:
+            for port, cmd in ((smtp, "smtpd"), (imap, "imapd"), (pop, "pop3d")):
+                f.write(f"127.0.0.1:{port} stream tcp nowait root {BUZON} buzon {cmd} --inetd -c {s.config}\n")
+        p = subprocess.Popen([INETD, "-d", conf], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        def stop():
+            p.terminate()
+            p.wait(10)
+        self.addCleanup(stop)
+        deadline = time.time() + 10
+        while True:
+            try:
+                c = smtplib.SMTP("127.0.0.1", smtp, timeout=10)
+                break
+            except OSError:
+                if time.time() > deadline:
+                    raise
+                time.sleep(0.05)
+        with c:
+            c.sendmail("x@remote.test", ["alice@example.test"], b"Subject: via inetd\r\n\r\nhello\r\n")
+        m = imaplib.IMAP4("127.0.0.1", imap, timeout=10)
+        m.login("alice@example.test", "secret-alice")
+        self.assertEqual(m.select("INBOX"), ("OK", [b"1"]))
+        typ, data = m.fetch("1", "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+        self.assertEqual(data[0][1], b"Subject: via inetd\r\n\r\n")
+        m.logout()
+        # Nothing but protocol on the connection: the greeting is the first line.
+        pc = poplib.POP3("127.0.0.1", pop, timeout=10)
+        self.assertTrue(pc.getwelcome().startswith(b"+OK"), pc.getwelcome())
+        pc.user("alice@example.test")
+        pc.pass_("secret-alice")
+        self.assertEqual(pc.stat()[0], 1)
+        pc.quit()
+        # Usage errors are not written to a connection either: the exit status says it.
+        r = subprocess.run([BUZON, "imapd", "-c", s.config], capture_output=True)
+        self.assertEqual(r.returncode, 64)
 
 
 if __name__ == "__main__":
