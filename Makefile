@@ -5,7 +5,7 @@
 #   make test       cargo tests, Python integration tests in tests/, man page lint
 #   make check      fmt + clippy + test (what a change must pass)
 #   make install    PREFIX=/usr/local DESTDIR= : binary, man pages, /etc/buzon/buzon.conf if absent
-#   make bench      bench/bench.sh (root; installs postfix for the comparison if missing)
+#   make bench      bench/bench.sh and bench/imap.sh (root; installs postfix and dovecot-imapd if missing)
 #   make fuzz       every cargo-fuzz target in fuzz/ for FUZZ_SECONDS each (nightly toolchain)
 
 CARGO        ?= cargo
@@ -23,7 +23,7 @@ BIN   := target/release/buzon
 MAN5  := man/buzon.conf.5
 MAN8  := man/buzon.8
 
-.PHONY: all run test check lint-man install bench fuzz fuzz-smoke clean
+.PHONY: all run test check lint-man install bench bench-imap fuzz fuzz-smoke clean
 
 all:
 	$(CARGO) build --release
@@ -77,6 +77,10 @@ install: all
 
 bench: all
 	bash bench/bench.sh
+	bash bench/imap.sh
+
+bench-imap: all
+	bash bench/imap.sh
 
 fuzz:
 	@test -d fuzz || { echo "no fuzz/ directory: nothing to fuzz"; exit 1; }

@@ -81,7 +81,7 @@ pub fn run(config: Arc<Config>) -> Result<(), String> {
     // System users' passwords are in /etc/shadow, which only root reads: a helper keeps that right
     // when the server drops it. Forked here, while no thread exists.
     let helper = match (privs::is_root(), &config.user, &config.users) {
-        (true, Some(_), UsersSpec::System) => Some(Arc::new(PasswordHelper::spawn()?)),
+        (true, Some(_), UsersSpec::System) => Some(Arc::new(PasswordHelper::spawn(&config)?)),
         _ => None,
     };
     privs::drop_if_configured(&config)?;

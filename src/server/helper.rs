@@ -1,113 +1,211 @@
-//! The privileged password helper: when the server drops root but checks
-//! system users' passwords, a small child process forked before the drop
-//! (while no thread exists) stays root and answers one question only, "is
-//! this the password of this Unix user?", by reading /etc/shadow. It speaks
-//! over a socketpair with length-prefixed frames, reads nothing else, and
-//! exits when the server closes its end. The server never holds the shadow
-//! file or root rights itself.
+//! The privileged helper. When the server starts as root and drops to `user`, a small child forked
+//! before the drop (while no thread exists) stays root and does two things only, asked over a
+//! socketpair in the strict format of [`proto`]: check a system user's password against
+//! /etc/shadow, and deliver a message to system users' mailboxes. For a delivery it finds each
+//! account's mailbox itself (the user database and the `mailbox` template; never a path from the
+//! server), reads the message only through the descriptor the server passes (so it cannot be made
+//! to read another file), and forks a child per message that writes each mailbox with its owner's
+//! identity (store/owner.rs), all or nothing. It exits when the server closes its end.
 
+pub mod frame;
+pub mod proto;
+
+use std::fs::File;
 use std::io::{self, Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
-use std::sync::Mutex;
-use std::time::Duration;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// The largest user name or password the helper reads.
-const MAX_FIELD: u32 = 1024;
+use proto::{Request, Response};
+
+use crate::config::Config;
+use crate::local::{Resolver, ResolverConfig};
+use crate::store::{self, Dest, StoreError, StoreOptions};
 
 /// The server's end of the helper's socket.
 pub struct PasswordHelper {
     sock: Mutex<UnixStream>,
 }
 
+/// The helper by what it does now.
+pub type Helper = PasswordHelper;
+
 impl PasswordHelper {
-    /// Forks the helper. Must be called while the process is still root and
-    /// has no other thread.
-    pub fn spawn() -> Result<PasswordHelper, String> {
-        let (ours, theirs) = UnixStream::pair().map_err(|e| format!("password helper: socketpair: {e}"))?;
+    /// Forks the helper. Must be called while the process is still root and has no other thread.
+    pub fn spawn(config: &Arc<Config>) -> Result<PasswordHelper, String> {
+        let (ours, theirs) = UnixStream::pair().map_err(|e| format!("helper: socketpair: {e}"))?;
         // SAFETY: no thread exists yet (see the module comment), so the child is a full copy of a
         // single-threaded process and may run ordinary Rust code.
         match unsafe { libc::fork() } {
-            -1 => Err(format!("password helper: fork: {}", io::Error::last_os_error())),
+            -1 => Err(format!("helper: fork: {}", io::Error::last_os_error())),
             0 => {
                 drop(ours);
-                serve(theirs);
+                serve(theirs, config);
                 // SAFETY: leave the child without running the parent's exit handlers.
                 unsafe { libc::_exit(0) }
             }
             pid => {
                 drop(theirs);
-                log::info!("event=password_helper_started pid={pid}");
-                let _ = ours.set_read_timeout(Some(Duration::from_secs(30)));
+                log::info!("event=helper_started pid={pid}");
+                let _ = ours.set_read_timeout(Some(Duration::from_secs(120)));
                 Ok(PasswordHelper { sock: Mutex::new(ours) })
             }
         }
     }
 
-    /// Asks the helper; Ok(true) when `password` is `user`'s.
+    fn ask(&self, req: &Request, fd: Option<&File>) -> Result<Response, String> {
+        let mut sock = self.sock.lock().unwrap_or_else(|p| p.into_inner());
+        frame::send(&mut sock, req.encode().as_bytes(), fd.map(|f| f.as_raw_fd()))
+            .map_err(|e| format!("helper: {e}"))?;
+        match frame::recv(&mut sock) {
+            Ok(Some((payload, _))) => Response::decode(&payload).map_err(|e| format!("helper: {e}")),
+            Ok(None) => Err("helper: it has exited".into()),
+            Err(e) => Err(format!("helper: {e}")),
+        }
+    }
+
+    /// Ok(true) when `password` is the system user `user`'s.
     pub fn verify(&self, user: &str, password: &[u8]) -> Result<bool, String> {
-        if user.len() > MAX_FIELD as usize || password.len() > MAX_FIELD as usize {
+        if user.len() > proto::MAX_NAME || password.len() > proto::MAX_PASSWORD {
             return Ok(false);
         }
-        let mut sock = self.sock.lock().unwrap_or_else(|p| p.into_inner());
-        let mut frame = Vec::with_capacity(8 + user.len() + password.len());
-        for field in [user.as_bytes(), password] {
-            frame.extend_from_slice(&(field.len() as u32).to_be_bytes());
-            frame.extend_from_slice(field);
+        match self.ask(&Request::Verify { user: user.into(), password: password.to_vec() }, None)? {
+            Response::Yes => Ok(true),
+            Response::No => Ok(false),
+            Response::Error(e) => Err(format!("helper: {e}")),
+            other => Err(format!("helper: unexpected answer {other:?}")),
         }
-        sock.write_all(&frame).map_err(|e| format!("password helper: {e}"))?;
-        let mut answer = [0u8; 1];
-        sock.read_exact(&mut answer).map_err(|e| format!("password helper: {e}"))?;
-        match answer[0] {
-            b'y' => Ok(true),
-            b'n' => Ok(false),
-            _ => Err("password helper: cannot read the shadow file".into()),
+    }
+
+    /// Delivers the message in `file` to the mailboxes of `accounts` (as the user database names
+    /// them: `alice`), all or nothing, as store::deliver_all does. Err carries the failing index.
+    pub fn deliver(
+        &self,
+        sender: &str,
+        arrival: SystemTime,
+        accounts: &[String],
+        file: &File,
+    ) -> Result<Vec<PathBuf>, (usize, StoreError)> {
+        let arrival = arrival.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        let req = Request::Deliver { sender: sender.into(), arrival, accounts: accounts.to_vec() };
+        match self.ask(&req, Some(file)) {
+            Ok(Response::Ok(paths)) if paths.len() == accounts.len() => {
+                Ok(paths.into_iter().map(PathBuf::from).collect())
+            }
+            Ok(Response::Fail { index, permanent, text }) => {
+                Err((index.min(accounts.len().saturating_sub(1)), StoreError { message: text, permanent }))
+            }
+            Ok(Response::Error(e)) | Err(e) => Err((0, StoreError { message: e, permanent: false })),
+            Ok(other) => Err((
+                0,
+                StoreError { message: format!("helper: unexpected answer {other:?}"), permanent: false },
+            )),
         }
     }
 }
 
-/// The helper's loop: one request, one byte of answer, until EOF.
-fn serve(mut sock: UnixStream) {
+/// The helper's loop: one request, one answer, until the server closes its end.
+fn serve(mut sock: UnixStream, config: &Arc<Config>) {
+    let resolver = Resolver::new(ResolverConfig::from_config(config));
+    let opts = StoreOptions { lock_timeout: config.mbox_lock_timeout };
     loop {
-        let (Some(user), Some(password)) = (read_field(&mut sock), read_field(&mut sock)) else { return };
-        let answer = match std::str::from_utf8(&user) {
-            Ok(u) => match crate::auth::shadow::verify_system(u, &password) {
-                Ok(true) => b'y',
-                Ok(false) => b'n',
-                Err(_) => b'e',
-            },
-            Err(_) => b'n',
+        let (payload, fd) = match frame::recv(&mut sock) {
+            Ok(Some(x)) => x,
+            _ => return,
         };
-        if sock.write_all(&[answer]).is_err() {
+        let answer = match Request::decode(&payload) {
+            Err(e) => Response::Error(format!("refused: {e}")),
+            Ok(Request::Verify { user, password }) => {
+                match crate::auth::shadow::verify_system(&user, &password) {
+                    Ok(true) => Response::Yes,
+                    Ok(false) => Response::No,
+                    Err(_) => Response::Error("cannot read the shadow file".into()),
+                }
+            }
+            Ok(Request::Deliver { sender, arrival, accounts }) => match (&resolver, fd) {
+                (Err(e), _) => Response::Error(format!("user database: {e}")),
+                (_, None) => Response::Error("refused: no message descriptor".into()),
+                (Ok(r), Some(fd)) => in_child(|| deliver(r, &opts, &sender, arrival, &accounts, fd)),
+            },
+        };
+        if frame::send(&mut sock, answer.encode().as_bytes(), None).is_err() {
             return;
         }
     }
 }
 
-fn read_field(sock: &mut UnixStream) -> Option<Vec<u8>> {
-    let mut len = [0u8; 4];
-    sock.read_exact(&mut len).ok()?;
-    let len = u32::from_be_bytes(len);
-    if len > MAX_FIELD {
-        return None;
+/// Runs `work` in a child process, so that nothing a delivery does (a crash, a hung lock) can take
+/// the helper down; its answer comes back over a pipe.
+fn in_child(work: impl FnOnce() -> Response) -> Response {
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 fills two descriptors.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Response::Error(format!("pipe: {}", io::Error::last_os_error()));
     }
-    let mut buf = vec![0u8; len as usize];
-    sock.read_exact(&mut buf).ok()?;
-    Some(buf)
+    // SAFETY: the descriptors were just created and are owned here.
+    let (mut rd, mut wr) =
+        unsafe { (File::from(OwnedFd::from_raw_fd(fds[0])), File::from(OwnedFd::from_raw_fd(fds[1]))) };
+    // SAFETY: the helper is single-threaded.
+    match unsafe { libc::fork() } {
+        -1 => Response::Error(format!("fork: {}", io::Error::last_os_error())),
+        0 => {
+            drop(rd);
+            let answer = work();
+            let _ = wr.write_all(answer.encode().as_bytes());
+            // SAFETY: end the child without the parent's exit handlers.
+            unsafe { libc::_exit(0) }
+        }
+        pid => {
+            drop(wr);
+            let mut out = Vec::new();
+            let _ = (&mut rd).take(proto::MAX_FRAME as u64).read_to_end(&mut out);
+            let mut status = 0;
+            // SAFETY: waiting for our own child.
+            unsafe { libc::waitpid(pid, &mut status, 0) };
+            Response::decode(&out).unwrap_or_else(|_| Response::Error("the delivery process failed".into()))
+        }
+    }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn frames_are_bounded() {
-        let (mut a, mut b) = UnixStream::pair().unwrap();
-        a.write_all(&5u32.to_be_bytes()).unwrap();
-        a.write_all(b"alice").unwrap();
-        assert_eq!(read_field(&mut b).unwrap(), b"alice");
-        a.write_all(&(MAX_FIELD + 1).to_be_bytes()).unwrap();
-        assert_eq!(read_field(&mut b), None, "an oversized frame ends the conversation");
-        drop(a);
-        assert_eq!(read_field(&mut b), None);
+/// Finds each account's mailbox and delivers the message read from `fd` into all of them.
+fn deliver(
+    resolver: &Resolver,
+    opts: &StoreOptions,
+    sender: &str,
+    arrival: u64,
+    accounts: &[String],
+    fd: OwnedFd,
+) -> Response {
+    let mut dests = Vec::with_capacity(accounts.len());
+    for (i, account) in accounts.iter().enumerate() {
+        match resolver.mail_home(account) {
+            Ok(home) => {
+                let d = home.inbox;
+                let owner = d.uid.zip(d.gid).map(|(uid, gid)| store::Owner { uid, gid });
+                dests.push(Dest { kind: d.kind, path: d.path, owner });
+            }
+            Err(e) => return Response::Fail { index: i, permanent: false, text: e },
+        }
+    }
+    let file = File::from(fd);
+    let size = match file.metadata() {
+        Ok(m) if m.is_file() => m.len(),
+        _ => return Response::Error("refused: the descriptor is not a regular file".into()),
+    };
+    // The message is read through the descriptor only; the path lets Maildir delivery try a hard
+    // link, which fails across this magic link and falls back to copying.
+    let path = PathBuf::from(format!("/proc/self/fd/{}", file.as_raw_fd()));
+    let msg = store::Message {
+        path: &path,
+        file: &file,
+        sender,
+        arrival: UNIX_EPOCH + Duration::from_secs(arrival),
+        size,
+    };
+    match store::deliver_all(&dests, &msg, opts) {
+        Ok(paths) => Response::Ok(paths.iter().map(|p| p.display().to_string()).collect()),
+        Err((index, e)) => Response::Fail { index, permanent: e.permanent, text: e.message },
     }
 }

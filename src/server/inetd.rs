@@ -51,7 +51,7 @@ pub fn run(config: Arc<Config>, service: Service) -> Result<(), String> {
         _ => None,
     };
     let helper = match (privs::is_root(), &config.user, &config.users) {
-        (true, Some(_), UsersSpec::System) => Some(Arc::new(PasswordHelper::spawn()?)),
+        (true, Some(_), UsersSpec::System) => Some(Arc::new(PasswordHelper::spawn(&config)?)),
         _ => None,
     };
     privs::drop_if_configured(&config)?;
