@@ -4,7 +4,8 @@
 #   make run        run the server on the embedded default (loopback, ports 2525/2587, ./buzon-data)
 #   make test       cargo tests, Python integration tests in tests/, man page lint
 #   make check      fmt + clippy + test (what a change must pass)
-#   make install    PREFIX=/usr/local DESTDIR= : binary, man pages, /etc/buzon/buzon.conf if absent
+#   make install    PREFIX=/usr/local DESTDIR= : binary, mailq/sendmail/newaliases links, man pages,
+#                   systemd units, examples, /etc/buzon/buzon.conf if absent; make uninstall
 #   make bench      bench/bench.sh and bench/imap.sh (root; installs postfix and dovecot-imapd if missing)
 #   make fuzz       every cargo-fuzz target in fuzz/ for FUZZ_SECONDS each (nightly toolchain)
 
@@ -16,6 +17,8 @@ DESTDIR      ?=
 SBINDIR      ?= $(PREFIX)/sbin
 MANDIR       ?= $(PREFIX)/share/man
 SYSCONFDIR   ?= /etc
+SYSTEMDDIR   ?= $(PREFIX)/lib/systemd/system
+EXAMPLESDIR  ?= $(PREFIX)/share/doc/buzon/examples
 FUZZ_SECONDS ?= 60
 FUZZ_SMOKE_SECONDS ?= 15
 
@@ -23,7 +26,7 @@ BIN   := target/release/buzon
 MAN5  := man/buzon.conf.5
 MAN8  := man/buzon.8
 
-.PHONY: all run test check lint-man install bench bench-imap fuzz fuzz-smoke clean
+.PHONY: all run test check lint-man install uninstall bench bench-imap fuzz fuzz-smoke clean
 
 all:
 	$(CARGO) build --release
@@ -61,19 +64,40 @@ check:
 lint-man:
 	$(MANDOC) -Tlint -Wwarning man/*.[0-9]
 
+# Every man page in man/ goes to its section; the systemd units get the installed path.
+MANPAGES := $(wildcard man/*.[0-9])
+UNITS    := etc/systemd/buzon.service etc/systemd/buzon.socket
+LINKS    := mailq sendmail newaliases
+
 install: all
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 \
-		$(DESTDIR)$(SYSCONFDIR)/buzon
+		$(DESTDIR)$(SYSCONFDIR)/buzon $(DESTDIR)$(SYSTEMDDIR) $(DESTDIR)$(EXAMPLESDIR)
 	install -m 0755 $(BIN) $(DESTDIR)$(SBINDIR)/buzon
-	ln -sf buzon $(DESTDIR)$(SBINDIR)/mailq
-	install -m 0644 $(MAN5) $(DESTDIR)$(MANDIR)/man5/buzon.conf.5
-	install -m 0644 $(MAN8) $(DESTDIR)$(MANDIR)/man8/buzon.8
+	for l in $(LINKS); do ln -sf buzon $(DESTDIR)$(SBINDIR)/$$l; done
+	for m in $(MANPAGES); do \
+		install -m 0644 $$m $(DESTDIR)$(MANDIR)/man$${m##*.}/$${m##*/}; done
+	for u in $(UNITS); do \
+		sed 's|/usr/local/sbin/buzon|$(SBINDIR)/buzon|g' $$u >$(DESTDIR)$(SYSTEMDDIR)/$${u##*/}; \
+		chmod 0644 $(DESTDIR)$(SYSTEMDDIR)/$${u##*/}; done
+	install -m 0644 etc/buzon.conf etc/inetd.conf $(DESTDIR)$(EXAMPLESDIR)/
 	@if [ -e $(DESTDIR)$(SYSCONFDIR)/buzon/buzon.conf ]; then \
-		echo "keeping existing $(DESTDIR)$(SYSCONFDIR)/buzon/buzon.conf (sample: etc/buzon.conf)"; \
+		echo "keeping existing $(DESTDIR)$(SYSCONFDIR)/buzon/buzon.conf (sample: $(EXAMPLESDIR)/buzon.conf)"; \
 	else \
 		echo "install -m 0644 etc/buzon.conf $(DESTDIR)$(SYSCONFDIR)/buzon/buzon.conf"; \
 		install -m 0644 etc/buzon.conf $(DESTDIR)$(SYSCONFDIR)/buzon/buzon.conf; \
 	fi
+
+# Removes what install put there, except the configuration (it is the administrator's) and mail.
+uninstall:
+	rm -f $(DESTDIR)$(SBINDIR)/buzon
+	for l in $(LINKS); do \
+		if [ -L $(DESTDIR)$(SBINDIR)/$$l ] && [ "$$(readlink $(DESTDIR)$(SBINDIR)/$$l)" = buzon ]; then \
+			rm -f $(DESTDIR)$(SBINDIR)/$$l; fi; done
+	for m in $(MANPAGES); do rm -f $(DESTDIR)$(MANDIR)/man$${m##*.}/$${m##*/}; done
+	for u in $(UNITS); do rm -f $(DESTDIR)$(SYSTEMDDIR)/$${u##*/}; done
+	rm -f $(DESTDIR)$(EXAMPLESDIR)/buzon.conf $(DESTDIR)$(EXAMPLESDIR)/inetd.conf
+	-rmdir $(DESTDIR)$(EXAMPLESDIR) 2>/dev/null
+	@echo "kept $(DESTDIR)$(SYSCONFDIR)/buzon/ (configuration) and the mail and data directories"
 
 bench: all
 	bash bench/bench.sh
