@@ -1,6 +1,7 @@
 //! The aliases(5) file of sendmail and Postfix (`name: value, value, ...`), read as text and re-read
-//! when it changes (no newaliases database needed). Expansion itself is done by the resolver in
-//! local.rs; this file only parses names and values.
+//! when it changes (no newaliases database needed), `:include:` files (with their owner and mode
+//! checks) and `newaliases`' validation. Expansion itself is done by the resolver in local.rs; this
+//! file only parses names and values. RFC 5321 4.5.1 (postmaster) is the resolver's business.
 
 use crate::auth::passwd_file::{Seen, Stamp};
 use std::collections::HashMap;
@@ -113,40 +114,131 @@ fn read_stamped(path: &Path) -> Result<(String, Stamp), String> {
     Ok((String::from_utf8_lossy(&bytes).into_owned(), stamp))
 }
 
-/// Reads the values of an `:include:` file: values separated by commas or newlines, `#` comments.
-/// It is read at every expansion, so an edit takes effect at once.
-pub fn read_include(path: &Path) -> Result<Vec<Target>, String> {
-    let (text, _) = read_stamped(path)?;
-    let name = path.display().to_string();
+/// The largest `:include:` or `.forward` file read (a list of addresses, not a mailbox).
+pub const MAX_LIST_FILE: u64 = 1024 * 1024;
+
+/// An `:include:` file as read: its values and its owner.
+#[derive(Debug)]
+pub struct Include {
+    pub targets: Vec<Target>,
+    pub uid: u32,
+}
+
+/// Why an `:include:` or `.forward` file was not used.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ListFileError {
+    /// There is no such file.
+    Missing,
+    /// The file may not be trusted (owner, mode, type): it is not used, and says why.
+    Unsafe(String),
+    /// A line does not parse (`file:line: message`).
+    Syntax(String),
+    /// Reading failed (an I/O error that may heal).
+    Io(String),
+}
+
+impl ListFileError {
+    /// The message, for logs and replies.
+    pub fn message(&self, path: &Path) -> String {
+        match self {
+            ListFileError::Missing => format!("{}: No such file or directory", path.display()),
+            ListFileError::Unsafe(m) | ListFileError::Syntax(m) | ListFileError::Io(m) => m.clone(),
+        }
+    }
+}
+
+/// Opens a list file (`:include:` or `~/.forward`) and checks that it may be trusted: a regular
+/// file (never a symlink's target when `nofollow`), owned by one of `owners`, not writable by group
+/// or others (anyone who can edit it could make the server run commands), at most
+/// [`MAX_LIST_FILE`] bytes. The checks are made on the opened descriptor (fstat), so the file
+/// cannot be swapped between check and read. Returns the values (same syntax as the right side of
+/// an alias, one or more per line, `#` comments) and the owner.
+pub fn read_list_file(path: &Path, owners: &[u32], nofollow: bool) -> Result<Include, ListFileError> {
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    let shown = path.display();
+    let mut flags = libc::O_NONBLOCK | libc::O_CLOEXEC;
+    if nofollow {
+        flags |= libc::O_NOFOLLOW;
+    }
+    let f = match fs::OpenOptions::new().read(true).custom_flags(flags).open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(ListFileError::Missing),
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+            return Err(ListFileError::Unsafe(format!("{shown}: is a symbolic link; not used")));
+        }
+        Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
+            return Err(ListFileError::Unsafe(format!("{shown}: {e}")));
+        }
+        Err(e) => return Err(ListFileError::Io(format!("{shown}: {e}"))),
+    };
+    let m = f.metadata().map_err(|e| ListFileError::Io(format!("{shown}: {e}")))?;
+    if !m.is_file() {
+        return Err(ListFileError::Unsafe(format!("{shown}: not a regular file; not used")));
+    }
+    if !owners.contains(&m.uid()) {
+        return Err(ListFileError::Unsafe(format!("{shown}: owned by uid {}; not used", m.uid())));
+    }
+    if m.mode() & 0o022 != 0 {
+        return Err(ListFileError::Unsafe(format!(
+            "{shown}: writable by group or others (mode {:o}); not used",
+            m.mode() & 0o7777
+        )));
+    }
+    let mut bytes = Vec::new();
+    f.take(MAX_LIST_FILE + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| ListFileError::Io(format!("{shown}: {e}")))?;
+    if bytes.len() as u64 > MAX_LIST_FILE {
+        return Err(ListFileError::Syntax(format!("{shown}: larger than {MAX_LIST_FILE} bytes")));
+    }
+    let text = String::from_utf8_lossy(&bytes);
+    parse_list(&text, &shown.to_string())
+        .map(|targets| Include { targets, uid: m.uid() })
+        .map_err(ListFileError::Syntax)
+}
+
+/// The values of a list file's text: values separated by commas or newlines, `#` comments.
+pub fn parse_list(text: &str, name: &str) -> Result<Vec<Target>, String> {
     let mut out = Vec::new();
     for (i, line) in text.lines().enumerate() {
+        let line = line.strip_suffix('\r').unwrap_or(line);
         if is_blank_or_comment(line) {
             continue;
         }
-        out.extend(parse_values(line, &name, i + 1)?);
+        out.extend(parse_values(line, name, i + 1)?);
     }
     Ok(out)
 }
 
 /// aliases(5), as Postfix reads it: a line starting with a blank continues the previous entry;
 /// a line whose first non-blank character is '#' is a comment (also between continuations);
-/// '#' elsewhere is an ordinary character.
+/// '#' elsewhere is an ordinary character. The first error wins.
 fn parse_table(text: &str, name: &str) -> Result<Table, String> {
+    let mut errors = Vec::new();
+    let table = parse_table_all(text, name, &mut errors);
+    match errors.into_iter().next() {
+        Some(e) => Err(e),
+        None => Ok(table),
+    }
+}
+
+/// [`parse_table`] that goes on after an error (the broken entry is left out), collecting every
+/// error as `file:line: message`, for `newaliases`.
+fn parse_table_all(text: &str, name: &str, errors: &mut Vec<String>) -> Table {
     let mut table = Table::new();
-    // The entry being collected: its line, name, and values so far.
+    // The entry being collected: its line, name, and values so far (None after an error in it).
     let mut cur: Option<(usize, String, Vec<Target>)> = None;
-    let mut finish = |e: Option<(usize, String, Vec<Target>)>| -> Result<(), String> {
-        let Some((n, alias, values)) = e else { return Ok(()) };
+    let mut broken = false;
+    let finish = |e: Option<(usize, String, Vec<Target>)>, table: &mut Table, errors: &mut Vec<String>| {
+        let Some((n, alias, values)) = e else { return };
         if values.is_empty() {
-            return Err(format!("{name}:{n}: alias {alias:?} has no values"));
-        }
-        if let Some((_, first)) = table.get(&alias) {
+            errors.push(format!("{name}:{n}: alias {alias:?} has no values"));
+        } else if let Some((_, first)) = table.get(&alias) {
             // Postfix postalias: warn and keep the first.
             log::warn!("{name}:{n}: alias {alias:?} already defined at line {first}; entry ignored");
         } else {
             table.insert(alias, (values, n));
         }
-        Ok(())
     };
     for (i, line) in text.lines().enumerate() {
         let n = i + 1;
@@ -155,34 +247,160 @@ fn parse_table(text: &str, name: &str) -> Result<Table, String> {
             continue;
         }
         if line.starts_with([' ', '\t']) {
-            match &mut cur {
-                Some((_, _, values)) => values.extend(parse_values(line, name, n)?),
-                None => {
-                    return Err(format!(
-                        "{name}:{n}: continuation line (starts with a blank) without an entry"
-                    ));
-                }
+            match (&mut cur, broken) {
+                (_, true) => {}
+                (Some((_, _, values)), false) => match parse_values(line, name, n) {
+                    Ok(v) => values.extend(v),
+                    Err(e) => {
+                        errors.push(e);
+                        cur = None;
+                        broken = true;
+                    }
+                },
+                (None, false) => errors
+                    .push(format!("{name}:{n}: continuation line (starts with a blank) without an entry")),
             }
             continue;
         }
-        finish(cur.take())?;
-        let (lhs, rhs) = split_name(line).ok_or(format!("{name}:{n}: expected `name: value, ...`"))?;
+        finish(cur.take(), &mut table, errors);
+        broken = true;
+        let Some((lhs, rhs)) = split_name(line) else {
+            errors.push(format!("{name}:{n}: expected `name: value, ...`"));
+            continue;
+        };
         let lhs = lhs.trim();
         let alias = unquote(lhs).to_ascii_lowercase();
-        if alias.is_empty() {
-            return Err(format!("{name}:{n}: empty alias name"));
+        let bad = if alias.is_empty() {
+            Some("empty alias name".to_string())
+        } else if alias.contains('@') {
+            Some(format!("alias name {alias:?} has a domain; use the local part only"))
+        } else if alias.chars().any(|c| c.is_control() || (c.is_whitespace() && !lhs.starts_with('"'))) {
+            // A quoted name may hold blanks (a quoted local part, RFC 5321 4.1.2); nothing holds
+            // controls.
+            Some(format!("alias name {alias:?} contains blanks or control characters"))
+        } else {
+            None
+        };
+        if let Some(m) = bad {
+            errors.push(format!("{name}:{n}: {m}"));
+            continue;
         }
-        if alias.contains('@') {
-            return Err(format!("{name}:{n}: alias name {alias:?} has a domain; use the local part only"));
+        match parse_values(rhs, name, n) {
+            Ok(v) => {
+                cur = Some((n, alias, v));
+                broken = false;
+            }
+            Err(e) => errors.push(e),
         }
-        // A quoted name may hold blanks (a quoted local part, RFC 5321 4.1.2); nothing holds controls.
-        if alias.chars().any(|c| c.is_control() || (c.is_whitespace() && !lhs.starts_with('"'))) {
-            return Err(format!("{name}:{n}: alias name {alias:?} contains blanks or control characters"));
-        }
-        cur = Some((n, alias, parse_values(rhs, name, n)?));
     }
-    finish(cur.take())?;
-    Ok(table)
+    finish(cur.take(), &mut table, errors);
+    table
+}
+
+/// What `newaliases` found in a good aliases file.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Summary {
+    /// Names defined.
+    pub aliases: usize,
+    /// Distinct `:include:` files read.
+    pub includes: usize,
+    /// Things that work but may not do what was meant (commands or files while they are disabled).
+    pub warnings: Vec<String>,
+}
+
+/// What `newaliases` checks beyond the syntax.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ValidateOptions {
+    pub allow_pipes: bool,
+    pub allow_files: bool,
+    /// How deep `:include:` files may nest (alias_max_depth).
+    pub max_depth: usize,
+}
+
+/// `newaliases`: checks the aliases file as the server would read it (syntax of every entry, every
+/// `:include:` file readable, safe and well-formed, recursively) and reports every problem as
+/// `file:line: message` (no database is built: buzon reads the text file itself).
+pub fn validate(path: &Path, opts: ValidateOptions) -> Result<Summary, Vec<String>> {
+    let (text, _) = read_stamped(path).map_err(|e| vec![e])?;
+    let mut errors = Vec::new();
+    let table = parse_table_all(&text, &path.display().to_string(), &mut errors);
+    let mut summary = Summary { aliases: table.len(), ..Summary::default() };
+    let mut entries: Vec<(&String, &(Vec<Target>, usize))> = table.iter().collect();
+    entries.sort_by_key(|(_, (_, n))| *n);
+    let mut seen: Vec<PathBuf> = Vec::new();
+    for (alias, (targets, n)) in entries {
+        let at = format!("{}:{n}", path.display());
+        check_targets(targets, &at, alias, opts, 0, &mut seen, &mut summary, &mut errors);
+    }
+    summary.includes = seen.len();
+    if errors.is_empty() { Ok(summary) } else { Err(errors) }
+}
+
+/// `newaliases` (and `sendmail -bi`): validates the configured aliases file with the server's
+/// switches (see [`validate`]). The caller prints `PATH: N aliases` and the warnings, or each error
+/// line and exits non-zero.
+pub fn newaliases(cfg: &crate::config::Config) -> Result<Summary, Vec<String>> {
+    let Some(path) = &cfg.aliases else {
+        return Err(vec!["no aliases file is configured (`aliases` in buzon.conf)".into()]);
+    };
+    let opts = ValidateOptions {
+        allow_pipes: cfg.aliases_allow_pipes,
+        allow_files: cfg.aliases_allow_files,
+        max_depth: cfg.alias_max_depth,
+    };
+    validate(path, opts)
+}
+
+/// The owners an `:include:` named by the aliases file may have: root, or the server's own user.
+pub fn system_include_owners() -> Vec<u32> {
+    // SAFETY: geteuid has no preconditions.
+    let me = unsafe { libc::geteuid() };
+    if me == 0 { vec![0] } else { vec![0, me] }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn check_targets(
+    targets: &[Target],
+    at: &str,
+    alias: &str,
+    opts: ValidateOptions,
+    depth: usize,
+    seen: &mut Vec<PathBuf>,
+    summary: &mut Summary,
+    errors: &mut Vec<String>,
+) {
+    for t in targets {
+        match t {
+            Target::Pipe(c) if !opts.allow_pipes => summary
+                .warnings
+                .push(format!("{at}: {alias}: command \"|{c}\" is refused while aliases.allow_pipes = no")),
+            Target::File(p) if !opts.allow_files && p != Path::new("/dev/null") => summary.warnings.push(
+                format!("{at}: {alias}: file {} is refused while aliases.allow_files = no", p.display()),
+            ),
+            Target::Include(p) => {
+                if seen.contains(p) {
+                    continue;
+                }
+                seen.push(p.clone());
+                if depth + 1 >= opts.max_depth.max(1) {
+                    errors.push(format!("{at}: {alias}: :include: files nest too deep"));
+                    continue;
+                }
+                if !p.is_absolute() {
+                    errors.push(format!("{at}: {alias}: :include:{} is not an absolute path", p.display()));
+                    continue;
+                }
+                match read_list_file(p, &system_include_owners(), false) {
+                    Ok(inc) => {
+                        let inner = format!("{} (included at {at})", p.display());
+                        check_targets(&inc.targets, &inner, alias, opts, depth + 1, seen, summary, errors);
+                    }
+                    Err(e) => errors.push(format!("{at}: {alias}: :include: {}", e.message(p))),
+                }
+            }
+            _ => {}
+        }
+    }
 }
 
 fn is_blank_or_comment(line: &str) -> bool {
@@ -390,13 +608,25 @@ hash#tag: y
         assert_eq!(get(&a, "a").unwrap(), vec![Local("b".into())]);
     }
 
+    fn me() -> u32 {
+        // SAFETY: geteuid has no preconditions.
+        unsafe { libc::geteuid() }
+    }
+
+    fn chmod(p: &Path, mode: u32) {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(p, fs::Permissions::from_mode(mode)).unwrap();
+    }
+
     #[test]
     fn include_files() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("staff");
         fs::write(&p, "# staff\nalice, bob\n\ncarol@c.example\n  \"|cmd x\"\n").unwrap();
+        chmod(&p, 0o644);
+        let inc = read_list_file(&p, &[me()], true).unwrap();
         assert_eq!(
-            read_include(&p).unwrap(),
+            inc.targets,
             vec![
                 Local("alice".into()),
                 Local("bob".into()),
@@ -404,10 +634,108 @@ hash#tag: y
                 Pipe("cmd x".into())
             ]
         );
+        assert_eq!(inc.uid, me());
         fs::write(&p, b"# M\xfcller\nok\nbad value\n").unwrap();
-        let e = read_include(&p).unwrap_err();
-        assert!(e.starts_with(&format!("{}:3: ", p.display())), "{e}");
-        assert!(read_include(&dir.path().join("missing")).is_err());
+        let e = read_list_file(&p, &[me()], true).unwrap_err();
+        assert!(
+            matches!(&e, ListFileError::Syntax(m) if m.starts_with(&format!("{}:3: ", p.display()))),
+            "{e:?}"
+        );
+        assert_eq!(
+            read_list_file(&dir.path().join("missing"), &[me()], true).unwrap_err(),
+            ListFileError::Missing
+        );
+    }
+
+    #[test]
+    fn list_files_must_be_safe() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("list");
+        fs::write(&p, "alice\n").unwrap();
+        let unsafe_msg = |r: Result<super::Include, ListFileError>| match r {
+            Err(ListFileError::Unsafe(m)) => m,
+            other => panic!("{other:?}"),
+        };
+        for (mode, ok) in
+            [(0o600, true), (0o644, true), (0o640, true), (0o664, false), (0o646, false), (0o666, false)]
+        {
+            chmod(&p, mode);
+            let r = read_list_file(&p, &[me()], true);
+            if ok {
+                assert!(r.is_ok(), "mode {mode:o}");
+            } else {
+                assert!(unsafe_msg(r).contains("writable by group or others"), "mode {mode:o}");
+            }
+        }
+        chmod(&p, 0o600);
+        // Owned by someone not allowed.
+        assert!(unsafe_msg(read_list_file(&p, &[me() + 1], true)).contains("owned by uid"));
+        // A symlink: refused when nofollow (a .forward), followed otherwise (an admin's include).
+        let l = dir.path().join("link");
+        std::os::unix::fs::symlink(&p, &l).unwrap();
+        assert!(unsafe_msg(read_list_file(&l, &[me()], true)).contains("symbolic link"));
+        assert!(read_list_file(&l, &[me()], false).is_ok());
+        // A directory, a FIFO: not regular files (and the FIFO open never blocks).
+        assert!(unsafe_msg(read_list_file(dir.path(), &[me()], true)).contains("not a regular file"));
+        let fifo = dir.path().join("fifo");
+        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        assert!(unsafe_msg(read_list_file(&fifo, &[me()], true)).contains("not a regular file"));
+        // Too big.
+        fs::write(&p, vec![b'a'; MAX_LIST_FILE as usize + 1]).unwrap();
+        assert!(
+            matches!(read_list_file(&p, &[me()], true), Err(ListFileError::Syntax(m)) if m.contains("larger"))
+        );
+    }
+
+    #[test]
+    fn validate_reports_every_error_with_its_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let inc = dir.path().join("staff");
+        fs::write(&inc, "alice, bob\n").unwrap();
+        chmod(&inc, 0o644);
+        let bad_inc = dir.path().join("bad");
+        fs::write(&bad_inc, "alice\nx y\n").unwrap();
+        chmod(&bad_inc, 0o644);
+        let open_inc = dir.path().join("open");
+        fs::write(&open_inc, "alice\n").unwrap();
+        chmod(&open_inc, 0o666);
+        let al = dir.path().join("aliases");
+        let d = dir.path().display();
+        let opts = ValidateOptions { allow_pipes: false, allow_files: true, max_depth: 20 };
+        fs::write(&al, format!("root: alice\nstaff: :include:{d}/staff\nnull: /dev/null\nlog: /var/log/x\nvac: \"|vacation\"\n")).unwrap();
+        let s = validate(&al, opts).unwrap();
+        assert_eq!((s.aliases, s.includes), (5, 1));
+        assert_eq!(
+            s.warnings,
+            vec![format!(
+                "{d}/aliases:5: vac: command \"|vacation\" is refused while aliases.allow_pipes = no"
+            )]
+        );
+        fs::write(
+            &al,
+            format!(
+                "root: alice\nbroken line\nx: a b\n  c\ny: :include:{d}/bad\nz: :include:{d}/nothere\nw: :include:{d}/open\nv: :include:rel\nu: ok\n  \"unterminated\n"
+            ),
+        )
+        .unwrap();
+        let e = validate(&al, opts).unwrap_err();
+        let want = [
+            format!("{d}/aliases:2: expected `name: value, ...`"),
+            format!(
+                "{d}/aliases:3: blank inside the value \"a b\"; separate values with commas or quote the value"
+            ),
+            format!("{d}/aliases:10: unterminated quote"),
+            format!(
+                "{d}/aliases:5: y: :include: {d}/bad:2: blank inside the value \"x y\"; separate values with commas or quote the value"
+            ),
+            format!("{d}/aliases:6: z: :include: {d}/nothere: No such file or directory"),
+            format!("{d}/aliases:7: w: :include: {d}/open: writable by group or others (mode 666); not used"),
+            format!("{d}/aliases:8: v: :include:rel is not an absolute path"),
+        ];
+        assert_eq!(e, want);
+        assert!(validate(&dir.path().join("none"), opts).is_err());
     }
 
     #[test]

@@ -13,6 +13,7 @@ pub mod local;
 pub mod netio;
 pub mod pop3;
 pub mod queue;
+pub mod sendmail;
 pub mod server;
 pub mod smtp;
 pub mod spool;

@@ -1,11 +1,18 @@
-//! Local recipient resolution: which accounts and mailboxes receive mail for `local@domain` of one of
-//! our domains (aliases first, then the user database, then the mailbox template). Follows RFC 5321
-//! 4.5.1 (postmaster is always deliverable) and the aliases(5) expansion rules of sendmail.
+//! Local recipient resolution: what receives mail for `local@domain` of one of our domains (aliases
+//! first, then the user database and the user's ~/.forward, then the mailbox template): mailboxes,
+//! files, commands and addresses elsewhere. Follows RFC 5321 4.5.1 (postmaster is always
+//! deliverable) and the aliases(5)/forward(5) expansion rules of sendmail and Postfix local(8).
 
-use crate::aliases::{self, Aliases, Target};
+mod forward;
+#[cfg(test)]
+mod tests;
+
+use crate::aliases::{self, Aliases, ListFileError, Target};
 use crate::auth::{Account, UserDb};
 use crate::config::{MailboxKind, MailboxTemplate, UsersSpec};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+pub use forward::RunAs;
 
 /// What the resolver needs from the configuration.
 #[derive(Clone, Debug)]
@@ -20,6 +27,12 @@ pub struct ResolverConfig {
     pub folders: Option<String>,
     /// Where IMAP folders of users without a home go when INBOX is an mbox: data_dir/folders.
     pub folders_fallback: PathBuf,
+    /// `aliases.allow_pipes`, `aliases.allow_files`, `aliases.pipe_user`.
+    pub allow_pipes: bool,
+    pub allow_files: bool,
+    pub pipe_user: String,
+    /// Read users' ~/.forward (true for `users = system`: only Unix users own a home and files).
+    pub forward_files: bool,
 }
 
 impl ResolverConfig {
@@ -34,6 +47,10 @@ impl ResolverConfig {
             alias_max_depth: c.alias_max_depth,
             folders: c.imap_folders.clone(),
             folders_fallback: c.data_dir.join("folders"),
+            allow_pipes: c.aliases_allow_pipes,
+            allow_files: c.aliases_allow_files,
+            pipe_user: c.aliases_pipe_user.clone(),
+            forward_files: c.users == UsersSpec::System,
         }
     }
 }
@@ -60,6 +77,68 @@ pub struct MailHome {
     pub folders: PathBuf,
 }
 
+/// A `/path` target: the message is appended to the file in mbox format, as `run_as`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileTarget {
+    pub path: PathBuf,
+    pub run_as: RunAs,
+}
+
+/// A `|command` target: `/bin/sh -c command` reads the message, as `run_as`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PipeTarget {
+    pub command: String,
+    pub run_as: RunAs,
+    /// The recipient address whose expansion led here (`RECIPIENT` of the command's environment).
+    pub recipient: String,
+}
+
+/// Everything one recipient expands to, each list deduplicated. Never wholly empty.
+///
+/// It dereferences to its mailboxes, so code that only cares about mailboxes (the POP3 maildrop,
+/// the submission sender check) reads it as the slice it used to be.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Delivery {
+    /// Mailboxes of accounts (Maildir or mbox, per the `mailbox` template).
+    pub mailboxes: Vec<Destination>,
+    /// Files (`aliases.allow_files`); `/dev/null` is one, and discards.
+    pub files: Vec<FileTarget>,
+    /// Commands (`aliases.allow_pipes`).
+    pub pipes: Vec<PipeTarget>,
+    /// Addresses in domains that are not ours, to relay through the queue.
+    pub forwards: Vec<String>,
+}
+
+impl Delivery {
+    /// Nothing at all (a loop that ended nowhere).
+    pub fn is_empty(&self) -> bool {
+        self.mailboxes.is_empty()
+            && self.files.is_empty()
+            && self.pipes.is_empty()
+            && self.forwards.is_empty()
+    }
+
+    fn mailbox(d: Destination) -> Delivery {
+        Delivery { mailboxes: vec![d], ..Delivery::default() }
+    }
+}
+
+impl std::ops::Deref for Delivery {
+    type Target = [Destination];
+    fn deref(&self) -> &[Destination] {
+        &self.mailboxes
+    }
+}
+
+impl IntoIterator for Delivery {
+    type Item = Destination;
+    type IntoIter = std::vec::IntoIter<Destination>;
+    /// The mailboxes (see the type's comment).
+    fn into_iter(self) -> Self::IntoIter {
+        self.mailboxes.into_iter()
+    }
+}
+
 /// The answer for one recipient.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Resolution {
@@ -67,8 +146,8 @@ pub enum Resolution {
     NotLocal,
     /// Ours, but no alias or user has that name (550 5.1.1).
     Unknown,
-    /// Deliver to each of these (deduplicated by mailbox path, never empty).
-    Deliver(Vec<Destination>),
+    /// Deliver to all of these (never empty).
+    Deliver(Delivery),
     /// Cannot decide now (I/O, broken configuration file): 4xx, the sender retries.
     Temp(String),
     /// Can never be delivered as configured: 5xx.
@@ -87,7 +166,18 @@ enum Fail {
 #[derive(Default)]
 struct Walk {
     chain: Vec<String>,
-    out: Vec<Destination>,
+    out: Delivery,
+    /// The recipient being resolved, `local@domain`.
+    rcpt: String,
+}
+
+/// Whose targets are being expanded: whom commands and files run as, and who may own includes.
+#[derive(Clone, Debug)]
+enum Ctx {
+    /// The aliases file (and `:include:` files it names): `aliases.pipe_user`.
+    System,
+    /// A user's ~/.forward (and `:include:` files it names): that user.
+    User(RunAs),
 }
 
 /// Resolves recipients; shared by every session (`Send + Sync`, files re-read when they change).
@@ -101,6 +191,10 @@ pub struct Resolver {
     max_depth: usize,
     folders: Option<String>,
     folders_fallback: PathBuf,
+    allow_pipes: bool,
+    allow_files: bool,
+    pipe_user: String,
+    forward_files: bool,
 }
 
 /// Domains compare without case (RFC 5321 2.4) and without a trailing root dot.
@@ -120,6 +214,10 @@ impl Resolver {
             max_depth: cfg.alias_max_depth.max(1),
             folders: cfg.folders,
             folders_fallback: cfg.folders_fallback,
+            allow_pipes: cfg.allow_pipes,
+            allow_files: cfg.allow_files,
+            pipe_user: cfg.pipe_user,
+            forward_files: cfg.forward_files,
         })
     }
 
@@ -147,7 +245,7 @@ impl Resolver {
         if local.is_empty() {
             return Resolution::Unknown;
         }
-        let mut walk = Walk::default();
+        let mut walk = Walk { rcpt: format!("{local}@{domain}"), ..Walk::default() };
         let r = self.expand_name(&local, &domain, &mut walk, true);
         if local == "postmaster" {
             return self.postmaster(r, walk, &domain);
@@ -209,7 +307,7 @@ impl Resolver {
         }
         let acc = Account { name: "postmaster".into(), uid: None, gid: None, home: None };
         match expand_template(&self.mailbox.template, &acc, domain) {
-            Ok(path) => Resolution::Deliver(vec![self.destination(&acc, path)]),
+            Ok(path) => Resolution::Deliver(Delivery::mailbox(self.destination(&acc, path))),
             // Never a 5xx for postmaster: this corner needs the administrator.
             Err(_) => Resolution::Temp("postmaster has no mailbox: add an alias".into()),
         }
@@ -217,7 +315,7 @@ impl Resolver {
 
     fn single(&self, acc: &Account, domain: &str) -> Resolution {
         match expand_template(&self.mailbox.template, acc, domain) {
-            Ok(path) => Resolution::Deliver(vec![self.destination(acc, path)]),
+            Ok(path) => Resolution::Deliver(Delivery::mailbox(self.destination(acc, path))),
             Err(Fail::Perm(m)) => Resolution::Perm(m),
             Err(Fail::Temp(m)) => Resolution::Temp(m),
             Err(Fail::Unknown) => Resolution::Unknown,
@@ -242,8 +340,8 @@ impl Resolver {
     /// Adds the mailbox of `acc`, unless another name already led to the same mailbox.
     fn add(&self, acc: &Account, domain: &str, walk: &mut Walk) -> Result<(), Fail> {
         let path = expand_template(&self.mailbox.template, acc, domain)?;
-        if !walk.out.iter().any(|d| d.path == path) {
-            walk.out.push(self.destination(acc, path));
+        if !walk.out.mailboxes.iter().any(|d| d.path == path) {
+            walk.out.mailboxes.push(self.destination(acc, path));
         }
         Ok(())
     }
@@ -259,7 +357,7 @@ impl Resolver {
             // A loop. As sendmail does for `root: root, other`: the user of that name gets it if
             // there is one; otherwise this branch ends here.
             return match self.user(name, domain)? {
-                Some(acc) => self.add(&acc, domain, walk),
+                Some(acc) => self.deliver_user(&acc, domain, walk),
                 None => {
                     log::info!("alias loop {} -> {name} dropped", Self::chain(walk));
                     Ok(())
@@ -267,18 +365,11 @@ impl Resolver {
             };
         }
         if let Some(targets) = self.alias(name)? {
-            if walk.chain.len() >= self.max_depth {
-                return Err(Fail::Perm("alias expansion too deep".into()));
-            }
-            walk.chain.push(name.to_string());
-            for t in &targets {
-                self.expand_target(t, domain, walk)?;
-            }
-            walk.chain.pop();
+            self.descend(name.to_string(), &targets, domain, walk, &Ctx::System)?;
             return Ok(());
         }
         match self.user(name, domain)? {
-            Some(acc) => self.add(&acc, domain, walk),
+            Some(acc) => self.deliver_user(&acc, domain, walk),
             None if top => Err(Fail::Unknown),
             // Not a 550 for the original name, which exists: the alias is broken (sendmail would
             // bounce that member only; with no bounces yet, refusing says it at once).
@@ -286,7 +377,61 @@ impl Resolver {
         }
     }
 
-    fn expand_target(&self, t: &Target, domain: &str, walk: &mut Walk) -> Result<(), Fail> {
+    /// Expands `targets` one level down under `key` (an alias name, an include, a .forward).
+    fn descend(
+        &self,
+        key: String,
+        targets: &[Target],
+        domain: &str,
+        walk: &mut Walk,
+        ctx: &Ctx,
+    ) -> Result<(), Fail> {
+        if walk.chain.len() >= self.max_depth {
+            return Err(Fail::Perm("alias expansion too deep".into()));
+        }
+        walk.chain.push(key);
+        for t in targets {
+            self.expand_target(t, domain, walk, ctx)?;
+        }
+        walk.chain.pop();
+        Ok(())
+    }
+
+    /// A user reached by name: their ~/.forward if they have a usable one (forward(5)), else
+    /// their mailbox.
+    fn deliver_user(&self, acc: &Account, domain: &str, walk: &mut Walk) -> Result<(), Fail> {
+        if !self.forward_files {
+            return self.add(acc, domain, walk);
+        }
+        let key = format!("~{}/.forward", acc.name);
+        if walk.chain.contains(&key) {
+            // The user named in their own .forward (or a loop back to them): their mailbox.
+            return self.add(acc, domain, walk);
+        }
+        match forward::read_forward(acc).map_err(Fail::Temp)? {
+            Some((targets, run_as)) => self.descend(key, &targets, domain, walk, &Ctx::User(run_as)),
+            None => self.add(acc, domain, walk),
+        }
+    }
+
+    /// Who commands and files of `ctx` run as: the user of a .forward, else `aliases.pipe_user`;
+    /// never root (root's own .forward runs as the pipe user too, as Postfix's default_privs).
+    fn run_as(&self, ctx: &Ctx) -> Result<RunAs, Fail> {
+        if let Ctx::User(r) = ctx
+            && r.uid != 0
+        {
+            return Ok(r.clone());
+        }
+        match crate::auth::system::getpwnam(&self.pipe_user).map_err(Fail::Temp)? {
+            None => Err(Fail::Temp(format!("aliases.pipe_user {:?} does not exist", self.pipe_user))),
+            Some(Account { uid: Some(0), .. }) => {
+                Err(Fail::Perm(format!("aliases.pipe_user {:?} is root; refusing", self.pipe_user)))
+            }
+            Some(acc) => RunAs::of(&acc).ok_or_else(|| Fail::Temp(format!("{}: no uid", self.pipe_user))),
+        }
+    }
+
+    fn expand_target(&self, t: &Target, domain: &str, walk: &mut Walk, ctx: &Ctx) -> Result<(), Fail> {
         match t {
             Target::Local(n) => self.expand_name(&n.to_ascii_lowercase(), domain, walk, false),
             Target::Unexpanded(n) => match self.user(&n.to_ascii_lowercase(), domain)? {
@@ -299,13 +444,39 @@ impl Resolver {
                 if self.is_ours(&l, &d) {
                     self.expand_name(&l, &d, walk, false)
                 } else {
-                    Err(Fail::Temp(format!(
-                        "alias target <{a}> is on another domain; outbound delivery is not available yet"
-                    )))
+                    if !walk.out.forwards.iter().any(|f| f.eq_ignore_ascii_case(a)) {
+                        walk.out.forwards.push(a.clone());
+                    }
+                    Ok(())
                 }
             }
-            Target::Pipe(_) | Target::File(_) => {
-                Err(Fail::Perm("pipe and file alias targets are not supported".into()))
+            Target::Pipe(command) => {
+                if !self.allow_pipes {
+                    return Err(Fail::Perm(format!(
+                        "alias {}: delivery to commands is disabled (aliases.allow_pipes = no)",
+                        Self::chain(walk)
+                    )));
+                }
+                let run_as = self.run_as(ctx)?;
+                let p = PipeTarget { command: command.clone(), run_as, recipient: walk.rcpt.clone() };
+                if !walk.out.pipes.contains(&p) {
+                    walk.out.pipes.push(p);
+                }
+                Ok(())
+            }
+            Target::File(path) => {
+                // /dev/null discards, and is always allowed (a common `name: /dev/null`).
+                if path != Path::new("/dev/null") && !self.allow_files {
+                    return Err(Fail::Perm(format!(
+                        "alias {}: delivery to files is disabled (aliases.allow_files = no)",
+                        Self::chain(walk)
+                    )));
+                }
+                let run_as = self.run_as(ctx)?;
+                if !walk.out.files.iter().any(|f| f.path == *path) {
+                    walk.out.files.push(FileTarget { path: path.clone(), run_as });
+                }
+                Ok(())
             }
             Target::Include(p) => {
                 let key = format!(":include:{}", p.display());
@@ -313,19 +484,35 @@ impl Resolver {
                     log::info!("alias loop {} -> {key} dropped", Self::chain(walk));
                     return Ok(());
                 }
-                if walk.chain.len() >= self.max_depth {
-                    return Err(Fail::Perm("alias expansion too deep".into()));
-                }
-                let targets =
-                    aliases::read_include(p).map_err(|e| Fail::Temp(format!("alias include: {e}")))?;
-                walk.chain.push(key);
-                for t in &targets {
-                    self.expand_target(t, domain, walk)?;
-                }
-                walk.chain.pop();
-                Ok(())
+                let targets = self.include(p, ctx)?;
+                self.descend(key, &targets, domain, walk, ctx)
             }
         }
+    }
+
+    /// Reads an `:include:` file. Named by the aliases file, it must belong to root (or the
+    /// server's own user) and is read with the server's rights; named by a user's .forward, it
+    /// must belong to that user or root and is read with the user's rights. Never writable by
+    /// group or others. A problem is temporary: the file is the administrator's (or user's) to fix.
+    fn include(&self, p: &Path, ctx: &Ctx) -> Result<Vec<Target>, Fail> {
+        if !p.is_absolute() {
+            return Err(Fail::Temp(format!("alias include: {} is not an absolute path", p.display())));
+        }
+        let r = match ctx {
+            Ctx::System => aliases::read_list_file(p, &aliases::system_include_owners(), false),
+            Ctx::User(u) => {
+                let owner = crate::store::Owner { uid: u.uid, gid: u.gid };
+                let _as = crate::store::owner::become_owner(Some(owner), None).map_err(Fail::Temp)?;
+                aliases::read_list_file(p, &[u.uid, 0], true)
+            }
+        };
+        r.map(|inc| inc.targets).map_err(|e| {
+            let m = format!("alias include: {}", e.message(p));
+            if matches!(e, ListFileError::Unsafe(_)) {
+                log::warn!("{m}");
+            }
+            Fail::Temp(m)
+        })
     }
 }
 
@@ -381,318 +568,4 @@ fn expand_template(template: &str, acc: &Account, rcpt_domain: &str) -> Result<P
     }
     home_part.push(out);
     Ok(PathBuf::from(home_part))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::fs;
-    use std::path::Path;
-
-    const PASSWD: &str = "\
-alice:{PLAIN}a:1001:1001::/home/alice
-bob@b.example:{PLAIN}b:1002:1002::/home/bob
-carol:{PLAIN}c
-root:{PLAIN}r:0:0::/root
-../x:{PLAIN}x
-.hidden:{PLAIN}h
-";
-
-    const ALIASES: &str = r#"
-info: alice, bob@b.example
-team: :include:DIR/team
-root: root, alice
-a: b
-b: a
-l1: l2
-l2: l1, alice
-shout: ALICE
-fwd: someone@remote.example
-pipe: "|/bin/cat"
-file: /tmp/x
-broken: alice, nosuchuser
-carol: \carol, alice
-direct: \nosuch
-dup: alice, ALICE, Alice@A.Example, info
-traverse: ../x, alice
-hidden: .hidden
-d1: d2
-d2: d3
-d3: d4
-d4: d5
-d5: alice
-self-inc: :include:DIR/self
-missing-inc: alice, :include:DIR/nothere
-"#;
-
-    struct Setup {
-        dir: tempfile::TempDir,
-        cfg: ResolverConfig,
-    }
-
-    fn setup(passwd: Option<&str>, aliases: Option<&str>, template: &str) -> Setup {
-        let dir = tempfile::tempdir().unwrap();
-        let d = dir.path().display().to_string();
-        let pw = dir.path().join("passwd");
-        if let Some(p) = passwd {
-            fs::write(&pw, p).unwrap();
-        }
-        let al = aliases.map(|a| {
-            let p = dir.path().join("aliases");
-            fs::write(&p, a.replace("DIR", &d)).unwrap();
-            p
-        });
-        fs::write(dir.path().join("team"), "carol, bob@B.example\n").unwrap();
-        fs::write(dir.path().join("self"), format!("alice, :include:{d}/self\n")).unwrap();
-        let cfg = ResolverConfig {
-            local_domains: vec!["a.example".into(), "B.Example.".into()],
-            hostname: "mx.example.net".into(),
-            users: UsersSpec::File(pw),
-            mailbox: MailboxTemplate { kind: MailboxKind::Maildir, template: template.replace("DIR", &d) },
-            aliases: al,
-            alias_max_depth: 20,
-            folders: None,
-            folders_fallback: PathBuf::from("/nonexistent"),
-        };
-        Setup { dir, cfg }
-    }
-
-    /// A compact, comparable form: `alice bob@b.example`, `Unknown`, `Temp: ...`.
-    fn show(r: &Resolution) -> String {
-        match r {
-            Resolution::NotLocal => "NotLocal".into(),
-            Resolution::Unknown => "Unknown".into(),
-            Resolution::Deliver(v) => v.iter().map(|d| d.account.as_str()).collect::<Vec<_>>().join(" "),
-            Resolution::Temp(m) => format!("Temp: {m}"),
-            Resolution::Perm(m) => format!("Perm: {m}"),
-        }
-    }
-
-    #[test]
-    fn resolution_table() {
-        let s = setup(Some(PASSWD), Some(ALIASES), "DIR/mail/%d/%n");
-        let r = Resolver::new(s.cfg.clone()).unwrap();
-        for (local, domain, want) in [
-            ("alice", "a.example", "alice"),
-            ("ALICE", "A.EXAMPLE.", "alice"),
-            ("alice", "b.example", "alice"),
-            ("alice", "other.example", "NotLocal"),
-            ("bob", "b.example", "bob@b.example"),
-            ("bob", "a.example", "Unknown"),
-            ("nobody", "a.example", "Unknown"),
-            ("", "a.example", "Unknown"),
-            ("info", "a.example", "alice bob@b.example"),
-            ("Info", "b.example", "alice bob@b.example"),
-            ("team", "a.example", "carol alice bob@b.example"),
-            ("root", "a.example", "root alice"),
-            ("a", "a.example", "Perm: alias a leads to no mailbox (loop)"),
-            ("l1", "a.example", "alice"),
-            ("shout", "a.example", "alice"),
-            ("dup", "a.example", "alice bob@b.example"),
-            ("carol", "a.example", "carol alice"),
-            ("self-inc", "a.example", "alice"),
-            ("d1", "a.example", "alice"),
-            (
-                "fwd",
-                "a.example",
-                "Temp: alias target <someone@remote.example> is on another domain; \
-                 outbound delivery is not available yet",
-            ),
-            (
-                "missing-inc",
-                "a.example",
-                "Temp: alias include: DIR/nothere: No such file or directory (os error 2)",
-            ),
-            ("pipe", "a.example", "Perm: pipe and file alias targets are not supported"),
-            ("file", "a.example", "Perm: pipe and file alias targets are not supported"),
-            ("broken", "a.example", "Perm: alias broken: nosuchuser@a.example: no such user"),
-            ("direct", "a.example", "Perm: alias direct: \\nosuch: no such user"),
-            ("traverse", "a.example", "Perm: user name \"../x\" cannot be used in a mailbox path"),
-            ("hidden", "a.example", "Perm: user name \".hidden\" cannot be used in a mailbox path"),
-        ] {
-            let want = want.replace("DIR", &s.dir.path().display().to_string());
-            assert_eq!(show(&r.resolve(local, domain)), want, "{local}@{domain}");
-        }
-    }
-
-    #[test]
-    fn destinations_carry_path_kind_and_ids() {
-        let s = setup(Some(PASSWD), Some(ALIASES), "DIR/mail/%d/%n/Maildir");
-        let r = Resolver::new(s.cfg.clone()).unwrap();
-        let Resolution::Deliver(v) = r.resolve("info", "A.example") else { panic!() };
-        let base = s.dir.path().join("mail");
-        assert_eq!(
-            v,
-            vec![
-                Destination {
-                    account: "alice".into(),
-                    kind: MailboxKind::Maildir,
-                    path: base.join("a.example/alice/Maildir"),
-                    uid: Some(1001),
-                    gid: Some(1001),
-                },
-                Destination {
-                    account: "bob@b.example".into(),
-                    kind: MailboxKind::Maildir,
-                    path: base.join("b.example/bob/Maildir"),
-                    uid: Some(1002),
-                    gid: Some(1002),
-                },
-            ]
-        );
-    }
-
-    #[test]
-    fn dedup_is_by_mailbox_path() {
-        // One shared mailbox: every name leads to the same file, delivered once.
-        let s = setup(Some(PASSWD), Some(ALIASES), "DIR/shared");
-        let r = Resolver::new(s.cfg).unwrap();
-        assert_eq!(show(&r.resolve("info", "a.example")), "alice");
-    }
-
-    #[test]
-    fn depth_limit() {
-        let mut s = setup(Some(PASSWD), Some(ALIASES), "DIR/%n");
-        s.cfg.alias_max_depth = 5;
-        assert_eq!(show(&Resolver::new(s.cfg.clone()).unwrap().resolve("d1", "a.example")), "alice");
-        s.cfg.alias_max_depth = 4;
-        let r = Resolver::new(s.cfg.clone()).unwrap();
-        assert_eq!(show(&r.resolve("d1", "a.example")), "Perm: alias expansion too deep");
-        assert_eq!(show(&r.resolve("d4", "a.example")), "alice");
-    }
-
-    #[test]
-    fn users_appear_without_restart() {
-        let s = setup(None, None, "DIR/%n");
-        let r = Resolver::new(s.cfg.clone()).unwrap();
-        assert_eq!(r.resolve("dave", "a.example"), Resolution::Unknown);
-        let UsersSpec::File(pw) = &s.cfg.users else { panic!() };
-        crate::auth::passwd_file::set_password(pw, "dave", "pw").unwrap();
-        assert_eq!(show(&r.resolve("dave", "a.example")), "dave");
-    }
-
-    #[test]
-    fn broken_aliases_file_is_temporary() {
-        let s = setup(Some(PASSWD), Some("info: alice\n"), "DIR/%n");
-        let r = Resolver::new(s.cfg.clone()).unwrap();
-        let path = s.cfg.aliases.clone().unwrap();
-        fs::write(&path, "info alice and some more\n").unwrap();
-        let later = std::time::SystemTime::now() + std::time::Duration::from_secs(5);
-        fs::File::options().write(true).open(&path).unwrap().set_modified(later).unwrap();
-        assert!(show(&r.resolve("alice", "a.example")).starts_with("Temp: "));
-        // And one named at start is an error.
-        assert!(Resolver::new(s.cfg).is_err());
-    }
-
-    #[test]
-    fn postmaster_is_always_deliverable() {
-        let pm_alias = "postmaster: alice\n";
-        let pm_pipe = "postmaster: \"|/bin/cat\"\n";
-        let no_root = "alice:{PLAIN}a:1:1::/home/alice\n";
-        let with_pm = "postmaster:{PLAIN}p\nroot:{PLAIN}r\n";
-        for (passwd, aliases, template, local, domain, want) in [
-            (PASSWD, Some(pm_alias), "DIR/%n", "postmaster", "a.example", "alice"),
-            (PASSWD, Some(pm_alias), "DIR/%n", "PostMaster", "mx.example.net.", "alice"),
-            (with_pm, None, "DIR/%n", "postmaster", "b.example", "postmaster"),
-            (PASSWD, None, "DIR/%n", "postmaster", "a.example", "root"),
-            (PASSWD, Some(pm_pipe), "DIR/%n", "postmaster", "a.example", "root"),
-            (no_root, None, "DIR/%d/%n", "postmaster", "a.example", "postmaster"),
-            (
-                no_root,
-                None,
-                "~/Maildir",
-                "postmaster",
-                "a.example",
-                "Temp: postmaster has no mailbox: add an alias",
-            ),
-            (PASSWD, None, "DIR/%n", "alice", "mx.example.net", "NotLocal"),
-        ] {
-            let s = setup(Some(passwd), aliases, template);
-            let r = Resolver::new(s.cfg).unwrap();
-            assert_eq!(
-                show(&r.resolve(local, domain)),
-                want,
-                "{passwd:?} {aliases:?} {template} {local}@{domain}"
-            );
-        }
-        // The last-resort mailbox is the template's for the name "postmaster".
-        let s = setup(Some(no_root), None, "DIR/%d/%n");
-        let r = Resolver::new(s.cfg).unwrap();
-        let Resolution::Deliver(v) = r.resolve("postmaster", "a.example") else { panic!() };
-        assert_eq!((v[0].path.clone(), v[0].uid), (s.dir.path().join("a.example/postmaster"), None));
-    }
-
-    #[test]
-    fn template_expansion() {
-        let acc = |name: &str, home: Option<&str>| Account {
-            name: name.into(),
-            uid: None,
-            gid: None,
-            home: home.map(PathBuf::from),
-        };
-        let ok = |t: &str, a: &Account| match expand_template(t, a, "rcpt.example") {
-            Ok(p) => p.display().to_string(),
-            Err(Fail::Temp(m)) => format!("Temp: {m}"),
-            Err(Fail::Perm(m)) => format!("Perm: {m}"),
-            Err(Fail::Unknown) => "Unknown".into(),
-        };
-        let alice = acc("alice", Some("/home/alice"));
-        let virt = acc("bob@b.example", None);
-        for (t, a, want) in [
-            ("~/Maildir", &alice, "/home/alice/Maildir"),
-            ("~", &alice, "/home/alice"),
-            ("/var/mail/%u", &alice, "/var/mail/alice"),
-            ("/var/mail/%d/%n", &alice, "/var/mail/rcpt.example/alice"),
-            ("/var/vmail/%d/%n/Maildir", &virt, "/var/vmail/b.example/bob/Maildir"),
-            ("/var/vmail/%u", &virt, "/var/vmail/bob@b.example"),
-            ("mail/100%%/%n", &alice, "mail/100%/alice"),
-            ("/m/~%n", &alice, "/m/~alice"),
-            ("~/Maildir", &virt, "Temp: user bob@b.example has no home directory"),
-            ("/m/%n", &acc("../etc", None), "Perm: user name \"../etc\" cannot be used in a mailbox path"),
-            ("/m/%u", &acc("a/b", None), "Perm: user name \"a/b\" cannot be used in a mailbox path"),
-            ("/m/%n", &acc(".x", None), "Perm: user name \".x\" cannot be used in a mailbox path"),
-            ("/m/%d/%n", &acc("x@../y", None), "Perm: domain \"../y\" cannot be used in a mailbox path"),
-            ("/m/%d/%n", &acc("x@", None), "Perm: domain \"\" cannot be used in a mailbox path"),
-            ("/m/%n", &acc("@d", None), "Perm: user name \"\" cannot be used in a mailbox path"),
-            // The home itself is trusted, dots and all.
-            ("~/Maildir", &acc("h", Some("/srv/.mail/h")), "/srv/.mail/h/Maildir"),
-        ] {
-            assert_eq!(ok(t, a), want, "{t} {a:?}");
-        }
-    }
-
-    #[test]
-    fn system_users() {
-        let cfg = ResolverConfig {
-            local_domains: vec!["localhost".into()],
-            hostname: "localhost".into(),
-            users: UsersSpec::System,
-            mailbox: MailboxTemplate { kind: MailboxKind::Mbox, template: "~/mbox".into() },
-            aliases: None,
-            alias_max_depth: 20,
-            folders: None,
-            folders_fallback: PathBuf::from("/nonexistent"),
-        };
-        let r = Resolver::new(cfg).unwrap();
-        let h = r.mail_home("root").unwrap();
-        assert_eq!(
-            h.folders,
-            crate::auth::system::getpwnam("root").unwrap().unwrap().home.unwrap().join("Maildir")
-        );
-        let Resolution::Deliver(v) = r.resolve("Root", "LOCALHOST") else { panic!() };
-        let home = crate::auth::system::getpwnam("root").unwrap().unwrap().home.unwrap();
-        assert_eq!(v[0].path, home.join("mbox"));
-        assert_eq!((v[0].uid, v[0].kind), (Some(0), MailboxKind::Mbox));
-        assert_eq!(r.resolve("no-such-user-xyzzy", "localhost"), Resolution::Unknown);
-        // postmaster falls back to root on every Unix machine.
-        let Resolution::Deliver(v) = r.resolve("postmaster", "localhost") else { panic!() };
-        assert_eq!(v[0].account, "root");
-    }
-
-    #[test]
-    fn resolver_is_shareable() {
-        fn check<T: Send + Sync>() {}
-        check::<Resolver>();
-        let _ = Path::new("");
-    }
 }

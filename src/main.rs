@@ -15,7 +15,8 @@ const USAGE: &str = "usage: buzon serve [-c file]
        buzon passwd [-c file] [-s scheme] user
        buzon queue list | flush [id] | delete id [-c file]
        buzon cert self-signed [-c file] [--days n] [--force] [name ...]
-       mailq [-C file]
+       buzon sendmail [-t] [-i] [-f sender] [-F name] [-C file] [recipient ...]
+       sendmail ... | mailq [-C file] | newaliases [-C file]
        buzon version";
 
 /// Exit codes from sysexits(3).
@@ -28,6 +29,10 @@ fn main() -> ExitCode {
     let name =
         std::path::Path::new(&argv0).file_name().and_then(|n| n.to_str()).unwrap_or("buzon").to_string();
     let args: Vec<String> = std::env::args().skip(1).collect();
+    // Invoked by its classic names (symlinks): sendmail(8) and newaliases.
+    if name == "sendmail" || name == "newaliases" {
+        return ExitCode::from(buzon::sendmail::run(&name, &args));
+    }
     // Invoked by its classic name (a symlink): mailq is `buzon queue list`.
     if name == "mailq" {
         let args: Vec<String> =
@@ -45,6 +50,10 @@ fn main() -> ExitCode {
         return ExitCode::from(EX_USAGE);
     };
     let rest = &args[1..];
+    if cmd == "sendmail" || cmd == "newaliases" {
+        // sendmail's own options (-C, not -c) are parsed by sendmail.rs.
+        return ExitCode::from(buzon::sendmail::run(cmd, rest));
+    }
     let (config_path, operands) = match split_config_flag(rest) {
         Ok(x) => x,
         Err(e) => {

@@ -29,6 +29,8 @@ class SendmailBase(unittest.TestCase):
         self.server = Server(mailbox=self.mailbox, extra=self.extra)
         self.addCleanup(self.server.cleanup)
         self.server.start()
+        # The listeners are bound before the pickup starts: wait for the maildrop it creates.
+        self.assertTrue(wait_for(lambda: os.path.isdir(self.maildrop())), self.server.read_log())
         # The classic name, as mail(1) and cron run it.
         self.sendmail = os.path.join(self.server.tmp, "sendmail")
         os.symlink(BINARY, self.sendmail)
@@ -216,8 +218,12 @@ class TestSendmailMbox(SendmailBase):
             r = self.run_sendmail("-i", "alice", stdin=f"Subject: mbox test {i}\n\nFrom the start of a line {i}\n")
             self.assertEqual(r.returncode, 0, r.stderr)
         mbox = os.path.join(self.server.tmp, "spool", "alice")
-        self.assertTrue(wait_for(lambda: os.path.exists(mbox) and open(mbox, "rb").read().count(b"\nFrom ") >= 1),
-                        self.server.read_log())
+        def both_delivered():
+            if not os.path.exists(mbox):
+                return False
+            with open(mbox, "rb") as f:
+                return f.read().count(b"Subject: mbox test") == 2
+        self.assertTrue(wait_for(both_delivered), self.server.read_log())
         env = {**os.environ, "HOME": self.server.tmp, "MAILRC": "/dev/null"}
         r = subprocess.run(["s-nail", "-:/", "-R", "-e", "-f", mbox], capture_output=True, text=True, env=env,
                            timeout=30)

@@ -30,6 +30,12 @@ pub struct Config {
     pub mailbox: MailboxTemplate,
     pub aliases: Option<PathBuf>,
     pub alias_max_depth: usize,
+    /// `aliases.allow_pipes`: deliver to `|command` targets of aliases, includes and ~/.forward.
+    pub aliases_allow_pipes: bool,
+    /// `aliases.allow_files`: deliver to `/path` targets (appended in mbox format).
+    pub aliases_allow_files: bool,
+    /// `aliases.pipe_user`: the Unix user commands and files of the aliases file run as (never root).
+    pub aliases_pipe_user: String,
     pub smtp_listen: Vec<SocketAddr>,
     pub submission_listen: Vec<SocketAddr>,
     pub submissions_listen: Vec<SocketAddr>,
@@ -107,6 +113,9 @@ pub const KEYS: &[&str] = &[
     "mailbox",
     "aliases",
     "alias_max_depth",
+    "aliases.allow_pipes",
+    "aliases.allow_files",
+    "aliases.pipe_user",
     "smtp.listen",
     "submission.listen",
     "submissions.listen",
@@ -200,6 +209,9 @@ impl Config {
             mailbox: MailboxTemplate { kind: MailboxKind::Maildir, template: "~/Maildir".into() },
             aliases: None,
             alias_max_depth: 20,
+            aliases_allow_pipes: false,
+            aliases_allow_files: false,
+            aliases_pipe_user: "nobody".into(),
             smtp_listen: Vec::new(),
             submission_listen: Vec::new(),
             submissions_listen: Vec::new(),
@@ -327,6 +339,9 @@ impl Config {
                 "mailbox" => v(parse_mailbox(value).map(|m| c.mailbox = m))?,
                 "aliases" => c.aliases = (!value.is_empty()).then(|| PathBuf::from(value)),
                 "alias_max_depth" => v(parse_count(value, 1, 1000).map(|x| c.alias_max_depth = x))?,
+                "aliases.allow_pipes" => v(parse_bool(value).map(|x| c.aliases_allow_pipes = x))?,
+                "aliases.allow_files" => v(parse_bool(value).map(|x| c.aliases_allow_files = x))?,
+                "aliases.pipe_user" => v(parse_pipe_user(value).map(|u| c.aliases_pipe_user = u))?,
                 "smtp.listen" => v(parse_listen(value).map(|l| c.smtp_listen = l))?,
                 "submission.listen" => v(parse_listen(value).map(|l| c.submission_listen = l))?,
                 "submissions.listen" => v(parse_listen(value).map(|l| c.submissions_listen = l))?,
@@ -485,6 +500,9 @@ impl Config {
         kv("mailbox", format!("{kind}:{}", self.mailbox.template));
         kv("aliases", self.aliases.as_ref().map(|p| p.display().to_string()).unwrap_or_default());
         kv("alias_max_depth", self.alias_max_depth.to_string());
+        kv("aliases.allow_pipes", if self.aliases_allow_pipes { "yes" } else { "no" }.into());
+        kv("aliases.allow_files", if self.aliases_allow_files { "yes" } else { "no" }.into());
+        kv("aliases.pipe_user", self.aliases_pipe_user.clone());
         kv("smtp.listen", addrs(&self.smtp_listen));
         kv("submission.listen", addrs(&self.submission_listen));
         kv("submissions.listen", addrs(&self.submissions_listen));

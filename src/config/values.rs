@@ -385,3 +385,18 @@ pub(super) fn parse_folders(v: &str) -> Result<Option<String>, String> {
     }
     parse_mailbox(&format!("maildir:{v}")).map(|m| Some(m.template))
 }
+
+/// `aliases.pipe_user`: a Unix user name (looked up when a command or file is delivered, so a
+/// user created later works); `root` is refused here, uid 0 at delivery (commands never run as root).
+pub(super) fn parse_pipe_user(v: &str) -> Result<String, String> {
+    if v.is_empty()
+        || v.starts_with('-')
+        || v.contains(|c: char| c.is_whitespace() || c.is_control() || c == ':')
+    {
+        return Err(format!("{v:?} is not a Unix user name"));
+    }
+    if v == "root" {
+        return Err("commands and files are never delivered as root; name an unprivileged user".into());
+    }
+    Ok(v.to_string())
+}

@@ -3,7 +3,10 @@
 //! `outbound.per_destination` per domain). A delivery groups the pending
 //! recipients by domain: local domains go to the mailbox store, others to
 //! their mail exchangers (RFC 5321 5.1, see route.rs) or the smarthost.
-//! Results are saved per recipient; when nothing is left to try the entry is
+//! A local recipient's alias expansion is delivered here too: mailboxes and
+//! files all or none, commands between the two phases, and addresses it
+//! forwards to added to the entry as new recipients, relayed in the same
+//! attempt. Results are saved per recipient; when nothing is left to try the entry is
 //! removed, and the sender gets one DSN (RFC 3464) listing every recipient
 //! that failed. Log lines follow Postfix's `to= relay= delay= status=`.
 
@@ -21,7 +24,7 @@ use super::wake::{Wake, Waker};
 use super::{Envelope, Queue, QueuedRcpt, RcptState};
 use crate::config::Config;
 use crate::dns;
-use crate::local::{Resolution, Resolver};
+use crate::local::{Delivery, Resolution, Resolver};
 use crate::smtp::client::{self, ClientConfig, Outbound, RcptResult, SessionError};
 use crate::store::{self, StoreOptions};
 
@@ -176,22 +179,31 @@ impl Runner {
                 return;
             }
         };
-        let mut groups: Vec<(String, Vec<usize>)> = Vec::new();
-        for (i, r) in env.recipients.iter().enumerate() {
-            if matches!(r.state, RcptState::Pending | RcptState::Deferred { .. }) {
-                let d = domain_of(&r.addr);
-                match groups.iter_mut().find(|(g, _)| *g == d) {
-                    Some((_, v)) => v.push(i),
-                    None => groups.push((d, vec![i])),
+        // Two rounds: the second relays the addresses local aliases forwarded to in the first.
+        let mut start = 0;
+        for _round in 0..2 {
+            let end = env.recipients.len();
+            let mut groups: Vec<(String, Vec<usize>)> = Vec::new();
+            for (i, r) in env.recipients.iter().enumerate().take(end).skip(start) {
+                if matches!(r.state, RcptState::Pending | RcptState::Deferred { .. }) {
+                    let d = domain_of(&r.addr);
+                    match groups.iter_mut().find(|(g, _)| *g == d) {
+                        Some((_, v)) => v.push(i),
+                        None => groups.push((d, vec![i])),
+                    }
                 }
             }
-        }
-        for (domain, idxs) in &groups {
-            if self.config.is_local_domain(domain) {
-                self.deliver_local(&mut env, idxs);
-            } else {
-                self.deliver_remote(&mut env, domain, idxs);
+            for (domain, idxs) in &groups {
+                if self.config.is_local_domain(domain) {
+                    self.deliver_local(&mut env, idxs);
+                } else {
+                    self.deliver_remote(&mut env, domain, idxs);
+                }
             }
+            if env.recipients.len() == end {
+                break;
+            }
+            start = end;
         }
         self.finish(env);
     }
@@ -215,32 +227,7 @@ impl Runner {
             let addr = env.recipients[i].addr.clone();
             let (local, domain) = addr.rsplit_once('@').unwrap_or((addr.as_str(), ""));
             let state = match self.resolver.resolve(local, domain) {
-                Resolution::Deliver(ds) => {
-                    let dests: Vec<store::Dest> = ds
-                        .into_iter()
-                        .map(|d| store::Dest {
-                            kind: d.kind,
-                            path: d.path,
-                            owner: d.uid.zip(d.gid).map(|(uid, gid)| store::Owner { uid, gid }),
-                        })
-                        .collect();
-                    match store::deliver_all(&dests, &msg, &self.store) {
-                        Ok(at) => RcptState::Sent {
-                            relay: "local".into(),
-                            reply: format!(
-                                "delivered to {}",
-                                at.first().map(|p| p.display().to_string()).unwrap_or_default()
-                            ),
-                        },
-                        Err((_, e)) if e.permanent => RcptState::Bounced {
-                            reply: format!("mailbox unavailable: {}", e.message),
-                            status: "5.2.0".into(),
-                        },
-                        Err((_, e)) => {
-                            RcptState::Deferred { reply: format!("mailbox unavailable: {}", e.message) }
-                        }
-                    }
-                }
+                Resolution::Deliver(d) => self.deliver_expansion(env, &addr, d, &msg),
                 Resolution::Unknown | Resolution::NotLocal => {
                     RcptState::Bounced { reply: "user unknown".into(), status: "5.1.1".into() }
                 }
@@ -249,6 +236,99 @@ impl Runner {
             };
             self.set(env, i, "local", state);
         }
+    }
+
+    /// Delivers everything one local recipient expands to (see local.rs): mailboxes and files
+    /// prepared, then the commands run, then all committed, or all aborted when a command fails
+    /// temporarily (the recipient is retried: commands that had succeeded run again, mailboxes
+    /// never get a second copy). A command or file that fails for good bounces alone: the
+    /// recipient counts as delivered when anything else got it, and an extra bounced entry carries
+    /// the failure into the DSN. Forwarded addresses become new recipients of this entry.
+    fn deliver_expansion(
+        &self,
+        env: &mut Envelope,
+        addr: &str,
+        d: Delivery,
+        msg: &store::Message,
+    ) -> RcptState {
+        let mut dests: Vec<store::Dest> = d
+            .mailboxes
+            .into_iter()
+            .map(|m| store::Dest {
+                kind: m.kind,
+                path: m.path,
+                owner: m.uid.zip(m.gid).map(|(uid, gid)| store::Owner { uid, gid }),
+            })
+            .collect();
+        let mut failed: Vec<String> = Vec::new();
+        let mut done: Vec<String> = Vec::new();
+        for f in &d.files {
+            match store::file::dest(&f.path, Some(f.run_as.owner())) {
+                Ok(Some(dest)) => dests.push(dest),
+                Ok(None) => done.push(format!("discarded to {}", f.path.display())),
+                Err(e) => failed.push(e.message),
+            }
+        }
+        let pipes = &d.pipes;
+        let id = env.id.clone();
+        let mut ran: Vec<String> = Vec::new();
+        let result = store::deliver_all_then(&dests, msg, &self.store, || {
+            for p in pipes {
+                let pipe = store::pipe::Pipe {
+                    command: &p.command,
+                    owner: p.run_as.owner(),
+                    user: &p.run_as.user,
+                    home: &p.run_as.home,
+                    recipient: &p.recipient,
+                    time_limit: store::pipe::TIME_LIMIT,
+                };
+                match store::pipe::deliver(&pipe, msg) {
+                    Ok(()) => {
+                        log::info!(
+                            "id={id} to=<{addr}> relay=local command=\"|{}\" user={} status=sent",
+                            p.command,
+                            p.run_as.user
+                        );
+                        ran.push(format!("piped to |{}", p.command));
+                    }
+                    Err(e) if e.permanent => failed.push(e.message),
+                    Err(e) => return Err(e),
+                }
+            }
+            Ok(())
+        });
+        let at = match result {
+            Ok(at) => at,
+            Err((_, e)) if e.permanent => {
+                return RcptState::Bounced {
+                    reply: format!("mailbox unavailable: {}", e.message),
+                    status: "5.2.0".into(),
+                };
+            }
+            Err((_, e)) => {
+                return RcptState::Deferred { reply: format!("mailbox unavailable: {}", e.message) };
+            }
+        };
+        done.extend(at.iter().map(|p| format!("delivered to {}", p.display())));
+        done.extend(ran);
+        for a in d.forwards {
+            if !env.recipients.iter().any(|r| r.state.is_open() && r.addr.eq_ignore_ascii_case(&a)) {
+                log::info!("id={} to=<{a}> orig_to=<{addr}> event=forwarded", env.id);
+                env.recipients.push(QueuedRcpt { addr: a.clone(), state: RcptState::Pending });
+            }
+            done.push(format!("forwarded to <{a}>"));
+        }
+        if failed.is_empty() {
+            return RcptState::Sent { relay: "local".into(), reply: done.join("; ") };
+        }
+        let failure = RcptState::Bounced { reply: failed.join("; "), status: "5.3.0".into() };
+        if done.is_empty() {
+            return failure;
+        }
+        let i = env.recipients.len();
+        env.recipients.push(QueuedRcpt { addr: addr.to_string(), state: RcptState::Pending });
+        self.set(env, i, "local", failure);
+        RcptState::Sent { relay: "local".into(), reply: done.join("; ") }
     }
 
     fn deliver_remote(&self, env: &mut Envelope, domain: &str, idxs: &[usize]) {

@@ -94,6 +94,8 @@ pub fn run(config: Arc<Config>) -> Result<(), String> {
     let runner =
         Runner::new(Arc::clone(&config), Arc::clone(&queue), Arc::clone(&waker), Arc::clone(&resolver))?;
     Arc::new(runner).start()?;
+    // Local submission (sendmail): held until the server stops, so a file in hand is finished.
+    let _pickup = super::pickup::Pickup::start(Arc::clone(&config), Arc::clone(&queue), Arc::clone(&waker))?;
     let smtp_ctx =
         Arc::new(smtp::conn::Context::new(Arc::clone(&config), resolver, queue, waker, tls.clone(), helper)?);
     let registry = Arc::new(Registry::default());

@@ -7,6 +7,7 @@ pub mod activation;
 pub mod helper;
 pub mod inetd;
 pub mod listen;
+pub mod pickup;
 pub mod pool;
 pub mod privs;
 

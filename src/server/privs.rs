@@ -59,5 +59,11 @@ fn chown_tree(dir: &Path, uid: u32, gid: u32) -> Result<(), String> {
         std::os::unix::fs::lchown(&p, Some(uid), Some(gid))
             .map_err(|e| format!("chown {}: {e}", p.display()))?;
     }
+    // The sendmail drop box, if an earlier run as root made it (its mode stays 1733).
+    let drop = crate::sendmail::maildrop_dir(dir);
+    if drop.is_dir() {
+        std::os::unix::fs::lchown(&drop, Some(uid), Some(gid))
+            .map_err(|e| format!("chown {}: {e}", drop.display()))?;
+    }
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! Final delivery of a received message, before the client hears the
-//! answer to its final dot: local recipients into their mailboxes (all or
-//! none), and what cannot be delivered now (other domains, a local failure)
+//! answer to its final dot: local recipients into their mailboxes and alias
+//! files (all or none), and what cannot be delivered now (other domains,
+//! addresses aliases forward to, recipients with commands, a local failure)
 //! into the durable queue (RFC 5321 6.1: "250" means the message is safe).
 
 use std::time::SystemTime;
@@ -44,13 +45,40 @@ pub(super) fn finish(inbound: Inbound, session: &Session, ctx: &Context, sid: &s
     let mut dests = Vec::new();
     let mut owners = Vec::new();
     let mut remote = false;
+    // What the queue takes over: addresses aliases forward to, and recipients whose expansion runs
+    // a command (the runner runs it, with retries; they are queued as themselves).
+    let mut to_queue: Vec<String> = Vec::new();
     for rcpt in &tx.recipients {
         match ctx.resolver.resolve(rcpt.local(), rcpt.domain()) {
-            Resolution::Deliver(ds) => {
-                for d in ds {
-                    let owner = d.uid.zip(d.gid).map(|(uid, gid)| store::Owner { uid, gid });
-                    dests.push(store::Dest { kind: d.kind, path: d.path, owner });
+            Resolution::Deliver(d) if !d.pipes.is_empty() => push_once(&mut to_queue, rcpt.to_string()),
+            Resolution::Deliver(d) => {
+                for m in d.mailboxes {
+                    let owner = m.uid.zip(m.gid).map(|(uid, gid)| store::Owner { uid, gid });
+                    dests.push(store::Dest { kind: m.kind, path: m.path, owner });
                     owners.push(rcpt.to_string());
+                }
+                for f in d.files {
+                    match store::file::dest(&f.path, Some(f.run_as.owner())) {
+                        Ok(Some(dest)) => {
+                            dests.push(dest);
+                            owners.push(rcpt.to_string());
+                        }
+                        Ok(None) => log::info!(
+                            "session={sid} id={id} to=<{rcpt}> relay=local file=/dev/null status=discarded"
+                        ),
+                        Err(e) => {
+                            // Resolved a moment ago, refused now: the queue retries and reports it.
+                            log::warn!(
+                                "session={sid} id={id} to=<{rcpt}> event=file_refused error=\"{}\"",
+                                e.message
+                            );
+                            push_once(&mut to_queue, rcpt.to_string());
+                        }
+                    }
+                }
+                for a in d.forwards {
+                    log::info!("session={sid} id={id} to=<{a}> orig_to=<{rcpt}> event=forwarded");
+                    push_once(&mut to_queue, a);
                 }
             }
             // Only a client allowed to relay got a foreign recipient past RCPT.
@@ -68,11 +96,11 @@ pub(super) fn finish(inbound: Inbound, session: &Session, ctx: &Context, sid: &s
         }
     }
     let size = file.size();
-    let queued = |next_attempt: SystemTime, why: &str| -> MessageResult {
+    let enqueue = |rcpts: &[String], next_attempt: SystemTime| -> std::io::Result<()> {
         let env = Envelope {
             id: id.clone(),
             sender: sender.clone(),
-            recipients: all
+            recipients: rcpts
                 .iter()
                 .map(|a| QueuedRcpt { addr: a.clone(), state: RcptState::Pending })
                 .collect(),
@@ -84,7 +112,10 @@ pub(super) fn finish(inbound: Inbound, session: &Session, ctx: &Context, sid: &s
             eight_bit: tx.eight_bit,
             warned: false,
         };
-        match ctx.queue.enqueue(file.path(), &env) {
+        ctx.queue.enqueue(file.path(), &env)
+    };
+    let queued = |next_attempt: SystemTime, why: &str| -> MessageResult {
+        match enqueue(&all, next_attempt) {
             Ok(()) => {
                 log::info!(
                     "session={sid} id={id} event=queued from=<{sender}> size={size} nrcpt={} reason=\"{why}\"",
@@ -117,18 +148,36 @@ pub(super) fn finish(inbound: Inbound, session: &Session, ctx: &Context, sid: &s
         arrival: SystemTime::now(),
         size,
     };
-    match store::deliver_all(&dests, &msg, &ctx.store) {
+    // The queued part is made durable between the two phases: the mailboxes get the message
+    // exactly when the rest of it is safe in the queue (RFC 5321 6.1), and the 250 comes after both.
+    let queued_part = std::cell::Cell::new(false);
+    let queue_part = || -> Result<(), store::StoreError> {
+        queued_part.set(true);
+        if to_queue.is_empty() {
+            return Ok(());
+        }
+        enqueue(&to_queue, SystemTime::now()).map_err(|e| store::StoreError::temporary(format!("queue: {e}")))
+    };
+    match store::deliver_all_then(&dests, &msg, &ctx.store, queue_part) {
         Ok(stored) => {
             log::info!(
                 "session={sid} id={id} event=accepted from=<{sender}> size={size} nrcpt={}",
                 all.len()
             );
+            if !to_queue.is_empty() {
+                log::info!("session={sid} id={id} event=queued nrcpt={} reason=\"aliases\"", to_queue.len());
+                ctx.waker.wake(Wake::NewMail(id.clone()));
+            }
             for (i, path) in stored.iter().enumerate() {
                 let to = owners.get(i).map(String::as_str).unwrap_or("");
                 log::info!("id={id} to=<{to}> relay=local mailbox={} status=delivered", path.display());
             }
             file.remove();
             MessageResult::Stored { queue_id: id }
+        }
+        Err((i, e)) if i == dests.len() => {
+            log::error!("session={sid} id={id} event=queue_error error=\"{}\"", e.message);
+            MessageResult::Temp("Error: local error queueing the message; try again later".into())
         }
         Err((i, e)) => {
             let to = owners.get(i).map(String::as_str).unwrap_or("");
@@ -137,6 +186,11 @@ pub(super) fn finish(inbound: Inbound, session: &Session, ctx: &Context, sid: &s
                 e.permanent,
                 e.message
             );
+            if queued_part.get() && !to_queue.is_empty() {
+                // A commit failed after the queued part was made durable: the client must retry the
+                // local part, and the forwarded copies may then go out twice (never lost).
+                return MessageResult::Temp(format!("<{to}>: local delivery failed; try again later"));
+            }
             // The details stay in the log; the client learns whom it concerns and what to do.
             if e.permanent && all.len() == 1 {
                 return MessageResult::Perm(format!("<{to}>: mailbox unavailable"));
@@ -144,5 +198,12 @@ pub(super) fn finish(inbound: Inbound, session: &Session, ctx: &Context, sid: &s
             // Nothing was delivered (all or nothing): the queue retries every recipient.
             queued(SystemTime::now() + ctx.config.queue_min_backoff, "local delivery deferred")
         }
+    }
+}
+
+/// Adds `a` unless it is there already (addresses compare without case, as the queue's do).
+fn push_once(v: &mut Vec<String>, a: String) {
+    if !v.iter().any(|x| x.eq_ignore_ascii_case(&a)) {
+        v.push(a);
     }
 }

@@ -1,7 +1,9 @@
 //! Durable local delivery into Maildir and mbox, two-phase (prepare, then commit or abort) so that a
-//! message for several recipients is delivered all-or-nothing. Formats: cr.yp.to/proto/maildir.html,
-//! mboxrd (RFC 4155 describes the mbox family); the 250 is said only after commit (RFC 5321 6.1).
+//! message for several recipients is delivered all-or-nothing; files and commands named by aliases(5)
+//! (file.rs, pipe.rs). Formats: cr.yp.to/proto/maildir.html, mboxrd (RFC 4155 describes the mbox
+//! family); the 250 is said only after commit (RFC 5321 6.1).
 
+pub mod file;
 pub mod folder;
 pub mod imapdir;
 pub mod maildir;
@@ -10,6 +12,7 @@ pub mod mbox;
 pub mod mboxfolder;
 mod mboxlock;
 pub mod owner;
+pub mod pipe;
 
 use std::fmt;
 use std::io;
@@ -185,6 +188,20 @@ pub fn deliver_all(
     msg: &Message,
     opts: &StoreOptions,
 ) -> Result<Vec<PathBuf>, (usize, StoreError)> {
+    deliver_all_then(dests, msg, opts, || Ok(()))
+}
+
+/// [`deliver_all`] with a step between the two phases: `before_commit` runs when every destination
+/// is prepared (written, fsynced, locked) and before any is committed. If it fails, everything is
+/// aborted and the error comes back with the index `dests.len()`. The caller uses it to make the
+/// rest of the message's fate durable (queue the remote part) or to run what cannot be undone
+/// (commands), so that the mailboxes get the message exactly when that step succeeded.
+pub fn deliver_all_then(
+    dests: &[Dest],
+    msg: &Message,
+    opts: &StoreOptions,
+    before_commit: impl FnOnce() -> Result<(), StoreError>,
+) -> Result<Vec<PathBuf>, (usize, StoreError)> {
     // unique[i] = index into dests of the first occurrence; slot[j] = index into unique for dests[j].
     let mut unique: Vec<usize> = Vec::new();
     let mut keys: Vec<DestKey> = Vec::new();
@@ -223,6 +240,11 @@ pub fn deliver_all(
                 return Err((unique[u], e));
             }
         }
+    }
+
+    if let Err(e) = before_commit() {
+        abort_all(&mut prepared);
+        return Err((dests.len(), e));
     }
 
     let mut stored: Vec<PathBuf> = vec![PathBuf::new(); unique.len()];
@@ -433,6 +455,30 @@ pub(crate) mod tests {
         assert!(files_in(&md.join("tmp")).is_empty());
         assert!(files_in(&md.join("new")).is_empty());
         assert_eq!(fs::read(&mb).unwrap_or_default(), b"");
+    }
+
+    #[test]
+    fn a_failing_step_between_the_phases_aborts_everything() {
+        let d = tempfile::tempdir().unwrap();
+        let src = spool(d.path(), BODY);
+        let m = msg(&src, BODY.len() as u64);
+        let md = d.path().join("Maildir");
+        let mb = d.path().join("mbox");
+        let dests = to_dests(&[(MailboxKind::Maildir, md.clone()), (MailboxKind::Mbox, mb.clone())]);
+        let (idx, e) =
+            deliver_all_then(&dests, &m, &opts(), || Err(StoreError::temporary("queue full"))).unwrap_err();
+        assert_eq!((idx, e.permanent), (2, false));
+        assert!(files_in(&md.join("new")).is_empty() && files_in(&md.join("tmp")).is_empty());
+        assert_eq!(fs::read(&mb).unwrap_or_default(), b"");
+        // The step sees the prepared state: the mbox is locked, the Maildir file still in tmp/.
+        let at = deliver_all_then(&dests, &m, &opts(), || {
+            assert!(d.path().join("mbox.lock").exists());
+            assert_eq!(files_in(&md.join("tmp")).len(), 1);
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(at.len(), 2);
+        assert_eq!(files_in(&md.join("new")).len(), 1);
     }
 
     #[test]
