@@ -12,6 +12,7 @@ const DEFAULT_CONFIG: &str = "/etc/buzon/buzon.conf";
 const USAGE: &str = "usage: buzon serve [-c file]
        buzon smtpd | pop3d | imapd --inetd [--submission] [--tls] [-c file]
        buzon check-config [-c file]
+       buzon newaliases [-c file]
        buzon passwd [-c file] [-s scheme] user
        buzon queue list | flush [id] | delete id [-c file]
        buzon cert self-signed [-c file] [--days n] [--force] [name ...]
@@ -51,8 +52,15 @@ fn main() -> ExitCode {
     };
     let rest = &args[1..];
     if cmd == "sendmail" || cmd == "newaliases" {
-        // sendmail's own options (-C, not -c) are parsed by sendmail.rs.
-        return ExitCode::from(buzon::sendmail::run(cmd, rest));
+        // sendmail's own options (-C, not -c) are parsed by sendmail.rs; `buzon newaliases -c FILE`
+        // takes buzon's spelling too.
+        let rest: Vec<String> = match cmd.as_str() {
+            "newaliases" => {
+                rest.iter().map(|a| if a == "-c" { "-C".to_string() } else { a.clone() }).collect()
+            }
+            _ => rest.to_vec(),
+        };
+        return ExitCode::from(buzon::sendmail::run(cmd, &rest));
     }
     let (config_path, operands) = match split_config_flag(rest) {
         Ok(x) => x,

@@ -198,20 +198,29 @@ fn newaliases(prog: &str, config: &Config, out: &mut dyn Write) -> u8 {
         return EX_CONFIG;
     };
     let shown = path.display().to_string();
-    let text = match std::fs::read(path) {
-        Ok(b) => String::from_utf8_lossy(&b).into_owned(),
-        Err(e) => {
-            eprintln!("{prog}: {shown}: {e}");
-            return EX_CONFIG;
+    // The same checks as the server's: syntax, includes (owner, mode), targets and their switches.
+    match crate::aliases::newaliases(config) {
+        Ok(summary) => {
+            for w in &summary.warnings {
+                eprintln!("{prog}: warning: {w}");
+            }
+            let text =
+                std::fs::read(path).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default();
+            let s = summarize_aliases(&text);
+            let _ = writeln!(
+                out,
+                "{shown}: {} aliases, longest {} bytes, {} bytes total",
+                summary.aliases, s.1, s.2
+            );
+            EX_OK
         }
-    };
-    if let Err(e) = crate::aliases::Aliases::parse(&text, &shown) {
-        eprintln!("{prog}: {e}");
-        return EX_DATAERR;
+        Err(errors) => {
+            for e in errors {
+                eprintln!("{prog}: {e}");
+            }
+            EX_DATAERR
+        }
     }
-    let s = summarize_aliases(&text);
-    let _ = writeln!(out, "{shown}: {} aliases, longest {} bytes, {} bytes total", s.0, s.1, s.2);
-    EX_OK
 }
 
 /// (distinct names, longest entry, total bytes of entries) of a file that parsed.

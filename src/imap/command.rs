@@ -34,7 +34,7 @@ fn is_tag_char(b: u8) -> bool {
 }
 
 /// The tag at the start of a command, if it is a valid one followed by a space or the end.
-pub(crate) fn tag_of(buf: &[u8]) -> Option<String> {
+pub fn tag_of(buf: &[u8]) -> Option<String> {
     let n = buf.iter().take_while(|&&b| is_tag_char(b)).count();
     match buf.get(n) {
         _ if n == 0 => None,
@@ -335,11 +335,25 @@ fn append(p: &mut Parser, copy: bool, at: &mut Option<Range<usize>>) -> PResult<
         date = Some(p.date_time()?);
         p.sp("message literal")?;
     }
-    if !matches!(p.peek(), Some(b'{' | b'~')) {
+    // RFC 6855 4: append-data =/ "UTF8" SP "(" literal8 ")", for a message with UTF-8 headers.
+    let utf8 = matches!(p.peek(), Some(b'U' | b'u'));
+    if utf8 {
+        if !p.keyword("UTF8")?.eq("UTF8") {
+            return Err("expected UTF8 or a message literal".into());
+        }
+        p.sp("UTF8 message")?;
+        p.expect(b'(', "UTF8 message")?;
+        if p.peek() != Some(b'~') {
+            return Err("UTF8 takes a literal8 (~{n})".into());
+        }
+    } else if !matches!(p.peek(), Some(b'{' | b'~')) {
         return Err(p.missing("message literal"));
     }
     let data = p.literal(true, "message")?;
     let end = p.mark();
+    if utf8 {
+        p.expect(b')', "UTF8 message")?;
+    }
     *at = Some(end - data.len()..end);
     let message = if copy { data.to_vec() } else { Vec::new() };
     Ok(Command::Append { mailbox, flags, date, message })

@@ -73,7 +73,13 @@ impl session::Backend for Backend<'_> {
             dest.path.display(),
             home.folders.display()
         );
-        Ok(Box::new(MaildirStore::new(home.folders, inbox)))
+        let mut store = MaildirStore::new(home.folders, inbox);
+        // The special-use folders (Sent, Drafts, Trash, Junk, Archive) exist from the first login on,
+        // so a client may APPEND to Sent before it ever LISTs; a failure here shows at LIST again.
+        if let Err(e) = store.list() {
+            log::warn!("session={} event=imap_folders_failed user={user} error=\"{e}\"", self.conn.sid);
+        }
+        Ok(Box::new(store))
     }
 }
 
@@ -163,9 +169,20 @@ fn serve(
         return w!().flush();
     }
     out.extend_from_slice(&session.greeting());
-    let mut asm = Assembler::new(MAX_LINE, max_append.max(MAX_LITERAL), max_append as usize + MAX_LINE);
+    // Before login no literal may be larger than MAX_LITERAL: an APPEND's size is for users only.
+    let assembler = |logged_in: bool| match logged_in {
+        true => Assembler::new(MAX_LINE, max_append.max(MAX_LITERAL), max_append as usize + 2 * MAX_LINE),
+        false => Assembler::new(MAX_LINE, MAX_LITERAL, 4 * MAX_LINE),
+    };
+    let mut logged_in = false;
+    let mut asm = assembler(logged_in);
     let mut partial = false; // a command is being assembled (literals pending)
+    let mut append = false; // the command being assembled is an APPEND
     loop {
+        if !partial && logged_in != session.logged_in_user().is_some() {
+            logged_in = !logged_in;
+            asm = assembler(logged_in);
+        }
         if reader.buffered().is_empty() {
             w!().flush()?;
             if slot.set_idle(!partial) {
@@ -191,57 +208,78 @@ fn serve(
                     return w!().flush();
                 }
             },
-            Mode::Command => match read(reader, sid)? {
-                Input::Eof => return Ok(()),
-                Input::Timeout => {
-                    session.autologout(w!())?;
-                    return w!().flush();
-                }
-                Input::TooLong => {
-                    asm.reset();
-                    partial = false;
-                    session.on_parse_error(
-                        command::ParseError { tag: None, message: "command line too long".into() },
-                        w!(),
-                    )?
-                }
-                Input::Line(l) => {
-                    slot.set_idle(false);
-                    match asm.line(&l) {
-                        Step::Complete(buf) => {
-                            partial = false;
-                            match command::parse_owned(buf) {
-                                Ok((tag, cmd)) => session.on_command(tag, cmd, backend, w!())?,
-                                Err(e) => session.on_parse_error(e, w!())?,
-                            }
+            Mode::Command => {
+                match read(reader, sid)? {
+                    Input::Eof => return Ok(()),
+                    Input::Timeout => {
+                        session.autologout(w!())?;
+                        return w!().flush();
+                    }
+                    Input::TooLong => {
+                        asm.reset();
+                        partial = false;
+                        session.on_parse_error(
+                            command::ParseError { tag: None, message: "command line too long".into() },
+                            w!(),
+                        )?
+                    }
+                    Input::Line(l) => {
+                        slot.set_idle(false);
+                        if !partial {
+                            append = is_append(&l);
                         }
-                        Step::NeedLiteral { len, sync } => {
-                            partial = true;
-                            if sync {
-                                // RFC 3501 7.5: the command continuation request.
-                                out.extend_from_slice(b"+ Ready for literal data\r\n");
-                                w!().flush()?;
+                        match asm.line(&l) {
+                            Step::Complete(buf) => {
+                                partial = false;
+                                match command::parse_owned(buf) {
+                                    Ok((tag, cmd)) => session.on_command(tag, cmd, backend, w!())?,
+                                    Err(e) => session.on_parse_error(e, w!())?,
+                                }
                             }
-                            let data = read_exact(reader, len)?;
-                            asm.literal(&data);
-                            continue;
-                        }
-                        Step::TooBig { tag, sync, len, message } => {
-                            partial = false;
-                            log::info!("session={sid} event=imap_too_big size={len}");
-                            if !sync {
-                                // RFC 7888 4: the client sends a non-synchronizing literal anyway;
-                                // there is no way to skip it safely, so the connection ends.
-                                out.extend_from_slice(format!("* BYE [TOOBIG] {message}\r\n").as_bytes());
-                                return w!().flush();
+                            // Only an APPEND's message may be larger than MAX_LITERAL.
+                            Step::NeedLiteral { len, sync } if len > MAX_LITERAL && !append => {
+                                asm.reset();
+                                partial = false;
+                                log::info!("session={sid} event=imap_too_big size={len}");
+                                if !sync {
+                                    out.extend_from_slice(b"* BYE [TOOBIG] Literal too big\r\n");
+                                    return w!().flush();
+                                }
+                                let t = command::tag_of(&l).unwrap_or_else(|| "*".into());
+                                out.extend_from_slice(
+                                format!("{t} NO [TOOBIG] Literal too big (at most {MAX_LITERAL} octets here)\r\n")
+                                    .as_bytes(),
+                            );
+                                Outcome::Continue
                             }
-                            let t = tag.unwrap_or_else(|| "*".into());
-                            out.extend_from_slice(format!("{t} NO [TOOBIG] {message}\r\n").as_bytes());
-                            Outcome::Continue
+                            Step::NeedLiteral { len, sync } => {
+                                partial = true;
+                                if sync {
+                                    // RFC 3501 7.5: the command continuation request.
+                                    out.extend_from_slice(b"+ Ready for literal data\r\n");
+                                    w!().flush()?;
+                                }
+                                let data = read_exact(reader, len)?;
+                                asm.literal(&data);
+                                continue;
+                            }
+                            Step::TooBig { tag, sync, len, message } => {
+                                partial = false;
+                                log::info!("session={sid} event=imap_too_big size={len}");
+                                if !sync {
+                                    // RFC 7888 4: the client sends a non-synchronizing literal anyway;
+                                    // there is no way to skip it safely, so the connection ends.
+                                    out.extend_from_slice(format!("* BYE [TOOBIG] {message}\r\n").as_bytes());
+                                    return w!().flush();
+                                }
+                                let t = tag.unwrap_or_else(|| "*".into());
+                                out.extend_from_slice(format!("{t} NO [TOOBIG] {message}\r\n").as_bytes());
+                                Outcome::Continue
+                            }
                         }
                     }
                 }
-            },
+            }
         };
         // A failed login is answered late (brute-force throttling, shared with SMTP and POP3).
         let delay = backend.conn.delay.take();
@@ -262,6 +300,14 @@ fn serve(
             }
         }
     }
+}
+
+/// Whether a command's first line is an APPEND (`tag APPEND ...`), whose message literal may be as
+/// large as a message.
+fn is_append(line: &[u8]) -> bool {
+    let mut words = line.splitn(3, |&b| b == b' ');
+    words.next();
+    words.next().is_some_and(|w| w.eq_ignore_ascii_case(b"APPEND"))
 }
 
 enum Input {

@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use crate::auth::sasl::Credentials;
 use crate::config::{MailboxKind, in_networks};
-use crate::local::Resolution;
 use crate::netio::{Line, LineReader, Stream, flush_out, open_session_stream, tls_details};
 use crate::pop3::session::{self, Action, OpenError, Peer, Session, UpdateError};
 use crate::server::Service;
@@ -224,18 +223,8 @@ fn perform(
 
 /// Finds and locks `user`'s maildrop: the mailbox their own address is delivered to.
 fn open(ctx: &Context, user: &str) -> Result<Opened, OpenError> {
-    let (local, domain) = match user.rsplit_once('@') {
-        Some((l, d)) => (l.to_string(), d.to_string()),
-        None => (user.to_string(), ctx.config.local_domains.first().cloned().unwrap_or_default()),
-    };
-    let dest = match ctx.resolver.resolve(&local, &domain) {
-        Resolution::Deliver(ds) => ds
-            .into_iter()
-            .find(|d| d.account.eq_ignore_ascii_case(user))
-            .ok_or_else(|| OpenError::Temp(format!("no mailbox of {user} found")))?,
-        Resolution::Temp(m) => return Err(OpenError::Temp(m)),
-        _ => return Err(OpenError::Temp(format!("no mailbox of {user} found"))),
-    };
+    // The account's own mailbox, whatever its aliases or ~/.forward say about new mail.
+    let dest = ctx.resolver.mail_home(user).map_err(OpenError::Temp)?.inbox;
     let owner = dest.uid.zip(dest.gid).map(|(uid, gid)| Owner { uid, gid });
     let _as = become_owner(owner, None).map_err(OpenError::Temp)?;
     let drop = match dest.kind {

@@ -44,6 +44,27 @@ pub fn leading_number(name: &str) -> u64 {
     name.get(..digits).and_then(|d| d.parse().ok()).unwrap_or(u64::MAX)
 }
 
+/// The order files were delivered in, from a Maildir name `<secs>.M<usecs>P<pid>Q<n>.<host>` (and the
+/// older `<secs>.<pid>_<n>.<host>`): seconds, then microseconds and the counter as numbers (they
+/// carry no leading zeros, so text order would put M99999 after M100000), then the name.
+pub fn delivery_key(name: &str) -> (u64, u64, u64) {
+    let secs = leading_number(name);
+    let Some((_, rest)) = name.split_once('.') else { return (secs, 0, 0) };
+    let unique = rest.split('.').next().unwrap_or("");
+    let num_after = |tag: char| -> u64 {
+        unique
+            .find(tag)
+            .map(|i| &unique[i + 1..])
+            .map(|t| {
+                t.bytes()
+                    .take_while(u8::is_ascii_digit)
+                    .fold(0u64, |n, d| n.saturating_mul(10).saturating_add(u64::from(d - b'0')))
+            })
+            .unwrap_or(0)
+    };
+    (secs, num_after('M'), num_after('Q'))
+}
+
 /// A name we can keep in a uidlist line and a Rust string: no dot file, no control characters.
 pub fn usable_name(name: &str) -> bool {
     !name.is_empty() && !name.starts_with('.') && !name.chars().any(|c| c.is_control())
@@ -408,5 +429,33 @@ mod tests {
         assert_eq!(leading_number("123.abc"), 123);
         assert_eq!(leading_number("abc"), u64::MAX);
         assert!(!usable_name(".x") && !usable_name("a\nb") && usable_name("1.a b"));
+    }
+}
+
+#[cfg(test)]
+mod order_tests {
+    use super::delivery_key;
+
+    #[test]
+    fn delivery_order_is_numeric() {
+        let mut names = vec![
+            "1700000010.M1P7Q11.h",
+            "1700000001.M10P7Q10.h",
+            "1700000000.M100000P7Q2.h",
+            "1700000001.M5P7Q3.h",
+            "1700000000.M99999P7Q1.h",
+        ];
+        names.sort_by_key(|n| (delivery_key(n), n.to_string()));
+        assert_eq!(
+            names,
+            [
+                "1700000000.M99999P7Q1.h",
+                "1700000000.M100000P7Q2.h",
+                "1700000001.M5P7Q3.h",
+                "1700000001.M10P7Q10.h",
+                "1700000010.M1P7Q11.h"
+            ]
+        );
+        assert_eq!(delivery_key("garbage"), (u64::MAX, 0, 0));
     }
 }

@@ -11,7 +11,7 @@ use std::path::Path;
 
 use super::lock::DotLock;
 use super::msgfile::{
-    base_of, crlf_size, fsync_dir, leading_number, move_noreplace, temp, usable_name, w_size,
+    base_of, crlf_size, delivery_key, fsync_dir, move_noreplace, temp, usable_name, w_size,
 };
 use super::uidlist::{self, Entry, ReadList, UidList};
 use crate::store::folder::{FolderError, Uid};
@@ -148,7 +148,7 @@ pub fn scan(dir: &Path, root: &Path, move_new: bool, lock: &mut DotLock) -> Resu
 
     // Files without a UID: delivery order.
     let mut fresh: Vec<(String, bool)> = files.into_values().collect();
-    fresh.sort_by(|a, b| (leading_number(&a.0), &a.0).cmp(&(leading_number(&b.0), &b.0)));
+    fresh.sort_by(|a, b| (delivery_key(&a.0), &a.0).cmp(&(delivery_key(&b.0), &b.0)));
     let mut added: Vec<Entry> = Vec::with_capacity(fresh.len());
     for (name, in_new) in fresh {
         let w = w_size(&name);
