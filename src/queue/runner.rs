@@ -59,6 +59,7 @@ impl Runner {
         queue: Arc<Queue>,
         waker: Arc<Waker>,
         resolver: Arc<Resolver>,
+        privileged: Option<Arc<dyn crate::store::Privileged>>,
     ) -> Result<Runner, String> {
         let dns = dns::Resolver::from_system(&config.dns_servers)?;
         let (client, smarthost_client) = route::client_configs(&config)?;
@@ -69,7 +70,7 @@ impl Runner {
                 lifetime: config.queue_lifetime,
                 delay_warning: config.queue_delay_warning,
             },
-            store: StoreOptions { lock_timeout: config.mbox_lock_timeout },
+            store: StoreOptions { lock_timeout: config.mbox_lock_timeout, privileged },
             config,
             queue,
             waker,
@@ -258,6 +259,7 @@ impl Runner {
                 kind: m.kind,
                 path: m.path,
                 owner: m.uid.zip(m.gid).map(|(uid, gid)| store::Owner { uid, gid }),
+                account: Some(m.account),
             })
             .collect();
         let mut failed: Vec<String> = Vec::new();

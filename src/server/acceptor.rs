@@ -91,8 +91,13 @@ pub fn run(config: Arc<Config>) -> Result<(), String> {
         Queue::open(&config.data_dir).map_err(|e| format!("queue in {}: {e}", config.data_dir.display()))?,
     );
     let waker = Arc::new(Waker::bind(queue.dir()).map_err(|e| format!("queue wake socket: {e}"))?);
-    let runner =
-        Runner::new(Arc::clone(&config), Arc::clone(&queue), Arc::clone(&waker), Arc::clone(&resolver))?;
+    let runner = Runner::new(
+        Arc::clone(&config),
+        Arc::clone(&queue),
+        Arc::clone(&waker),
+        Arc::clone(&resolver),
+        helper.clone().map(|h| h as Arc<dyn crate::store::Privileged>),
+    )?;
     Arc::new(runner).start()?;
     // Local submission (sendmail): held until the server stops, so a file in hand is finished.
     let _pickup = super::pickup::Pickup::start(Arc::clone(&config), Arc::clone(&queue), Arc::clone(&waker))?;

@@ -106,10 +106,22 @@ impl PasswordHelper {
     }
 }
 
+impl store::Privileged for PasswordHelper {
+    fn deliver(
+        &self,
+        sender: &str,
+        arrival: SystemTime,
+        accounts: &[String],
+        file: &File,
+    ) -> Result<Vec<PathBuf>, (usize, StoreError)> {
+        PasswordHelper::deliver(self, sender, arrival, accounts, file)
+    }
+}
+
 /// The helper's loop: one request, one answer, until the server closes its end.
 fn serve(mut sock: UnixStream, config: &Arc<Config>) {
     let resolver = Resolver::new(ResolverConfig::from_config(config));
-    let opts = StoreOptions { lock_timeout: config.mbox_lock_timeout };
+    let opts = StoreOptions { lock_timeout: config.mbox_lock_timeout, privileged: None };
     loop {
         let (payload, fd) = match frame::recv(&mut sock) {
             Ok(Some(x)) => x,
@@ -184,7 +196,7 @@ fn deliver(
             Ok(home) => {
                 let d = home.inbox;
                 let owner = d.uid.zip(d.gid).map(|(uid, gid)| store::Owner { uid, gid });
-                dests.push(Dest { kind: d.kind, path: d.path, owner });
+                dests.push(Dest { kind: d.kind, path: d.path, owner, account: None });
             }
             Err(e) => return Response::Fail { index: i, permanent: false, text: e },
         }
@@ -207,5 +219,40 @@ fn deliver(
     match store::deliver_all(&dests, &msg, opts) {
         Ok(paths) => Response::Ok(paths.iter().map(|p| p.display().to_string()).collect()),
         Err((index, e)) => Response::Fail { index, permanent: e.permanent, text: e.message },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ask(sock: &mut UnixStream, payload: &[u8], fd: Option<&File>) -> Response {
+        frame::send(sock, payload, fd.map(|f| f.as_raw_fd())).unwrap();
+        let (answer, _) = frame::recv(sock).unwrap().unwrap();
+        Response::decode(&answer).unwrap()
+    }
+
+    #[test]
+    fn the_helper_refuses_malformed_requests_and_stays() {
+        let config = Arc::new(Config::parse("smtp.listen = 127.0.0.1:2525\n", "t").unwrap());
+        let (mut ours, theirs) = UnixStream::pair().unwrap();
+        let server = std::thread::spawn(move || serve(theirs, &config));
+        let refused = |r: Response| matches!(r, Response::Error(ref t) if t.starts_with("refused"));
+        assert!(refused(ask(&mut ours, b"rm -rf /", None)));
+        assert!(refused(ask(&mut ours, b"deliver", None)));
+        let no_fd = Request::Deliver { sender: String::new(), arrival: 0, accounts: vec!["root".into()] };
+        assert!(
+            refused(ask(&mut ours, no_fd.encode().as_bytes(), None)),
+            "a delivery needs the message descriptor"
+        );
+        // (A delivery forks, which a multi-threaded test must not do: tests/test_privsep.py runs it.)
+        let r = ask(
+            &mut ours,
+            Request::Verify { user: "no-such-user-x".into(), password: b"x".to_vec() }.encode().as_bytes(),
+            None,
+        );
+        assert!(matches!(r, Response::No | Response::Error(_)), "{r:?}");
+        drop(ours);
+        server.join().unwrap();
     }
 }

@@ -92,7 +92,10 @@ impl Context {
             smtp: Arc::new(base),
             submission: Arc::new(submission),
             submissions: Arc::new(submissions),
-            store: StoreOptions { lock_timeout: config.mbox_lock_timeout },
+            store: StoreOptions {
+                lock_timeout: config.mbox_lock_timeout,
+                privileged: helper.clone().map(|h| h as Arc<dyn crate::store::Privileged>),
+            },
             users: DbCredentials {
                 db: UserDb::open(&config.users)?,
                 helper,

@@ -54,7 +54,7 @@ pub(super) fn finish(inbound: Inbound, session: &Session, ctx: &Context, sid: &s
             Resolution::Deliver(d) => {
                 for m in d.mailboxes {
                     let owner = m.uid.zip(m.gid).map(|(uid, gid)| store::Owner { uid, gid });
-                    dests.push(store::Dest { kind: m.kind, path: m.path, owner });
+                    dests.push(store::Dest { kind: m.kind, path: m.path, owner, account: Some(m.account) });
                     owners.push(rcpt.to_string());
                 }
                 for f in d.files {

@@ -24,7 +24,7 @@ pub fn dest(path: &Path, owner: Option<Owner>) -> Result<Option<Dest>, StoreErro
             return Err(StoreError::permanent(format!("{}: the directory does not exist", path.display())));
         }
     }
-    Ok(Some(Dest { kind: MailboxKind::Mbox, path: path.to_path_buf(), owner }))
+    Ok(Some(Dest { kind: MailboxKind::Mbox, path: path.to_path_buf(), owner, account: None }))
 }
 
 #[cfg(test)]

@@ -33,7 +33,7 @@ impl From<LockError> for StoreError {
     }
 }
 
-/// Opens or creates the mbox (0600, never through a symlink at the last component, never blocking
+/// Opens or creates the mbox (0600, or 0660 in a mail spool; never through a symlink at the last component, never blocking
 /// on a FIFO). Returns the file and whether it was created.
 fn open_mbox(path: &Path) -> Result<(File, bool), StoreError> {
     let flags = libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK;
@@ -54,6 +54,14 @@ fn open_mbox(path: &Path) -> Result<(File, bool), StoreError> {
     // Postfix refuses these too: a hard link may point the append at someone else's file.
     if m.nlink() > 1 {
         return Err(StoreError::permanent(format!("{} has {} hard links", path.display(), m.nlink())));
+    }
+    // In a mail spool (a setgid group-writable directory such as Debian's root:mail 2775
+    // /var/mail) a new mbox is user:mail 0660, as Debian's MDAs make it, so the mail group's tools
+    // (mail(1), biff) work on it; the group came from the directory.
+    if created && super::owner::spool_group(path).is_some() {
+        use std::os::unix::fs::PermissionsExt;
+        file.set_permissions(std::fs::Permissions::from_mode(0o660))
+            .map_err(|e| StoreError::from_io("cannot chmod", path, &e))?;
     }
     Ok((file, created))
 }

@@ -39,9 +39,25 @@ pub struct Message<'a> {
     pub size: u64,
 }
 
+#[derive(Clone)]
 pub struct StoreOptions {
     /// How long to wait for mbox locks (dotlock and fcntl together).
     pub lock_timeout: Duration,
+    /// The privileged helper that writes other users' mailboxes for a server that dropped root.
+    pub privileged: Option<std::sync::Arc<dyn Privileged>>,
+}
+
+/// Delivery by a process that may act as the mailbox owners (server/helper.rs): the server, having
+/// dropped root, names accounts and passes the message file; the helper finds their mailboxes.
+pub trait Privileged: Send + Sync {
+    /// Delivers `file` to the mailboxes of `accounts`, all or nothing; Err names the failing index.
+    fn deliver(
+        &self,
+        sender: &str,
+        arrival: SystemTime,
+        accounts: &[String],
+        file: &std::fs::File,
+    ) -> Result<Vec<PathBuf>, (usize, StoreError)>;
 }
 
 /// A delivery failure; `permanent` means retrying cannot help (5xx), otherwise 4xx.
@@ -108,12 +124,22 @@ pub struct Dest {
     pub path: PathBuf,
     /// Written as this user when the server runs as root (see owner.rs).
     pub owner: Option<Owner>,
+    /// The account whose own mailbox this is (as the user database names it), when it is one: a
+    /// server that dropped root has the privileged helper deliver it.
+    pub account: Option<String>,
 }
 
 impl From<(MailboxKind, PathBuf)> for Dest {
     fn from((kind, path): (MailboxKind, PathBuf)) -> Dest {
-        Dest { kind, path, owner: None }
+        Dest { kind, path, owner: None, account: None }
     }
+}
+
+/// Whether writing `d` needs another user's rights than this process has.
+fn needs_helper(d: &Dest) -> bool {
+    // SAFETY: geteuid has no preconditions.
+    let me = unsafe { libc::geteuid() };
+    me != 0 && d.account.is_some() && d.owner.is_some_and(|o| o.uid != me)
 }
 
 enum Inner {
@@ -160,6 +186,36 @@ impl Prepared {
     }
 }
 
+/// The mailboxes of other users go through the privileged helper first (all or nothing among
+/// them), then the rest as usual. A failure after the helper's part leaves those copies delivered:
+/// the message is retried whole, so they may get it twice, but nobody loses it.
+fn deliver_with_helper(
+    helper: &dyn Privileged,
+    via: &[usize],
+    dests: &[Dest],
+    msg: &Message,
+    opts: &StoreOptions,
+    before_commit: impl FnOnce() -> Result<(), StoreError>,
+) -> Result<Vec<PathBuf>, (usize, StoreError)> {
+    let accounts: Vec<String> = via.iter().filter_map(|&i| dests[i].account.clone()).collect();
+    let done = helper
+        .deliver(msg.sender, msg.arrival, &accounts, msg.file)
+        .map_err(|(k, e)| (via.get(k).copied().unwrap_or(0), e))?;
+    let rest: Vec<usize> = (0..dests.len()).filter(|i| !via.contains(i)).collect();
+    let local: Vec<Dest> = rest.iter().map(|&i| dests[i].clone()).collect();
+    let no_helper = StoreOptions { privileged: None, ..opts.clone() };
+    let stored = deliver_all_then(&local, msg, &no_helper, before_commit)
+        .map_err(|(k, e)| (rest.get(k).copied().unwrap_or(dests.len()), e))?;
+    let mut out = vec![PathBuf::new(); dests.len()];
+    for (k, &i) in via.iter().enumerate() {
+        out[i] = done.get(k).cloned().unwrap_or_default();
+    }
+    for (k, &i) in rest.iter().enumerate() {
+        out[i] = stored.get(k).cloned().unwrap_or_default();
+    }
+    Ok(out)
+}
+
 /// Identity of a destination for deduplication: the (device, inode) of an existing mailbox, so two
 /// spellings of one mailbox (symlinks, "a/./b") are one delivery and never lock against each other;
 /// the lexical path for a mailbox that does not exist yet.
@@ -202,6 +258,12 @@ pub fn deliver_all_then(
     opts: &StoreOptions,
     before_commit: impl FnOnce() -> Result<(), StoreError>,
 ) -> Result<Vec<PathBuf>, (usize, StoreError)> {
+    if let Some(helper) = &opts.privileged {
+        let (via, _): (Vec<usize>, Vec<usize>) = (0..dests.len()).partition(|&i| needs_helper(&dests[i]));
+        if !via.is_empty() {
+            return deliver_with_helper(helper.as_ref(), &via, dests, msg, opts, before_commit);
+        }
+    }
     // unique[i] = index into dests of the first occurrence; slot[j] = index into unique for dests[j].
     let mut unique: Vec<usize> = Vec::new();
     let mut keys: Vec<DestKey> = Vec::new();
@@ -344,7 +406,7 @@ pub(crate) mod tests {
     }
 
     pub(crate) fn opts() -> StoreOptions {
-        StoreOptions { lock_timeout: Duration::from_millis(300) }
+        StoreOptions { lock_timeout: Duration::from_millis(300), privileged: None }
     }
 
     fn files_in(dir: &Path) -> Vec<PathBuf> {
