@@ -162,15 +162,15 @@ pub fn fetch(
             }
             FetchAtt::Rfc822 => {
                 r.extend_from_slice(b"RFC822 ");
-                encode::literal(&mut r, &data);
+                text_literal(&mut r, &data);
             }
             FetchAtt::Rfc822Header => {
                 r.extend_from_slice(b"RFC822.HEADER ");
-                encode::literal(&mut r, message::header(&data));
+                text_literal(&mut r, message::header(&data));
             }
             FetchAtt::Rfc822Text => {
                 r.extend_from_slice(b"RFC822.TEXT ");
-                encode::literal(&mut r, message::body(&data));
+                text_literal(&mut r, message::body(&data));
             }
             FetchAtt::BodySection { section, partial, .. } => {
                 // RFC 3501 7.4.2: the response says BODY[...] for BODY.PEEK too, and <origin> only.
@@ -180,7 +180,7 @@ pub fn fetch(
                 let bytes = message::section(&data, section);
                 let slice = origin(&mut r, &bytes, *partial);
                 r.push(b' ');
-                encode::literal(&mut r, slice);
+                text_literal(&mut r, slice);
             }
             FetchAtt::Binary { part, partial, .. } => {
                 let bytes = message::binary(&data, part).map_err(unknown_cte)?;
@@ -222,6 +222,18 @@ fn envelope(folder: &mut dyn Folder, index: usize, data: &[u8], utf8: bool) -> V
         folder.cache(index, CACHE_ENVELOPE, s.to_string());
     }
     if utf8 { message::envelope(header, true) } else { env }
+}
+
+/// A literal of message text. RFC 3501 4.3 and 9 (CHAR8) forbid NUL in a literal; only BINARY's
+/// literal8 may carry it (RFC 3516). Dovecot sends each NUL as 0x80, and so does buzon; the size
+/// stays the same.
+fn text_literal(r: &mut Vec<u8>, bytes: &[u8]) {
+    if !bytes.contains(&0) {
+        encode::literal(r, bytes);
+        return;
+    }
+    let clean: Vec<u8> = bytes.iter().map(|&b| if b == 0 { 0x80 } else { b }).collect();
+    encode::literal(r, &clean);
 }
 
 /// RFC 3501 6.4.5 partial: `<origin>` in the response name and the bytes from there (empty when

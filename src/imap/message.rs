@@ -15,6 +15,7 @@ mod structure;
 #[cfg(test)]
 mod tests;
 mod text;
+mod tree;
 
 use crate::imap::types::{Section, SectionText};
 
@@ -51,27 +52,27 @@ pub fn header_only(section: &Section) -> bool {
 
 /// BODY[section] (RFC 3501 6.4.5). A part that does not exist gives an empty result.
 pub fn section(msg: &[u8], section: &Section) -> Vec<u8> {
-    let Some((e, _)) = mime::find(msg, &section.part) else { return Vec::new() };
-    let (part_header, part_body) = mime::split(e.bytes);
+    let root = tree::parse(msg);
+    let Some(part) = tree::find(&root, &section.part) else { return Vec::new() };
     let text = match &section.text {
         // The whole message, or a part's body (for a message/rfc822 part: the whole message in it).
         None if section.part.is_empty() => return msg.to_vec(),
-        None => return part_body.to_vec(),
+        None => return part.body.to_vec(),
         // RFC 3501 6.4.5: MIME is the part's own MIME header; only after a part number.
         Some(SectionText::Mime) if section.part.is_empty() => return Vec::new(),
-        Some(SectionText::Mime) => return part_header.to_vec(),
+        Some(SectionText::Mime) => return part.header.to_vec(),
         Some(t) => t,
     };
     // HEADER, HEADER.FIELDS[.NOT] and TEXT are of the message itself or of a message/rfc822 part.
     let target = if section.part.is_empty() {
-        msg
+        part
     } else {
-        match e.inner() {
-            Some(inner) => inner.bytes,
-            None => return Vec::new(),
+        match &part.kind {
+            tree::Kind::Message(inner) => inner,
+            _ => return Vec::new(),
         }
     };
-    let (header, body) = mime::split(target);
+    let (header, body) = (target.header, target.body);
     match text {
         SectionText::Header => header.to_vec(),
         SectionText::Text => body.to_vec(),
@@ -103,9 +104,10 @@ pub fn binary(msg: &[u8], part: &[u32]) -> Result<Vec<u8>, BinaryError> {
     if part.is_empty() {
         return Ok(msg.to_vec());
     }
-    let Some((e, _)) = mime::find(msg, part) else { return Ok(Vec::new()) };
-    let (header, body) = mime::split(e.bytes);
-    match decode::cte(mime::first(header, "Content-Transfer-Encoding")) {
+    let root = tree::parse(msg);
+    let Some(p) = tree::find(&root, part) else { return Ok(Vec::new()) };
+    let body = p.body;
+    match decode::cte(mime::first(p.mime_header(), "Content-Transfer-Encoding")) {
         decode::Cte::Identity => Ok(body.to_vec()),
         decode::Cte::Base64 => Ok(decode::base64(body)),
         decode::Cte::QuotedPrintable => Ok(decode::quoted_printable(body)),

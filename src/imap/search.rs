@@ -244,7 +244,9 @@ impl Key {
             Key::Header(name, needle) => {
                 message::header_values(m.header()?, name).iter().any(|v| message::contains(v, needle))
             }
-            Key::Sent(cmp, d) => message::sent_date(m.header()?).is_some_and(|s| cmp.test(s, *d)),
+            // A message without a valid Date: was sent on 1 Jan 1970 (Dovecot: date 0), so
+            // SENTBEFORE finds it and SENTSINCE does not.
+            Key::Sent(cmp, d) => cmp.test(message::sent_date(m.header()?).unwrap_or(NO_DATE), *d),
             Key::Body(needle) => m.body_text()?.contains(needle.as_str()),
             Key::Text(needle) => {
                 message::contains(&message::header_text(m.header()?), needle)
@@ -263,6 +265,9 @@ impl Key {
         })
     }
 }
+
+/// The sent date of a message without a valid Date: field.
+const NO_DATE: Date = Date { year: 1970, month: 1, day: 1 };
 
 fn utc_date(unix: i64) -> Date {
     let (y, m, d) = civil_from_days(unix.div_euclid(86_400));

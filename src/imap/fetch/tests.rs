@@ -177,9 +177,9 @@ fn envelope_reads_the_header_once_then_the_cache() {
     assert_eq!((f.reads, f.header_reads), (0, 1));
     // BODYSTRUCTURE reads the message, then comes from the cache; BODY is the short form.
     let bs = run(&mut f, 0, &[FetchAtt::BodyStructure, FetchAtt::Body], FetchOpts::default());
-    assert!(bs.starts_with("* 1 FETCH (BODYSTRUCTURE ((\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7BIT\" 5 1 NIL NIL NIL NIL)"), "{bs}");
+    assert!(bs.starts_with("* 1 FETCH (BODYSTRUCTURE ((\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 5 0 NIL NIL NIL NIL)"), "{bs}");
     assert!(
-        bs.contains(" BODY ((\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7BIT\" 5 1)"),
+        bs.contains(" BODY ((\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 5 0)"),
         "{bs}"
     );
     assert_eq!(f.reads, 1);
@@ -313,4 +313,21 @@ fn flags_and_dates() {
         }),
         "1.2.HEADER.FIELDS.NOT (\"A B\")"
     );
+}
+
+#[test]
+fn nul_in_text_literals_is_sent_as_0x80() {
+    // RFC 3501 9 CHAR8 excludes NUL from literals; Dovecot sends 0x80 instead, BINARY keeps it.
+    let mut f = MemFolder::new(&[(1, 0, false, 0, "Subject: n\n\na\0b\n")]);
+    let out = {
+        let mut out = Vec::new();
+        fetch(&mut out, &mut f, 0, &[body(true, &[], Some(SectionText::Text), None)], FetchOpts::default())
+            .unwrap();
+        out
+    };
+    assert!(out.ends_with(b"BODY[TEXT] {5}\r\na\x80b\r\n)\r\n"), "{:?}", String::from_utf8_lossy(&out));
+    let mut out = Vec::new();
+    let bin = FetchAtt::Binary { peek: true, part: vec![1], partial: None };
+    fetch(&mut out, &mut f, 0, &[bin], FetchOpts::default()).unwrap();
+    assert!(out.ends_with(b"BINARY[1] ~{5}\r\na\0b\r\n)\r\n"), "{:?}", String::from_utf8_lossy(&out));
 }

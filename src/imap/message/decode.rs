@@ -12,11 +12,20 @@ pub(crate) enum Cte {
     Unknown,
 }
 
+/// The mechanism a decoder sees (RFC 2045 6.1): the first token of the field, as Dovecot's decoder
+/// reads it; no field is 7bit. A field whose first token is no mechanism (`8 bit`, empty) is
+/// unknown: BINARY refuses it and SEARCH skips the part, as in Dovecot. (BODYSTRUCTURE shows such
+/// a field as the default 7bit: mime::cte_token.)
 pub(crate) fn cte(value: Option<&[u8]>) -> Cte {
-    let Some(v) = value else { return Cte::Identity };
-    let v = super::mime::trim(v);
+    let Some(value) = value else { return Cte::Identity };
+    let toks = super::lex::lex(value, true);
+    let Some(super::lex::Tok::Word(v)) = toks.iter().find(|t| !matches!(t, super::lex::Tok::Comment(_)))
+    else {
+        return Cte::Unknown;
+    };
+    let v: &[u8] = v;
     // RFC 2045 6.1: encoding names are case-insensitive.
-    if v.is_empty() || [&b"7bit"[..], b"8bit", b"binary"].iter().any(|e| v.eq_ignore_ascii_case(e)) {
+    if [&b"7bit"[..], b"8bit", b"binary"].iter().any(|e| v.eq_ignore_ascii_case(e)) {
         Cte::Identity
     } else if v.eq_ignore_ascii_case(b"base64") {
         Cte::Base64
@@ -111,5 +120,10 @@ mod tests {
         assert_eq!(cte(Some(b" Base64 ")), Cte::Base64);
         assert_eq!(cte(None), Cte::Identity);
         assert_eq!(cte(Some(b"x-uuencode")), Cte::Unknown);
+        // Checked against Dovecot 2.3 (corpus thirdparty/004.eml): the first token decides.
+        assert_eq!(cte(Some(b"8 bit")), Cte::Unknown);
+        assert_eq!(cte(Some(b"")), Cte::Unknown);
+        assert_eq!(cte(Some(b"\t 7bit")), Cte::Identity);
+        assert_eq!(cte(Some(b"base64 junk")), Cte::Base64);
     }
 }

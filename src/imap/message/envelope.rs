@@ -28,7 +28,8 @@ const MISSING_MAILBOX: &[u8] = b"MISSING_MAILBOX";
 const MISSING_DOMAIN: &[u8] = b"MISSING_DOMAIN";
 
 /// The ENVELOPE of a message header (RFC 3501 7.4.2): date, subject, from, sender, reply-to, to, cc,
-/// bcc, in-reply-to, message-id. The first field of each name counts.
+/// bcc, in-reply-to, message-id. When a field is repeated (RFC 5322 3.6 allows one), the last one
+/// counts, as in Dovecot.
 pub fn envelope(header: &[u8], utf8: bool) -> Vec<u8> {
     const NAMES: [&str; 10] =
         ["date", "subject", "from", "sender", "reply-to", "to", "cc", "bcc", "in-reply-to", "message-id"];
@@ -36,7 +37,6 @@ pub fn envelope(header: &[u8], utf8: bool) -> Vec<u8> {
     for f in fields(header) {
         if let Some(i) = NAMES.iter().position(|n| f.name.eq_ignore_ascii_case(n.as_bytes()))
             && let Some(slot) = vals.get_mut(i)
-            && slot.is_none()
         {
             *slot = Some(f.value);
         }
@@ -187,6 +187,16 @@ fn mailbox(toks: &[Tok<'_>], i: usize, in_group: bool, out: &mut Vec<Addr>) -> u
             };
             addr_spec(spec, (!name.is_empty()).then_some(name), adl)
         }
+        None if is_bare_phrase(seg) => {
+            // A display name with no address (`Someone Else`): Dovecot keeps the name and marks
+            // both halves of the address missing.
+            Some(Addr::Mailbox {
+                name: Some(phrase(seg)),
+                adl: None,
+                mailbox: MISSING_MAILBOX.to_vec(),
+                host: MISSING_DOMAIN.to_vec(),
+            })
+        }
         None => {
             // `user@host (Real Name)`: the comment names the mailbox (RFC 822 custom).
             let name = seg.iter().rev().find_map(|t| match t {
@@ -200,6 +210,13 @@ fn mailbox(toks: &[Tok<'_>], i: usize, in_group: bool, out: &mut Vec<Addr>) -> u
         out.push(a);
     }
     end
+}
+
+/// Two or more words and no `@`: a phrase, not a local part (RFC 5322 3.4.1 local parts are
+/// one dot-atom or quoted string).
+fn is_bare_phrase(seg: &[Tok<'_>]) -> bool {
+    let words = seg.iter().filter(|t| matches!(t, Tok::Word(_) | Tok::Quoted(_))).count();
+    words >= 2 && !seg.iter().any(|t| matches!(t, Tok::Special(b'@')))
 }
 
 /// `local@domain` from tokens (comments ignored). The last `@` splits them; missing halves are

@@ -1,15 +1,9 @@
-//! A light MIME walker over a message held in memory: header fields (RFC 5322 2.2), Content-Type and
-//! its parameters (RFC 2045 5), multipart bodies (RFC 2046 5.1.1), and IMAP part numbers
-//! (RFC 3501 6.4.5). Everything is a slice of the stored bytes, so sizes and offsets are exact, and
-//! nesting is bounded by [`MAX_DEPTH`]; broken input always gives a defined answer.
+//! Header fields (RFC 5322 2.2), Content-Type and Content-Disposition with their parameters
+//! (RFC 2045 5, RFC 2183) for the MIME tree (tree.rs). Everything is a slice of the stored bytes, so
+//! sizes and offsets are exact; broken input always gives a defined answer.
 
 use super::lex::{Tok, lex};
 use crate::store::folder::header_end;
-
-/// Parts nested deeper than this are opaque (neither split nor parsed as messages).
-pub(crate) const MAX_DEPTH: usize = 20;
-/// At most this many parts of one multipart are seen; the rest of its body is ignored.
-const MAX_PARTS: usize = 5000;
 
 /// One header field.
 #[derive(Clone, Copy, Debug)]
@@ -52,7 +46,7 @@ pub(crate) fn fields(header: &[u8]) -> impl Iterator<Item = Field<'_>> {
 }
 
 /// Index just past the line starting at `i` (after its LF), or the end.
-fn line_end(s: &[u8], i: usize) -> usize {
+pub(crate) fn line_end(s: &[u8], i: usize) -> usize {
     s.get(i..).and_then(|r| r.iter().position(|&b| b == b'\n')).map_or(s.len(), |p| i + p + 1)
 }
 
@@ -78,21 +72,16 @@ pub(crate) fn first<'a>(header: &'a [u8], name: &str) -> Option<&'a [u8]> {
     fields(header).find(|f| f.name.eq_ignore_ascii_case(name.as_bytes())).map(|f| f.value)
 }
 
-/// Header and body of a message or part: the header runs through the blank line.
-/// A first line that cannot start a header (no colon) means there is no header at all: the part
-/// is all body (RFC 2046 5.1.1 allows a part with no header fields).
+/// Header and body of a message: the header runs through the blank line (RFC 5322 2.1), or to the
+/// end when there is none. Lines that are not fields stay in the header, as in Dovecot.
 pub(crate) fn split(entity: &[u8]) -> (&[u8], &[u8]) {
-    let first = &entity[..line_end(entity, 0)];
-    if !trim(first).is_empty() && !first.contains(&b':') {
-        return (&[], entity);
-    }
     entity.split_at(header_end(entity).min(entity.len()))
 }
 
-/// Lines in a body as IMAP counts them: line breaks, plus a last line without one.
+/// Lines in a body as Dovecot counts them for body-fld-lines (RFC 3501 7.4.2 leaves it open):
+/// line breaks; a last line without one does not count.
 pub(crate) fn count_lines(body: &[u8]) -> usize {
-    let n = body.iter().filter(|&&b| b == b'\n').count();
-    n + usize::from(!body.is_empty() && !body.ends_with(b"\n"))
+    body.iter().filter(|&&b| b == b'\n').count()
 }
 
 /// MIME parameters, `(name, value)` in order.
@@ -141,11 +130,27 @@ pub(crate) fn content_type(value: Option<&[u8]>, default: &ContentType) -> Conte
     let Some(value) = value else { return default.clone() };
     let toks = lex(value, true);
     let mut it = toks.iter().filter(|t| !matches!(t, Tok::Comment(_)));
-    match (it.next(), it.next(), it.next()) {
-        (Some(Tok::Word(t)), Some(Tok::Special(b'/')), Some(Tok::Word(s))) => {
-            ContentType { mtype: t.to_vec(), subtype: s.to_vec(), params: params(&toks) }
-        }
+    match (it.next(), it.next(), it.next(), it.next()) {
+        // RFC 2045 5.2: anything but parameters after the type makes the field invalid, and then
+        // the default applies (Dovecot rejects such a field too).
+        (
+            Some(Tok::Word(t)),
+            Some(Tok::Special(b'/')),
+            Some(Tok::Word(s)),
+            None | Some(Tok::Special(b';')),
+        ) => ContentType { mtype: t.to_vec(), subtype: s.to_vec(), params: params(&toks) },
         _ => default.clone(),
+    }
+}
+
+/// The Content-Transfer-Encoding mechanism (RFC 2045 6.1): one token, comments aside. Anything
+/// else (`8 bit`) is not a mechanism and the default 7bit applies, as in Dovecot.
+pub(crate) fn cte_token(value: Option<&[u8]>) -> Option<&[u8]> {
+    let toks = lex(value?, true);
+    let mut it = toks.iter().filter(|t| !matches!(t, Tok::Comment(_)));
+    match (it.next(), it.next()) {
+        (Some(Tok::Word(w)), None) => Some(*w),
+        _ => None,
     }
 }
 
@@ -177,148 +182,6 @@ fn params(toks: &[Tok<'_>]) -> Params {
     out
 }
 
-/// The parts of a multipart body (RFC 2046 5.1.1): each is the bytes between a delimiter line and
-/// the line break before the next one (that line break belongs to the delimiter). Preamble and
-/// epilogue are dropped; an unterminated last part runs to the end. Empty when no delimiter is found.
-pub(crate) fn parts<'a>(body: &'a [u8], boundary: &[u8]) -> Vec<&'a [u8]> {
-    let mut out = Vec::new();
-    if boundary.is_empty() {
-        return out;
-    }
-    let mut open: Option<usize> = None;
-    let mut i = 0;
-    while i < body.len() {
-        let next = line_end(body, i);
-        let line = strip_eol(&body[i..next]);
-        if let Some(rest) = line.strip_prefix(b"--").and_then(|l| l.strip_prefix(boundary)) {
-            let close = rest.starts_with(b"--");
-            if close || trim(rest).is_empty() {
-                if let Some(start) = open {
-                    // The line break before the delimiter is part of it.
-                    let mut end = i;
-                    if body[..end].ends_with(b"\n") {
-                        end -= 1;
-                        if body[..end].ends_with(b"\r") {
-                            end -= 1;
-                        }
-                    }
-                    out.push(&body[start..end.max(start)]);
-                    if out.len() >= MAX_PARTS {
-                        return out;
-                    }
-                }
-                if close {
-                    return out;
-                }
-                open = Some(next);
-            }
-        }
-        i = next;
-    }
-    if let Some(start) = open {
-        out.push(&body[start.min(body.len())..]);
-    }
-    out
-}
-
-/// What an entity is, as the walker treats it.
-pub(crate) enum Kind<'a> {
-    /// A multipart with its parts and the default type of its children.
-    Multipart(Vec<&'a [u8]>),
-    /// A message/rfc822 part: the encapsulated message.
-    Message(&'a [u8]),
-    /// Anything else, including what could not be split or lies too deep.
-    Leaf,
-}
-
-/// Classifies an entity whose type is `ct`, nested `depth` levels deep.
-pub(crate) fn kind<'a>(ct: &ContentType, header: &[u8], body: &'a [u8], depth: usize) -> Kind<'a> {
-    if depth >= MAX_DEPTH {
-        return Kind::Leaf;
-    }
-    if ct.is_type("multipart") {
-        let found = ct.param("boundary").map(|b| parts(body, b)).unwrap_or_default();
-        if found.is_empty() { Kind::Leaf } else { Kind::Multipart(found) }
-    } else if ct.is("message", "rfc822")
-        // RFC 2046 5.2.1: only 7bit, 8bit or binary; an encoded one is opaque.
-        && super::decode::cte(first(header, "Content-Transfer-Encoding")) == super::decode::Cte::Identity
-    {
-        Kind::Message(body)
-    } else {
-        Kind::Leaf
-    }
-}
-
-/// One entity found by a part number, with what is needed to render any section of it.
-pub(crate) struct Entity<'a> {
-    /// MIME header and body of the part (for the top level or "part 1" of a single-part message:
-    /// the whole message).
-    pub bytes: &'a [u8],
-    pub ct: ContentType,
-    pub depth: usize,
-}
-
-impl<'a> Entity<'a> {
-    pub fn root(msg: &'a [u8]) -> Self {
-        let (header, _) = split(msg);
-        Entity {
-            bytes: msg,
-            ct: content_type(first(header, "Content-Type"), &ContentType::text_default()),
-            depth: 0,
-        }
-    }
-
-    pub fn kind(&self) -> Kind<'a> {
-        let (header, body) = split(self.bytes);
-        kind(&self.ct, header, body, self.depth)
-    }
-
-    /// The encapsulated message when this is a message/rfc822 part (within the depth limit).
-    pub fn inner(&self) -> Option<Entity<'a>> {
-        match self.kind() {
-            Kind::Message(m) => Some(Entity::root_at(m, self.depth + 1)),
-            _ => None,
-        }
-    }
-
-    fn root_at(msg: &'a [u8], depth: usize) -> Self {
-        Entity { depth, ..Entity::root(msg) }
-    }
-}
-
-/// Finds a part by its IMAP number (RFC 3501 6.4.5): numbers index the parts of a multipart; a
-/// message/rfc822 part's numbers are those of the message inside; a non-multipart message (or
-/// encapsulated message) has one part, 1, itself. The second value says whether the entity is a
-/// message (the top level or an encapsulated one) rather than a body part. `None`: no such part.
-pub(crate) fn find<'a>(msg: &'a [u8], path: &[u32]) -> Option<(Entity<'a>, bool)> {
-    let mut cur = Entity::root(msg);
-    let mut is_message = true;
-    for &n in path {
-        let mut at_message = is_message;
-        if !is_message && let Some(inner) = cur.inner() {
-            cur = inner;
-            at_message = true;
-        }
-        match cur.kind() {
-            Kind::Multipart(list) => {
-                let part = *list.get(usize::try_from(n).ok()?.checked_sub(1)?)?;
-                let default = child_default(&cur.ct);
-                let (h, _) = split(part);
-                cur = Entity {
-                    bytes: part,
-                    ct: content_type(first(h, "Content-Type"), &default),
-                    depth: cur.depth + 1,
-                };
-            }
-            // Part 1 of a message that is not multipart is its body.
-            _ if n == 1 && at_message => {}
-            _ => return None,
-        }
-        is_message = false;
-    }
-    Some((cur, is_message))
-}
-
 /// The default type of the children of a multipart.
 pub(crate) fn child_default(parent: &ContentType) -> ContentType {
     if parent.is("multipart", "digest") { ContentType::digest_default() } else { ContentType::text_default() }
@@ -341,18 +204,6 @@ mod tests {
     }
 
     #[test]
-    fn splits_multipart() {
-        let body = b"pre\r\n--b\r\npart1\r\n--b \r\n\r\npart2\r\n--b--\r\nepilogue";
-        assert_eq!(parts(body, b"b"), vec![&b"part1"[..], &b"\r\npart2"[..]]);
-        // Unterminated: the last part runs to the end.
-        assert_eq!(parts(b"--b\nx\n--b\ny", b"b"), vec![&b"x"[..], &b"y"[..]]);
-        // A longer boundary that starts with ours is not ours.
-        assert_eq!(parts(b"--b\r\n--bc\r\n--b--", b"b"), vec![&b"--bc"[..]]);
-        assert!(parts(b"no delimiters", b"b").is_empty());
-        assert_eq!(parts(b"--b\r\n--b\r\n--b--", b"b"), vec![&b""[..], &b""[..]]);
-    }
-
-    #[test]
     fn content_types() {
         let ct = content_type(
             Some(b" Multipart/Mixed ; boundary=\"x y\"; junk; a=b (c)"),
@@ -362,7 +213,13 @@ mod tests {
         assert_eq!(ct.param("BOUNDARY"), Some(&b"x y"[..]));
         assert_eq!(ct.param("a"), Some(&b"b"[..]));
         assert_eq!(content_type(Some(b"garbage"), &ContentType::text_default()), ContentType::text_default());
-        assert_eq!(count_lines(b"a\r\nb"), 2);
+        // Junk after the subtype (a missing `;`) makes the field invalid: the default applies.
+        let junk = content_type(Some(b"multipart/mixed\r\n\tboundary=\"b\""), &ContentType::text_default());
+        assert_eq!(junk, ContentType::text_default());
+        assert_eq!(cte_token(Some(b" Base64 (c)")), Some(&b"Base64"[..]));
+        assert_eq!(cte_token(Some(b"8 bit")), None);
+        assert_eq!(cte_token(None), None);
+        assert_eq!(count_lines(b"a\r\nb"), 1);
         assert_eq!(count_lines(b"a\r\nb\r\n"), 2);
         assert_eq!(count_lines(b""), 0);
     }

@@ -2,42 +2,33 @@
 //! in octets of the body as stored (CRLF) and line counts, extension data when asked for.
 
 use super::envelope::envelope;
-use super::mime::{
-    ContentType, Entity, Kind, MAX_DEPTH, child_default, content_type, disposition, fields, first, split,
-    unfold,
-};
+use super::mime::{ContentType, count_lines, cte_token, disposition, fields, first, unfold};
+use super::tree::{Kind, Part, parse};
 use crate::imap::encode::{nstring, string};
 
 /// BODYSTRUCTURE (`extensible`) or BODY of a whole message. Never fails: missing or broken headers
-/// take the RFC 2045 defaults and unsplittable multiparts are shown as text.
+/// take the RFC 2045 defaults; a multipart without parts has an empty text part (tree.rs).
 pub fn body_structure(msg: &[u8], extensible: bool) -> Vec<u8> {
     let mut out = Vec::with_capacity(256);
-    write_entity(&mut out, &Entity::root(msg), extensible);
+    write_part(&mut out, &parse(msg), extensible);
     out
 }
 
-fn write_entity(out: &mut Vec<u8>, e: &Entity<'_>, ext: bool) {
-    let (header, body) = split(e.bytes);
-    match e.kind() {
+fn write_part(out: &mut Vec<u8>, p: &Part<'_>, ext: bool) {
+    let header = p.mime_header();
+    match &p.kind {
         Kind::Multipart(list) => {
             // RFC 3501 9 body-type-mpart: the parts, no space between them, then the subtype.
             out.push(b'(');
-            let default = child_default(&e.ct);
-            for part in list {
-                let (h, _) = split(part);
-                let child = Entity {
-                    bytes: part,
-                    ct: content_type(first(h, "Content-Type"), &default),
-                    depth: e.depth + 1,
-                };
-                write_entity(out, &child, ext);
+            for child in list {
+                write_part(out, child, ext);
             }
             out.push(b' ');
-            string(out, &e.ct.subtype);
+            string(out, &p.ct.subtype);
             if ext {
                 // body-ext-mpart: parameters, disposition, language, location.
                 out.push(b' ');
-                params(out, &e.ct.params);
+                params(out, &p.ct.params);
                 out.push(b' ');
                 ext_tail(out, header);
             }
@@ -46,14 +37,12 @@ fn write_entity(out: &mut Vec<u8>, e: &Entity<'_>, ext: bool) {
         Kind::Message(inner) => {
             // RFC 3501 9 body-type-msg: fields, envelope, body, lines of the encapsulated message.
             out.push(b'(');
-            body_fields(out, &e.ct, header, inner.len());
+            body_fields(out, &p.ct, header, p.body.len());
             out.push(b' ');
-            let (inner_header, _) = split(inner);
-            out.extend_from_slice(&envelope(inner_header, false));
+            out.extend_from_slice(&envelope(inner.header, false));
             out.push(b' ');
-            let inner_entity = Entity { depth: e.depth + 1, ..Entity::root(inner) };
-            write_entity(out, &inner_entity, ext);
-            out.extend_from_slice(format!(" {}", super::mime::count_lines(inner)).as_bytes());
+            write_part(out, inner, ext);
+            out.extend_from_slice(format!(" {}", count_lines(p.body)).as_bytes());
             if ext {
                 ext_1part(out, header);
             }
@@ -61,28 +50,23 @@ fn write_entity(out: &mut Vec<u8>, e: &Entity<'_>, ext: bool) {
         }
         Kind::Leaf => {
             let opaque;
-            let ct = if e.ct.is_type("multipart") || e.ct.is("message", "rfc822") {
-                // Too deep, an encoded message/rfc822, or a multipart that could not be split: shown
-                // as a single part so the answer stays well-formed (RFC 3501 9 media-message and
-                // body-type-mpart need their bodies); an unsplittable multipart reads as text.
-                opaque = if e.depth >= MAX_DEPTH || !e.ct.is_type("multipart") {
-                    ContentType {
-                        mtype: b"application".to_vec(),
-                        subtype: b"octet-stream".to_vec(),
-                        params: Vec::new(),
-                    }
-                } else {
-                    ContentType::text_default()
+            let ct = if p.ct.is("message", "rfc822") {
+                // Too deep to parse: shown as a single opaque part, as RFC 3501 9 media-message
+                // needs the envelope and body of the message.
+                opaque = ContentType {
+                    mtype: b"application".to_vec(),
+                    subtype: b"octet-stream".to_vec(),
+                    params: Vec::new(),
                 };
                 &opaque
             } else {
-                &e.ct
+                &p.ct
             };
             out.push(b'(');
-            body_fields(out, ct, header, body.len());
+            body_fields(out, ct, header, p.body.len());
             if ct.is_type("text") {
                 // RFC 3501 9 body-type-text: body-fld-lines.
-                out.extend_from_slice(format!(" {}", super::mime::count_lines(body)).as_bytes());
+                out.extend_from_slice(format!(" {}", count_lines(p.body)).as_bytes());
             }
             if ext {
                 ext_1part(out, header);
@@ -98,7 +82,14 @@ fn body_fields(out: &mut Vec<u8>, ct: &ContentType, header: &[u8], size: usize) 
     out.push(b' ');
     string(out, &ct.subtype);
     out.push(b' ');
-    params(out, &ct.params);
+    if ct.is_type("text") && ct.param("charset").is_none() {
+        // RFC 2045 5.2: the charset of text defaults to us-ascii; Dovecot says so explicitly.
+        let mut with = ct.params.clone();
+        with.push((b"charset".to_vec(), b"us-ascii".to_vec()));
+        params(out, &with);
+    } else {
+        params(out, &ct.params);
+    }
     for name in ["Content-ID", "Content-Description"] {
         out.push(b' ');
         let v = first(header, name).map(unfold).filter(|v| !v.is_empty());
@@ -106,8 +97,8 @@ fn body_fields(out: &mut Vec<u8>, ct: &ContentType, header: &[u8], size: usize) 
     }
     out.push(b' ');
     // RFC 2045 6.1: the default encoding is 7BIT.
-    let enc = first(header, "Content-Transfer-Encoding").map(unfold).filter(|v| !v.is_empty());
-    string(out, enc.as_deref().unwrap_or(b"7BIT"));
+    let enc = cte_token(first(header, "Content-Transfer-Encoding"));
+    string(out, enc.unwrap_or(b"7bit"));
     out.extend_from_slice(format!(" {size}").as_bytes());
 }
 
@@ -177,9 +168,9 @@ fn ext_tail(out: &mut Vec<u8>, header: &[u8]) {
                 .collect()
         })
         .unwrap_or_default();
+    // RFC 3501 9 body-fld-lang: a string or a list; always the list, as Dovecot writes it.
     match tags.as_slice() {
         [] => out.extend_from_slice(b"NIL"),
-        [one] => string(out, one),
         many => {
             out.push(b'(');
             for (i, t) in many.iter().enumerate() {

@@ -2,7 +2,8 @@
 //! encoded words, body text decoded from its transfer encoding and charset to UTF-8 (through the
 //! mailparse crate), and the Date: field as a calendar date.
 
-use super::mime::{ContentType, Entity, Kind, child_default, content_type, fields, first, split, unfold};
+use super::mime::{ContentType, fields, first, unfold};
+use super::tree::{Kind, Part, parse};
 use crate::imap::types::Date;
 
 /// Decoded (RFC 2047), unfolded values of every field called `name` (case-insensitive).
@@ -32,39 +33,30 @@ fn decode_field(raw: &[u8]) -> String {
     }
 }
 
-/// The text of a message's body for BODY/TEXT: each text part (and the header and text of each
-/// encapsulated message) decoded to UTF-8, concatenated with line breaks. Attachments that are not
-/// text are not searched.
+/// The text of a message's body for BODY/TEXT: each text or message/* part (and the header and
+/// text of each encapsulated message) decoded to UTF-8, concatenated with line breaks. Other
+/// attachments are not searched.
 pub fn body_text(msg: &[u8]) -> String {
     let mut out = String::new();
-    collect(&Entity::root(msg), &mut out);
+    collect(&parse(msg), &mut out);
     out
 }
 
-fn collect(e: &Entity<'_>, out: &mut String) {
-    let (header, body) = split(e.bytes);
-    match e.kind() {
+fn collect(p: &Part<'_>, out: &mut String) {
+    match &p.kind {
         Kind::Multipart(list) => {
-            let default = child_default(&e.ct);
-            for part in list {
-                let (h, _) = split(part);
-                let child = Entity {
-                    bytes: part,
-                    ct: content_type(first(h, "Content-Type"), &default),
-                    depth: e.depth + 1,
-                };
-                collect(&child, out);
+            for child in list {
+                collect(child, out);
             }
         }
         Kind::Message(inner) => {
-            let (inner_header, _) = split(inner);
-            out.push_str(&header_text(inner_header));
-            collect(&Entity { depth: e.depth + 1, ..Entity::root(inner) }, out);
+            out.push_str(&header_text(inner.header));
+            collect(inner, out);
         }
-        Kind::Leaf if e.ct.is_type("text") || e.ct.is_type("multipart") => {
-            // A multipart that could not be split is shown as text; search it as such.
-            let ct = if e.ct.is_type("text") { e.ct.clone() } else { ContentType::text_default() };
-            out.push_str(&decode_text(header, body, &ct));
+        // Text, and message/* that is not parsed as a message (message/partial, delivery-status,
+        // an encoded message/rfc822): Dovecot searches those bodies as text too.
+        Kind::Leaf if p.ct.is_type("text") || p.ct.is_type("message") => {
+            out.push_str(&decode_text(p.mime_header(), p.body, &p.ct));
             out.push('\n');
         }
         Kind::Leaf => {}
@@ -78,7 +70,9 @@ fn decode_text(header: &[u8], body: &[u8], ct: &ContentType) -> String {
     let raw = match cte(first(header, "Content-Transfer-Encoding")) {
         Cte::Base64 => base64(body),
         Cte::QuotedPrintable => quoted_printable(body),
-        Cte::Identity | Cte::Unknown => body.to_vec(),
+        Cte::Identity => body.to_vec(),
+        // An encoding buzon cannot undo: the text is unknown, and not searched (Dovecot too).
+        Cte::Unknown => return String::new(),
     };
     let charset = ct.param("charset").map(|c| String::from_utf8_lossy(c).into_owned());
     match charset {
@@ -100,7 +94,8 @@ fn decode_text(header: &[u8], body: &[u8], ct: &ContentType) -> String {
 }
 
 /// The date of the first Date: field as written (RFC 5322 3.3, the obsolete forms of 4.3 too),
-/// time and zone disregarded as SENTBEFORE/SENTON/SENTSINCE want (RFC 3501 6.4.4).
+/// time and zone disregarded as SENTBEFORE/SENTON/SENTSINCE want (RFC 3501 6.4.4). The time must
+/// be there and valid, or the field is not a date (None), as in Dovecot.
 pub fn sent_date(header: &[u8]) -> Option<Date> {
     let v = unfold(first(header, "Date")?);
     let v = String::from_utf8_lossy(&v);
@@ -112,6 +107,14 @@ pub fn sent_date(header: &[u8]) -> Option<Date> {
     let day: u8 = words.next()?.parse().ok()?;
     let month = month(words.next()?)?;
     let year: u16 = words.next()?.parse().ok()?;
+    // RFC 5322 3.3: a time of day must follow (`hh:mm[:ss]`); a date without one is not a date.
+    let time = words.next()?;
+    let mut hms = time.split(':');
+    let valid =
+        |p: Option<&str>, max: u8| p.is_some_and(|p| p.len() == 2 && p.parse::<u8>().is_ok_and(|v| v <= max));
+    if !valid(hms.next(), 23) || !valid(hms.next(), 59) || hms.next().is_some_and(|s| !valid(Some(s), 60)) {
+        return None;
+    }
     // RFC 5322 4.3: two-digit years are 19xx from 50, 20xx below; three digits add 1900.
     let year = match year {
         0..=49 => year + 2000,

@@ -141,7 +141,9 @@ fn header_keys_read_headers_only() {
         (K::Header("X-SPAM".into(), "no".into()), vec![]),
         // SENT*: the date as written, zone disregarded.
         (K::SentOn(date(2024, 3, 9)), vec![0]),
-        (K::SentBefore(date(2024, 3, 10)), vec![0]),
+        // A message without a Date: was sent on 1 Jan 1970 (as in Dovecot).
+        (K::SentBefore(date(2024, 3, 10)), vec![0, 2]),
+        (K::SentBefore(date(1970, 1, 2)), vec![2]),
         (K::SentSince(date(2024, 3, 10)), vec![1]),
     ];
     for (key, want) in cases {
@@ -180,4 +182,21 @@ fn expunged_messages_do_not_match() {
     f.expunged.push(1);
     assert_eq!(run(&mut f, SearchKey::Not(Box::new(SearchKey::Subject("zzz".into())))), vec![0, 2]);
     assert_eq!(run(&mut f, SearchKey::Flagged), vec![1]);
+}
+
+#[test]
+fn body_searches_message_parts_that_are_not_parsed() {
+    // Dovecot searches message/* bodies as text: here a message/partial part (corpus
+    // thirdparty/009.eml), never a binary attachment.
+    let m = "Content-Type: multipart/mixed; boundary=1\n\n--1\nContent-Type: text/plain\n\nHi\n--1\n\
+             Content-Type: message/partial; number=1; total=2; id=x\n\nX-Weird: Hello\n--1\n\
+             Content-Type: application/octet-stream\n\nsecret\n--1--\n";
+    let mut f = MemFolder::new(&[(1, 0, false, 0, m)]);
+    assert_eq!(run(&mut f, SearchKey::Body("hello".into())), vec![0]);
+    assert_eq!(run(&mut f, SearchKey::Body("secret".into())), Vec::<usize>::new());
+    // A text part in an encoding that cannot be undone is not searched (Dovecot: corpus
+    // thirdparty/004.eml, `Content-Transfer-Encoding: 8 bit`).
+    let m = "Content-Type: multipart/mixed; boundary=1\n\n--1\nContent-Transfer-Encoding: 8 bit\n\nqueen\n--1--\n";
+    let mut f = MemFolder::new(&[(1, 0, false, 0, m)]);
+    assert_eq!(run(&mut f, SearchKey::Body("queen".into())), Vec::<usize>::new());
 }
