@@ -67,7 +67,7 @@ fn sample_config_parses_as_shipped() {
     assert_eq!(c.mailbox.template, "~/Maildir");
     assert_eq!(c.aliases.as_deref(), Some(Path::new("/etc/aliases")));
     assert_eq!(c.data_dir, Path::new("/var/lib/buzon"));
-    assert_eq!(c.user, None, "with users = system the server stays root and writes as each owner");
+    assert_eq!(c.user.as_deref(), Some("buzon"), "the server drops root; its helper writes as each owner");
     assert!(c.relay_networks.is_empty(), "the sample must not relay for anyone");
     // What `check-config` prints from it parses again to the same settings.
     let again = Config::parse(&c.render(), "rendered").unwrap_or_else(|e| panic!("{e}"));
