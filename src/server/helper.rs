@@ -20,7 +20,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use proto::{Request, Response};
 
-use crate::config::Config;
+use crate::config::{Config, MailboxKind};
 use crate::local::{Resolver, ResolverConfig};
 use crate::store::{self, Dest, StoreError, StoreOptions};
 
@@ -181,6 +181,35 @@ fn in_child(work: impl FnOnce() -> Response) -> Response {
     }
 }
 
+/// The owner of every destination, when they all have the same one and it is not root.
+fn single_owner(dests: &[Dest]) -> Option<store::Owner> {
+    let first = dests.first()?.owner?;
+    (first.uid != 0
+        && dests.iter().all(|d| d.owner.is_some_and(|o| o.uid == first.uid && o.gid == first.gid)))
+    .then_some(first)
+}
+
+/// setgroups, setgid, setuid, in that order, then checks that root cannot be had back.
+fn become_for_good(o: store::Owner, groups: &[u32]) -> Result<(), String> {
+    let groups: Vec<libc::gid_t> = groups.iter().map(|&g| g as libc::gid_t).collect();
+    // SAFETY: plain credential calls in a single-threaded child; the slice outlives the call.
+    unsafe {
+        if libc::setgroups(groups.len(), groups.as_ptr()) != 0 {
+            return Err(format!("setgroups: {}", io::Error::last_os_error()));
+        }
+        if libc::setgid(o.gid) != 0 {
+            return Err(format!("setgid({}): {}", o.gid, io::Error::last_os_error()));
+        }
+        if libc::setuid(o.uid) != 0 {
+            return Err(format!("setuid({}): {}", o.uid, io::Error::last_os_error()));
+        }
+        if libc::setuid(0) == 0 {
+            return Err("root could be had back after setuid".into());
+        }
+    }
+    Ok(())
+}
+
 /// Finds each account's mailbox and delivers the message read from `fd` into all of them.
 fn deliver(
     resolver: &Resolver,
@@ -199,6 +228,21 @@ fn deliver(
                 dests.push(Dest { kind: d.kind, path: d.path, owner, account: None });
             }
             Err(e) => return Response::Fail { index: i, permanent: false, text: e },
+        }
+    }
+    // One owner (the usual case): the child becomes that user for good (groups, gid, uid) before
+    // it writes anything. Several owners: it stays root and writes each mailbox with the owner's
+    // file-system identity (store/owner.rs), so the message still goes to all of them or none.
+    if let Some(o) = single_owner(&dests) {
+        let mut groups = vec![o.gid];
+        groups.extend(
+            dests
+                .iter()
+                .filter(|d| d.kind == MailboxKind::Mbox)
+                .filter_map(|d| store::owner::spool_group(&d.path)),
+        );
+        if let Err(e) = become_for_good(o, &groups) {
+            return Response::Fail { index: 0, permanent: false, text: e };
         }
     }
     let file = File::from(fd);
