@@ -5,6 +5,7 @@ import imaplib
 import os
 import poplib
 import shutil
+import signal
 import smtplib
 import subprocess
 import time
@@ -60,6 +61,67 @@ class SocketActivation(unittest.TestCase):
         out = p.stdout.read().decode()
         self.assertIn("service=submission", out)
         self.assertIn("source=socket-activation", out)
+
+
+class Reload(unittest.TestCase):
+    """SIGHUP reads the configuration again: session settings apply to new connections, what needs
+    a restart is logged and kept, a broken file changes nothing."""
+
+    def test_sighup_reloads_the_configuration(self):
+        s = Server()
+        self.addCleanup(s.cleanup)
+        s.start()
+        def rcpt(addr):
+            with smtplib.SMTP("127.0.0.1", s.port, timeout=10) as c:
+                c.ehlo()
+                c.mail("x@remote.test")
+                return c.rcpt(addr)[0]
+        self.assertEqual(rcpt("alice@new.test"), 554)
+        with open(s.passwd, "a") as f:
+            f.write("alice@new.test:{PLAIN}x\n")
+        with open(s.config) as f:
+            conf = f.read()
+        def hup_and_wait(text):
+            n = s.read_log().count("event=sighup action=config")
+            s.proc.send_signal(signal.SIGHUP)
+            deadline = time.time() + 10
+            while s.read_log().count("event=sighup action=config") == n and time.time() < deadline:
+                time.sleep(0.05)
+            self.assertIn(text, s.read_log().split("event=sighup action=config")[-1])
+        with open(s.config, "w") as f:
+            f.write(conf.replace("local_domains = example.test", "local_domains = example.test new.test")
+                    + f"imap.listen = 127.0.0.1:{free_port()}\n")
+        hup_and_wait('_reloaded applied="local_domains" need_restart="imap.listen"')
+        self.assertEqual(rcpt("alice@new.test"), 250)
+        with open(s.config, "a") as f:
+            f.write("no_such_key = 1\n")
+        hup_and_wait("_unchanged")
+        self.assertEqual(rcpt("alice@new.test"), 250, "a broken file changes nothing")
+        self.assertEqual(s.stop(), 0)
+
+
+@unittest.skipUnless(os.geteuid() == 0 and not os.path.exists("/dev/log"),
+                     "needs root and no system log daemon on /dev/log (the test plays that daemon)")
+class Syslog(unittest.TestCase):
+    def test_log_lines_go_to_dev_log_with_facility_mail(self):
+        import socket
+        daemon = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        daemon.bind("/dev/log")
+        self.addCleanup(os.unlink, "/dev/log")
+        self.addCleanup(daemon.close)
+        daemon.settimeout(10)
+        s = Server(extra="log = syslog\n")
+        self.addCleanup(s.cleanup)
+        s.start()
+        lines = []
+        deadline = time.time() + 10
+        while not any("event=start" in l for l in lines) and time.time() < deadline:
+            lines.append(daemon.recv(4096).decode())
+        start = [l for l in lines if "event=start" in l]
+        self.assertTrue(start, lines)
+        # <22>: facility mail (2) * 8 + severity info (6), then syslog(3)'s timestamp and tag.
+        self.assertRegex(start[0], r"^<22>[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d buzon\[\d+\]: info event=start")
+        self.assertNotIn("event=start", s.read_log(), "nothing on standard error")
 
 
 INETD = shutil.which("inetd")

@@ -9,7 +9,7 @@ use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use mio::net::TcpListener;
@@ -101,17 +101,31 @@ pub fn run(config: Arc<Config>) -> Result<(), String> {
     Arc::new(runner).start()?;
     // Local submission (sendmail): held until the server stops, so a file in hand is finished.
     let _pickup = super::pickup::Pickup::start(Arc::clone(&config), Arc::clone(&queue), Arc::clone(&waker))?;
-    let smtp_ctx =
-        Arc::new(smtp::conn::Context::new(Arc::clone(&config), resolver, queue, waker, tls.clone(), helper)?);
+    let context = |config: &Arc<Config>, resolver: Arc<Resolver>| {
+        smtp::conn::Context::new(
+            Arc::clone(config),
+            resolver,
+            Arc::clone(&queue),
+            Arc::clone(&waker),
+            tls.clone(),
+            helper.clone(),
+        )
+    };
+    // Sessions take the context current when they start; SIGHUP replaces it (reload.rs).
+    let current = Arc::new(RwLock::new(Arc::new(context(&config, resolver)?)));
     let registry = Arc::new(Registry::default());
     let pool = {
-        let ctx = Arc::clone(&smtp_ctx);
-        Pool::new(config.max_connections, move |job: Job| match job.service {
-            Service::Pop3 | Service::Pop3s => crate::pop3::conn::run(job, &ctx),
-            Service::Imap | Service::Imaps => crate::imap::conn::run(job, &ctx),
-            _ => smtp::conn::run(job, &ctx),
+        let current = Arc::clone(&current);
+        Pool::new(config.max_connections, move |job: Job| {
+            let ctx = Arc::clone(&current.read().unwrap_or_else(|p| p.into_inner()));
+            match job.service {
+                Service::Pop3 | Service::Pop3s => crate::pop3::conn::run(job, &ctx),
+                Service::Imap | Service::Imaps => crate::imap::conn::run(job, &ctx),
+                _ => smtp::conn::run(job, &ctx),
+            }
         })
     };
+    let mut config = config;
 
     let mut poll = Poll::new().map_err(|e| format!("poll: {e}"))?;
     let mut stop_rx = signal_pipe(&poll, &[libc::SIGTERM, libc::SIGINT], STOP)?;
@@ -153,9 +167,23 @@ pub fn run(config: Arc<Config>) -> Result<(), String> {
                             Ok(()) => log::info!("event=sighup action=tls_reloaded"),
                             Err(e) => log::error!("event=sighup action=tls_reload_failed error=\"{e}\""),
                         },
-                        None => {
-                            log::info!("event=sighup action=none reason=\"no TLS certificate configured\"")
+                        None => {}
+                    }
+                    match super::reload::reread(&config).and_then(|r| {
+                        let resolver = Arc::new(Resolver::new(ResolverConfig::from_config(&r.config))?);
+                        Ok((context(&r.config, resolver)?, r))
+                    }) {
+                        Ok((ctx, r)) => {
+                            *current.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(ctx);
+                            log::set_max_level(r.config.log_level);
+                            config = r.config;
+                            log::info!(
+                                "event=sighup action=config_reloaded applied=\"{}\" need_restart=\"{}\"",
+                                r.applied.join(" "),
+                                r.need_restart.join(" ")
+                            );
                         }
+                        Err(e) => log::error!("event=sighup action=config_unchanged error=\"{e}\""),
                     }
                 }
                 continue;

@@ -10,6 +10,7 @@ pub mod listen;
 pub mod pickup;
 pub mod pool;
 pub mod privs;
+pub mod reload;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, TcpStream};
