@@ -162,12 +162,11 @@ pub fn run(config: Arc<Config>) -> Result<(), String> {
             if ev.token() == HUP {
                 if drain(&mut hup_rx) {
                     // New connections get the new certificate; established ones keep theirs.
-                    match &tls {
-                        Some(t) => match t.reload() {
+                    if let Some(t) = &tls {
+                        match t.reload() {
                             Ok(()) => log::info!("event=sighup action=tls_reloaded"),
                             Err(e) => log::error!("event=sighup action=tls_reload_failed error=\"{e}\""),
-                        },
-                        None => {}
+                        }
                     }
                     match super::reload::reread(&config).and_then(|r| {
                         let resolver = Arc::new(Resolver::new(ResolverConfig::from_config(&r.config))?);
