@@ -1222,6 +1222,17 @@ class EnableAndId(ImapCase):
 
 class IdleAndConcurrency(ImapCase):
 
+    def test_a_selected_mailbox_deleted_by_another_session_ends_with_bye(self):
+        a, b = self.raw(), self.raw()
+        a.ok("CREATE Doomed")
+        a.ok("SELECT Doomed")
+        b.ok("DELETE Doomed")
+        a.send("n1 NOOP\r\n")
+        self.assertEqual(a.response(), b"* BYE Mailbox was deleted")
+        with self.assertRaises((EOFError, ConnectionError, OSError)):
+            a.response()
+        b.ok("NOOP")  # the other session goes on
+
     def test_idle_sees_a_delivery_and_an_append(self):
         self.deliver(msg("first"))
         r = self.raw()

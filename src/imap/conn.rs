@@ -386,6 +386,9 @@ fn idle(
         }
         session.idle_poll(&mut w)?;
         w.flush()?;
+        if session.mode() == Mode::Closed {
+            return Ok(Outcome::Close);
+        }
     }
 }
 

@@ -440,6 +440,9 @@ impl Session {
         let Some(reply) = reply else { return Ok(Outcome::Continue) };
         if self.state == Selected && reply.then == Outcome::Continue {
             self.report_changes(expunges, out)?;
+            if self.state == State::Logout {
+                return Ok(Outcome::Close);
+            }
         }
         self.finish(&tag, reply, out)
     }
@@ -564,6 +567,12 @@ impl Session {
         let Some(open) = self.open.as_mut() else { return Ok(()) };
         let changes = match open.folder.sync(expunges) {
             Ok(c) => c,
+            // The selected mailbox was deleted, or its UIDs were renumbered (a new UIDVALIDITY),
+            // under this session: nothing it holds is valid any more, so it ends as Dovecot ends it.
+            Err(FolderError::NotFound) => return self.lost_mailbox("Mailbox was deleted", out),
+            Err(FolderError::Temp(m)) if m.contains("UIDVALIDITY") => {
+                return self.lost_mailbox("Mailbox UIDVALIDITY changed", out);
+            }
             Err(e) => {
                 log::warn!(
                     "session={} event=imap_sync_failed error=\"{}\"",
@@ -575,6 +584,15 @@ impl Session {
         };
         let buf = changes_text(&changes, open.folder.messages(), rev2);
         if buf.is_empty() { Ok(()) } else { out.write_all(&buf) }
+    }
+
+    /// Ends the session with `* BYE` (RFC 3501 7.1.5) when its selected mailbox is gone.
+    fn lost_mailbox(&mut self, why: &str, out: &mut dyn Write) -> io::Result<()> {
+        log::info!("session={} event=logout reason=mailbox_lost detail=\"{why}\"", self.peer.sid);
+        self.open = None;
+        self.idle_tag = None;
+        self.state = State::Logout;
+        out.write_all(format!("* BYE {why}\r\n").as_bytes())
     }
 
     /// Whether `$`-free message-number sets stay within the view (RFC 3501 9: a message number above
