@@ -7,7 +7,7 @@
 Deterministic for a given seed: the same bytes, names and flags every time.
 Messages are built with Python's email package, stored with LF line ends in
 DIR/cur/ under the names buzon's own delivery writes
-("<secs>.M<usecs>P<pid>Q<n>.<host>,S=<size>", see src/store/maildir.rs) plus
+("<secs>.M<usecs>P<pid>Q<n>.<host>,S=<size>,W=<CRLF size>", see src/store/maildir.rs) plus
 ":2,<flags>" (about 70 % \\Seen, some \\Answered and \\Flagged).  Sizes are
 spread around 4 KiB (1.5-9 KiB): 70 % text/plain 7bit, 10 % text/plain
 quoted-printable UTF-8, 12 % multipart/alternative (text + HTML), 8 %
@@ -207,7 +207,8 @@ def main():
             flags = "RS"
         elif r < 0.70:
             flags = "S"
-        name = f"{secs}.M{i * 37 % 1_000_000}P{4000 + i % 50}Q{i + 1}.bench,S={len(raw)}:2,{flags}"
+        crlf = len(raw) + raw.count(b"\n")
+        name = f"{secs}.M{i * 37 % 1_000_000}P{4000 + i % 50}Q{i + 1}.bench,S={len(raw)},W={crlf}:2,{flags}"
         path = os.path.join(args.dir, "cur", name)
         with open(path, "wb") as f:
             f.write(raw)

@@ -24,6 +24,8 @@ pub struct Prepared {
     maildir: PathBuf,
     tmp: PathBuf,
     size: u64,
+    /// The size with CRLF line ends, for Dovecot's ",W=" (IMAP and POP3 then need not count it).
+    crlf: Option<u64>,
     /// The tmp file exists and is ours to remove.
     pending: bool,
 }
@@ -59,6 +61,32 @@ pub fn unique_name(now: SystemTime, host: &str, size: u64) -> String {
     )
 }
 
+/// Dovecot's ",W=<size with CRLF line ends>" after the name's ",S=", when known (Dovecot and
+/// Courier read it; buzon's IMAP and POP3 use it instead of reading the file).
+fn with_crlf_size(name: String, crlf: Option<u64>) -> String {
+    match crlf {
+        Some(w) => format!("{name},W={w}"),
+        None => name,
+    }
+}
+
+/// The size the message has with CRLF line ends, read once from the spool file (in the page cache:
+/// it was just written); None when it cannot be read, and the name goes without ",W=".
+fn crlf_size(src: &mut File) -> Option<u64> {
+    use std::io::Read;
+    src.rewind().ok()?;
+    let mut counter = super::imapdir::CrlfCounter::default();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        match src.read(&mut buf) {
+            Ok(0) => return Some(counter.size),
+            Ok(n) => counter.feed(buf.get(..n).unwrap_or_default()),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return None,
+        }
+    }
+}
+
 /// Puts the message into `maildir`/tmp (creating the Maildir, mode 0700, on first delivery).
 pub fn prepare(maildir: &Path, msg: &Message) -> Result<Prepared, StoreError> {
     ensure_dir(maildir)?;
@@ -83,13 +111,16 @@ pub fn prepare(maildir: &Path, msg: &Message) -> Result<Prepared, StoreError> {
     let euid = unsafe { libc::geteuid() };
     let mut try_link = meta.uid() == euid && meta.mode() & 0o077 == 0;
 
+    let crlf = crlf_size(&mut src);
     let host = crate::config::system_hostname();
     let tmpdir = maildir.join("tmp");
     for _ in 0..NAME_ATTEMPTS {
-        let tmp = tmpdir.join(unique_name(SystemTime::now(), &host, size));
+        let tmp = tmpdir.join(with_crlf_size(unique_name(SystemTime::now(), &host, size), crlf));
         if try_link {
             match fs::hard_link(msg.path, &tmp) {
-                Ok(()) => return Ok(Prepared { maildir: maildir.to_path_buf(), tmp, size, pending: true }),
+                Ok(()) => {
+                    return Ok(Prepared { maildir: maildir.to_path_buf(), tmp, size, crlf, pending: true });
+                }
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
                 Err(e) => {
                     log::debug!("store: hard link failed, copying path={} error={e}", tmp.display());
@@ -98,7 +129,9 @@ pub fn prepare(maildir: &Path, msg: &Message) -> Result<Prepared, StoreError> {
             }
         }
         match copy_into(&mut src, &tmp, size) {
-            Ok(true) => return Ok(Prepared { maildir: maildir.to_path_buf(), tmp, size, pending: true }),
+            Ok(true) => {
+                return Ok(Prepared { maildir: maildir.to_path_buf(), tmp, size, crlf, pending: true });
+            }
             Ok(false) => continue,
             Err(e) => return Err(e),
         }
@@ -213,7 +246,7 @@ impl Prepared {
                     return Ok(dst);
                 }
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                    name = unique_name(SystemTime::now(), &host, self.size).into();
+                    name = with_crlf_size(unique_name(SystemTime::now(), &host, self.size), self.crlf).into();
                 }
                 Err(e) => return Err(StoreError::from_io("cannot move into", &dst, &e)),
             }
@@ -274,7 +307,9 @@ mod tests {
         }
         assert_eq!(fs::metadata(d.path().join("home/u")).unwrap().mode() & 0o777, 0o700);
         let name = at.file_name().unwrap().to_str().unwrap().to_string();
-        assert!(name.ends_with(&format!(",S={}", BODY.len())), "{name}");
+        // ",S=" the stored size, ",W=" the size with CRLF line ends (one more octet per LF).
+        let lfs = BODY.iter().filter(|&&b| b == b'\n').count();
+        assert!(name.ends_with(&format!(",S={},W={}", BODY.len(), BODY.len() + lfs)), "{name}");
         assert!(name.contains(&format!("P{}Q", std::process::id())), "{name}");
     }
 

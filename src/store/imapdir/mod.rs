@@ -18,6 +18,7 @@
 mod folder;
 mod lock;
 mod msgfile;
+pub(crate) use msgfile::CrlfCounter;
 mod names;
 mod scan;
 mod uidlist;
