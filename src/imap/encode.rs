@@ -5,17 +5,22 @@
 /// 8-bit or long text needs a literal; `"` and `\` are escaped in a quoted string).
 pub fn string(out: &mut Vec<u8>, s: &[u8]) {
     if s.len() <= 1024 && s.iter().all(|&b| (0x01..0x80).contains(&b) && b != b'\r' && b != b'\n') {
-        out.push(b'"');
-        for &b in s {
-            if b == b'"' || b == b'\\' {
-                out.push(b'\\');
-            }
-            out.push(b);
-        }
-        out.push(b'"');
+        quoted(out, s);
     } else {
         literal(out, s);
     }
+}
+
+/// `"..."` with `"` and `\` escaped; the caller has checked that `s` may be quoted.
+fn quoted(out: &mut Vec<u8>, s: &[u8]) {
+    out.push(b'"');
+    for &b in s {
+        if b == b'"' || b == b'\\' {
+            out.push(b'\\');
+        }
+        out.push(b);
+    }
+    out.push(b'"');
 }
 
 /// Appends `{n}CRLF` and the bytes (RFC 3501 4.3 literal). With `utf8` (RFC 9051 / UTF8=ACCEPT) a
@@ -31,14 +36,7 @@ pub fn string_utf8(out: &mut Vec<u8>, s: &[u8]) {
         && std::str::from_utf8(s).is_ok()
         && s.iter().all(|&b| b != 0 && b != b'\r' && b != b'\n')
     {
-        out.push(b'"');
-        for &b in s {
-            if b == b'"' || b == b'\\' {
-                out.push(b'\\');
-            }
-            out.push(b);
-        }
-        out.push(b'"');
+        quoted(out, s);
     } else {
         literal(out, s);
     }

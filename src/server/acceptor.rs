@@ -15,16 +15,14 @@ use std::time::{Duration, Instant};
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token};
 
-use super::helper::PasswordHelper;
 use super::pool::Pool;
-use super::{Registry, Service, Slot, privs};
-use crate::config::{Config, UsersSpec, in_networks};
+use super::{Registry, Service, Slot};
+use crate::config::{Config, in_networks};
 use crate::local::{Resolver, ResolverConfig};
 use crate::queue::Queue;
 use crate::queue::runner::Runner;
 use crate::queue::wake::Waker;
 use crate::smtp;
-use crate::tls::ServerTls;
 
 const STOP: Token = Token(usize::MAX);
 const HUP: Token = Token(usize::MAX - 1);
@@ -45,11 +43,6 @@ pub fn run(config: Arc<Config>) -> Result<(), String> {
         log::info!("event=spool_cleanup removed={removed} reason=\"never acknowledged\"");
     }
     let mut listeners = Vec::new();
-    // Keys are read while still privileged (the key file is often root's only).
-    let tls = match (&config.tls_cert, &config.tls_key) {
-        (Some(cert), Some(key)) => Some(Arc::new(ServerTls::load(cert, key)?)),
-        _ => None,
-    };
     if let Some(passed) = super::activation::take(&config)? {
         // The service manager bound the sockets: the *.listen addresses only name them.
         for (service, l) in &passed {
@@ -58,15 +51,7 @@ pub fn run(config: Arc<Config>) -> Result<(), String> {
         }
         listeners = passed;
     } else {
-        for (service, addrs) in [
-            (Service::Smtp, &config.smtp_listen),
-            (Service::Submission, &config.submission_listen),
-            (Service::Submissions, &config.submissions_listen),
-            (Service::Pop3, &config.pop3_listen),
-            (Service::Pop3s, &config.pop3s_listen),
-            (Service::Imap, &config.imap_listen),
-            (Service::Imaps, &config.imaps_listen),
-        ] {
+        for (service, addrs) in super::listen_table(&config) {
             for addr in addrs {
                 let l = super::listen::bind(*addr)
                     .map_err(|e| format!("{}.listen = {addr}: cannot listen: {e}", service.name()))?;
@@ -78,13 +63,7 @@ pub fn run(config: Arc<Config>) -> Result<(), String> {
         std::fs::write(p, format!("{}\n", std::process::id()))
             .map_err(|e| format!("pid_file {}: {e}", p.display()))?;
     }
-    // System users' passwords are in /etc/shadow, which only root reads: a helper keeps that right
-    // when the server drops it. Forked here, while no thread exists.
-    let helper = match (privs::is_root(), &config.user, &config.users) {
-        (true, Some(_), UsersSpec::System) => Some(Arc::new(PasswordHelper::spawn(&config)?)),
-        _ => None,
-    };
-    privs::drop_if_configured(&config)?;
+    let super::Privileged { tls, helper } = super::keys_helper_and_drop(&config)?;
 
     let resolver = Arc::new(Resolver::new(ResolverConfig::from_config(&config))?);
     let queue = Arc::new(

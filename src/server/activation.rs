@@ -72,15 +72,7 @@ pub fn service_for(name: &str, addr: SocketAddr, config: &Config) -> Option<Serv
     if by_name.is_some() {
         return by_name;
     }
-    for (service, addrs) in [
-        (Service::Smtp, &config.smtp_listen),
-        (Service::Submission, &config.submission_listen),
-        (Service::Submissions, &config.submissions_listen),
-        (Service::Pop3, &config.pop3_listen),
-        (Service::Pop3s, &config.pop3s_listen),
-        (Service::Imap, &config.imap_listen),
-        (Service::Imaps, &config.imaps_listen),
-    ] {
+    for (service, addrs) in super::listen_table(config) {
         if addrs.contains(&addr) {
             return Some(service);
         }

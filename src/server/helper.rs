@@ -78,10 +78,12 @@ impl PasswordHelper {
             other => Err(format!("helper: unexpected answer {other:?}")),
         }
     }
+}
 
+impl store::Privileged for PasswordHelper {
     /// Delivers the message in `file` to the mailboxes of `accounts` (as the user database names
     /// them: `alice`), all or nothing, as store::deliver_all does. Err carries the failing index.
-    pub fn deliver(
+    fn deliver(
         &self,
         sender: &str,
         arrival: SystemTime,
@@ -103,18 +105,6 @@ impl PasswordHelper {
                 StoreError { message: format!("helper: unexpected answer {other:?}"), permanent: false },
             )),
         }
-    }
-}
-
-impl store::Privileged for PasswordHelper {
-    fn deliver(
-        &self,
-        sender: &str,
-        arrival: SystemTime,
-        accounts: &[String],
-        file: &File,
-    ) -> Result<Vec<PathBuf>, (usize, StoreError)> {
-        PasswordHelper::deliver(self, sender, arrival, accounts, file)
     }
 }
 

@@ -8,14 +8,12 @@ use std::os::fd::FromRawFd;
 use std::sync::Arc;
 
 use super::acceptor::Job;
-use super::helper::PasswordHelper;
-use super::{Registry, Service, privs};
-use crate::config::{Config, UsersSpec};
+use super::{Registry, Service};
+use crate::config::Config;
 use crate::local::{Resolver, ResolverConfig};
 use crate::queue::Queue;
 use crate::queue::wake::Waker;
 use crate::smtp;
-use crate::tls::ServerTls;
 
 /// The service a `buzon smtpd|pop3d|imapd [--submission] [--tls]` command serves.
 pub fn service_for(command: &str, submission: bool, implicit_tls: bool) -> Option<Service> {
@@ -46,15 +44,7 @@ pub fn run(config: Arc<Config>, service: Service) -> Result<(), String> {
     };
     crate::spool::prepare_dirs(&config.data_dir)
         .map_err(|e| format!("data_dir {}: {e}", config.data_dir.display()))?;
-    let tls = match (&config.tls_cert, &config.tls_key) {
-        (Some(cert), Some(key)) => Some(Arc::new(ServerTls::load(cert, key)?)),
-        _ => None,
-    };
-    let helper = match (privs::is_root(), &config.user, &config.users) {
-        (true, Some(_), UsersSpec::System) => Some(Arc::new(PasswordHelper::spawn(&config)?)),
-        _ => None,
-    };
-    privs::drop_if_configured(&config)?;
+    let super::Privileged { tls, helper } = super::keys_helper_and_drop(&config)?;
     let resolver = Arc::new(Resolver::new(ResolverConfig::from_config(&config))?);
     let queue = Arc::new(
         Queue::open(&config.data_dir).map_err(|e| format!("queue in {}: {e}", config.data_dir.display()))?,

@@ -48,6 +48,45 @@ impl Service {
     }
 }
 
+/// Each service with the addresses `*.listen` gives it, in one order for binding, socket activation
+/// and the log.
+pub fn listen_table(config: &Config) -> [(Service, &[std::net::SocketAddr]); 7] {
+    [
+        (Service::Smtp, &config.smtp_listen),
+        (Service::Submission, &config.submission_listen),
+        (Service::Submissions, &config.submissions_listen),
+        (Service::Pop3, &config.pop3_listen),
+        (Service::Pop3s, &config.pop3s_listen),
+        (Service::Imap, &config.imap_listen),
+        (Service::Imaps, &config.imaps_listen),
+    ]
+}
+
+/// What is done while still root, in DESIGN.md's order, for the daemon and for inetd mode alike:
+/// read the TLS keys (often root's only), fork the privileged helper when system users need it (no
+/// thread exists yet), then drop to `user`. The caller has bound its sockets before.
+pub struct Privileged {
+    pub tls: Option<Arc<crate::tls::ServerTls>>,
+    pub helper: Option<Arc<helper::PasswordHelper>>,
+}
+
+pub fn keys_helper_and_drop(config: &Arc<Config>) -> Result<Privileged, String> {
+    let tls = match (&config.tls_cert, &config.tls_key) {
+        (Some(cert), Some(key)) => Some(Arc::new(crate::tls::ServerTls::load(cert, key)?)),
+        _ => None,
+    };
+    // System users' passwords are in /etc/shadow and their mailboxes are theirs: a helper keeps
+    // root for those two jobs when the server drops it.
+    let helper = match (privs::is_root(), &config.user, &config.users) {
+        (true, Some(_), crate::config::UsersSpec::System) => {
+            Some(Arc::new(helper::PasswordHelper::spawn(config)?))
+        }
+        _ => None,
+    };
+    privs::drop_if_configured(config)?;
+    Ok(Privileged { tls, helper })
+}
+
 /// Every live connection, so the acceptor can enforce per-IP limits and wake
 /// idle sessions at shutdown.
 #[derive(Default)]
