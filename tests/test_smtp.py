@@ -218,6 +218,24 @@ class Delivery(ServerTest):
         self.assertTrue(m.endswith(b"Subject: one\n\nbody\n.\nMAIL FROM:<evil@b.test>\nRCPT TO:<bob@example.test>\n"
                                    b"DATA\nSubject: smuggled\n\nx\n\r.\nmore\n"), m)
 
+    def test_bdat_split_at_every_octet(self):
+        # RFC 3030: a chunk may end anywhere, also between the CR and the LF of a line end; the
+        # stored message must be the same for every split (no stray CR where a chunk ended).
+        body = b"Subject: split\r\n\r\nline one\r\nline two\r\n"
+        c = Raw("127.0.0.1", self.server.port)
+        c.reply()
+        c.cmd("EHLO client.test")
+        for i in range(1, len(body)):
+            c.send(b"MAIL FROM:<a@b.test>\r\nRCPT TO:<alice@example.test>\r\n"
+                   + b"BDAT %d\r\n" % i + body[:i] + b"BDAT %d LAST\r\n" % (len(body) - i) + body[i:])
+            codes = [c.reply()[0] for _ in range(4)]
+            self.assertEqual(codes, [250, 250, 250, 250], f"split at {i}")
+        got = self.server.new_messages("alice")
+        self.assertEqual(len(got), len(body) - 1)
+        for i, m in enumerate(got):
+            self.assertNotIn(b"\r", m, f"message {i}")
+            self.assertTrue(m.endswith(b"Subject: split\n\nline one\nline two\n"), m)
+
     def test_pipelined_transactions_and_bdat(self):
         c = Raw("127.0.0.1", self.server.port)
         c.reply()

@@ -45,6 +45,9 @@ pub(super) struct Inbound {
     pub octets: u64,
     /// Length of the Return-Path line, which relaying leaves out.
     pub body_offset: u64,
+    /// One decoder for all BDAT chunks of the message: a CR ending one chunk pairs with the LF that
+    /// opens the next (RFC 3030 allows a chunk to end anywhere).
+    pub chunks: ChunkDecoder,
 }
 
 /// Serves one connection to its end. Never panics on peer input; I/O errors
@@ -219,7 +222,15 @@ impl Conn {
         let id = spool::new_queue_id();
         let header = trace_headers(session, ctx, &id, self.ip);
         let body_offset = header.find('\n').map_or(0, |n| n as u64 + 1);
-        let mut inbound = Inbound { id, file: None, error: None, too_big: false, octets: 0, body_offset };
+        let mut inbound = Inbound {
+            id,
+            file: None,
+            error: None,
+            too_big: false,
+            octets: 0,
+            body_offset,
+            chunks: ChunkDecoder::new(),
+        };
         match Incoming::create(&ctx.config.data_dir, &inbound.id)
             .and_then(|mut f| f.write(header.as_bytes()).map(|_| f))
         {
@@ -262,11 +273,10 @@ impl Conn {
         }
     }
 
-    /// Reads one BDAT chunk of exactly `size` octets (RFC 3030 2).
+    /// Reads one BDAT chunk of exactly `size` octets (RFC 3030 2) through the message's one decoder,
+    /// which holds back a trailing CR until the next chunk (or LAST) says what follows it.
     fn read_chunk(&mut self, inbound: &mut Inbound, size: u64, last: bool, ctx: &Context) -> io::Result<()> {
-        let mut dec = ChunkDecoder::new();
         let mut decoded = Vec::with_capacity(crate::netio::BUF_SIZE + 16);
-        let base = inbound.octets;
         let mut left = size;
         while left > 0 {
             if self.reader.buffered().is_empty() && self.reader.fill()? == 0 {
@@ -275,19 +285,17 @@ impl Conn {
             let avail = self.reader.buffered();
             let n = avail.len().min(usize::try_from(left).unwrap_or(usize::MAX));
             decoded.clear();
-            dec.feed(&avail[..n], &mut decoded);
+            inbound.chunks.feed(&avail[..n], &mut decoded);
             self.reader.consume(n);
             left -= n as u64;
-            if left == 0 && last {
-                dec.finish(&mut decoded);
-            }
-            Self::store(inbound, &decoded, base + dec.message_octets(), ctx.config.message_size_limit);
+            let octets = inbound.chunks.message_octets();
+            Self::store(inbound, &decoded, octets, ctx.config.message_size_limit);
         }
-        if !last {
-            // A CR at the end of a chunk may pair with an LF opening the next one.
+        if last {
             decoded.clear();
-            dec.finish(&mut decoded);
-            Self::store(inbound, &decoded, base + dec.message_octets(), ctx.config.message_size_limit);
+            inbound.chunks.finish(&mut decoded);
+            let octets = inbound.chunks.message_octets();
+            Self::store(inbound, &decoded, octets, ctx.config.message_size_limit);
         }
         Ok(())
     }

@@ -17,7 +17,7 @@ use crate::store;
 /// mailboxes (all or none), and whatever cannot be delivered now (other
 /// domains, a local failure) into the queue. Only then is it acknowledged.
 pub(super) fn finish(inbound: Inbound, session: &Session, ctx: &Context, sid: &str) -> MessageResult {
-    let Inbound { id, file, error, too_big, octets, body_offset } = inbound;
+    let Inbound { id, file, error, too_big, octets, body_offset, .. } = inbound;
     if too_big {
         log::info!(
             "session={sid} id={id} event=reject reason=size size={octets} limit={}",
