@@ -4,6 +4,8 @@ the home, 0600; mbox in a root:mail 2775 spool, user:mail 0660), and checks
 their passwords; names cannot lead outside the mail root."""
 
 import grp
+import imaplib
+import threading
 import os
 import pwd
 import shutil
@@ -14,7 +16,7 @@ import tempfile
 import time
 import unittest
 
-from harness import Server
+from harness import Server, free_port
 
 ROOT = os.geteuid() == 0 and shutil.which("useradd") is not None
 
@@ -68,9 +70,9 @@ class PrivilegedHelper(unittest.TestCase):
             self.pw[k] = useradd(n, os.path.join(self.base, "home", n))
         self.addCleanup(shutil.rmtree, self.base, True)
 
-    def serve(self, mailbox):
+    def serve(self, mailbox, extra=""):
         s = Server(users=(), mailbox=mailbox, domain="example.test",
-                   extra=f"users = system\nuser = {self.names['srv']}\n")
+                   extra=f"users = system\nuser = {self.names['srv']}\n{extra}")
         # Server() writes `users = file:`; the later `users = system` would be a duplicate key.
         with open(s.config) as f:
             conf = "".join(l for l in f if not l.startswith("users = file:"))
@@ -138,6 +140,49 @@ class PrivilegedHelper(unittest.TestCase):
         self.assertIn(b"mailbox unavailable", e.exception.smtp_error)
         self.assertFalse(os.path.exists(os.path.join(self.pw["a"].pw_dir, "Maildir")))
         self.assertIn("Permission denied", s.read_log())
+
+
+    def test_a_slow_delivery_does_not_hold_up_logins(self):
+        # The helper checks passwords and delivers on separate workers and channels, and every
+        # answer carries its request's id: while a delivery waits on a held mbox lock, a wrong
+        # password is refused and a right one accepted, at once and in that order.
+        spool = os.path.join(self.base, "spool")
+        os.mkdir(spool)
+        os.chown(spool, 0, grp.getgrnam("mail").gr_gid)
+        os.chmod(spool, 0o2775)
+        for u in ("a", "b"):
+            subprocess.run(["chpasswd"], input=f"{self.names[u]}:pw-{u}\n", text=True, check=True)
+        imap_port = free_port()
+        s = self.serve(f"mbox:{spool}/%n", extra=f"imap.listen = 127.0.0.1:{imap_port}\n"
+                       "auth.cleartext_networks = 127.0.0.0/8\nmbox.lock_timeout = 60s\n")
+        lock = os.path.join(spool, self.names["a"]) + ".lock"
+        open(lock, "w").close()
+        result = {}
+
+        def send():
+            try:
+                self.send(s, "a")
+                result["sent"] = True
+            except Exception as e:  # reported below
+                result["sent"] = e
+        sender = threading.Thread(target=send)
+        sender.start()
+        try:
+            time.sleep(1)  # the delivery is now waiting on the lock, inside the helper
+            self.assertNotIn("sent", result, "the delivery waits for the lock")
+            for _ in range(2):
+                with imaplib.IMAP4("127.0.0.1", imap_port, timeout=20) as m:
+                    with self.assertRaises(imaplib.IMAP4.error):
+                        m.login(self.names["b"], "pw-a")
+                with imaplib.IMAP4("127.0.0.1", imap_port, timeout=20) as m:
+                    self.assertEqual(m.login(self.names["b"], "pw-b")[0], "OK")
+            self.assertNotIn("sent", result, "the logins were answered while the delivery waited")
+        finally:
+            os.unlink(lock)
+            sender.join(60)
+        self.assertIs(result.get("sent"), True, result)
+        with open(os.path.join(spool, self.names["a"]), "rb") as f:
+            self.assertEqual(f.read().count(b"\nSubject: privsep"), 1)
 
 
 class Traversal(unittest.TestCase):

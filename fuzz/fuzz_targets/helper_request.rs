@@ -3,10 +3,13 @@
 //! back to something that decodes to the same value.
 #![no_main]
 
-use buzon::server::helper::proto::{Request, Response};
+use buzon::server::helper::proto::{self, Request, Response};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
+    if let Ok((id, body)) = proto::untag(data) {
+        assert_eq!(proto::untag(proto::tag(id, &String::from_utf8_lossy(body)).as_bytes()).map(|x| x.0), Ok(id));
+    }
     if let Ok(r) = Request::decode(data) {
         assert_eq!(Request::decode(r.encode().as_bytes()), Ok(r));
     }

@@ -5,10 +5,17 @@
 //! account's mailbox itself (the user database and the `mailbox` template; never a path from the
 //! server), reads the message only through the descriptor the server passes (so it cannot be made
 //! to read another file), and forks a child per message that writes each mailbox with its owner's
-//! identity (store/owner.rs), all or nothing. It exits when the server closes its end.
+//! identity (store/owner.rs), all or nothing, and is killed at a deadline. The helper is a master
+//! that only forks: one worker for password checks and one for deliveries, each on its own
+//! channel ([`lane`]), so a slow delivery never holds up a login. Every request carries an id
+//! that its answer echoes; a channel that times out or fails is closed and its worker replaced.
+//! Each exits when the server closes its end.
 
 pub mod frame;
+mod lane;
 pub mod proto;
+
+use lane::Lane;
 
 use std::fs::File;
 use std::io::{self, Read, Write};
@@ -24,16 +31,43 @@ use crate::config::{Config, MailboxKind};
 use crate::local::{Resolver, ResolverConfig};
 use crate::store::{self, Dest, StoreError, StoreOptions};
 
-/// The server's end of the helper's socket.
+/// How long the server waits for a password check before it gives up on that worker.
+const LOGIN_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a delivery child may run beyond the mbox lock timeout before it is killed.
+const DELIVERY_GRACE: Duration = Duration::from_secs(120);
+/// The master only forks: it answers at once.
+const MASTER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The helper's two kinds of work, each on its own worker and channel, so a slow delivery never
+/// holds up a login.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Login = 0,
+    Delivery = 1,
+}
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Login => "login",
+            Kind::Delivery => "delivery",
+        }
+    }
+}
+
+/// The server's ends of the helper's channels: one to the master, which forks a worker for each
+/// kind of work on request (and kills the one it replaces), and one to each worker.
 pub struct PasswordHelper {
-    sock: Mutex<UnixStream>,
+    master: Mutex<Lane>,
+    lanes: [Mutex<Lane>; 2],
 }
 
 /// The helper by what it does now.
 pub type Helper = PasswordHelper;
 
 impl PasswordHelper {
-    /// Forks the helper. Must be called while the process is still root and has no other thread.
+    /// Forks the helper's master. Must be called while the process is still root and has no
+    /// other thread.
     pub fn spawn(config: &Arc<Config>) -> Result<PasswordHelper, String> {
         let (ours, theirs) = UnixStream::pair().map_err(|e| format!("helper: socketpair: {e}"))?;
         // SAFETY: no thread exists yet (see the module comment), so the child is a full copy of a
@@ -42,27 +76,47 @@ impl PasswordHelper {
             -1 => Err(format!("helper: fork: {}", io::Error::last_os_error())),
             0 => {
                 drop(ours);
-                serve(theirs, config);
+                master(theirs, config);
                 // SAFETY: leave the child without running the parent's exit handlers.
                 unsafe { libc::_exit(0) }
             }
             pid => {
                 drop(theirs);
                 log::info!("event=helper_started pid={pid}");
-                let _ = ours.set_read_timeout(Some(Duration::from_secs(120)));
-                Ok(PasswordHelper { sock: Mutex::new(ours) })
+                let mut master = Lane::new(MASTER_TIMEOUT, false);
+                master.attach(ours);
+                let delivery = config.mbox_lock_timeout + DELIVERY_GRACE + Duration::from_secs(10);
+                Ok(PasswordHelper {
+                    master: Mutex::new(master),
+                    lanes: [
+                        Mutex::new(Lane::new(LOGIN_TIMEOUT, true)),
+                        Mutex::new(Lane::new(delivery, true)),
+                    ],
+                })
             }
         }
     }
 
-    fn ask(&self, req: &Request, fd: Option<&File>) -> Result<Response, String> {
-        let mut sock = self.sock.lock().unwrap_or_else(|p| p.into_inner());
-        frame::send(&mut sock, req.encode().as_bytes(), fd.map(|f| f.as_raw_fd()))
-            .map_err(|e| format!("helper: {e}"))?;
-        match frame::recv(&mut sock) {
-            Ok(Some((payload, _))) => Response::decode(&payload).map_err(|e| format!("helper: {e}")),
-            Ok(None) => Err("helper: it has exited".into()),
-            Err(e) => Err(format!("helper: {e}")),
+    fn ask(&self, kind: Kind, req: &Request, fd: Option<&File>) -> Result<Response, String> {
+        let mut lane = self.lanes[kind as usize].lock().unwrap_or_else(|p| p.into_inner());
+        if !lane.is_open() {
+            lane.attach(self.open(kind)?);
+        }
+        let (payload, _) = lane.ask(&req.encode(), fd.map(|f| f.as_raw_fd()))?;
+        Response::decode(&payload).map_err(|e| format!("helper: {e}"))
+    }
+
+    /// Asks the master for a (new) worker of `kind`.
+    fn open(&self, kind: Kind) -> Result<UnixStream, String> {
+        let mut master = self.master.lock().unwrap_or_else(|p| p.into_inner());
+        match master.ask(&format!("open {}", kind.name()), None)? {
+            (ok, Some(fd)) if ok == b"ok" => {
+                log::info!("event=helper_worker_started kind={}", kind.name());
+                Ok(UnixStream::from(fd))
+            }
+            (answer, _) => {
+                Err(format!("helper: no {} worker: {}", kind.name(), String::from_utf8_lossy(&answer)))
+            }
         }
     }
 
@@ -71,7 +125,11 @@ impl PasswordHelper {
         if user.len() > proto::MAX_NAME || password.len() > proto::MAX_PASSWORD {
             return Ok(false);
         }
-        match self.ask(&Request::Verify { user: user.into(), password: password.to_vec() }, None)? {
+        match self.ask(
+            Kind::Login,
+            &Request::Verify { user: user.into(), password: password.to_vec() },
+            None,
+        )? {
             Response::Yes => Ok(true),
             Response::No => Ok(false),
             Response::Error(e) => Err(format!("helper: {e}")),
@@ -92,7 +150,7 @@ impl store::Privileged for PasswordHelper {
     ) -> Result<Vec<PathBuf>, (usize, StoreError)> {
         let arrival = arrival.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
         let req = Request::Deliver { sender: sender.into(), arrival, accounts: accounts.to_vec() };
-        match self.ask(&req, Some(file)) {
+        match self.ask(Kind::Delivery, &req, Some(file)) {
             Ok(Response::Ok(paths)) if paths.len() == accounts.len() => {
                 Ok(paths.into_iter().map(PathBuf::from).collect())
             }
@@ -108,16 +166,100 @@ impl store::Privileged for PasswordHelper {
     }
 }
 
-/// The helper's loop: one request, one answer, until the server closes its end.
+/// The master's loop: on each `open <kind>` it kills that kind's previous worker (a channel the
+/// server gave up on), forks a new one and passes the server its end of the new socketpair.
+fn master(mut sock: UnixStream, config: &Arc<Config>) {
+    let mut workers: [Option<libc::pid_t>; 2] = [None, None];
+    loop {
+        reap(&mut workers);
+        let (payload, _) = match frame::recv(&mut sock) {
+            Ok(Some(x)) => x,
+            _ => return,
+        };
+        let Ok((id, body)) = proto::untag(&payload) else { continue };
+        let kind = match body {
+            b"open login" => Kind::Login,
+            b"open delivery" => Kind::Delivery,
+            _ => {
+                let _ = frame::send(&mut sock, proto::tag(id, "refused").as_bytes(), None);
+                continue;
+            }
+        };
+        if let Some(pid) = workers[kind as usize].take() {
+            // SAFETY: signalling and reaping our own child.
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+                libc::waitpid(pid, std::ptr::null_mut(), 0);
+            }
+        }
+        let (ours, theirs) = match UnixStream::pair() {
+            Ok(p) => p,
+            Err(e) => {
+                let _ = frame::send(&mut sock, proto::tag(id, &format!("socketpair: {e}")).as_bytes(), None);
+                continue;
+            }
+        };
+        // SAFETY: the master is single-threaded.
+        match unsafe { libc::fork() } {
+            -1 => {
+                let e = io::Error::last_os_error();
+                let _ = frame::send(&mut sock, proto::tag(id, &format!("fork: {e}")).as_bytes(), None);
+            }
+            0 => {
+                drop(sock);
+                drop(ours);
+                serve(theirs, config);
+                // SAFETY: leave the worker without running exit handlers.
+                unsafe { libc::_exit(0) }
+            }
+            pid => {
+                drop(theirs);
+                workers[kind as usize] = Some(pid);
+                if frame::send(&mut sock, proto::tag(id, "ok").as_bytes(), Some(ours.as_raw_fd())).is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Reaps the workers that have exited (their channel was closed).
+fn reap(workers: &mut [Option<libc::pid_t>; 2]) {
+    loop {
+        // SAFETY: reaping our own children without blocking.
+        let pid = unsafe { libc::waitpid(-1, std::ptr::null_mut(), libc::WNOHANG) };
+        if pid <= 0 {
+            return;
+        }
+        for w in workers.iter_mut() {
+            if *w == Some(pid) {
+                *w = None;
+            }
+        }
+    }
+}
+
+/// A worker's loop: one request, one answer with the request's id, until the server closes its end.
 fn serve(mut sock: UnixStream, config: &Arc<Config>) {
     let resolver = Resolver::new(ResolverConfig::from_config(config));
     let opts = StoreOptions { lock_timeout: config.mbox_lock_timeout, privileged: None };
+    let deadline = config.mbox_lock_timeout + DELIVERY_GRACE;
     loop {
         let (payload, fd) = match frame::recv(&mut sock) {
             Ok(Some(x)) => x,
             _ => return,
         };
-        let answer = match Request::decode(&payload) {
+        let (id, body) = match proto::untag(&payload) {
+            Ok(x) => x,
+            Err(e) => {
+                let refused = Response::Error(format!("refused: {e}")).encode();
+                if frame::send(&mut sock, proto::tag(0, &refused).as_bytes(), None).is_err() {
+                    return;
+                }
+                continue;
+            }
+        };
+        let answer = match Request::decode(body) {
             Err(e) => Response::Error(format!("refused: {e}")),
             Ok(Request::Verify { user, password }) => {
                 match crate::auth::shadow::verify_system(&user, &password) {
@@ -129,10 +271,12 @@ fn serve(mut sock: UnixStream, config: &Arc<Config>) {
             Ok(Request::Deliver { sender, arrival, accounts }) => match (&resolver, fd) {
                 (Err(e), _) => Response::Error(format!("user database: {e}")),
                 (_, None) => Response::Error("refused: no message descriptor".into()),
-                (Ok(r), Some(fd)) => in_child(|| deliver(r, &opts, &sender, arrival, &accounts, fd)),
+                (Ok(r), Some(fd)) => {
+                    in_child(deadline, || deliver(r, &opts, &sender, arrival, &accounts, fd))
+                }
             },
         };
-        if frame::send(&mut sock, answer.encode().as_bytes(), None).is_err() {
+        if frame::send(&mut sock, proto::tag(id, &answer.encode()).as_bytes(), None).is_err() {
             return;
         }
     }
@@ -140,7 +284,7 @@ fn serve(mut sock: UnixStream, config: &Arc<Config>) {
 
 /// Runs `work` in a child process, so that nothing a delivery does (a crash, a hung lock) can take
 /// the helper down; its answer comes back over a pipe.
-fn in_child(work: impl FnOnce() -> Response) -> Response {
+fn in_child(deadline: Duration, work: impl FnOnce() -> Response) -> Response {
     let mut fds = [0; 2];
     // SAFETY: pipe2 fills two descriptors.
     if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
@@ -154,6 +298,12 @@ fn in_child(work: impl FnOnce() -> Response) -> Response {
         -1 => Response::Error(format!("fork: {}", io::Error::last_os_error())),
         0 => {
             drop(rd);
+            // SAFETY: the child dies with its worker, and at its deadline (SIGALRM's default
+            // action ends it; the worker then reads end of file and answers a temporary failure).
+            unsafe {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                libc::alarm(u32::try_from(deadline.as_secs().max(1)).unwrap_or(u32::MAX));
+            }
             let answer = work();
             let _ = wr.write_all(answer.encode().as_bytes());
             // SAFETY: end the child without the parent's exit handlers.
@@ -261,9 +411,13 @@ mod tests {
     use super::*;
 
     fn ask(sock: &mut UnixStream, payload: &[u8], fd: Option<&File>) -> Response {
-        frame::send(sock, payload, fd.map(|f| f.as_raw_fd())).unwrap();
+        let mut tagged = b"42 ".to_vec();
+        tagged.extend_from_slice(payload);
+        frame::send(sock, &tagged, fd.map(|f| f.as_raw_fd())).unwrap();
         let (answer, _) = frame::recv(sock).unwrap().unwrap();
-        Response::decode(&answer).unwrap()
+        let (id, body) = proto::untag(&answer).unwrap();
+        assert_eq!(id, 42, "the answer echoes the request's id");
+        Response::decode(body).unwrap()
     }
 
     #[test]
@@ -274,6 +428,9 @@ mod tests {
         let refused = |r: Response| matches!(r, Response::Error(ref t) if t.starts_with("refused"));
         assert!(refused(ask(&mut ours, b"rm -rf /", None)));
         assert!(refused(ask(&mut ours, b"deliver", None)));
+        frame::send(&mut ours, b"verify without an id", None).unwrap();
+        let (answer, _) = frame::recv(&mut ours).unwrap().unwrap();
+        assert!(answer.starts_with(b"0 error "), "{:?}", String::from_utf8_lossy(&answer));
         let no_fd = Request::Deliver { sender: String::new(), arrival: 0, accounts: vec!["root".into()] };
         assert!(
             refused(ask(&mut ours, no_fd.encode().as_bytes(), None)),

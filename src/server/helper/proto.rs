@@ -4,9 +4,12 @@
 //! (RFC 4648 4, padded), so no value can smuggle a separator:
 //!
 //! ```text
+//! frame    = id SP (request / response)                  ; the answer echoes the request's id
+//! id       = 1*20DIGIT                                     ; a frame with another id is dropped
 //! request  = "verify" SP b64(user) SP b64(password)
 //!          / "deliver" SP b64(sender) SP arrival SP b64(account) *(SP b64(account))
 //!                 ; the message file rides along as an SCM_RIGHTS descriptor (unix(7))
+//!          / "open" SP ("login" / "delivery")              ; to the master: a new worker's socket
 //! response = "yes" / "no"                                  ; to verify
 //!          / "ok" *(SP b64(stored path))                   ; to deliver, one per account
 //!          / "fail" SP index SP ("temp" / "perm") SP b64(text)
@@ -44,6 +47,23 @@ pub enum Response {
     Ok(Vec<String>),
     Fail { index: usize, permanent: bool, text: String },
     Error(String),
+}
+
+/// Puts `id` in front of a request or response.
+pub fn tag(id: u64, body: &str) -> String {
+    format!("{id} {body}")
+}
+
+/// Splits a frame into its id and the request or response after it.
+pub fn untag(frame: &[u8]) -> Result<(u64, &[u8]), String> {
+    let sp = frame.iter().position(|&b| b == b' ').ok_or_else(|| "no id".to_string())?;
+    let digits = &frame[..sp];
+    if digits.is_empty() || digits.len() > 20 || !digits.iter().all(u8::is_ascii_digit) {
+        return Err("bad id".into());
+    }
+    let id =
+        std::str::from_utf8(digits).ok().and_then(|d| d.parse().ok()).ok_or_else(|| "bad id".to_string())?;
+    Ok((id, &frame[sp + 1..]))
 }
 
 fn b64(s: &[u8]) -> String {
@@ -252,5 +272,21 @@ mod tests {
             assert!(Request::decode(bad.as_bytes()).is_err(), "{bad:?} was accepted");
         }
         assert!(Request::decode(&[0xff, 0xfe]).is_err());
+    }
+
+    #[test]
+    fn ids_are_digits_then_one_space() {
+        assert_eq!(untag(tag(7, "yes").as_bytes()), Ok((7, &b"yes"[..])));
+        assert_eq!(untag(tag(u64::MAX, "").as_bytes()), Ok((u64::MAX, &b""[..])));
+        for bad in [
+            &b"yes"[..],
+            b" yes",
+            b"x1 yes",
+            b"-1 yes",
+            b"99999999999999999999 yes",
+            b"123456789012345678901 y",
+        ] {
+            assert!(untag(bad).is_err(), "{:?}", String::from_utf8_lossy(bad));
+        }
     }
 }
