@@ -196,6 +196,8 @@ fn perform(
                 };
                 out.extend_from_slice(b"+OK message follows\r\n");
                 flush_out(reader.get_mut(), out)?;
+                // Read with the owner's identity, as the maildrop was opened and is expunged.
+                let _as = become_owner(o.owner, None).map_err(io::Error::other)?;
                 let mut w = io::BufWriter::with_capacity(64 * 1024, reader.get_mut());
                 o.drop.write_message(n, top_lines, &mut w)?;
                 w.write_all(b".\r\n")?;
@@ -204,9 +206,13 @@ fn perform(
             Action::Update { deleted } => {
                 let result = match opened.take() {
                     Some(o) => {
-                        let _as = become_owner(o.owner, None);
                         let n = deleted.len();
-                        o.drop.expunge(&deleted).map(|()| n).map_err(|e| UpdateError(e.to_string()))
+                        match become_owner(o.owner, None) {
+                            Ok(_as) => {
+                                o.drop.expunge(&deleted).map(|()| n).map_err(|e| UpdateError(e.to_string()))
+                            }
+                            Err(e) => Err(UpdateError(e)),
+                        }
                     }
                     None => Ok(0),
                 };

@@ -9,7 +9,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufRead, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use sha2::Digest;
@@ -52,11 +52,20 @@ impl fmt::Display for DropError {
 
 impl std::error::Error for DropError {}
 
+/// A Maildir subdirectory a message file is in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Sub {
+    Cur,
+    New,
+}
+
 /// Where one message's bytes are.
 #[derive(Debug)]
 enum Loc {
-    /// A Maildir file (in cur/, or in new/ if it could not be moved).
-    File(PathBuf),
+    /// A Maildir file by name (in cur/, or in new/ if it could not be moved), opened relative to
+    /// the directory descriptor taken at open, never by path: a directory swapped for a symlink
+    /// after the listing cannot lead a read or an unlink elsewhere.
+    File { sub: Sub, name: String },
     /// mbox: the message's own bytes (after its From_ line, before the separating blank line).
     Range { start: u64, len: u64 },
 }
@@ -71,9 +80,12 @@ struct Msg {
 enum Backend {
     /// No mailbox on disk: nothing to lock, nothing to delete.
     Empty,
-    /// The flock'ed lock file; closing it releases the lock.
+    /// The flock'ed lock file (closing it releases the lock) and cur/ and new/ as opened at the
+    /// start of the session (O_NOFOLLOW; None when missing).
     Maildir {
         _lock: File,
+        cur: Option<File>,
+        new: Option<File>,
     },
     Mbox(mboxdrop::Locked),
 }
@@ -106,53 +118,57 @@ impl Maildrop {
         let lock = lock_maildir(path)?;
         let cur = path.join("cur");
         let new = path.join("new");
-        let mut files: Vec<(String, PathBuf)> = Vec::new();
+        let (mut cur_fd, new_fd) = (open_dir(&cur)?, open_dir(&new)?);
+        let mut files: Vec<(String, Sub)> = Vec::new();
         for name in list(&cur)? {
-            files.push((name.clone(), cur.join(name)));
+            files.push((name, Sub::Cur));
         }
         let mut moved = false;
         for name in list(&new)? {
             let from = new.join(&name);
-            let (name, at) = if name.contains(':') {
-                (name.clone(), cur.join(&name))
-            } else {
-                let seen = format!("{name}:2,");
-                (seen.clone(), cur.join(seen))
-            };
-            match move_to_cur(&from, &at) {
+            let seen = if name.contains(':') { name.clone() } else { format!("{name}:2,") };
+            match move_to_cur(&from, &cur.join(&seen)) {
                 Ok(()) => {
                     moved = true;
-                    files.push((name, at));
+                    files.push((seen, Sub::Cur));
                 }
                 Err(e) => {
                     // Still readable where it is; the next session retries the move.
                     log::warn!("pop3: cannot move to cur/ path={} error={e}", from.display());
-                    files.push((name, from));
+                    files.push((name, Sub::New));
                 }
             }
         }
         if moved {
             fsync_dir(&cur).map_err(|e| DropError::Io(e.message))?;
             fsync_dir(&new).map_err(|e| DropError::Io(e.message))?;
+            if cur_fd.is_none() {
+                cur_fd = open_dir(&cur)?;
+            }
         }
         // Arrival order: the leading seconds, then the name.
         files.sort_by(|a, b| (leading_number(&a.0), &a.0).cmp(&(leading_number(&b.0), &b.0)));
         let mut msgs = Vec::with_capacity(files.len());
-        for (name, at) in files {
+        for (name, sub) in files {
+            let dir = match sub {
+                Sub::Cur => cur_fd.as_ref(),
+                Sub::New => new_fd.as_ref(),
+            };
             let size = match w_size(&name) {
                 Some(n) => n,
-                None => match File::open(&at) {
-                    Ok(f) => crlf_size(f, false).map_err(|e| DropError::io("cannot read", &at, &e))?,
+                None => match dir.map_or(Err(io::ErrorKind::NotFound.into()), |d| open_in(d, &name)) {
+                    Ok(f) => crlf_size(f, false)
+                        .map_err(|e| DropError::io("cannot read", &path.join(&name), &e))?,
                     // Removed by another agent (an IMAP server) since we listed it: not in the drop.
                     Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-                    Err(e) => return Err(DropError::io("cannot open", &at, &e)),
+                    Err(e) => return Err(DropError::io("cannot open", &path.join(&name), &e)),
                 },
             };
             let base = name.split([':', ',']).next().unwrap_or_default();
-            msgs.push(Msg { uid: uid_from(base.as_bytes()), size, loc: Loc::File(at) });
+            msgs.push(Msg { uid: uid_from(base.as_bytes()), size, loc: Loc::File { sub, name } });
         }
         dedupe_uids(&mut msgs);
-        Ok(Maildrop { msgs, backend: Backend::Maildir { _lock: lock } })
+        Ok(Maildrop { msgs, backend: Backend::Maildir { _lock: lock, cur: cur_fd, new: new_fd } })
     }
 
     /// Opens an mbox: takes the mail lock (dotlock then fcntl, as mbox delivery does) for the whole
@@ -207,9 +223,15 @@ impl Maildrop {
         let mut lines = Pop3Lines::new(false, true, top_lines);
         let mut w = BufWriter::with_capacity(BUF, out);
         match (&m.loc, &self.backend) {
-            (Loc::File(p), _) => {
-                lines.run(&mut BufReader::with_capacity(BUF, File::open(p)?), &mut w)?;
+            (Loc::File { sub, name }, Backend::Maildir { cur, new, .. }) => {
+                let dir = match sub {
+                    Sub::Cur => cur.as_ref(),
+                    Sub::New => new.as_ref(),
+                };
+                let f = open_in(dir.ok_or(io::ErrorKind::NotFound)?, name)?;
+                lines.run(&mut BufReader::with_capacity(BUF, f), &mut w)?;
             }
+            (Loc::File { .. }, _) => return Err(io::Error::other("Maildir message without its Maildir")),
             (Loc::Range { start, len }, Backend::Mbox(l)) => {
                 let mut f = l.file();
                 f.seek(SeekFrom::Start(*start))?;
@@ -238,22 +260,28 @@ impl Maildrop {
         }
         match &self.backend {
             Backend::Empty => Ok(()),
-            Backend::Maildir { .. } => {
-                let mut dirs: Vec<PathBuf> = Vec::new();
+            Backend::Maildir { cur, new, .. } => {
+                let mut synced = [false, false];
                 for (m, _) in self.msgs.iter().zip(&gone).filter(|(_, g)| **g) {
-                    let Loc::File(p) = &m.loc else { continue };
-                    match fs::remove_file(p) {
+                    let Loc::File { sub, name } = &m.loc else { continue };
+                    let Some(dir) = (match sub {
+                        Sub::Cur => cur.as_ref(),
+                        Sub::New => new.as_ref(),
+                    }) else {
+                        continue;
+                    };
+                    match unlink_in(dir, name) {
                         Ok(()) => {}
                         // Already removed by another agent: the goal is met.
                         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                        Err(e) => return Err(DropError::io("cannot delete", p, &e)),
+                        Err(e) => return Err(DropError::Io(format!("cannot delete {name}: {e}"))),
                     }
-                    if let Some(d) = p.parent().filter(|d| !dirs.iter().any(|x| x == d)) {
-                        dirs.push(d.to_path_buf());
-                    }
+                    synced[*sub as usize] = true;
                 }
-                for d in dirs {
-                    fsync_dir(&d).map_err(|e| DropError::Io(e.message))?;
+                for (dir, _) in [cur, new].into_iter().zip(synced).filter(|(_, s)| *s) {
+                    if let Some(d) = dir {
+                        d.sync_all().map_err(|e| DropError::Io(format!("cannot sync the Maildir: {e}")))?;
+                    }
                 }
                 Ok(())
             }
@@ -290,6 +318,55 @@ fn lock_maildir(dir: &Path) -> Result<File, DropError> {
             _ => return Err(DropError::io("cannot lock", &path, &e)),
         }
     }
+}
+
+/// Opens a Maildir subdirectory for the session, refusing a symlink; None when it does not exist.
+fn open_dir(dir: &Path) -> Result<Option<File>, DropError> {
+    match OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(dir)
+    {
+        Ok(f) => Ok(Some(f)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(DropError::io("cannot open", dir, &e)),
+    }
+}
+
+fn c_name(name: &str) -> io::Result<std::ffi::CString> {
+    if name.is_empty() || name.contains('/') || name == "." || name == ".." {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "not a file name"));
+    }
+    std::ffi::CString::new(name)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in a file name"))
+}
+
+/// Opens the regular file `name` in `dir` for reading: never through a symlink, never a FIFO or
+/// a device (O_NONBLOCK so that opening one cannot block; then fstat).
+fn open_in(dir: &File, name: &str) -> io::Result<File> {
+    let c = c_name(name)?;
+    let flags = libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NOCTTY | libc::O_NONBLOCK;
+    // SAFETY: a valid directory descriptor and a NUL-terminated name; the result is checked.
+    let fd = unsafe { libc::openat(dir.as_raw_fd(), c.as_ptr(), flags) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: openat returned a new descriptor that nothing else owns.
+    let f = unsafe { <File as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+    if !f.metadata()?.is_file() {
+        return Err(io::Error::new(io::ErrorKind::InvalidData, "not a regular file"));
+    }
+    Ok(f)
+}
+
+/// Removes the file `name` from `dir`.
+fn unlink_in(dir: &File, name: &str) -> io::Result<()> {
+    let c = c_name(name)?;
+    // SAFETY: a valid directory descriptor and a NUL-terminated name.
+    if unsafe { libc::unlinkat(dir.as_raw_fd(), c.as_ptr(), 0) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 /// Names of the regular files in `dir`, without dot files; a missing directory is empty.

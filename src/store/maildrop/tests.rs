@@ -5,6 +5,7 @@ use crate::config::MailboxKind;
 use crate::store::tests::{BODY, msg, opts, spool};
 use crate::store::{Dest, prepare};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::PathBuf;
 
 fn lines(input: &[u8], unquote: bool, dot: bool, top: Option<u64>) -> Vec<u8> {
     let mut out = Vec::new();
@@ -60,7 +61,7 @@ fn uid_rules() {
     assert_eq!(uid_from(&[b'x'; 70]).len(), 70);
     let mut msgs: Vec<Msg> = ["a", "b", "a", "a"]
         .iter()
-        .map(|u| Msg { uid: u.to_string(), size: 0, loc: Loc::File(PathBuf::new()) })
+        .map(|u| Msg { uid: u.to_string(), size: 0, loc: Loc::File { sub: Sub::Cur, name: String::new() } })
         .collect();
     dedupe_uids(&mut msgs);
     let uids: Vec<&str> = msgs.iter().map(|m| m.uid.as_str()).collect();
@@ -275,4 +276,36 @@ fn mbox_identical_messages_get_distinct_uids() {
     assert_eq!(u[1], format!("{}-2", u[0]));
     drop.expunge(&[2]).unwrap();
     assert_eq!(fs::read(&path).unwrap(), [b"junk before\n".as_slice(), &one].concat());
+}
+
+#[test]
+fn maildir_reads_and_deletes_through_the_directories_it_opened() {
+    // A user who swaps cur/ for a symlink after the listing (to /etc, to read "shadow") still gets
+    // the files of the cur/ that was listed: reads and unlinks go through its descriptor.
+    let d = tempfile::tempdir().unwrap();
+    let md = maildir(d.path());
+    let elsewhere = d.path().join("etc");
+    fs::create_dir(&elsewhere).unwrap();
+    let drop = Maildrop::open_maildir(&md).unwrap();
+    let mut names: Vec<String> = fs::read_dir(md.join("cur"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    for n in &names {
+        fs::write(elsewhere.join(n), b"Subject: secret\n\nroot:x:0:\n").unwrap();
+    }
+    fs::rename(md.join("cur"), md.join("cur.real")).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, md.join("cur")).unwrap();
+    for n in 1..=3 {
+        let got = fetch(&drop, n, None);
+        assert!(!got.windows(6).any(|w| w == b"secret"), "message {n} was read through the symlink");
+    }
+    assert!(fetch(&drop, 1, None).starts_with(b"Subject: one\r\n"));
+    drop.expunge(&[1, 2, 3]).unwrap();
+    assert_eq!(fs::read_dir(md.join("cur.real")).unwrap().count(), 0, "the listed files were deleted");
+    assert_eq!(fs::read_dir(&elsewhere).unwrap().count(), names.len(), "the other directory is untouched");
+
+    // A cur/ that is a symlink when the session starts is refused.
+    assert!(matches!(Maildrop::open_maildir(&md), Err(DropError::Io(_))));
 }
