@@ -5,6 +5,7 @@ their passwords; names cannot lead outside the mail root."""
 
 import grp
 import imaplib
+import poplib
 import threading
 import os
 import pwd
@@ -183,6 +184,48 @@ class PrivilegedHelper(unittest.TestCase):
         self.assertIs(result.get("sent"), True, result)
         with open(os.path.join(spool, self.names["a"]), "rb") as f:
             self.assertEqual(f.read().count(b"\nSubject: privsep"), 1)
+
+
+    def test_pop3_reads_only_the_listed_files_when_cur_is_swapped(self):
+        # As root without `user`: a user who lists a file named "shadow" in their cur/, then swaps
+        # cur/ for a symlink to /etc, must get their own file from RETR, never /etc/shadow.
+        subprocess.run(["chpasswd"], input=f"{self.names['a']}:pw-a\n", text=True, check=True)
+        home = self.pw["a"].pw_dir
+        for d in ("cur", "new", "tmp"):
+            os.makedirs(os.path.join(home, "Maildir", d))
+        mine = os.path.join(home, "Maildir", "cur", "shadow")
+        with open(mine, "wb") as f:
+            f.write(b"Subject: mine\n\nmy own file\n")
+        for root, dirs, files in os.walk(os.path.join(home, "Maildir")):
+            for n in dirs + files + [""]:
+                os.lchown(os.path.join(root, n), self.pw["a"].pw_uid, self.pw["a"].pw_gid)
+        pop_port = free_port()
+        s = Server(users=(), mailbox="maildir:~/Maildir", domain="example.test",
+                   extra=f"users = system\npop3.listen = 127.0.0.1:{pop_port}\n"
+                   "auth.cleartext_networks = 127.0.0.0/8\n")
+        with open(s.config) as f:
+            conf = "".join(l for l in f if not l.startswith("users = file:"))
+        with open(s.config, "w") as f:
+            f.write(conf)
+        self.addCleanup(s.cleanup)
+        s.start()
+        p = poplib.POP3("127.0.0.1", pop_port, timeout=20)
+        try:
+            p.user(self.names["a"])
+            p.pass_("pw-a")
+            self.assertEqual(p.stat()[0], 1)
+            maildir = os.path.join(home, "Maildir")
+            os.rename(os.path.join(maildir, "cur"), os.path.join(maildir, "cur.real"))
+            os.symlink("/etc", os.path.join(maildir, "cur"))
+            lines = p.retr(1)[1]
+            self.assertIn(b"my own file", lines)
+            self.assertFalse(any(l.startswith(b"root:") for l in lines), lines)
+            p.dele(1)
+            p.quit()
+        finally:
+            p.close()
+        self.assertTrue(os.path.exists("/etc/shadow"))
+        self.assertEqual(os.listdir(os.path.join(home, "Maildir", "cur.real")), [])
 
 
 class Traversal(unittest.TestCase):
