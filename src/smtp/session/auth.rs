@@ -25,11 +25,13 @@ pub const MAX_AUTH_LINE: usize = 12288;
 
 impl Session {
     /// The TLS handshake after STARTTLS (or at connect, for implicit TLS) is
-    /// done. RFC 3207 4.2: everything learnt before is forgotten; the client
-    /// must say EHLO again.
+    /// done. RFC 3207 4.2: everything learnt before is forgotten, the SASL
+    /// authentication too; the client must say EHLO (and AUTH) again.
     pub fn on_tls(&mut self, description: String, bindings: Vec<ChannelBinding>) {
         self.tls = Some(TlsInfo { description, bindings });
         self.reset_transaction();
+        self.user = None;
+        self.sasl = None;
         self.helo = None;
         self.ehlo = false;
         self.phase = Phase::Connected;

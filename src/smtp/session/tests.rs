@@ -586,3 +586,18 @@ fn cleartext_networks_may_log_in_without_tls_and_blocked_clients_may_not() {
     let r = wire(&s.on_line(format!("AUTH PLAIN {PLAIN_OK}").as_bytes(), &blocked));
     assert!(r.starts_with("454 4.7.0"), "{r}");
 }
+
+#[test]
+fn starttls_forgets_an_earlier_authentication() {
+    // RFC 3207 4.2: after the handshake the server discards what it learnt before, AUTH included.
+    let b = Accounts { failures: Default::default(), blocked: false };
+    let mut s = submission(true);
+    wire(&s.on_line(b"EHLO c", &b));
+    assert!(wire(&s.on_line(format!("AUTH PLAIN {PLAIN_OK}").as_bytes(), &b)).starts_with("235 "));
+    assert_eq!(s.on_line(b"STARTTLS", &b).next, Next::StartTls);
+    s.on_tls("TLSv1.3 TEST".into(), Vec::new());
+    let ehlo = wire(&s.on_line(b"EHLO c", &b));
+    assert!(ehlo.contains("AUTH PLAIN"), "AUTH is offered again: {ehlo}");
+    let r = wire(&s.on_line(b"MAIL FROM:<alice@example.org>", &b));
+    assert!(r.starts_with("530 5.7.0"), "no longer authenticated: {r}");
+}
