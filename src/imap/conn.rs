@@ -171,7 +171,11 @@ fn serve(
     out.extend_from_slice(&session.greeting());
     // Before login no literal may be larger than MAX_LITERAL: an APPEND's size is for users only.
     let assembler = |logged_in: bool| match logged_in {
-        true => Assembler::new(MAX_LINE, max_append.max(MAX_LITERAL), max_append as usize + 2 * MAX_LINE),
+        true => {
+            // A 32-bit usize cannot hold every u64 limit: saturate, never truncate or wrap.
+            let total = usize::try_from(max_append).unwrap_or(usize::MAX).saturating_add(2 * MAX_LINE);
+            Assembler::new(MAX_LINE, max_append.max(MAX_LITERAL), total)
+        }
         false => Assembler::new(MAX_LINE, MAX_LITERAL, 4 * MAX_LINE),
     };
     let mut logged_in = false;
