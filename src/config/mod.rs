@@ -59,6 +59,9 @@ pub struct Config {
     pub relay_networks: Vec<Cidr>,
     pub auth_cleartext_networks: Vec<Cidr>,
     pub message_size_limit: u64,
+    /// `spool.min_free`: free space data_dir's file system must keep; MAIL FROM is answered
+    /// 452 4.3.1 below it (plus the declared SIZE), as Postfix's queue_minfree.
+    pub spool_min_free: u64,
     pub max_connections: usize,
     pub max_connections_per_ip: usize,
     pub smtp_max_recipients: usize,
@@ -132,6 +135,7 @@ pub const KEYS: &[&str] = &[
     "relay.networks",
     "auth.cleartext_networks",
     "message_size_limit",
+    "spool.min_free",
     "max_connections",
     "max_connections_per_ip",
     "smtp.max_recipients",
@@ -232,6 +236,7 @@ impl Config {
             relay_networks: Vec::new(),
             auth_cleartext_networks: Vec::new(),
             message_size_limit: 25 * 1024 * 1024,
+            spool_min_free: 64 * 1024 * 1024,
             max_connections: 64,
             max_connections_per_ip: 16,
             smtp_max_recipients: 100,
@@ -372,6 +377,7 @@ impl Config {
                 "relay.networks" => v(parse_nets(value).map(|x| c.relay_networks = x))?,
                 "auth.cleartext_networks" => v(parse_nets(value).map(|x| c.auth_cleartext_networks = x))?,
                 "message_size_limit" => v(parse_size(value).map(|x| c.message_size_limit = x))?,
+                "spool.min_free" => v(parse_size(value).map(|x| c.spool_min_free = x))?,
                 "max_connections" => v(parse_count(value, 1, 100_000).map(|x| c.max_connections = x))?,
                 "max_connections_per_ip" => {
                     v(parse_count(value, 1, 100_000).map(|x| c.max_connections_per_ip = x))?
@@ -518,6 +524,7 @@ impl Config {
         kv("relay.networks", nets(&self.relay_networks));
         kv("auth.cleartext_networks", nets(&self.auth_cleartext_networks));
         kv("message_size_limit", self.message_size_limit.to_string());
+        kv("spool.min_free", self.spool_min_free.to_string());
         kv("max_connections", self.max_connections.to_string());
         kv("max_connections_per_ip", self.max_connections_per_ip.to_string());
         kv("smtp.max_recipients", self.smtp_max_recipients.to_string());

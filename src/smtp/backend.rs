@@ -65,6 +65,7 @@ impl Context {
             starttls: tls.is_some(),
             auth_mechanisms: Vec::new(),
             require_auth: false,
+            min_free: config.spool_min_free,
         };
         let submission = Params { auth_mechanisms: mechanisms, require_auth: true, ..base.clone() };
         let submissions = Params { starttls: false, ..submission.clone() };
@@ -156,6 +157,10 @@ impl Backend for ConnBackend<'_> {
 
     fn credentials(&self) -> Option<&dyn Credentials> {
         Some(&self.ctx.users)
+    }
+
+    fn spool_free(&self) -> Option<u64> {
+        free_space(&self.ctx.config.data_dir)
     }
 
     /// RFC 6409 6.1: a user sends as addresses that are theirs: delivered to
@@ -272,4 +277,16 @@ impl Credentials for DbCredentials {
     fn scram(&self, user: &str, hash: ScramHash) -> Result<Option<(String, ScramKeys)>, String> {
         Ok(self.secret(user)?.and_then(|(name, s)| s.scram(hash).map(|k| (name, k))))
     }
+}
+
+/// Octets an unprivileged process may still write on the file system of `dir` (statvfs f_bavail).
+pub fn free_space(dir: &std::path::Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+    // SAFETY: a zeroed statvfs is valid output space; the path is NUL-terminated.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
+        return None;
+    }
+    Some((st.f_bavail as u64).saturating_mul(st.f_frsize as u64))
 }

@@ -32,6 +32,8 @@ pub struct Params {
     pub auth_mechanisms: Vec<Mechanism>,
     /// Submission: MAIL needs a logged-in user (RFC 6409 4.3; 530 5.7.0).
     pub require_auth: bool,
+    /// Free octets the spool must keep (`spool.min_free`).
+    pub min_free: u64,
 }
 
 /// The client at the other end.
@@ -70,6 +72,10 @@ pub trait Backend {
     /// Whether the authenticated `user` may use `sender` in MAIL FROM.
     fn sender_allowed(&self, _user: &str, _sender: Option<&Address>) -> bool {
         true
+    }
+    /// Free octets on the spool's file system, when known.
+    fn spool_free(&self) -> Option<u64> {
+        None
     }
     /// Fills `buf` with random bytes (SASL nonces).
     fn random(&self, _buf: &mut [u8]) {}
@@ -509,6 +515,12 @@ impl Session {
         // RFC 1870 6.2: refuse a declared size over the limit right away.
         if params.size.is_some_and(|s| s > self.params.message_size_limit) {
             return self.fail(Reply::too_big());
+        }
+        // RFC 3463 4.3.1 / RFC 5321 4.5.3.1.10: no room in the spool now; the client retries later,
+        // before anything is acknowledged (Postfix's queue_minfree).
+        let need = self.params.min_free.saturating_add(params.size.unwrap_or(0));
+        if backend.spool_free().is_some_and(|free| free < need) {
+            return Step::reply(Reply::new(452, "4.3.1", "Insufficient system storage"));
         }
         self.reset_transaction();
         self.transaction = Some(Transaction {

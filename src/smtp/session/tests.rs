@@ -33,6 +33,7 @@ fn params(max_errors: usize) -> Arc<Params> {
         starttls: false,
         auth_mechanisms: Vec::new(),
         require_auth: false,
+        min_free: 0,
     })
 }
 
