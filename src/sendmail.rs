@@ -39,6 +39,41 @@ pub fn maildrop_dir(data_dir: &Path) -> PathBuf {
     data_dir.join("maildrop")
 }
 
+/// Run as root before the server ever started (a fresh install, cron at boot): makes data_dir
+/// (0711) and the maildrop (1733), given to the server's `user` when there is one, as the server
+/// would have made them, so the message waits there until the server runs. Others get the
+/// temporary failure of a missing maildrop.
+fn ensure_maildrop(config: &Config) -> Result<(), String> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    let md = maildrop_dir(&config.data_dir);
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 || std::fs::symlink_metadata(&md).is_ok() {
+        return Ok(());
+    }
+    let err = |p: &Path, e: io::Error| format!("cannot create {}: {e}", p.display());
+    let made_data_dir = !config.data_dir.exists();
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o711)
+        .create(&config.data_dir)
+        .map_err(|e| err(&config.data_dir, e))?;
+    std::fs::DirBuilder::new().mode(0o700).create(&md).map_err(|e| err(&md, e))?;
+    std::fs::set_permissions(&md, std::fs::Permissions::from_mode(0o1733)).map_err(|e| err(&md, e))?;
+    let owner = match &config.user {
+        Some(user) => crate::auth::system::getpwnam(user)?.and_then(|a| a.uid.zip(a.gid)),
+        None => None,
+    };
+    if let Some((uid, gid)) = owner {
+        let dirs =
+            if made_data_dir { vec![config.data_dir.as_path(), md.as_path()] } else { vec![md.as_path()] };
+        for d in dirs {
+            std::os::unix::fs::lchown(d, Some(uid), Some(gid))
+                .map_err(|e| format!("chown {}: {e}", d.display()))?;
+        }
+    }
+    Ok(())
+}
+
 /// The pickup's wake-up socket (any datagram means "look now").
 pub fn pickup_socket(data_dir: &Path) -> PathBuf {
     data_dir.join("pickup.sock")
@@ -86,6 +121,10 @@ pub fn run(prog: &str, args: &[String]) -> u8 {
     let code = match opts.mode {
         Mode::Deliver => deliver(prog, &opts, &config),
         Mode::Smtp => {
+            if let Err(e) = ensure_maildrop(&config) {
+                eprintln!("{prog}: {e}");
+                return EX_TEMPFAIL;
+            }
             let maildrop = maildrop_dir(&config.data_dir);
             let sock = pickup_socket(&config.data_dir);
             let stdin = io::stdin();
@@ -143,6 +182,10 @@ fn deliver(prog: &str, opts: &Options, config: &Config) -> u8 {
         return EX_USAGE;
     }
     let dots = if opts.ignore_dots { Dots::Ignore } else { Dots::End };
+    if let Err(e) = ensure_maildrop(config) {
+        eprintln!("{prog}: message not sent: {e}");
+        return EX_TEMPFAIL;
+    }
     let maildrop = maildrop_dir(&config.data_dir);
     let stdin = io::stdin();
     match submit::submit(&maildrop, &sub, &mut stdin.lock(), dots, config.message_size_limit) {

@@ -123,12 +123,43 @@ class TestSendmail(SendmailBase):
         self.assertTrue(wait_for(lambda: os.listdir(self.maildrop()) == []))
 
     def test_no_maildrop_is_a_temporary_failure(self):
+        # For a user who is not root, a server that never ran is a temporary failure (EX_TEMPFAIL).
+        as_nobody = ("setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups")
+        if os.geteuid() != 0 or subprocess.run([*as_nobody, "test", "-x", BINARY]).returncode != 0:
+            self.skipTest("needs root and a binary nobody can run")
+        os.chmod(self.server.tmp, 0o711)
         conf = os.path.join(self.server.tmp, "other.conf")
         with open(self.server.config) as f, open(conf, "w") as g:
             g.write(f.read().replace(f"data_dir = {self.server.tmp}/data", f"data_dir = {self.server.tmp}/never"))
-        r = self.run_sendmail("-C", conf, "alice", stdin="x\n")
+        os.chmod(conf, 0o644)
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+        r = self.run_sendmail("-C", conf, "alice", stdin="x\n", env=env, prefix=as_nobody)
         self.assertEqual(r.returncode, 75, r.stderr)
         self.assertIn("maildrop", r.stderr)
+        self.assertFalse(os.path.exists(os.path.join(self.server.tmp, "never")))
+
+    def test_root_before_the_server_ever_ran(self):
+        # Root (cron at boot, a fresh install) makes the maildrop as the server would; the message
+        # waits there and is delivered once the server runs.
+        if os.geteuid() != 0:
+            self.skipTest("needs root")
+        self.server.stop()
+        data = os.path.join(self.server.tmp, "fresh")
+        conf = os.path.join(self.server.tmp, "fresh.conf")
+        with open(self.server.config) as f, open(conf, "w") as g:
+            g.write(f.read().replace(f"data_dir = {self.server.tmp}/data", f"data_dir = {data}"))
+        r = self.run_sendmail("-C", conf, "alice", stdin="Subject: before the server\n\nx\n")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        md = os.path.join(data, "maildrop")
+        self.assertEqual(os.stat(md).st_mode & 0o7777, 0o1733)
+        self.assertEqual(len(os.listdir(md)), 1)
+        self.server.config = conf
+        self.server.logf.close()
+        self.server.start()
+        m = self.messages("alice")
+        self.assertEqual(len(m), 1, self.server.read_log())
+        self.assertIn(b"Subject: before the server", m[0])
+        self.assertTrue(wait_for(lambda: os.listdir(md) == []))
 
     def test_bad_file_is_set_aside(self):
         tmp = os.path.join(self.maildrop(), "tmp.junk")
