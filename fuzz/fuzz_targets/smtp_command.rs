@@ -50,6 +50,7 @@ fuzz_target!(|data: &[u8]| {
         starttls: true,
         auth_mechanisms: buzon::auth::sasl::Mechanism::ALL.to_vec(),
         require_auth: data.len().is_multiple_of(3),
+        min_free: 0,
     });
     let peer = Peer {
         ip: std::net::Ipv4Addr::LOCALHOST.into(),
