@@ -410,24 +410,25 @@ if __name__ == "__main__":
 
 
 class SpoolFull(unittest.TestCase):
+    def session(self, extra):
+        s = Server(extra=extra)
+        self.addCleanup(s.cleanup)
+        s.start()
+        c = smtplib.SMTP("127.0.0.1", s.port, timeout=10)
+        self.addCleanup(c.close)
+        c.ehlo("client.test")
+        return s, c
+
     def test_mail_from_is_deferred_below_spool_min_free(self):
         # RFC 3463 4.3.1: with less free space than spool.min_free, MAIL FROM is answered 452
         # 4.3.1 before anything is acknowledged, and nothing is stored.
-        s = Server(extra="spool.min_free = 1000000G\n")
-        self.addCleanup(s.cleanup)
-        s.start()
-        with smtplib.SMTP("127.0.0.1", s.port, timeout=10) as c:
-            c.ehlo("client.test")
-            code, text = c.mail("a@b.test")
-            self.assertEqual((code, text), (452, b"4.3.1 Insufficient system storage"))
-            self.assertEqual(c.noop()[0], 250, "the session goes on")
+        s, c = self.session("spool.min_free = 1000000G\n")
+        code, text = c.mail("a@b.test")
+        self.assertEqual((code, text), (452, b"4.3.1 Insufficient system storage"))
+        self.assertEqual(c.noop()[0], 250, "the session goes on")
         self.assertEqual(s.new_messages("alice"), [])
 
     def test_a_declared_size_counts_against_the_free_space(self):
-        s = Server(extra="spool.min_free = 1M\nmessage_size_limit = 1000000G\n")
-        self.addCleanup(s.cleanup)
-        s.start()
-        with smtplib.SMTP("127.0.0.1", s.port, timeout=10) as c:
-            c.ehlo("client.test")
-            self.assertEqual(c.mail("a@b.test", ["SIZE=900000000000000"])[0], 452)
-            self.assertEqual(c.mail("a@b.test", ["SIZE=1000"])[0], 250)
+        _, c = self.session("spool.min_free = 1M\nmessage_size_limit = 1000000G\n")
+        self.assertEqual(c.mail("a@b.test", ["SIZE=900000000000000"])[0], 452)
+        self.assertEqual(c.mail("a@b.test", ["SIZE=1000"])[0], 250)

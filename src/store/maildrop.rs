@@ -59,6 +59,16 @@ enum Sub {
     New,
 }
 
+impl Sub {
+    /// This subdirectory's descriptor, of cur/'s and new/'s.
+    fn pick<'a>(self, cur: &'a Option<File>, new: &'a Option<File>) -> Option<&'a File> {
+        match self {
+            Sub::Cur => cur.as_ref(),
+            Sub::New => new.as_ref(),
+        }
+    }
+}
+
 /// Where one message's bytes are.
 #[derive(Debug)]
 enum Loc {
@@ -150,10 +160,7 @@ impl Maildrop {
         files.sort_by(|a, b| (leading_number(&a.0), &a.0).cmp(&(leading_number(&b.0), &b.0)));
         let mut msgs = Vec::with_capacity(files.len());
         for (name, sub) in files {
-            let dir = match sub {
-                Sub::Cur => cur_fd.as_ref(),
-                Sub::New => new_fd.as_ref(),
-            };
+            let dir = sub.pick(&cur_fd, &new_fd);
             let size = match w_size(&name) {
                 Some(n) => n,
                 None => match dir.map_or(Err(io::ErrorKind::NotFound.into()), |d| open_in(d, &name)) {
@@ -224,10 +231,7 @@ impl Maildrop {
         let mut w = BufWriter::with_capacity(BUF, out);
         match (&m.loc, &self.backend) {
             (Loc::File { sub, name }, Backend::Maildir { cur, new, .. }) => {
-                let dir = match sub {
-                    Sub::Cur => cur.as_ref(),
-                    Sub::New => new.as_ref(),
-                };
+                let dir = sub.pick(cur, new);
                 let f = open_in(dir.ok_or(io::ErrorKind::NotFound)?, name)?;
                 lines.run(&mut BufReader::with_capacity(BUF, f), &mut w)?;
             }
@@ -264,12 +268,7 @@ impl Maildrop {
                 let mut synced = [false, false];
                 for (m, _) in self.msgs.iter().zip(&gone).filter(|(_, g)| **g) {
                     let Loc::File { sub, name } = &m.loc else { continue };
-                    let Some(dir) = (match sub {
-                        Sub::Cur => cur.as_ref(),
-                        Sub::New => new.as_ref(),
-                    }) else {
-                        continue;
-                    };
+                    let Some(dir) = sub.pick(cur, new) else { continue };
                     match unlink_in(dir, name) {
                         Ok(()) => {}
                         // Already removed by another agent: the goal is met.
