@@ -154,6 +154,20 @@ impl ListFileError {
 /// cannot be swapped between check and read. Returns the values (same syntax as the right side of
 /// an alias, one or more per line, `#` comments) and the owner.
 pub fn read_list_file(path: &Path, owners: &[u32], nofollow: bool) -> Result<Include, ListFileError> {
+    let (bytes, uid) = read_list_bytes(path, owners, nofollow)?;
+    parse_list_bytes(&bytes, path, uid)
+}
+
+/// A list file's values from its bytes (read by [`read_list_bytes`], here or in the helper).
+pub fn parse_list_bytes(bytes: &[u8], path: &Path, uid: u32) -> Result<Include, ListFileError> {
+    let text = String::from_utf8_lossy(bytes);
+    parse_list(&text, &path.display().to_string())
+        .map(|targets| Include { targets, uid })
+        .map_err(ListFileError::Syntax)
+}
+
+/// The checks and the read of [`read_list_file`]: the bytes and the owner's uid.
+pub fn read_list_bytes(path: &Path, owners: &[u32], nofollow: bool) -> Result<(Vec<u8>, u32), ListFileError> {
     use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
     let shown = path.display();
     let mut flags = libc::O_NONBLOCK | libc::O_CLOEXEC;
@@ -191,10 +205,7 @@ pub fn read_list_file(path: &Path, owners: &[u32], nofollow: bool) -> Result<Inc
     if bytes.len() as u64 > MAX_LIST_FILE {
         return Err(ListFileError::Syntax(format!("{shown}: larger than {MAX_LIST_FILE} bytes")));
     }
-    let text = String::from_utf8_lossy(&bytes);
-    parse_list(&text, &shown.to_string())
-        .map(|targets| Include { targets, uid: m.uid() })
-        .map_err(ListFileError::Syntax)
+    Ok((bytes, m.uid()))
 }
 
 /// The values of a list file's text: values separated by commas or newlines, `#` comments.

@@ -11,6 +11,7 @@ use crate::aliases::{self, Aliases, ListFileError, Target};
 use crate::auth::{Account, UserDb};
 use crate::config::{MailboxKind, MailboxTemplate, UsersSpec};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 pub use forward::RunAs;
 
@@ -195,6 +196,22 @@ pub struct Resolver {
     allow_files: bool,
     pipe_user: String,
     forward_files: bool,
+    /// Reads a user's ~/.forward where this process cannot (the privileged helper, for a server
+    /// that dropped root); None: read it here, with the owner's identity when root.
+    forward_reader: Option<ForwardReader>,
+}
+
+/// Reads the named user's ~/.forward elsewhere: its bytes, or why it is not used.
+/// The function behind a [`ForwardReader`].
+pub type ReadForwardFn = dyn Fn(&str) -> Result<Vec<u8>, crate::aliases::ListFileError> + Send + Sync;
+
+#[derive(Clone)]
+pub struct ForwardReader(pub Arc<ReadForwardFn>);
+
+impl std::fmt::Debug for ForwardReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ForwardReader")
+    }
 }
 
 /// Domains compare without case (RFC 5321 2.4) and without a trailing root dot.
@@ -218,7 +235,14 @@ impl Resolver {
             allow_files: cfg.allow_files,
             pipe_user: cfg.pipe_user,
             forward_files: cfg.forward_files,
+            forward_reader: None,
         })
+    }
+
+    /// Has `reader` read users' ~/.forward files (see [`ForwardReader`]).
+    pub fn with_forward_reader(mut self, reader: Option<ForwardReader>) -> Resolver {
+        self.forward_reader = reader;
+        self
     }
 
     /// Whether `domain` (any case, trailing dot ignored) is one of ours.
@@ -408,7 +432,7 @@ impl Resolver {
             // The user named in their own .forward (or a loop back to them): their mailbox.
             return self.add(acc, domain, walk);
         }
-        match forward::read_forward(acc).map_err(Fail::Temp)? {
+        match forward::read_forward(acc, self.forward_reader.as_ref()).map_err(Fail::Temp)? {
             Some((targets, run_as)) => self.descend(key, &targets, domain, walk, &Ctx::User(run_as)),
             None => self.add(acc, domain, walk),
         }

@@ -143,10 +143,12 @@ impl<R: Read> LineReader<R> {
     }
 }
 
-/// A session's connection: plain TCP, or TLS over it.
+/// A session's connection: plain TCP, or TLS over it; or, in a mail process, the plaintext socket
+/// the server relays a logged-in client's session over (server/mailproc.rs).
 pub enum Stream {
     Plain(TcpStream),
     Tls(Box<crate::tls::TlsStream>),
+    Unix(std::os::unix::net::UnixStream),
     /// In the middle of a STARTTLS upgrade, or after a failed one.
     Closed,
 }
@@ -157,7 +159,24 @@ impl Stream {
         match self {
             Stream::Plain(t) => Some(t),
             Stream::Tls(t) => Some(t.tcp()),
-            Stream::Closed => None,
+            Stream::Unix(_) | Stream::Closed => None,
+        }
+    }
+
+    /// The descriptor to wait on for input, if any.
+    pub fn fd(&self) -> Option<std::os::fd::RawFd> {
+        use std::os::fd::AsRawFd;
+        match self {
+            Stream::Unix(u) => Some(u.as_raw_fd()),
+            _ => self.tcp().map(|t| t.as_raw_fd()),
+        }
+    }
+
+    /// Decrypted bytes that can be read without touching the socket (TLS buffers whole records).
+    pub fn has_pending(&mut self) -> bool {
+        match self {
+            Stream::Tls(t) => t.has_pending(),
+            _ => false,
         }
     }
 
@@ -175,6 +194,7 @@ impl Read for Stream {
         match self {
             Stream::Plain(t) => t.read(buf),
             Stream::Tls(t) => t.read(buf),
+            Stream::Unix(u) => u.read(buf),
             Stream::Closed => Ok(0),
         }
     }
@@ -185,6 +205,7 @@ impl Write for Stream {
         match self {
             Stream::Plain(t) => t.write(buf),
             Stream::Tls(t) => t.write(buf),
+            Stream::Unix(u) => u.write(buf),
             Stream::Closed => Err(io::Error::from(io::ErrorKind::NotConnected)),
         }
     }
@@ -193,6 +214,7 @@ impl Write for Stream {
         match self {
             Stream::Plain(t) => t.flush(),
             Stream::Tls(t) => t.flush(),
+            Stream::Unix(u) => u.flush(),
             Stream::Closed => Ok(()),
         }
     }
@@ -239,6 +261,21 @@ pub fn tls_details(stream: &Stream, sid: &str) -> Option<(String, Vec<crate::aut
         })
         .collect();
     Some((description, bindings))
+}
+
+/// Waits up to `wait` for input on `fd` (false on timeout or EINTR).
+pub fn wait_readable(fd: std::os::fd::RawFd, wait: std::time::Duration) -> io::Result<bool> {
+    let mut fds = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+    // SAFETY: one valid pollfd for the duration of the call.
+    let n = unsafe { libc::poll(&mut fds, 1, wait.as_millis().min(i32::MAX as u128) as i32) };
+    match n {
+        n if n > 0 => Ok(true),
+        0 => Ok(false),
+        _ => {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted { Ok(false) } else { Err(e) }
+        }
+    }
 }
 
 /// Writes the whole buffer and clears it.

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use buzon::auth::sasl::{Credentials, ScramHash, ScramKeys};
 use buzon::imap::command::{self, Assembler, Step};
-use buzon::imap::session::{Backend, Mode, Outcome, Params, Peer, Session};
+use buzon::imap::session::{Backend, Mode, Opened, Outcome, Params, Peer, Session};
 use buzon::store::folder::Store;
 use buzon::store::imapdir::{Inbox, MaildirStore};
 use libfuzzer_sys::fuzz_target;
@@ -45,8 +45,8 @@ impl Backend for Fuzz {
     fn auth_blocked(&self) -> bool {
         false
     }
-    fn open_store(&self, _: &str) -> Result<Box<dyn Store>, String> {
-        Ok(Box::new(MaildirStore::new(self.0.clone(), Inbox::Maildir)))
+    fn open_store(&self, _: &str) -> Result<Opened, String> {
+        Ok(Opened::Here(Box::new(MaildirStore::new(self.0.clone(), Inbox::Maildir))))
     }
 }
 

@@ -5,16 +5,20 @@
 
 use std::cell::{Cell, RefCell};
 use std::io::{self, Write};
-use std::os::fd::AsRawFd;
+use std::net::SocketAddr;
+use std::os::unix::net::UnixStream;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::auth::sasl::Credentials;
 use crate::config::{MailboxKind, in_networks};
 use crate::imap::command::{self, Assembler, Step};
-use crate::imap::session::{self, Mode, Outcome, Peer, Session};
+use crate::imap::session::{self, Mode, Opened, Outcome, Peer, Session};
+use crate::local::Resolver;
 use crate::netio::{Line, LineReader, Stream, open_session_stream, tls_details};
 use crate::server::Service;
 use crate::server::acceptor::Job;
+use crate::server::mailproc::{Handed, Status};
 use crate::smtp::backend::{ConnBackend, Context};
 use crate::store::folder::Store;
 use crate::store::imapdir::{Inbox, MaildirStore};
@@ -27,11 +31,81 @@ const MAX_LITERAL: u64 = 64 * 1024;
 /// How often IDLE looks for changes (RFC 2177: "immediately" in practice means within a second).
 const IDLE_TICK: Duration = Duration::from_secs(1);
 
+/// What the command loop needs of where it runs, besides the session's backend: the server's
+/// connection ([`Backend`]) or a mail process's session ([`MailBackend`]).
+trait Driver: session::Backend {
+    fn sid(&self) -> &str;
+    /// How long to hold back the answer to a failed login (brute-force throttling); taken once.
+    fn take_delay(&self) -> Duration;
+    fn tls(&self) -> Option<Arc<rustls::ServerConfig>>;
+    /// The TLS layer has started.
+    fn tls_started(&self) {}
+    /// The mail process's socket of a login handed over ([`Opened::Elsewhere`]).
+    fn take_handoff(&self) -> Option<UnixStream>;
+}
+
 /// The IMAP session's view of the server: the shared login machinery plus the user's mail store.
 struct Backend<'a> {
     conn: ConnBackend<'a>,
+    peer: SocketAddr,
+    /// The client's connection is TLS (told to a mail process the session is handed to).
+    tls: Cell<bool>,
     /// The owner's identity, taken at login for the rest of the session.
     owner: RefCell<Option<AsOwner>>,
+    /// The user's mail process, when the session was handed to it.
+    handoff: RefCell<Option<UnixStream>>,
+}
+
+impl Driver for Backend<'_> {
+    fn sid(&self) -> &str {
+        self.conn.sid
+    }
+    fn take_delay(&self) -> Duration {
+        self.conn.delay.take()
+    }
+    fn tls(&self) -> Option<Arc<rustls::ServerConfig>> {
+        self.conn.ctx.tls.as_ref().map(|t| t.config())
+    }
+    fn tls_started(&self) {
+        self.tls.set(true);
+    }
+    fn take_handoff(&self) -> Option<UnixStream> {
+        self.handoff.borrow_mut().take()
+    }
+}
+
+/// Opens `user`'s folders here, taking the owner's file-system identity (when running as root) for
+/// the rest of the session.
+fn open_here(
+    resolver: &Resolver,
+    lock_timeout: Duration,
+    sid: &str,
+    user: &str,
+) -> Result<(Box<dyn Store>, Option<AsOwner>), String> {
+    let home = resolver.mail_home(user)?;
+    let dest = &home.inbox;
+    let owner = dest.uid.zip(dest.gid).map(|(uid, gid)| Owner { uid, gid });
+    let group = match dest.kind {
+        MailboxKind::Mbox => spool_group(&dest.path),
+        MailboxKind::Maildir => None,
+    };
+    let guard = become_owner(owner, group)?;
+    let inbox = match dest.kind {
+        MailboxKind::Maildir => Inbox::Maildir,
+        MailboxKind::Mbox => Inbox::Mbox { path: dest.path.clone(), lock_timeout },
+    };
+    log::info!(
+        "session={sid} event=imap_open user={user} inbox={} folders={}",
+        dest.path.display(),
+        home.folders.display()
+    );
+    let mut store = MaildirStore::new(home.folders, inbox);
+    // The special-use folders (Sent, Drafts, Trash, Junk, Archive) exist from the first login on,
+    // so a client may APPEND to Sent before it ever LISTs; a failure here shows at LIST again.
+    if let Err(e) = store.list() {
+        log::warn!("session={sid} event=imap_folders_failed user={user} error=\"{e}\"");
+    }
+    Ok((Box::new(store), guard))
 }
 
 impl session::Backend for Backend<'_> {
@@ -50,36 +124,66 @@ impl session::Backend for Backend<'_> {
     fn auth_blocked(&self) -> bool {
         crate::smtp::session::Backend::auth_blocked(&self.conn)
     }
-    fn open_store(&self, user: &str) -> Result<Box<dyn Store>, String> {
+    fn open_store(&self, user: &str) -> Result<Opened, String> {
         let ctx = self.conn.ctx;
-        let home = ctx.resolver.mail_home(user)?;
-        let dest = &home.inbox;
-        let owner = dest.uid.zip(dest.gid).map(|(uid, gid)| Owner { uid, gid });
-        let group = match dest.kind {
-            MailboxKind::Mbox => spool_group(&dest.path),
-            MailboxKind::Maildir => None,
-        };
-        let guard = become_owner(owner, group)?;
-        *self.owner.borrow_mut() = guard;
-        let inbox = match dest.kind {
-            MailboxKind::Maildir => Inbox::Maildir,
-            MailboxKind::Mbox => {
-                Inbox::Mbox { path: dest.path.clone(), lock_timeout: ctx.config.mbox_lock_timeout }
+        // A system user's mailbox that this process (no longer root) cannot open as its owner: the
+        // session goes on in the user's mail process (server/mailproc.rs).
+        if let Some(helper) = &ctx.helper
+            && !crate::server::privs::is_root()
+        {
+            let dest = ctx.resolver.mail_home(user)?.inbox;
+            // SAFETY: geteuid has no preconditions.
+            if dest.uid.is_some_and(|u| u != unsafe { libc::geteuid() }) {
+                let (sock, status) =
+                    helper.open_session(user, "imap", self.conn.sid, self.peer, self.tls.get())?;
+                return match status {
+                    Status::Ok => {
+                        *self.handoff.borrow_mut() = Some(sock);
+                        Ok(Opened::Elsewhere)
+                    }
+                    _ => Err("the mail process could not open the mailbox".into()),
+                };
             }
-        };
-        log::info!(
-            "session={} event=imap_open user={user} inbox={} folders={}",
-            self.conn.sid,
-            dest.path.display(),
-            home.folders.display()
-        );
-        let mut store = MaildirStore::new(home.folders, inbox);
-        // The special-use folders (Sent, Drafts, Trash, Junk, Archive) exist from the first login on,
-        // so a client may APPEND to Sent before it ever LISTs; a failure here shows at LIST again.
-        if let Err(e) = store.list() {
-            log::warn!("session={} event=imap_folders_failed user={user} error=\"{e}\"", self.conn.sid);
         }
-        Ok(Box::new(store))
+        let (store, guard) = open_here(&ctx.resolver, ctx.config.mbox_lock_timeout, self.conn.sid, user)?;
+        *self.owner.borrow_mut() = guard;
+        Ok(Opened::Here(store))
+    }
+}
+
+/// A session in a mail process: logged in before it started, so nothing of the login machinery.
+struct MailBackend<'a> {
+    sid: &'a str,
+}
+
+impl session::Backend for MailBackend<'_> {
+    fn credentials(&self) -> Option<&dyn Credentials> {
+        None
+    }
+    fn random(&self, buf: &mut [u8]) {
+        crate::smtp::backend::fill_random(buf)
+    }
+    fn auth_failed(&self, _user: &str) {}
+    fn auth_blocked(&self) -> bool {
+        true
+    }
+    fn open_store(&self, _user: &str) -> Result<Opened, String> {
+        Err("already logged in".into())
+    }
+}
+
+impl Driver for MailBackend<'_> {
+    fn sid(&self) -> &str {
+        self.sid
+    }
+    fn take_delay(&self) -> Duration {
+        Duration::ZERO
+    }
+    fn tls(&self) -> Option<Arc<rustls::ServerConfig>> {
+        None
+    }
+    fn take_handoff(&self) -> Option<UnixStream> {
+        None
     }
 }
 
@@ -128,12 +232,15 @@ pub fn run(job: Job, ctx: &Context) {
     tls_started(&mut session, &stream, &sid);
     let backend = Backend {
         conn: ConnBackend { ctx, ip: peer.ip(), sid: &sid, delay: Cell::new(Duration::ZERO) },
+        peer,
+        tls: Cell::new(implicit.is_some()),
         owner: RefCell::new(None),
+        handoff: RefCell::new(None),
     };
     let mut reader = LineReader::new(stream);
     let mut out = Vec::with_capacity(4096);
     let max_append = ctx.config.message_size_limit;
-    let result = serve(&mut session, &backend, &slot, &mut reader, &mut out, max_append, timeout);
+    let result = serve(&mut session, &backend, &slot, &mut reader, &mut out, max_append, timeout, true);
     let user = session.logged_in_user().unwrap_or("-").to_string();
     match result {
         Ok(()) => log::info!("session={sid} event=disconnect client={peer} user={user}"),
@@ -143,22 +250,79 @@ pub fn run(job: Job, ctx: &Context) {
     drop(backend);
 }
 
+/// Serves a session handed to this mail process: opens the user's folders (as this process's user),
+/// tells the server with the status line, then runs the command loop over the relayed socket.
+pub fn serve_handed(sock: UnixStream, h: &Handed) {
+    let req = h.req;
+    let sid = req.sid.as_str();
+    let peer = h.peer();
+    let timeout = h.config.imap_timeout;
+    if sock.set_read_timeout(Some(timeout)).and(sock.set_write_timeout(Some(timeout))).is_err() {
+        return;
+    }
+    let mut stream = Stream::Unix(sock);
+    let store = match open_here(h.resolver, h.config.mbox_lock_timeout, sid, &req.user) {
+        Ok((store, _)) => store,
+        Err(e) => {
+            log::warn!("session={sid} event=imap_store_open_failed user={} error=\"{e}\"", req.user);
+            let _ = stream.write_all(Status::Temp.line());
+            return;
+        }
+    };
+    if stream.write_all(Status::Ok.line()).is_err() {
+        return;
+    }
+    log::info!("session={sid} event=mailproc_session service=imap user={} client={peer}", req.user);
+    let params = Arc::new(session::Params {
+        hostname: h.config.hostname.clone(),
+        max_errors: h.config.smtp_max_errors,
+        starttls: false,
+        auth_mechanisms: Vec::new(),
+        max_append: h.config.message_size_limit,
+    });
+    let p =
+        Peer { ip: peer.ip(), port: peer.port(), cleartext_auth: false, tls: req.tls, sid: sid.to_string() };
+    let mut session = Session::preauth(params, p, req.user.clone(), store);
+    let registry = Arc::new(crate::server::Registry::default());
+    let Some(slot) = registry.enter(peer.ip(), None, usize::MAX) else { return };
+    let backend = MailBackend { sid };
+    let mut reader = LineReader::new(stream);
+    let mut out = Vec::with_capacity(4096);
+    let result = serve(
+        &mut session,
+        &backend,
+        &slot,
+        &mut reader,
+        &mut out,
+        h.config.message_size_limit,
+        timeout,
+        false,
+    );
+    match result {
+        Ok(()) => log::info!("session={sid} event=disconnect client={peer} user={}", req.user),
+        Err(e) => log::info!("session={sid} event=disconnect client={peer} user={} error=\"{e}\"", req.user),
+    }
+}
+
 fn tls_started(session: &mut Session, stream: &Stream, sid: &str) {
     if let Some(details) = tls_details(stream, sid) {
         session.on_tls(Some(details));
     }
 }
 
-fn serve(
+/// The command loop. `greet`: write the greeting first (not for a session handed over logged in).
+#[allow(clippy::too_many_arguments)]
+fn serve<B: Driver>(
     session: &mut Session,
-    backend: &Backend,
+    backend: &B,
     slot: &crate::server::Slot,
     reader: &mut LineReader<Stream>,
     out: &mut Vec<u8>,
     max_append: u64,
     timeout: Duration,
+    greet: bool,
 ) -> io::Result<()> {
-    let sid = backend.conn.sid;
+    let sid = backend.sid();
     macro_rules! w {
         () => {
             &mut Out { buf: &mut *out, stream: reader.get_mut() }
@@ -168,7 +332,9 @@ fn serve(
         session.shutdown(w!())?;
         return w!().flush();
     }
-    out.extend_from_slice(&session.greeting());
+    if greet {
+        out.extend_from_slice(&session.greeting());
+    }
     // Before login no literal may be larger than MAX_LITERAL: an APPEND's size is for users only.
     let assembler = |logged_in: bool| match logged_in {
         true => {
@@ -196,6 +362,14 @@ fn serve(
         }
         let outcome = match session.mode() {
             Mode::Closed => return w!().flush(),
+            Mode::HandedOff => {
+                w!().flush()?;
+                // The rest of the session is the mail process's: relay to it until either side ends.
+                return match backend.take_handoff() {
+                    Some(mail) => crate::server::relay::relay(reader, mail, slot),
+                    None => Ok(()),
+                };
+            }
             Mode::Idle => {
                 w!().flush()?;
                 idle(session, slot, reader, out, timeout)?
@@ -286,7 +460,7 @@ fn serve(
             }
         };
         // A failed login is answered late (brute-force throttling, shared with SMTP and POP3).
-        let delay = backend.conn.delay.take();
+        let delay = backend.take_delay();
         if !delay.is_zero() {
             w!().flush()?;
             std::thread::sleep(delay);
@@ -296,11 +470,12 @@ fn serve(
             Outcome::Close => return w!().flush(),
             Outcome::StartTls => {
                 w!().flush()?;
-                let Some(tls) = &backend.conn.ctx.tls else { return Ok(()) };
+                let Some(tls) = backend.tls() else { return Ok(()) };
                 // RFC 3501 6.2.1 / RFC 2595 3.1: anything pipelined after STARTTLS is thrown away.
                 let old = std::mem::replace(reader, LineReader::new(Stream::Closed));
-                *reader = LineReader::new(old.into_inner().start_tls(tls.config())?);
+                *reader = LineReader::new(old.into_inner().start_tls(tls)?);
                 tls_started(session, reader.get_ref(), sid);
+                backend.tls_started();
             }
         }
     }
@@ -398,17 +573,9 @@ fn idle(
 
 /// Waits up to `wait` for input on the connection's socket.
 fn readable(stream: &Stream, wait: Duration) -> io::Result<bool> {
-    let Some(tcp) = stream.tcp() else { return Ok(true) };
-    let mut fds = libc::pollfd { fd: tcp.as_raw_fd(), events: libc::POLLIN, revents: 0 };
-    // SAFETY: one valid pollfd for the duration of the call.
-    let n = unsafe { libc::poll(&mut fds, 1, wait.as_millis().min(i32::MAX as u128) as i32) };
-    match n {
-        n if n > 0 => Ok(true),
-        0 => Ok(false),
-        _ => {
-            let e = io::Error::last_os_error();
-            if e.kind() == io::ErrorKind::Interrupted { Ok(false) } else { Err(e) }
-        }
+    match stream.fd() {
+        Some(fd) => crate::netio::wait_readable(fd, wait),
+        None => Ok(true),
     }
 }
 

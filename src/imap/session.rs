@@ -68,8 +68,18 @@ pub trait Backend {
     /// The client's address has failed too often lately: logins are refused for now.
     fn auth_blocked(&self) -> bool;
     /// Opens the logged-in user's folder tree (the caller takes the user's identity for the rest of
-    /// the session). The error text is for the log.
-    fn open_store(&self, user: &str) -> Result<Box<dyn Store>, String>;
+    /// the session), or hands the session to a process of the user's own. The error text is for
+    /// the log.
+    fn open_store(&self, user: &str) -> Result<Opened, String>;
+}
+
+/// Where a logged-in user's session goes on.
+pub enum Opened {
+    /// Here, over this store.
+    Here(Box<dyn Store>),
+    /// In the user's mail process: after the tagged OK the caller relays the connection to it
+    /// ([`Mode::HandedOff`]).
+    Elsewhere,
 }
 
 /// What the next input line is.
@@ -84,6 +94,8 @@ pub enum Mode {
     Idle,
     /// The session is over: close the connection.
     Closed,
+    /// The session goes on in the user's mail process: relay the connection there.
+    HandedOff,
 }
 
 /// What the caller does after writing the responses.
@@ -335,6 +347,8 @@ pub struct Session {
     sasl: Option<auth::Sasl>,
     /// The tag of the IDLE in progress.
     idle_tag: Option<String>,
+    /// The login was handed to the user's mail process ([`Opened::Elsewhere`]).
+    handed_off: bool,
 }
 
 impl Session {
@@ -352,7 +366,23 @@ impl Session {
             utf8_accept: false,
             sasl: None,
             idle_tag: None,
+            handed_off: false,
         }
+    }
+
+    /// A session that starts logged in: one handed to a mail process after the server checked the
+    /// login (the server sent the tagged OK), or RFC 3501 PREAUTH. No greeting is written.
+    pub fn preauth(params: Arc<Params>, peer: Peer, user: String, store: Box<dyn Store>) -> Session {
+        let mut s = Session::new(params, peer);
+        s.state = Authenticated;
+        s.user = Some(user);
+        s.store = Some(store);
+        s
+    }
+
+    /// The TLS state the server saw when the session was handed over (for capabilities).
+    pub fn set_tls_active(&mut self, description: String) {
+        self.tls = Some(TlsInfo { description, bindings: Vec::new() });
     }
 
     /// RFC 3501 7.1.1: the greeting, with the capabilities (RFC 3501 7.1 CAPABILITY code).
@@ -369,6 +399,8 @@ impl Session {
     pub fn mode(&self) -> Mode {
         if self.state == State::Logout {
             Mode::Closed
+        } else if self.handed_off {
+            Mode::HandedOff
         } else if self.sasl.is_some() {
             Mode::SaslResponse
         } else if self.idle_tag.is_some() {
@@ -538,7 +570,7 @@ impl Session {
         self.sasl = None;
         self.idle_tag = None;
         self.store = None;
-        if let Some(user) = &self.user {
+        if let Some(user) = self.user.as_ref().filter(|_| !self.handed_off) {
             log::info!("session={} event=logout user={user} reason={reason}", self.peer.sid);
         }
         self.state = State::Logout;

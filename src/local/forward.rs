@@ -38,14 +38,24 @@ impl RunAs {
 /// The targets of `acc`'s ~/.forward and whom they run as, or `None` when the mail goes to the
 /// mailbox: no such file, an empty one, or one that is not safe or does not parse (each logged:
 /// the user's mail must not stop because of their own typo). `Err` is temporary (an I/O error).
-pub(super) fn read_forward(acc: &Account) -> Result<Option<(Vec<Target>, RunAs)>, String> {
+pub(super) fn read_forward(
+    acc: &Account,
+    reader: Option<&super::ForwardReader>,
+) -> Result<Option<(Vec<Target>, RunAs)>, String> {
     let (Some(home), Some(run_as)) = (&acc.home, RunAs::of(acc)) else {
         return Ok(None);
     };
     let path = home.join(".forward");
-    // Read as the user, so a .forward can only name what its owner could read anyway.
-    let _as = become_owner(Some(run_as.owner()), None)?;
-    match aliases::read_list_file(&path, &[run_as.uid, 0], true) {
+    let read = match reader {
+        // The helper reads it as the user (the server, no longer root, cannot).
+        Some(r) => (r.0)(&acc.name).and_then(|bytes| aliases::parse_list_bytes(&bytes, &path, run_as.uid)),
+        None => {
+            // Read as the user, so a .forward can only name what its owner could read anyway.
+            let _as = become_owner(Some(run_as.owner()), None)?;
+            aliases::read_list_file(&path, &[run_as.uid, 0], true)
+        }
+    };
+    match read {
         Ok(inc) if inc.targets.is_empty() => Ok(None),
         Ok(inc) => Ok(Some((inc.targets, run_as))),
         Err(ListFileError::Missing) => Ok(None),

@@ -6,14 +6,20 @@
 
 use std::cell::Cell;
 use std::io::{self, Write};
+use std::net::SocketAddr;
+use std::os::unix::net::UnixStream;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::auth::sasl::Credentials;
-use crate::config::{MailboxKind, in_networks};
+use crate::config::{Config, MailboxKind, in_networks};
+use crate::local::Resolver;
 use crate::netio::{Line, LineReader, Stream, flush_out, open_session_stream, tls_details};
 use crate::pop3::session::{self, Action, OpenError, Peer, Session, UpdateError};
 use crate::server::Service;
 use crate::server::acceptor::Job;
+use crate::server::helper::PasswordHelper;
+use crate::server::mailproc::{Handed, Status};
 use crate::smtp::backend::{ConnBackend, Context};
 use crate::store::maildrop::{DropError, Maildrop};
 use crate::store::owner::{Owner, become_owner};
@@ -51,6 +57,36 @@ impl session::Maildrop for View<'_> {
     }
 }
 
+/// A session in a mail process: logged in before it started, so nothing of the login machinery.
+struct MailBackend;
+
+impl session::Backend for MailBackend {
+    fn credentials(&self) -> Option<&dyn Credentials> {
+        None
+    }
+    fn random(&self, buf: &mut [u8]) {
+        crate::smtp::backend::fill_random(buf)
+    }
+    fn auth_failed(&self, _user: &str) {}
+    fn auth_blocked(&self) -> bool {
+        true
+    }
+}
+
+/// Where the command loop runs: in the server (with the login machinery, TLS, and the helper that
+/// hands system users' sessions to their mail processes) or in a mail process.
+struct Env<'a> {
+    backend: &'a dyn session::Backend,
+    sid: &'a str,
+    /// The answer to a failed login is held back this long (the server's brute-force brake).
+    delay: Option<&'a Cell<Duration>>,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    resolver: &'a Resolver,
+    config: &'a Config,
+    /// The helper and what a mail process is told of the client (its address, TLS or not).
+    handoff: Option<(&'a PasswordHelper, SocketAddr, Cell<bool>)>,
+}
+
 /// The longest a login waits for an mbox's lock.
 const MBOX_OPEN_WAIT: Duration = Duration::from_secs(3);
 
@@ -81,9 +117,27 @@ pub fn run(job: Job, ctx: &Context) {
     session.set_apop_nonce(u64::from_be_bytes(nonce));
     tls_started(&mut session, &stream, &sid);
     let backend = ConnBackend { ctx, ip: peer.ip(), sid: &sid, delay: Cell::new(Duration::ZERO) };
+    let is_tls = matches!(stream, Stream::Tls(_));
+    let env = Env {
+        backend: &backend,
+        sid: &sid,
+        delay: Some(&backend.delay),
+        tls: ctx.tls.as_ref().map(|t| t.config()),
+        resolver: &ctx.resolver,
+        config: &ctx.config,
+        // A system user's maildrop that this process (no longer root) cannot open as its owner.
+        handoff: ctx
+            .helper
+            .as_deref()
+            .filter(|_| !crate::server::privs::is_root())
+            .map(|h| (h, peer, Cell::new(is_tls))),
+    };
     let mut reader = LineReader::new(stream);
     let mut out = Vec::with_capacity(512);
-    let result = serve(&mut session, &backend, &slot, &mut reader, &mut out);
+    if !slot.shutting_down() {
+        out.extend_from_slice(&session.greeting());
+    }
+    let result = serve(&mut session, &env, &slot, &mut reader, &mut out, None);
     match result {
         Ok(()) => log::info!("session={sid} event=disconnect client={peer}"),
         Err(e) => log::info!("session={sid} event=disconnect client={peer} error=\"{e}\""),
@@ -96,45 +150,116 @@ fn tls_started(session: &mut Session, stream: &Stream, sid: &str) {
     }
 }
 
+/// Serves a session handed to this mail process: opens the user's maildrop (as this process's
+/// user), tells the server with the status line, then answers the client and runs the command loop
+/// over the relayed socket.
+pub fn serve_handed(sock: UnixStream, h: &Handed) {
+    let req = h.req;
+    let sid = req.sid.as_str();
+    let peer = h.peer();
+    let timeout = h.config.smtp_timeout.max(Duration::from_secs(600));
+    if sock.set_read_timeout(Some(timeout)).and(sock.set_write_timeout(Some(timeout))).is_err() {
+        return;
+    }
+    let mut stream = Stream::Unix(sock);
+    let o = match open(h.resolver, h.config, &req.user) {
+        Ok(o) => o,
+        Err(e) => {
+            log::warn!("session={sid} event=pop3_open_failed user={} error=\"{e:?}\"", req.user);
+            let status = if e == OpenError::InUse { Status::InUse } else { Status::Temp };
+            let _ = stream.write_all(status.line());
+            return;
+        }
+    };
+    if stream.write_all(Status::Ok.line()).is_err() {
+        return;
+    }
+    log::info!(
+        "session={sid} event=pop3_open user={} messages={} in=mailproc client={peer}",
+        req.user,
+        o.drop.count()
+    );
+    let params = Arc::new(session::Params {
+        hostname: h.config.hostname.clone(),
+        max_errors: h.config.smtp_max_errors,
+        stls: false,
+        auth_mechanisms: Vec::new(),
+        apop: false,
+    });
+    let mut session = Session::handed(
+        params,
+        Peer { ip: peer.ip(), port: peer.port(), cleartext_auth: false },
+        req.user.clone(),
+    );
+    let registry = Arc::new(crate::server::Registry::default());
+    let Some(slot) = registry.enter(peer.ip(), None, usize::MAX) else { return };
+    let env = Env {
+        backend: &MailBackend,
+        sid,
+        delay: None,
+        tls: None,
+        resolver: h.resolver,
+        config: h.config,
+        handoff: None,
+    };
+    let mut reader = LineReader::new(stream);
+    let mut out = Vec::with_capacity(512);
+    let first = session.on_opened(Ok(&View(&o.drop)));
+    let result = serve(&mut session, &env, &slot, &mut reader, &mut out, Some((first, o)));
+    match result {
+        Ok(()) => log::info!("session={sid} event=disconnect client={peer} user={}", req.user),
+        Err(e) => log::info!("session={sid} event=disconnect client={peer} user={} error=\"{e}\"", req.user),
+    }
+}
+
+/// The command loop. `start`: a session handed over with its maildrop open, and the actions that
+/// answer the login.
 fn serve(
     session: &mut Session,
-    backend: &ConnBackend,
+    env: &Env,
     slot: &crate::server::Slot,
     reader: &mut LineReader<Stream>,
     out: &mut Vec<u8>,
+    start: Option<(Vec<Action>, Opened)>,
 ) -> io::Result<()> {
-    let sid = backend.sid;
+    let sid = env.sid;
     if slot.shutting_down() {
-        return perform(session.on_shutdown(), session, backend, reader, out, &mut None).map(|_| ());
+        return perform(session.on_shutdown(), session, env, slot, reader, out, &mut None).map(|_| ());
     }
-    out.extend_from_slice(&session.greeting());
     let mut opened: Option<Opened> = None;
+    if let Some((actions, o)) = start {
+        opened = Some(o);
+        if !perform(actions, session, env, slot, reader, out, &mut opened)? {
+            return flush_out(reader.get_mut(), out);
+        }
+    }
     loop {
         if reader.buffered().is_empty() {
             flush_out(reader.get_mut(), out)?;
             // A session with its maildrop open holds the lock: let it finish at shutdown.
             if slot.set_idle(opened.is_none()) {
-                return perform(session.on_shutdown(), session, backend, reader, out, &mut opened)
+                return perform(session.on_shutdown(), session, env, slot, reader, out, &mut opened)
                     .map(|_| ());
             }
         }
         let actions = match reader.read_line(session.max_line()) {
-            Ok(Line::Line(l)) => session.on_line(l, backend),
+            Ok(Line::Line(l)) => session.on_line(l, env.backend),
             Ok(Line::TooLong) => session.on_line_too_long(),
             Ok(Line::Eof) => return Ok(()), // RFC 1939 6: no QUIT, nothing is deleted
             Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
                 log::info!("session={sid} event=timeout");
-                return perform(session.on_timeout(), session, backend, reader, out, &mut opened).map(|_| ());
+                return perform(session.on_timeout(), session, env, slot, reader, out, &mut opened)
+                    .map(|_| ());
             }
             Err(e) => return Err(e),
         };
         slot.set_idle(false);
-        let delay = backend.delay.take();
+        let delay = env.delay.map(|d| d.take()).unwrap_or_default();
         if !delay.is_zero() {
             flush_out(reader.get_mut(), out)?;
             std::thread::sleep(delay);
         }
-        if !perform(actions, session, backend, reader, out, &mut opened)? {
+        if !perform(actions, session, env, slot, reader, out, &mut opened)? {
             return flush_out(reader.get_mut(), out);
         }
     }
@@ -144,12 +269,12 @@ fn serve(
 fn perform(
     mut actions: Vec<Action>,
     session: &mut Session,
-    backend: &ConnBackend,
+    env: &Env,
+    slot: &crate::server::Slot,
     reader: &mut LineReader<Stream>,
     out: &mut Vec<u8>,
     opened: &mut Option<Opened>,
 ) -> io::Result<bool> {
-    let ctx = backend.ctx;
     let mut i = 0;
     while i < actions.len() {
         match std::mem::replace(&mut actions[i], Action::Close) {
@@ -160,18 +285,42 @@ fn perform(
             }
             Action::StartTls => {
                 flush_out(reader.get_mut(), out)?;
-                let Some(tls) = &ctx.tls else { return Ok(false) };
+                let Some(tls) = env.tls.clone() else { return Ok(false) };
                 // RFC 2595 4: what was pipelined after STLS goes with the plain reader.
                 let old = std::mem::replace(reader, LineReader::new(Stream::Closed));
-                *reader = LineReader::new(old.into_inner().start_tls(tls.config())?);
-                tls_started(session, reader.get_ref(), backend.sid);
+                *reader = LineReader::new(old.into_inner().start_tls(tls)?);
+                tls_started(session, reader.get_ref(), env.sid);
+                if let Some((_, _, is_tls)) = &env.handoff {
+                    is_tls.set(true);
+                }
             }
             Action::Open { user } => {
-                let more = match open(ctx, &user) {
+                if let Some(handed) = hand_off(env, &user) {
+                    match handed {
+                        Ok(mail) => {
+                            flush_out(reader.get_mut(), out)?;
+                            // The mail process answers the login and serves the rest of the session.
+                            crate::server::relay::relay(reader, mail, slot)?;
+                            return Ok(false);
+                        }
+                        Err(e) => {
+                            if let OpenError::Temp(m) = &e {
+                                log::warn!(
+                                    "session={} event=pop3_open_failed user={user} error=\"{m}\"",
+                                    env.sid
+                                );
+                            }
+                            actions.extend(session.on_opened(Err(e)));
+                        }
+                    }
+                    i += 1;
+                    continue;
+                }
+                let more = match open(env.resolver, env.config, &user) {
                     Ok(o) => {
                         log::info!(
                             "session={} event=pop3_open user={user} messages={}",
-                            backend.sid,
+                            env.sid,
                             o.drop.count()
                         );
                         let more = session.on_opened(Ok(&View(&o.drop)));
@@ -179,10 +328,7 @@ fn perform(
                         more
                     }
                     Err(e) => {
-                        log::warn!(
-                            "session={} event=pop3_open_failed user={user} error=\"{e:?}\"",
-                            backend.sid
-                        );
+                        log::warn!("session={} event=pop3_open_failed user={user} error=\"{e:?}\"", env.sid);
                         session.on_opened(Err(e))
                     }
                 };
@@ -217,7 +363,7 @@ fn perform(
                     None => Ok(0),
                 };
                 if let Ok(n) = &result {
-                    log::info!("session={} event=pop3_update deleted={n}", backend.sid);
+                    log::info!("session={} event=pop3_update deleted={n}", env.sid);
                 }
                 actions.extend(session.on_updated(result.map(|_| ())));
             }
@@ -227,19 +373,37 @@ fn perform(
     Ok(true)
 }
 
+/// Hands the session to `user`'s mail process when their maildrop is one this process cannot open
+/// as its owner (None: open it here): the mail process's socket, or why it could not open it.
+fn hand_off(env: &Env, user: &str) -> Option<Result<UnixStream, OpenError>> {
+    let (helper, peer, tls) = env.handoff.as_ref()?;
+    let dest = match env.resolver.mail_home(user) {
+        Ok(h) => h.inbox,
+        Err(e) => return Some(Err(OpenError::Temp(e))),
+    };
+    // SAFETY: geteuid has no preconditions.
+    if dest.uid.is_none_or(|u| u == unsafe { libc::geteuid() }) {
+        return None;
+    }
+    Some(match helper.open_session(user, "pop3", env.sid, *peer, tls.get()) {
+        Ok((mail, Status::Ok)) => Ok(mail),
+        Ok((_, Status::InUse)) => Err(OpenError::InUse),
+        Ok((_, Status::Temp)) => Err(OpenError::Temp("the mail process could not open the maildrop".into())),
+        Err(e) => Err(OpenError::Temp(e)),
+    })
+}
+
 /// Finds and locks `user`'s maildrop: the mailbox their own address is delivered to.
-fn open(ctx: &Context, user: &str) -> Result<Opened, OpenError> {
+fn open(resolver: &Resolver, config: &Config, user: &str) -> Result<Opened, OpenError> {
     // The account's own mailbox, whatever its aliases or ~/.forward say about new mail.
-    let dest = ctx.resolver.mail_home(user).map_err(OpenError::Temp)?.inbox;
+    let dest = resolver.mail_home(user).map_err(OpenError::Temp)?.inbox;
     let owner = dest.uid.zip(dest.gid).map(|(uid, gid)| Owner { uid, gid });
     let _as = become_owner(owner, None).map_err(OpenError::Temp)?;
     let drop = match dest.kind {
         MailboxKind::Maildir => Maildrop::open_maildir(&dest.path),
         // A delivery holds the lock for milliseconds; another POP3 session for its whole length, so a
         // short wait tells the two apart and the client hears [IN-USE] promptly.
-        MailboxKind::Mbox => {
-            Maildrop::open_mbox(&dest.path, ctx.config.mbox_lock_timeout.min(MBOX_OPEN_WAIT))
-        }
+        MailboxKind::Mbox => Maildrop::open_mbox(&dest.path, config.mbox_lock_timeout.min(MBOX_OPEN_WAIT)),
     };
     match drop {
         Ok(drop) => Ok(Opened { drop, owner }),

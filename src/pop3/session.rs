@@ -204,6 +204,15 @@ impl Session {
         }
     }
 
+    /// A session whose login the server checked before handing it to a mail process: it opens the
+    /// maildrop next ([`Session::on_opened`] answers the client).
+    pub fn handed(params: Arc<Params>, peer: Peer, user: String) -> Session {
+        let mut s = Session::new(params, peer);
+        s.state = State::Opening;
+        s.user = Some(user);
+        s
+    }
+
     /// RFC 1939 4: the greeting.
     pub fn greeting(&self) -> Vec<u8> {
         match &self.apop_stamp {

@@ -18,7 +18,7 @@ use mio::{Events, Interest, Poll, Token};
 use super::pool::Pool;
 use super::{Registry, Service, Slot};
 use crate::config::{Config, in_networks};
-use crate::local::{Resolver, ResolverConfig};
+use crate::local::Resolver;
 use crate::queue::Queue;
 use crate::queue::runner::Runner;
 use crate::queue::wake::Waker;
@@ -65,7 +65,7 @@ pub fn run(config: Arc<Config>) -> Result<(), String> {
     }
     let super::Privileged { tls, helper } = super::keys_helper_and_drop(&config)?;
 
-    let resolver = Arc::new(Resolver::new(ResolverConfig::from_config(&config))?);
+    let resolver = Arc::new(super::resolver(&config, &helper)?);
     let queue = Arc::new(
         Queue::open(&config.data_dir).map_err(|e| format!("queue in {}: {e}", config.data_dir.display()))?,
     );
@@ -148,7 +148,7 @@ pub fn run(config: Arc<Config>) -> Result<(), String> {
                         }
                     }
                     match super::reload::reread(&config).and_then(|r| {
-                        let resolver = Arc::new(Resolver::new(ResolverConfig::from_config(&r.config))?);
+                        let resolver = Arc::new(super::resolver(&r.config, &helper)?);
                         Ok((context(&r.config, resolver)?, r))
                     }) {
                         Ok((ctx, r)) => {

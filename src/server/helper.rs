@@ -12,10 +12,13 @@
 //! Each exits when the server closes its end.
 
 pub mod frame;
-mod lane;
+pub(super) mod lane;
 pub mod proto;
 
 use lane::Lane;
+
+use super::mailproc;
+use std::collections::HashMap;
 
 use std::fs::File;
 use std::io::{self, Read, Write};
@@ -60,6 +63,8 @@ impl Kind {
 pub struct PasswordHelper {
     master: Mutex<Lane>,
     lanes: [Mutex<Lane>; 2],
+    /// Tokens of recent good password checks, per user: each opens one mail session.
+    tokens: Mutex<HashMap<String, Vec<String>>>,
 }
 
 /// The helper by what it does now.
@@ -92,18 +97,28 @@ impl PasswordHelper {
                         Mutex::new(Lane::new(LOGIN_TIMEOUT, true)),
                         Mutex::new(Lane::new(delivery, true)),
                     ],
+                    tokens: Mutex::new(HashMap::new()),
                 })
             }
         }
     }
 
     fn ask(&self, kind: Kind, req: &Request, fd: Option<&File>) -> Result<Response, String> {
+        self.ask_fd(kind, req, fd).map(|(r, _)| r)
+    }
+
+    fn ask_fd(
+        &self,
+        kind: Kind,
+        req: &Request,
+        fd: Option<&File>,
+    ) -> Result<(Response, Option<OwnedFd>), String> {
         let mut lane = self.lanes[kind as usize].lock().unwrap_or_else(|p| p.into_inner());
         if !lane.is_open() {
             lane.attach(self.open(kind)?);
         }
-        let (payload, _) = lane.ask(&req.encode(), fd.map(|f| f.as_raw_fd()))?;
-        Response::decode(&payload).map_err(|e| format!("helper: {e}"))
+        let (payload, fd) = lane.ask(&req.encode(), fd.map(|f| f.as_raw_fd()))?;
+        Ok((Response::decode(&payload).map_err(|e| format!("helper: {e}"))?, fd))
     }
 
     /// Asks the master for a (new) worker of `kind`.
@@ -130,10 +145,70 @@ impl PasswordHelper {
             &Request::Verify { user: user.into(), password: password.to_vec() },
             None,
         )? {
-            Response::Yes => Ok(true),
+            Response::Yes(token) => {
+                let mut t = self.tokens.lock().unwrap_or_else(|p| p.into_inner());
+                let v = t.entry(user.to_string()).or_default();
+                if v.len() >= 64 {
+                    v.remove(0);
+                }
+                v.push(token);
+                Ok(true)
+            }
             Response::No => Ok(false),
             Response::Error(e) => Err(format!("helper: {e}")),
             other => Err(format!("helper: unexpected answer {other:?}")),
+        }
+    }
+
+    /// Opens a session of `user` (who has just logged in) in their mail process: the server's end
+    /// of the session socket, after the mail process's status line (mailproc.rs).
+    pub fn open_session(
+        &self,
+        user: &str,
+        service: &str,
+        sid: &str,
+        peer: std::net::SocketAddr,
+        tls: bool,
+    ) -> Result<(UnixStream, mailproc::Status), String> {
+        let token = {
+            let mut t = self.tokens.lock().unwrap_or_else(|p| p.into_inner());
+            let token = t.get_mut(user).and_then(|v| v.pop());
+            if t.get(user).is_some_and(|v| v.is_empty()) {
+                t.remove(user);
+            }
+            token.ok_or("no recent login of this user")?
+        };
+        let req = proto::SessionRequest {
+            user: user.into(),
+            token,
+            service: service.into(),
+            sid: sid.into(),
+            peer: peer.to_string(),
+            tls,
+        };
+        match self.ask_fd(Kind::Login, &Request::Session(req), None)? {
+            (Response::Ok(_), Some(fd)) => {
+                let mut sock = UnixStream::from(fd);
+                let status = mailproc::read_status(&mut sock)?;
+                Ok((sock, status))
+            }
+            (Response::Error(e), _) => Err(format!("helper: {e}")),
+            (other, _) => Err(format!("helper: unexpected answer {other:?}")),
+        }
+    }
+
+    /// A system user's ~/.forward, read by the helper with the owner's identity: its content, or
+    /// why it is not used.
+    pub fn read_forward(&self, user: &str) -> Result<Vec<u8>, crate::aliases::ListFileError> {
+        use crate::aliases::ListFileError;
+        match self.ask(Kind::Login, &Request::Forward { user: user.into() }, None) {
+            Ok(Response::Data(d)) => Ok(d),
+            Ok(Response::No) => Err(ListFileError::Missing),
+            Ok(Response::Fail { permanent: true, text, .. }) => Err(ListFileError::Unsafe(text)),
+            Ok(Response::Fail { text, .. }) | Ok(Response::Error(text)) | Err(text) => {
+                Err(ListFileError::Io(text))
+            }
+            Ok(other) => Err(ListFileError::Io(format!("helper: unexpected answer {other:?}"))),
         }
     }
 }
@@ -244,6 +319,7 @@ fn serve(mut sock: UnixStream, config: &Arc<Config>) {
     let resolver = Resolver::new(ResolverConfig::from_config(config));
     let opts = StoreOptions { lock_timeout: config.mbox_lock_timeout, privileged: None };
     let deadline = config.mbox_lock_timeout + DELIVERY_GRACE;
+    let mut sessions = mailproc::Sessions::default();
     loop {
         let (payload, fd) = match frame::recv(&mut sock) {
             Ok(Some(x)) => x,
@@ -259,11 +335,12 @@ fn serve(mut sock: UnixStream, config: &Arc<Config>) {
                 continue;
             }
         };
+        let mut session_fd = None;
         let answer = match Request::decode(body) {
             Err(e) => Response::Error(format!("refused: {e}")),
             Ok(Request::Verify { user, password }) => {
                 match crate::auth::shadow::verify_system(&user, &password) {
-                    Ok(true) => Response::Yes,
+                    Ok(true) => Response::Yes(sessions.grant(&user)),
                     Ok(false) => Response::No,
                     Err(_) => Response::Error("cannot read the shadow file".into()),
                 }
@@ -275,10 +352,44 @@ fn serve(mut sock: UnixStream, config: &Arc<Config>) {
                     in_child(deadline, || deliver(r, &opts, &sender, arrival, &accounts, fd))
                 }
             },
+            Ok(Request::Session(req)) => match sessions.open(&req, config, sock.as_raw_fd()) {
+                Ok(fd) => {
+                    session_fd = Some(fd);
+                    Response::Ok(Vec::new())
+                }
+                Err(e) => Response::Error(e),
+            },
+            Ok(Request::Forward { user }) => read_forward(&user),
         };
-        if frame::send(&mut sock, proto::tag(id, &answer.encode()).as_bytes(), None).is_err() {
+        let fd = session_fd.as_ref().map(|f| f.as_raw_fd());
+        if frame::send(&mut sock, proto::tag(id, &answer.encode()).as_bytes(), fd).is_err() {
             return;
         }
+    }
+}
+
+/// Reads `user`'s ~/.forward with the owner's file-system identity (store/owner.rs), with the same
+/// checks as every list file (aliases::read_list_bytes): the server, no longer root, cannot.
+fn read_forward(user: &str) -> Response {
+    use crate::aliases::ListFileError;
+    let acc = match crate::auth::system::getpwnam(user) {
+        Ok(Some(a)) => a,
+        Ok(None) => return Response::No,
+        Err(e) => return Response::Error(e),
+    };
+    let (Some(home), Some(uid), Some(gid)) = (&acc.home, acc.uid, acc.gid) else { return Response::No };
+    let _as = match store::owner::become_owner(Some(store::Owner { uid, gid }), None) {
+        Ok(g) => g,
+        Err(e) => return Response::Error(e),
+    };
+    match crate::aliases::read_list_bytes(&home.join(".forward"), &[uid, 0], true) {
+        Ok((bytes, _)) if bytes.len() <= proto::MAX_DATA => Response::Data(bytes),
+        Ok(_) => Response::Fail { index: 0, permanent: true, text: format!("~{user}/.forward: too large") },
+        Err(ListFileError::Missing) => Response::No,
+        Err(ListFileError::Unsafe(m) | ListFileError::Syntax(m)) => {
+            Response::Fail { index: 0, permanent: true, text: m }
+        }
+        Err(ListFileError::Io(m)) => Response::Fail { index: 0, permanent: false, text: m },
     }
 }
 
@@ -330,7 +441,7 @@ fn single_owner(dests: &[Dest]) -> Option<store::Owner> {
 }
 
 /// setgroups, setgid, setuid, in that order, then checks that root cannot be had back.
-fn become_for_good(o: store::Owner, groups: &[u32]) -> Result<(), String> {
+pub(super) fn become_for_good(o: store::Owner, groups: &[u32]) -> Result<(), String> {
     let groups: Vec<libc::gid_t> = groups.iter().map(|&g| g as libc::gid_t).collect();
     // SAFETY: plain credential calls in a single-threaded child; the slice outlives the call.
     unsafe {

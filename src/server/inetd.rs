@@ -10,7 +10,6 @@ use std::sync::Arc;
 use super::acceptor::Job;
 use super::{Registry, Service};
 use crate::config::Config;
-use crate::local::{Resolver, ResolverConfig};
 use crate::queue::Queue;
 use crate::queue::wake::Waker;
 use crate::smtp;
@@ -45,7 +44,7 @@ pub fn run(config: Arc<Config>, service: Service) -> Result<(), String> {
     crate::spool::prepare_dirs(&config.data_dir)
         .map_err(|e| format!("data_dir {}: {e}", config.data_dir.display()))?;
     let super::Privileged { tls, helper } = super::keys_helper_and_drop(&config)?;
-    let resolver = Arc::new(Resolver::new(ResolverConfig::from_config(&config))?);
+    let resolver = Arc::new(super::resolver(&config, &helper)?);
     let queue = Arc::new(
         Queue::open(&config.data_dir).map_err(|e| format!("queue in {}: {e}", config.data_dir.display()))?,
     );

@@ -7,9 +7,11 @@ pub mod activation;
 pub mod helper;
 pub mod inetd;
 pub mod listen;
+pub mod mailproc;
 pub mod pickup;
 pub mod pool;
 pub mod privs;
+pub mod relay;
 pub mod reload;
 
 use std::collections::HashMap;
@@ -85,6 +87,18 @@ pub fn keys_helper_and_drop(config: &Arc<Config>) -> Result<Privileged, String> 
     };
     privs::drop_if_configured(config)?;
     Ok(Privileged { tls, helper })
+}
+
+/// The recipient resolver of a server: users' ~/.forward files are read by the helper when there is
+/// one (the server, no longer root, cannot read them as their owners).
+pub fn resolver(
+    config: &Config,
+    helper: &Option<Arc<helper::PasswordHelper>>,
+) -> Result<crate::local::Resolver, String> {
+    let reader =
+        helper.clone().map(|h| crate::local::ForwardReader(Arc::new(move |user: &str| h.read_forward(user))));
+    Ok(crate::local::Resolver::new(crate::local::ResolverConfig::from_config(config))?
+        .with_forward_reader(reader))
 }
 
 /// Every live connection, so the acceptor can enforce per-IP limits and wake

@@ -33,6 +33,8 @@ pub struct Context {
     pub(super) queue: Arc<Queue>,
     pub(super) waker: Arc<Waker>,
     pub(crate) tls: Option<Arc<ServerTls>>,
+    /// The privileged helper, when the server dropped root for system users.
+    pub(crate) helper: Option<Arc<PasswordHelper>>,
     users: DbCredentials,
     limiter: Limiter,
     pop3: Arc<crate::pop3::session::Params>,
@@ -99,7 +101,7 @@ impl Context {
             },
             users: DbCredentials {
                 db: UserDb::open(&config.users)?,
-                helper,
+                helper: helper.clone(),
                 local_domains: config.local_domains.clone(),
             },
             limiter: Limiter::new(
@@ -112,6 +114,7 @@ impl Context {
             queue,
             waker,
             tls,
+            helper,
         })
     }
 

@@ -117,6 +117,11 @@ impl TlsStream {
         &self.inner.sock
     }
 
+    /// Whether decrypted bytes wait in rustls' buffer, so a read returns without the socket.
+    pub fn has_pending(&mut self) -> bool {
+        self.inner.conn.process_new_packets().is_ok_and(|s| s.plaintext_bytes_to_read() > 0)
+    }
+
     /// Sends close_notify (the orderly end, before closing the socket after QUIT).
     pub fn close(&mut self) -> io::Result<()> {
         self.inner.conn.send_close_notify();

@@ -222,9 +222,18 @@ impl Session {
     fn logged_in(&mut self, user: String, mech: &str, b: &dyn Backend) -> Tagged {
         self.sasl = None;
         match b.open_store(&user) {
-            Ok(store) => {
-                log::info!("session={} event=login user={user} mechanism={mech}", self.peer.sid);
-                self.store = Some(store);
+            Ok(opened) => {
+                let here = match opened {
+                    super::Opened::Here(store) => {
+                        self.store = Some(store);
+                        "session"
+                    }
+                    super::Opened::Elsewhere => {
+                        self.handed_off = true;
+                        "mailproc"
+                    }
+                };
+                log::info!("session={} event=login user={user} mechanism={mech} in={here}", self.peer.sid);
                 self.user = Some(user);
                 self.state = State::Authenticated;
                 ok_code(format!("CAPABILITY {}", self.capabilities()), "Logged in")

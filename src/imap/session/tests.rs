@@ -21,6 +21,8 @@ struct TestBackend {
     failed: RefCell<Vec<String>>,
     blocked: bool,
     store_down: bool,
+    /// open_store hands the session to a mail process.
+    elsewhere: bool,
 }
 
 impl TestBackend {
@@ -31,6 +33,7 @@ impl TestBackend {
             failed: RefCell::default(),
             blocked: false,
             store_down: false,
+            elsewhere: false,
         }
     }
 
@@ -57,11 +60,13 @@ impl Backend for TestBackend {
     fn auth_blocked(&self) -> bool {
         self.blocked
     }
-    fn open_store(&self, _user: &str) -> Result<Box<dyn Store>, String> {
+    fn open_store(&self, _user: &str) -> Result<Opened, String> {
         if self.store_down {
             Err("/var/mail/mrose: permission denied".into())
+        } else if self.elsewhere {
+            Ok(Opened::Elsewhere)
         } else {
-            Ok(self.world.store())
+            Ok(Opened::Here(self.world.store()))
         }
     }
 }
@@ -302,6 +307,27 @@ fn login_failures() {
         "a4 NO [UNAVAILABLE] Mailbox cannot be opened now, try again later\r\n"
     );
     assert_eq!(s.state(), State::NotAuthenticated);
+}
+
+#[test]
+fn a_login_handed_to_a_mail_process_says_ok_then_relays() {
+    let mut b = TestBackend::new();
+    b.elsewhere = true;
+    let mut s = session_with(true, 10);
+    let reply = run(&mut s, &b, "a1", login_cmd("mrose", "tanstaaf"));
+    assert!(reply.starts_with("a1 OK [CAPABILITY IMAP4rev1"), "{reply}");
+    assert!(reply.ends_with("] Logged in\r\n"), "{reply}");
+    assert_eq!(s.mode(), Mode::HandedOff, "the rest of the session is the mail process's");
+    assert_eq!(s.logged_in_user(), Some("mrose"));
+}
+
+#[test]
+fn a_preauthenticated_session_serves_the_user_at_once() {
+    let b = TestBackend::with_inbox();
+    let mut s = Session::preauth(params(10), peer(true), "mrose".into(), b.world.store());
+    assert_eq!(s.state(), State::Authenticated);
+    let reply = run(&mut s, &b, "a1", select("INBOX"));
+    assert!(reply.contains("* 3 EXISTS\r\n") && reply.contains("a1 OK [READ-WRITE]"), "{reply}");
 }
 
 fn plain_ir() -> Vec<u8> {

@@ -26,6 +26,12 @@ impl Lane {
         self.sock.is_some()
     }
 
+    /// The channel's descriptor, if open.
+    pub fn fd(&self) -> Option<RawFd> {
+        use std::os::fd::AsRawFd;
+        self.sock.as_ref().map(|s| s.as_raw_fd())
+    }
+
     pub fn attach(&mut self, sock: UnixStream) {
         self.sock = Some(sock);
     }

@@ -9,8 +9,15 @@
 //! request  = "verify" SP b64(user) SP b64(password)
 //!          / "deliver" SP b64(sender) SP arrival SP b64(account) *(SP b64(account))
 //!                 ; the message file rides along as an SCM_RIGHTS descriptor (unix(7))
+//!          / "session" SP b64(user) SP token SP service SP b64(sid) SP b64(peer) SP ("tls" / "plain")
+//!                 ; a mail process session for a user who just logged in (see mailproc.rs);
+//!                 ; the answer "ok" carries the server's end of the session socket
+//!          / "forward" SP b64(user)                        ; read ~user/.forward as its owner
 //!          / "open" SP ("login" / "delivery")              ; to the master: a new worker's socket
-//! response = "yes" / "no"                                  ; to verify
+//! response = "yes" SP token / "no"                         ; to verify: the token opens one session
+//!          / "data" SP b64(bytes)                          ; to forward: the file's content
+//! token    = 32HEXDIG                                      ; one use, within a minute, for that user
+//! service  = "imap" / "pop3"
 //!          / "ok" *(SP b64(stored path))                   ; to deliver, one per account
 //!          / "fail" SP index SP ("temp" / "perm") SP b64(text)
 //!          / "error" SP b64(text)                          ; the helper could not answer
@@ -38,14 +45,38 @@ pub const MAX_PASSWORD: usize = 1024;
 pub enum Request {
     Verify { user: String, password: Vec<u8> },
     Deliver { sender: String, arrival: u64, accounts: Vec<String> },
+    Session(SessionRequest),
+    Forward { user: String },
 }
+
+/// What a mail process needs to know of a session handed to it: whose it is (proved by the token
+/// the password check gave), which protocol, and for the log and capabilities, the session id,
+/// the client's address and whether the client connection is TLS.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SessionRequest {
+    pub user: String,
+    pub token: String,
+    pub service: String,
+    pub sid: String,
+    pub peer: String,
+    pub tls: bool,
+}
+
+/// The most a list file read through the helper may hold (the frame must carry it in base64).
+pub const MAX_DATA: usize = 40 * 1024;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Response {
-    Yes,
+    /// The password is right; the token lets the server ask for one mail session of that user.
+    Yes(String),
     No,
+    Data(Vec<u8>),
     Ok(Vec<String>),
-    Fail { index: usize, permanent: bool, text: String },
+    Fail {
+        index: usize,
+        permanent: bool,
+        text: String,
+    },
     Error(String),
 }
 
@@ -103,6 +134,16 @@ impl Request {
                 }
                 s
             }
+            Request::Session(r) => format!(
+                "session {} {} {} {} {} {}",
+                b64(r.user.as_bytes()),
+                r.token,
+                r.service,
+                b64(r.sid.as_bytes()),
+                b64(r.peer.as_bytes()),
+                if r.tls { "tls" } else { "plain" }
+            ),
+            Request::Forward { user } => format!("forward {}", b64(user.as_bytes())),
         }
     }
 
@@ -134,27 +175,72 @@ impl Request {
                     if accounts.len() == MAX_ACCOUNTS {
                         return Err("too many accounts".into());
                     }
-                    let acc = text(tok, MAX_NAME)?;
-                    if acc.is_empty() || acc.contains(char::is_whitespace) || acc.contains('/') {
-                        return Err("bad account name".into());
-                    }
-                    accounts.push(acc);
+                    accounts.push(account_name(text(tok, MAX_NAME)?)?);
                 }
                 if accounts.is_empty() {
                     return Err("deliver needs at least one account".into());
                 }
                 Ok(Request::Deliver { sender, arrival, accounts })
             }
+            Some("session") => {
+                let (Some(u), Some(k), Some(v), Some(i), Some(p), Some(tls), None) =
+                    (t.next(), t.next(), t.next(), t.next(), t.next(), t.next(), t.next())
+                else {
+                    return Err(
+                        "session takes a user, a token, a service, a session id, a peer and tls".into()
+                    );
+                };
+                let user = account_name(text(u, MAX_NAME)?)?;
+                let token = token(k)?.to_string();
+                if !matches!(v, "imap" | "pop3") {
+                    return Err("bad service".into());
+                }
+                let tls = match tls {
+                    "tls" => true,
+                    "plain" => false,
+                    _ => return Err("bad tls flag".into()),
+                };
+                Ok(Request::Session(SessionRequest {
+                    user,
+                    token,
+                    service: v.into(),
+                    sid: text(i, 64)?,
+                    peer: text(p, 64)?,
+                    tls,
+                }))
+            }
+            Some("forward") => {
+                let (Some(u), None) = (t.next(), t.next()) else { return Err("forward takes a user".into()) };
+                Ok(Request::Forward { user: account_name(text(u, MAX_NAME)?)? })
+            }
             _ => Err("unknown request".into()),
         }
+    }
+}
+
+/// A Unix login name as the helper takes it: not empty, no blanks, no slash.
+fn account_name(s: String) -> Result<String, String> {
+    if s.is_empty() || s.contains(char::is_whitespace) || s.contains('/') {
+        return Err("bad account name".into());
+    }
+    Ok(s)
+}
+
+/// A session token: 32 lowercase hex digits.
+fn token(t: &str) -> Result<&str, String> {
+    if t.len() == 32 && t.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+        Ok(t)
+    } else {
+        Err("bad token".into())
     }
 }
 
 impl Response {
     pub fn encode(&self) -> String {
         match self {
-            Response::Yes => "yes".into(),
+            Response::Yes(token) => format!("yes {token}"),
             Response::No => "no".into(),
+            Response::Data(bytes) => format!("data {}", b64(bytes)),
             Response::Ok(paths) => {
                 let mut s = "ok".to_string();
                 for p in paths {
@@ -174,7 +260,14 @@ impl Response {
         let line = std::str::from_utf8(frame).map_err(|_| "response is not ASCII".to_string())?;
         let mut t = line.split(' ');
         let r = match t.next() {
-            Some("yes") => Response::Yes,
+            Some("yes") => {
+                let Some(k) = t.next() else { return Err("yes takes a token".into()) };
+                Response::Yes(token(k)?.to_string())
+            }
+            Some("data") => {
+                let Some(d) = t.next() else { return Err("data takes the bytes".into()) };
+                Response::Data(unb64(d, MAX_DATA)?)
+            }
             Some("no") => Response::No,
             Some("ok") => {
                 let mut paths = Vec::new();
@@ -231,12 +324,22 @@ mod tests {
                 arrival: 0,
                 accounts: vec!["alice@a.example".into(), "root".into()],
             },
+            Request::Session(SessionRequest {
+                user: "alice".into(),
+                token: "0123456789abcdef0123456789abcdef".into(),
+                service: "imap".into(),
+                sid: "E6FDC117F6913001".into(),
+                peer: "[::1]:40000".into(),
+                tls: true,
+            }),
+            Request::Forward { user: "alice".into() },
         ] {
             assert_eq!(Request::decode(r.encode().as_bytes()), Ok(r));
         }
         for r in [
-            Response::Yes,
+            Response::Yes("0123456789abcdef0123456789abcdef".into()),
             Response::No,
+            Response::Data(b"alice\n|/bin/true\n".to_vec()),
             Response::Ok(vec!["/home/a/Maildir/new/1.x".into()]),
             Response::Ok(vec![]),
             Response::Fail { index: 3, permanent: true, text: "quota".into() },
@@ -268,6 +371,13 @@ mod tests {
             format!("deliver {a} 1 {a}{a}"),
             format!("deliver {a} 1 {}", vec![a.clone(); MAX_ACCOUNTS + 1].join(" ")),
             "rm -rf /".into(),
+            format!("session {a} 0123456789ABCDEF0123456789abcdef imap {a} {a} tls"),
+            format!("session {a} 0123456789abcdef imap {a} {a} tls"),
+            format!("session {a} 0123456789abcdef0123456789abcdef smtp {a} {a} tls"),
+            format!("session {a} 0123456789abcdef0123456789abcdef imap {a} {a} yes"),
+            format!("session {} 0123456789abcdef0123456789abcdef imap {a} {a} tls", b64(b"../x")),
+            format!("forward {}", b64(b"a/b")),
+            format!("forward {a} {a}"),
         ] {
             assert!(Request::decode(bad.as_bytes()).is_err(), "{bad:?} was accepted");
         }

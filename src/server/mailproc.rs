@@ -1,0 +1,417 @@
+//! Mail processes: when the server has dropped root, a system user's IMAP and POP3 sessions run in a
+//! process of that user's own (their groups, gid and uid, their home as working directory), started
+//! by the privileged helper's login worker and reused by the user's concurrent sessions, as
+//! Dovecot's imap and pop3 processes serve what its login processes authenticated. The server keeps
+//! the client's connection and TLS and relays plaintext to the session over a socketpair
+//! (relay.rs), so the mail process never sees the network or the keys, and the server never opens a
+//! user's files.
+//!
+//! A session is granted only to a user whose password the helper has just checked: a good check
+//! returns a token (random, one use, valid for [`TOKEN_LIFE`]) that the session request must bring
+//! back. Root never gets a mail process. A mail process with no session left exits after
+//! [`LINGER`]; one that does not take a session in time is killed and replaced.
+//!
+//! Between the two processes, before the relay starts, the mail process writes one status line on
+//! the session socket: `ok` (the store is open; relay), `in-use` (a POP3 maildrop is locked) or
+//! `temp` (it could not be opened; the text is in the mail process's log).
+
+use std::collections::HashMap;
+use std::io::{self, Read};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::unix::net::UnixStream;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use super::helper::frame;
+use super::helper::lane::Lane;
+use super::helper::proto::{self, Request, SessionRequest};
+use crate::config::{Config, MailboxKind};
+use crate::local::{Resolver, ResolverConfig};
+
+/// How long a login's token may wait for its session request.
+const TOKEN_LIFE: Duration = Duration::from_secs(60);
+/// Tokens kept per user (a client opening many connections at once).
+const MAX_TOKENS: usize = 64;
+/// How long a mail process with no session waits for another before it exits.
+const LINGER: Duration = Duration::from_secs(10);
+/// How long the login worker waits for a mail process to take a session.
+const TAKE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long the server waits for the mail process's status line (a POP3 mbox lock included).
+pub const STATUS_TIMEOUT: Duration = Duration::from_secs(30);
+/// Stack of a session thread in a mail process (as the server's workers).
+const STACK_SIZE: usize = 256 * 1024;
+
+/// What the mail process says about a session before the relay starts.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Status {
+    Ok,
+    InUse,
+    Temp,
+}
+
+impl Status {
+    pub fn line(&self) -> &'static [u8] {
+        match self {
+            Status::Ok => b"ok\n",
+            Status::InUse => b"in-use\n",
+            Status::Temp => b"temp\n",
+        }
+    }
+}
+
+/// The server reads the status line (one short line, byte by byte so nothing after it is taken).
+pub fn read_status(sock: &mut UnixStream) -> Result<Status, String> {
+    sock.set_read_timeout(Some(STATUS_TIMEOUT)).map_err(|e| e.to_string())?;
+    let mut line = Vec::new();
+    let mut b = [0u8; 1];
+    while line.len() < 16 {
+        match sock.read(&mut b) {
+            Ok(0) => return Err("the mail process closed the session".into()),
+            Ok(_) if b[0] == b'\n' => {
+                let _ = sock.set_read_timeout(None);
+                return match &line[..] {
+                    b"ok" => Ok(Status::Ok),
+                    b"in-use" => Ok(Status::InUse),
+                    b"temp" => Ok(Status::Temp),
+                    _ => Err("bad status from the mail process".into()),
+                };
+            }
+            Ok(_) => line.push(b[0]),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(format!("mail process: {e}")),
+        }
+    }
+    Err("bad status from the mail process".into())
+}
+
+/// A random token, 32 hex digits, from the kernel.
+fn new_token() -> String {
+    let mut b = [0u8; 16];
+    crate::smtp::backend::fill_random(&mut b);
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// One user's mail process, as the login worker knows it.
+struct Proc {
+    pid: libc::pid_t,
+    ctl: Lane,
+}
+
+/// The login worker's side: tokens of recent logins and the mail processes it started.
+#[derive(Default)]
+pub struct Sessions {
+    tokens: HashMap<String, Vec<(String, Instant)>>,
+    procs: HashMap<u32, Proc>,
+}
+
+impl Sessions {
+    /// A good password check for `user`: the token its session request brings back.
+    pub fn grant(&mut self, user: &str) -> String {
+        let now = Instant::now();
+        self.tokens.retain(|_, v| {
+            v.retain(|(_, t)| now.duration_since(*t) < TOKEN_LIFE);
+            !v.is_empty()
+        });
+        let token = new_token();
+        let v = self.tokens.entry(user.to_string()).or_default();
+        if v.len() >= MAX_TOKENS {
+            v.remove(0);
+        }
+        v.push((token.clone(), now));
+        token
+    }
+
+    fn take(&mut self, user: &str, token: &str) -> bool {
+        let Some(v) = self.tokens.get_mut(user) else { return false };
+        let now = Instant::now();
+        let found = v.iter().position(|(t, at)| t == token && now.duration_since(*at) < TOKEN_LIFE);
+        found.map(|i| v.remove(i)).is_some()
+    }
+
+    /// Hands a session to `req.user`'s mail process (started when there is none) and returns the
+    /// server's end of the session socket. `channel` is the worker's own channel to the server,
+    /// which a new mail process closes.
+    pub fn open(
+        &mut self,
+        req: &SessionRequest,
+        config: &Arc<Config>,
+        channel: RawFd,
+    ) -> Result<OwnedFd, String> {
+        if !self.take(&req.user, &req.token) {
+            return Err("refused: no login for this session".into());
+        }
+        let acc = crate::auth::system::getpwnam(&req.user)?.ok_or("refused: no such user")?;
+        let (Some(uid), Some(gid)) = (acc.uid, acc.gid) else { return Err("refused: no uid".into()) };
+        if uid == 0 {
+            return Err("refused: root's mail is not served over IMAP or POP3".into());
+        }
+        self.reap();
+        let body = Request::Session(req.clone()).encode();
+        for attempt in 0..2 {
+            if !self.procs.contains_key(&uid) {
+                let p = self.spawn(&acc.name, uid, gid, acc.home.as_deref(), config, channel)?;
+                self.procs.insert(uid, p);
+            }
+            let (ours, theirs) = UnixStream::pair().map_err(|e| format!("socketpair: {e}"))?;
+            let Some(p) = self.procs.get_mut(&uid) else { continue };
+            match p.ctl.ask(&body, Some(theirs.as_raw_fd())) {
+                Ok((answer, _)) if answer == b"ok" => return Ok(OwnedFd::from(ours)),
+                Ok((answer, _)) => return Err(format!("mail process: {}", String::from_utf8_lossy(&answer))),
+                Err(e) => {
+                    log::warn!("event=mailproc_replaced user={} attempt={attempt} error=\"{e}\"", req.user);
+                    if let Some(p) = self.procs.remove(&uid) {
+                        // SAFETY: signalling and reaping our own child.
+                        unsafe {
+                            libc::kill(p.pid, libc::SIGKILL);
+                            libc::waitpid(p.pid, std::ptr::null_mut(), 0);
+                        }
+                    }
+                }
+            }
+        }
+        Err("the mail process did not take the session".into())
+    }
+
+    /// Forgets the mail processes that have exited.
+    fn reap(&mut self) {
+        loop {
+            // SAFETY: reaping our own children without blocking.
+            let pid = unsafe { libc::waitpid(-1, std::ptr::null_mut(), libc::WNOHANG) };
+            if pid <= 0 {
+                return;
+            }
+            self.procs.retain(|_, p| p.pid != pid);
+        }
+    }
+
+    /// Forks a mail process for the user: it closes what is not its own, takes the user's groups,
+    /// gid and uid for good, moves to their home and serves sessions until it has none.
+    fn spawn(
+        &mut self,
+        name: &str,
+        uid: u32,
+        gid: u32,
+        home: Option<&std::path::Path>,
+        config: &Arc<Config>,
+        channel: RawFd,
+    ) -> Result<Proc, String> {
+        let mut groups = group_list(name, gid);
+        // An mbox INBOX in a mail spool: the spool's group, for the dot-lock (as mail(1) has it).
+        if let Ok(r) = Resolver::new(ResolverConfig::from_config(config))
+            && let Ok(h) = r.mail_home(name)
+            && h.inbox.kind == MailboxKind::Mbox
+            && let Some(g) = crate::store::owner::spool_group(&h.inbox.path)
+            && !groups.contains(&g)
+        {
+            groups.push(g);
+        }
+        let (ours, theirs) = UnixStream::pair().map_err(|e| format!("socketpair: {e}"))?;
+        let others: Vec<RawFd> = self.procs.values().filter_map(|p| p.ctl.fd()).collect();
+        // SAFETY: the login worker is single-threaded.
+        match unsafe { libc::fork() } {
+            -1 => Err(format!("fork: {}", io::Error::last_os_error())),
+            0 => {
+                drop(ours);
+                // SAFETY: descriptors this process inherited and must not keep.
+                unsafe {
+                    libc::close(channel);
+                    for fd in others {
+                        libc::close(fd);
+                    }
+                }
+                close_listeners();
+                let owner = crate::store::Owner { uid, gid };
+                if let Err(e) = super::helper::become_for_good(owner, &groups) {
+                    log::error!("event=mailproc_failed user={name} error=\"{e}\"");
+                    // SAFETY: end the child without the parent's exit handlers.
+                    unsafe { libc::_exit(1) }
+                }
+                if home.is_none_or(|h| std::env::set_current_dir(h).is_err()) {
+                    let _ = std::env::set_current_dir("/");
+                }
+                log::info!("event=mailproc_started user={name} uid={uid} pid={}", std::process::id());
+                run(theirs, name, config);
+                // SAFETY: as above.
+                unsafe { libc::_exit(0) }
+            }
+            pid => {
+                drop(theirs);
+                let mut ctl = Lane::new(TAKE_TIMEOUT, true);
+                ctl.attach(ours);
+                Ok(Proc { pid, ctl })
+            }
+        }
+    }
+}
+
+/// The user's groups from the group database (initgroups(3)'s list), the primary one first.
+fn group_list(name: &str, gid: u32) -> Vec<u32> {
+    let Ok(c) = std::ffi::CString::new(name) else { return vec![gid] };
+    let mut n: libc::c_int = 64;
+    loop {
+        let mut buf = vec![0 as libc::gid_t; n as usize];
+        // SAFETY: buf holds n entries; n is updated with the count needed.
+        let r = unsafe { libc::getgrouplist(c.as_ptr(), gid, buf.as_mut_ptr(), &mut n) };
+        if r >= 0 {
+            buf.truncate(n as usize);
+            let mut out = vec![gid];
+            out.extend(buf.into_iter().filter(|&g| g != gid));
+            return out;
+        }
+        if n as usize <= buf.len() || n > 65536 {
+            return vec![gid];
+        }
+    }
+}
+
+/// Closes the listening sockets the process inherited from the server (it must never hold a port).
+fn close_listeners() {
+    for fd in 3..1024 {
+        let mut v: libc::c_int = 0;
+        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: getsockopt on any descriptor number only reads; a non-socket fails with ENOTSOCK.
+        let r = unsafe {
+            libc::getsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                libc::SO_ACCEPTCONN,
+                (&mut v as *mut libc::c_int).cast(),
+                &mut len,
+            )
+        };
+        if r == 0 && v != 0 {
+            // SAFETY: a listener this process does not use.
+            unsafe { libc::close(fd) };
+        }
+    }
+}
+
+/// The mail process's loop: takes sessions over `ctl` and runs each on its own thread; exits when
+/// the login worker is gone and no session is left, or after [`LINGER`] without a session.
+fn run(mut ctl: UnixStream, user: &str, config: &Arc<Config>) {
+    let resolver = match Resolver::new(ResolverConfig::from_config(config)) {
+        Ok(r) => Arc::new(r),
+        Err(e) => {
+            log::error!("event=mailproc_failed user={user} error=\"{e}\"");
+            return;
+        }
+    };
+    let active = Arc::new(AtomicUsize::new(0));
+    let mut idle_since = Instant::now();
+    let mut ctl_open = true;
+    loop {
+        if active.load(Ordering::SeqCst) > 0 {
+            idle_since = Instant::now();
+        } else if !ctl_open || idle_since.elapsed() >= LINGER {
+            log::info!("event=mailproc_exit user={user}");
+            return;
+        }
+        if !ctl_open {
+            std::thread::sleep(Duration::from_millis(200));
+            continue;
+        }
+        match crate::netio::wait_readable(ctl.as_raw_fd(), Duration::from_secs(1)) {
+            Ok(true) => {}
+            Ok(false) => continue,
+            Err(_) => {
+                ctl_open = false;
+                continue;
+            }
+        }
+        let (payload, fd) = match frame::recv(&mut ctl) {
+            Ok(Some(x)) => x,
+            _ => {
+                ctl_open = false;
+                continue;
+            }
+        };
+        let Ok((id, body)) = proto::untag(&payload) else { continue };
+        let answer = match (Request::decode(body), fd) {
+            (Ok(Request::Session(req)), Some(fd)) if req.user == user => {
+                match start(req, fd, config, &resolver, &active) {
+                    Ok(()) => "ok".to_string(),
+                    Err(e) => format!("refused: {e}"),
+                }
+            }
+            _ => "refused: not a session of this user".to_string(),
+        };
+        if frame::send(&mut ctl, proto::tag(id, &answer).as_bytes(), None).is_err() {
+            ctl_open = false;
+        }
+    }
+}
+
+/// Starts one session's thread.
+fn start(
+    req: SessionRequest,
+    fd: OwnedFd,
+    config: &Arc<Config>,
+    resolver: &Arc<Resolver>,
+    active: &Arc<AtomicUsize>,
+) -> io::Result<()> {
+    let (config, resolver, active) = (Arc::clone(config), Arc::clone(resolver), Arc::clone(active));
+    active.fetch_add(1, Ordering::SeqCst);
+    let count = Arc::clone(&active);
+    let spawned = std::thread::Builder::new().stack_size(STACK_SIZE).spawn(move || {
+        let sock = UnixStream::from(fd);
+        let h = Handed { config: &config, resolver: &resolver, req: &req };
+        match req.service.as_str() {
+            "imap" => crate::imap::conn::serve_handed(sock, &h),
+            _ => crate::pop3::conn::serve_handed(sock, &h),
+        }
+        active.fetch_sub(1, Ordering::SeqCst);
+    });
+    spawned.map(|_| ()).inspect_err(|_| {
+        count.fetch_sub(1, Ordering::SeqCst);
+    })
+}
+
+/// What a session handed to a mail process starts from.
+pub struct Handed<'a> {
+    pub config: &'a Arc<Config>,
+    pub resolver: &'a Resolver,
+    pub req: &'a SessionRequest,
+}
+
+impl Handed<'_> {
+    /// The client's address as the server saw it (for the session's log lines and limits).
+    pub fn peer(&self) -> std::net::SocketAddr {
+        self.req.peer.parse().unwrap_or_else(|_| std::net::SocketAddr::from(([0, 0, 0, 0], 0)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_token_opens_one_session_of_its_user() {
+        let mut s = Sessions::default();
+        let t = s.grant("alice");
+        assert_eq!(t.len(), 32);
+        assert!(!s.take("bob", &t), "another user's token");
+        assert!(s.take("alice", &t));
+        assert!(!s.take("alice", &t), "one use only");
+        let t1 = s.grant("alice");
+        let t2 = s.grant("alice");
+        assert_ne!(t1, t2);
+        assert!(s.take("alice", &t2) && s.take("alice", &t1));
+    }
+
+    #[test]
+    fn status_lines() {
+        for st in [Status::Ok, Status::InUse, Status::Temp] {
+            let (mut a, mut b) = UnixStream::pair().unwrap();
+            std::io::Write::write_all(&mut a, st.line()).unwrap();
+            std::io::Write::write_all(&mut a, b"* rest").unwrap();
+            assert_eq!(read_status(&mut b).unwrap(), st);
+            let mut rest = [0u8; 6];
+            b.read_exact(&mut rest).unwrap();
+            assert_eq!(&rest, b"* rest", "nothing after the status line is taken");
+        }
+        let (mut a, mut b) = UnixStream::pair().unwrap();
+        std::io::Write::write_all(&mut a, b"whatever is this\n").unwrap();
+        assert!(read_status(&mut b).is_err());
+    }
+}
