@@ -21,3 +21,4 @@ pub mod store;
 pub mod syslog;
 pub mod timefmt;
 pub mod tls;
+pub mod transport;

@@ -24,6 +24,8 @@ const USAGE: &str = "usage: buzon serve [-c file]
 const EX_USAGE: u8 = 64;
 const EX_CONFIG: u8 = 78;
 const EX_SOFTWARE: u8 = 70;
+/// sysexits(3): standard input is not something to serve.
+const EX_NOINPUT: u8 = 66;
 
 fn main() -> ExitCode {
     let argv0 = std::env::args().next().unwrap_or_default();
@@ -185,8 +187,9 @@ fn serve(flag: Option<PathBuf>) -> ExitCode {
     }
 }
 
-/// `buzon smtpd|pop3d|imapd --inetd`: one connection on standard input. Standard output and error
-/// are the client's connection, so errors go to the system log only.
+/// `buzon smtpd|pop3d|imapd --inetd`: one connection on standard input (and output). Standard error
+/// may be the client's connection too, so errors go to the system log, and to standard error only
+/// when it is not a socket.
 fn inetd(cmd: &str, flag: Option<PathBuf>, operands: &[String]) -> ExitCode {
     let has = |f: &str| operands.iter().any(|o| o == f);
     let known = ["--inetd", "--submission", "--tls"];
@@ -197,26 +200,33 @@ fn inetd(cmd: &str, flag: Option<PathBuf>, operands: &[String]) -> ExitCode {
         eprintln!("{USAGE}");
         return ExitCode::from(EX_USAGE);
     };
+    // What stops the start is said on standard error too, unless that is the client's socket.
+    let fatal = |e: &str, code: u8| {
+        log::error!("event=fatal mode=inetd error=\"{e}\"");
+        if !buzon::server::inetd::stderr_is_socket() {
+            eprintln!("buzon {cmd}: {e}");
+        }
+        ExitCode::from(code)
+    };
     let config = match load_config(flag) {
         Ok(c) => c,
         Err(e) => {
-            // Never to the client: the system log, if there is one.
             if let Ok(s) = buzon::syslog::Syslog::open("/dev/log", log::LevelFilter::Error) {
                 let _ = s.install();
-                log::error!("event=fatal mode=inetd error=\"{e}\"");
             }
-            return ExitCode::from(EX_CONFIG);
+            return fatal(&e, EX_CONFIG);
         }
     };
     if let Ok(s) = buzon::syslog::Syslog::open("/dev/log", config.log_level) {
         let _ = s.install();
     }
-    match buzon::server::inetd::run(Arc::new(config), service) {
+    let client = match buzon::server::inetd::take_client() {
+        Ok(c) => c,
+        Err(e) => return fatal(&e, EX_NOINPUT),
+    };
+    match buzon::server::inetd::run(Arc::new(config), service, client) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            log::error!("event=fatal mode=inetd error=\"{e}\"");
-            ExitCode::from(EX_SOFTWARE)
-        }
+        Err(e) => fatal(&e, EX_SOFTWARE),
     }
 }
 

@@ -6,6 +6,8 @@
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
 
+pub use crate::transport::Transport;
+
 /// Size of a session's input buffer. Command lines longer than the caller's
 /// limit are consumed and reported, never stored.
 pub const BUF_SIZE: usize = 8192;
@@ -143,12 +145,11 @@ impl<R: Read> LineReader<R> {
     }
 }
 
-/// A session's connection: plain TCP, or TLS over it; or, in a mail process, the plaintext socket
-/// the server relays a logged-in client's session over (server/mailproc.rs).
+/// A session's connection: plain, or TLS over it (see [`Transport`] for what carries it: TCP, a
+/// unix socket such as the one a mail process's relayed session runs over, or a pipe pair).
 pub enum Stream {
-    Plain(TcpStream),
+    Plain(Transport),
     Tls(Box<crate::tls::TlsStream>),
-    Unix(std::os::unix::net::UnixStream),
     /// In the middle of a STARTTLS upgrade, or after a failed one.
     Closed,
 }
@@ -157,18 +158,18 @@ impl Stream {
     /// The TCP socket underneath, if any.
     pub fn tcp(&self) -> Option<&TcpStream> {
         match self {
-            Stream::Plain(t) => Some(t),
-            Stream::Tls(t) => Some(t.tcp()),
-            Stream::Unix(_) | Stream::Closed => None,
+            Stream::Plain(t) => t.tcp(),
+            Stream::Tls(t) => t.transport().tcp(),
+            Stream::Closed => None,
         }
     }
 
     /// The descriptor to wait on for input, if any.
     pub fn fd(&self) -> Option<std::os::fd::RawFd> {
-        use std::os::fd::AsRawFd;
         match self {
-            Stream::Unix(u) => Some(u.as_raw_fd()),
-            _ => self.tcp().map(|t| t.as_raw_fd()),
+            Stream::Plain(t) => Some(t.fd()),
+            Stream::Tls(t) => Some(t.transport().fd()),
+            Stream::Closed => None,
         }
     }
 
@@ -194,7 +195,6 @@ impl Read for Stream {
         match self {
             Stream::Plain(t) => t.read(buf),
             Stream::Tls(t) => t.read(buf),
-            Stream::Unix(u) => u.read(buf),
             Stream::Closed => Ok(0),
         }
     }
@@ -205,7 +205,6 @@ impl Write for Stream {
         match self {
             Stream::Plain(t) => t.write(buf),
             Stream::Tls(t) => t.write(buf),
-            Stream::Unix(u) => u.write(buf),
             Stream::Closed => Err(io::Error::from(io::ErrorKind::NotConnected)),
         }
     }
@@ -214,7 +213,6 @@ impl Write for Stream {
         match self {
             Stream::Plain(t) => t.flush(),
             Stream::Tls(t) => t.flush(),
-            Stream::Unix(u) => u.flush(),
             Stream::Closed => Ok(()),
         }
     }
@@ -225,17 +223,22 @@ impl Write for Stream {
 /// the handshake before any greeting. None when the connection is unusable
 /// (logged).
 pub fn open_session_stream(
-    tcp: TcpStream,
+    mut transport: Transport,
     timeout: std::time::Duration,
     implicit_tls: Option<std::sync::Arc<rustls::ServerConfig>>,
     sid: &str,
 ) -> Option<Stream> {
     let t = Some(timeout);
-    if tcp.set_nonblocking(false).and(tcp.set_read_timeout(t)).and(tcp.set_write_timeout(t)).is_err() {
+    if let Some(tcp) = transport.tcp() {
+        if tcp.set_nonblocking(false).is_err() {
+            return None;
+        }
+        let _ = tcp.set_nodelay(true);
+    }
+    if transport.set_read_timeout(t).and(transport.set_write_timeout(t)).is_err() {
         return None;
     }
-    let _ = tcp.set_nodelay(true);
-    let stream = Stream::Plain(tcp);
+    let stream = Stream::Plain(transport);
     match implicit_tls {
         None => Some(stream),
         Some(cfg) => match stream.start_tls(cfg) {

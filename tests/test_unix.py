@@ -7,6 +7,7 @@ import poplib
 import shutil
 import signal
 import smtplib
+import socket
 import subprocess
 import time
 import unittest
@@ -172,6 +173,75 @@ class Inetd(unittest.TestCase):
         # Usage errors are not written to a connection either: the exit status says it.
         r = subprocess.run([BUZON, "imapd", "-c", s.config], capture_output=True)
         self.assertEqual(r.returncode, 64)
+
+
+class InetdStreams(unittest.TestCase):
+    """`--inetd` serves whatever stream is on descriptors 0 and 1: a unix socketpair (socat EXEC,
+    s6), a pipe pair for a try by hand; and says on standard error what is wrong otherwise."""
+
+    def setUp(self):
+        self.s = Server()
+        self.addCleanup(self.s.cleanup)
+        os.makedirs(os.path.join(self.s.tmp, "data"), exist_ok=True)
+
+    def maildir_new(self):
+        new = os.path.join(self.s.tmp, "mail", "example.test", "alice", "Maildir", "new")
+        return os.listdir(new) if os.path.isdir(new) else []
+
+    def test_a_pipe_pair(self):
+        script = (b"EHLO by.hand\r\nMAIL FROM:<x@remote.test>\r\nRCPT TO:<alice@example.test>\r\n"
+                  b"DATA\r\nSubject: piped\r\n\r\nhi\r\n.\r\nQUIT\r\n")
+        r = subprocess.run([BUZON, "smtpd", "--inetd", "-c", self.s.config], input=script,
+                           capture_output=True, timeout=30, env={**os.environ, "TCPREMOTEIP": "192.0.2.9"})
+        self.assertEqual(r.returncode, 0, r.stderr)
+        lines = r.stdout.split(b"\r\n")
+        self.assertTrue(lines[0].startswith(b"220 "), r.stdout)
+        self.assertIn(b"221 2.0.0 Bye", r.stdout)
+        self.assertEqual(len(self.maildir_new()), 1)
+        with open(os.path.join(self.s.tmp, "mail", "example.test", "alice", "Maildir", "new",
+                               self.maildir_new()[0]), "rb") as f:
+            self.assertIn(b"192.0.2.9", f.read(), "the peer from TCPREMOTEIP is in the Received header")
+
+    def test_a_unix_socketpair(self):
+        ours, theirs = socket.socketpair()
+        p = subprocess.Popen([BUZON, "pop3d", "--inetd", "-c", self.s.config], stdin=theirs, stdout=theirs,
+                             stderr=subprocess.PIPE)
+        theirs.close()
+        ours.settimeout(10)
+        f = ours.makefile("rb")
+        self.assertTrue(f.readline().startswith(b"+OK"))
+        ours.sendall(b"CAPA\r\n")
+        caps = []
+        while True:
+            line = f.readline()
+            caps.append(line)
+            if line == b".\r\n":
+                break
+        self.assertIn(b"UIDL\r\n", caps)
+        ours.sendall(b"QUIT\r\n")
+        self.assertTrue(f.readline().startswith(b"+OK"))
+        f.close()
+        ours.close()
+        self.assertEqual(p.wait(10), 0, p.stderr.read())
+
+    def test_a_listening_socket_is_refused_with_a_reason(self):
+        l = socket.socket()
+        l.bind(("127.0.0.1", 0))
+        l.listen()
+        r = subprocess.run([BUZON, "smtpd", "--inetd", "-c", self.s.config], stdin=l, capture_output=True,
+                           timeout=30)
+        l.close()
+        self.assertEqual(r.returncode, 66)
+        self.assertIn(b"listening socket", r.stderr)
+        self.assertIn(b"nowait", r.stderr)
+
+    def test_a_broken_config_is_said_on_standard_error(self):
+        bad = os.path.join(self.s.tmp, "bad.conf")
+        with open(bad, "w") as f:
+            f.write("no_such_key = 1\n")
+        r = subprocess.run([BUZON, "smtpd", "--inetd", "-c", bad], input=b"", capture_output=True, timeout=30)
+        self.assertEqual(r.returncode, 78)
+        self.assertIn(b"no_such_key", r.stderr)
 
 
 if __name__ == "__main__":

@@ -260,7 +260,7 @@ pub fn serve_handed(sock: UnixStream, h: &Handed) {
     if sock.set_read_timeout(Some(timeout)).and(sock.set_write_timeout(Some(timeout))).is_err() {
         return;
     }
-    let mut stream = Stream::Unix(sock);
+    let mut stream = Stream::Plain(crate::transport::Transport::Unix(sock));
     let store = match open_here(h.resolver, h.config.mbox_lock_timeout, sid, &req.user) {
         Ok((store, _)) => store,
         Err(e) => {

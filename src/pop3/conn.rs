@@ -161,7 +161,7 @@ pub fn serve_handed(sock: UnixStream, h: &Handed) {
     if sock.set_read_timeout(Some(timeout)).and(sock.set_write_timeout(Some(timeout))).is_err() {
         return;
     }
-    let mut stream = Stream::Unix(sock);
+    let mut stream = Stream::Plain(crate::transport::Transport::Unix(sock));
     let o = match open(h.resolver, h.config, &req.user) {
         Ok(o) => o,
         Err(e) => {

@@ -23,13 +23,14 @@ use crate::queue::Queue;
 use crate::queue::runner::Runner;
 use crate::queue::wake::Waker;
 use crate::smtp;
+use crate::transport::Transport;
 
 const STOP: Token = Token(usize::MAX);
 const HUP: Token = Token(usize::MAX - 1);
 
 /// One accepted connection on its way to a worker.
 pub struct Job {
-    pub stream: TcpStream,
+    pub stream: Transport,
     pub peer: SocketAddr,
     pub service: Service,
     pub slot: Slot,
@@ -258,7 +259,7 @@ fn accept_all(
             refuse(stream, &reply);
             continue;
         };
-        if let Err(job) = pool.try_submit(Job { stream, peer, service, slot }) {
+        if let Err(job) = pool.try_submit(Job { stream: Transport::Tcp(stream), peer, service, slot }) {
             log::warn!("event=reject reason=busy client={peer} limit={}", config.max_connections);
             let Job { stream, slot, .. } = job;
             drop(slot);
@@ -273,7 +274,6 @@ fn accept_all(
 }
 
 /// Best-effort goodbye on the still non-blocking socket, then close.
-fn refuse(mut stream: TcpStream, reply: &[u8]) {
+fn refuse(mut stream: impl Write, reply: &[u8]) {
     let _ = stream.write(reply);
-    let _ = stream.shutdown(std::net::Shutdown::Both);
 }

@@ -3,7 +3,6 @@
 //! and logs) and channel bindings: tls-exporter (RFC 9266) and tls-server-end-point (RFC 5929).
 
 use std::io::{self, Read, Write};
-use std::net::TcpStream;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -13,10 +12,11 @@ use rustls::sign::CertifiedKey;
 use rustls::{ServerConfig, ServerConnection, StreamOwned};
 
 use super::der::{self, EndPointHash};
+use crate::transport::Transport;
 
-/// A server-side TLS connection over a blocking TCP socket.
+/// A server-side TLS connection over a blocking transport (a TCP socket, usually).
 pub struct TlsStream {
-    inner: StreamOwned<ServerConnection, TcpStream>,
+    inner: StreamOwned<ServerConnection, Transport>,
     /// The end-entity certificate this connection presented; `None` after session resumption, where no
     /// certificate is sent.
     cert: Option<CertificateDer<'static>>,
@@ -51,7 +51,7 @@ impl TlsStream {
     /// Errors are `TimedOut`, `UnexpectedEof` (peer closed) or `InvalidData` (TLS failure), each with a
     /// message fit for the log. Bytes the peer sent before the handshake must already be discarded by the
     /// caller (RFC 3207 5 / CVE-2011-0411): this starts from the socket.
-    pub fn accept(mut tcp: TcpStream, cfg: Arc<ServerConfig>) -> io::Result<TlsStream> {
+    pub fn accept(mut tcp: Transport, cfg: Arc<ServerConfig>) -> io::Result<TlsStream> {
         let recording = Arc::new(Recording { inner: cfg.cert_resolver.clone(), chosen: Mutex::new(None) });
         let mut per_conn = (*cfg).clone();
         per_conn.cert_resolver = recording.clone();
@@ -113,7 +113,7 @@ impl TlsStream {
         self.inner.conn.server_name()
     }
 
-    pub fn tcp(&self) -> &TcpStream {
+    pub fn transport(&self) -> &Transport {
         &self.inner.sock
     }
 
@@ -131,7 +131,7 @@ impl TlsStream {
 
 /// Drives the handshake to completion or to the deadline. (rustls' `complete_io` keeps reading while
 /// bytes trickle in, so it cannot enforce a deadline; this reads one chunk at a time.)
-fn handshake(conn: &mut ServerConnection, tcp: &mut TcpStream, deadline: Option<Instant>) -> io::Result<()> {
+fn handshake(conn: &mut ServerConnection, tcp: &mut Transport, deadline: Option<Instant>) -> io::Result<()> {
     let timed_out = || io::Error::new(io::ErrorKind::TimedOut, "TLS handshake timed out");
     let fail = |e: io::Error| match e.kind() {
         io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => timed_out(),

@@ -10,6 +10,7 @@ use rustls::pki_types::{CertificateDer, ServerName};
 use rustls::{ClientConfig, ClientConnection, RootCertStore};
 
 use super::*;
+use crate::transport::Transport;
 use crate::tls::ServerTls;
 use crate::tls::server::tests::{Alg, Pair, have_openssl, pair, write_pair};
 
@@ -57,7 +58,7 @@ fn client_session(addr: std::net::SocketAddr, cfg: Arc<ClientConfig>) -> ClientV
 fn serve_one(listener: &TcpListener, cfg: Arc<rustls::ServerConfig>) -> TlsStream {
     let (tcp, _) = listener.accept().unwrap();
     tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let mut s = TlsStream::accept(tcp, cfg).unwrap();
+    let mut s = TlsStream::accept(Transport::Tcp(tcp), cfg).unwrap();
     let mut line = Vec::new();
     let mut byte = [0u8; 1];
     while !line.ends_with(b"\n") {
@@ -98,7 +99,7 @@ fn handshake_exchanges_bytes_and_channel_bindings_agree() {
         assert!(s.describe().starts_with(name), "{}", s.describe());
         assert_eq!(s.is_tls13(), version.is_none());
         assert_eq!(s.sni(), Some("localhost"));
-        assert!(s.tcp().peer_addr().is_ok());
+        assert!(s.transport().tcp().unwrap().peer_addr().is_ok());
         // RFC 9266: both sides export the same 32 bytes; only offered on TLS 1.3.
         let exporter = s.channel_binding("tls-exporter");
         if version.is_none() {
@@ -146,7 +147,7 @@ fn reload_changes_the_certificate_for_new_connections_only() {
     let cfg = tls.config();
     let server = thread::spawn(move || {
         let (tcp, _) = l.accept().unwrap();
-        let s = TlsStream::accept(tcp, cfg).unwrap();
+        let s = TlsStream::accept(Transport::Tcp(tcp), cfg).unwrap();
         (l, s)
     });
     old_client.write_all(b"x").unwrap();
@@ -180,7 +181,7 @@ fn handshake_failures_are_clear_io_errors() {
         let (tcp, _) = l.accept().unwrap();
         tcp.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
         let started = Instant::now();
-        let r = TlsStream::accept(tcp, tls.config()).map(|_| ());
+        let r = TlsStream::accept(Transport::Tcp(tcp), tls.config()).map(|_| ());
         (r.unwrap_err(), started.elapsed())
     };
 
@@ -271,7 +272,7 @@ fn serve_one_openssl(
 ) -> TlsStream {
     let (tcp, _) = l.accept().unwrap();
     tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let mut s = TlsStream::accept(tcp, cfg).unwrap();
+    let mut s = TlsStream::accept(Transport::Tcp(tcp), cfg).unwrap();
     s.write_all(b"220 ready\r\n").unwrap();
     s.flush().unwrap();
     stdin.write_all(b"hello\n").unwrap();
