@@ -181,6 +181,31 @@ class SystemUsers(unittest.TestCase):
         for m in (m1, m2, mb):
             m.logout()
 
+    def test_a_stalled_mail_process_is_replaced(self):
+        # A mail process that stops answering (here: SIGSTOP) does not take the user's mail with it:
+        # the helper gives it a few seconds to take the next session, then kills it and starts another.
+        self.send("a", "still here")
+        m = self.imap("a", True)
+        m.select("INBOX")
+        [stalled] = self.mail_processes("a")
+        os.kill(stalled, 19)  # SIGSTOP
+        try:
+            t0 = time.time()
+            m2 = self.imap("a", True)
+            typ, data = m2.select("INBOX")
+            self.assertEqual((typ, data), ("OK", [b"1"]))
+            self.assertLess(time.time() - t0, 15)
+            m2.logout()
+            self.assertNotIn(stalled, self.mail_processes("a"), "the stalled process was killed")
+            self.assertIn("event=mailproc_replaced", self.server.read_log())
+        finally:
+            try:
+                os.kill(stalled, 18)  # SIGCONT, should it still exist
+            except ProcessLookupError:
+                pass
+        with self.assertRaises((imaplib.IMAP4.abort, OSError, EOFError)):
+            m.noop()
+
     def test_a_user_can_never_reach_another_users_files(self):
         self.send("b", "secret of b")
         m = self.imap("a", True)

@@ -12,7 +12,7 @@ import subprocess
 import time
 import unittest
 
-from harness import Server, free_port
+from harness import BINARY, Server, free_port
 
 ACTIVATE = shutil.which("systemd-socket-activate")
 
@@ -126,7 +126,7 @@ class Syslog(unittest.TestCase):
 
 
 INETD = shutil.which("inetd")
-BUZON = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "target", "release", "buzon"))
+BUZON = os.path.abspath(BINARY)
 
 
 @unittest.skipUnless(INETD, "inetd (openbsd-inetd) is not installed")
