@@ -6,6 +6,7 @@
 //! folder hands out has CRLF line ends: sizes are the CRLF sizes (RFC 3501 RFC822.SIZE).
 
 use std::fmt;
+use std::io::{Cursor, Read};
 use std::path::PathBuf;
 
 /// A message's unique identifier (RFC 3501 2.3.1.1): never reused within one UIDVALIDITY.
@@ -193,6 +194,12 @@ pub trait Folder: Send {
         let end = header_end(&m);
         m.truncate(end);
         Ok(m)
+    }
+    /// The whole message (CRLF line ends, as [`Folder::read`] gives it) as a stream, so FETCH can
+    /// send a large message in pieces: it yields `messages()[index].size` octets. The default
+    /// reads the message whole; stores that keep a file per message read it as they go.
+    fn reader(&mut self, index: usize) -> Result<Box<dyn Read>, FolderError> {
+        Ok(Box::new(Cursor::new(self.read(index)?)))
     }
     /// A file holding the message (LF line ends) when the store keeps one per message: lets COPY
     /// hard-link instead of copying.
