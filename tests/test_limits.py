@@ -45,13 +45,17 @@ def peak_rss(pid):
 class LimitsCase(unittest.TestCase):
     """A fresh server per test (VmHWM only grows), IMAP on a free port, 64 MiB messages allowed."""
 
+    mailbox = "maildir:{tmp}/mail/%d/%n/Maildir"
+    extra = ""
+
     def setUp(self):
-        s = Server(extra="message_size_limit = 64M\n")
+        s = Server(extra="message_size_limit = 64M\n", mailbox=self.mailbox)
         self.server = s
         self.addCleanup(s.cleanup)
         self.port = free_port()
         with open(s.config, "a") as f:
-            f.write(f"imap.listen = {HOST}:{self.port}\nauth.cleartext_networks = 127.0.0.0/8\n")
+            f.write(f"imap.listen = {HOST}:{self.port}\nauth.cleartext_networks = 127.0.0.0/8\n"
+                    + self.extra.format(tmp=s.tmp))
         s.start()
         self.maildir = s.maildir("alice")
         for sub in ("cur", "new", "tmp"):
@@ -139,6 +143,77 @@ class FetchMemory(LimitsCase):
         nums = [int(r.split()[0]) for r in resp]
         self.assertEqual(nums, list(range(1, 2001)), "each message once, in order")
         self.assertIn(b"RFC822.SIZE 31457280", resp[0])
+
+
+class AppendMemory(LimitsCase):
+
+    def test_append_of_30_mib_is_streamed_to_disk(self):
+        data = big_message()
+        c = self.login()
+        self.assertEqual(c.select("INBOX")[0], "OK")
+        before = self.rss()
+        typ, resp = c.append("INBOX", r"(\Seen)", None, data)
+        self.assert_bounded(before, "APPEND of 30 MiB")
+        self.assertEqual(typ, "OK", resp)
+        self.assertRegex(resp[0], rb"\[APPENDUID \d+ 1\]")
+        self.assertEqual(c.noop()[0], "OK")
+        typ, resp = c.fetch("1", "(FLAGS BODY.PEEK[])")
+        self.assertEqual(typ, "OK")
+        self.assertIn(b"\\Seen", resp[0][0])
+        self.assertTrue(resp[0][1] == data, "the appended message differs")
+        files = os.listdir(os.path.join(self.maildir, "cur"))
+        self.assertEqual(len(files), 1)
+        self.assertEqual(os.listdir(os.path.join(self.maildir, "tmp")), [])
+
+    def test_refused_append_wants_no_literal_or_drops_it(self):
+        c = self.login()
+        tmp = os.path.join(self.maildir, "tmp")
+        # Synchronizing: answered before the client sends the message (RFC 3501 7.5).
+        tag = c._new_tag()
+        c.send(tag + b" APPEND NoSuch {31457280}\r\n")
+        line = c.readline()
+        self.assertTrue(line.startswith(tag + b" NO [TRYCREATE]"), line)
+        tag = c._new_tag()
+        c.send(tag + b" APPEND INBOX {70000000}\r\n")
+        line = c.readline()
+        self.assertTrue(line.startswith(tag + b" NO [TOOBIG]"), line)
+        # LITERAL+ (RFC 7888): the message comes anyway and is dropped, then the session goes on.
+        tag = c._new_tag()
+        c.send(tag + b" APPEND NoSuch {200000+}\r\n" + b"x" * 200000 + b"\r\n")
+        line = c.readline()
+        self.assertTrue(line.startswith(tag + b" NO [TRYCREATE]"), line)
+        self.assertEqual(c.noop()[0], "OK")
+        self.assertEqual(os.listdir(tmp), [])
+        # A LITERAL+ APPEND that is taken is streamed like the synchronizing one.
+        data = big_message(3 * MIB)
+        tag = c._new_tag()
+        c.send(tag + b" APPEND INBOX {%d+}\r\n" % len(data) + data + b"\r\n")
+        line = c.readline()
+        self.assertTrue(line.startswith(tag + b" OK [APPENDUID "), line)
+        self.assertEqual(c.select("INBOX"), ("OK", [b"1"]))
+        typ, resp = c.fetch("1", "(BODY.PEEK[])")
+        self.assertTrue(resp[0][1] == data)
+        self.assertEqual(os.listdir(tmp), [])
+
+
+class MboxAppend(LimitsCase):
+    """An mbox INBOX: a large APPEND is staged in the folders' tmp/ and then added to the mbox."""
+
+    mailbox = "mbox:{tmp}/spool/%n"
+    extra = "imap.folders = {tmp}/folders/%d/%n\n"
+
+    def test_staged_append_reaches_the_mbox(self):
+        os.makedirs(os.path.join(self.server.tmp, "spool"), exist_ok=True)
+        data = big_message(MIB)
+        c = self.login()
+        typ, resp = c.append("INBOX", None, None, data)
+        self.assertEqual(typ, "OK", resp)
+        self.assertEqual(c.select("INBOX"), ("OK", [b"1"]))
+        typ, resp = c.fetch("1", "(RFC822.SIZE BODY.PEEK[])")
+        self.assertIn(b"RFC822.SIZE %d" % len(data), resp[0][0])
+        self.assertTrue(resp[0][1] == data)
+        tmp = os.path.join(self.server.tmp, "folders", "example.test", "alice", "tmp")
+        self.assertEqual(os.listdir(tmp), [])
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ mod anystate;
 mod auth;
 mod list;
 mod mailbox;
+pub use mailbox::AppendStart;
 mod selected;
 
 use std::borrow::Cow;
@@ -335,6 +336,8 @@ pub struct Session {
     sasl: Option<auth::Sasl>,
     /// The tag of the IDLE in progress.
     idle_tag: Option<String>,
+    /// The message of the APPEND being received, streamed to the store (see [`Session::append_begin`]).
+    staging: Option<mailbox::Pending>,
 }
 
 impl Session {
@@ -352,6 +355,7 @@ impl Session {
             utf8_accept: false,
             sasl: None,
             idle_tag: None,
+            staging: None,
         }
     }
 
