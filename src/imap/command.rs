@@ -15,7 +15,7 @@ mod tests;
 
 use std::ops::Range;
 
-pub use assemble::{Assembler, Step};
+pub use assemble::{Assembler, Step, zero_literal};
 use lexer::{MAX_ITEMS, PResult, Parser, is_astring_char, show};
 
 use crate::imap::types::{Command, ListArgs, ListReturn, ListSelect, StatusItem};
@@ -59,6 +59,24 @@ pub fn parse_owned(mut buf: Vec<u8>) -> Result<(String, Command), ParseError> {
         *message = buf;
     }
     Ok((tag, cmd))
+}
+
+/// Parses the start of an APPEND whose message literal comes next (`head` ends with its `{n}`
+/// and CRLF, as [`Assembler::head`] gives it): the command as if the message were empty.
+pub fn append_head(head: &[u8]) -> Result<(String, Command), ParseError> {
+    let mut buf = zero_literal(head);
+    match parse(&buf) {
+        Ok((tag, cmd @ Command::Append { .. })) => Ok((tag, cmd)),
+        Ok((tag, _)) => Err(ParseError { tag: Some(tag), message: "not an APPEND".into() }),
+        Err(e) => {
+            // RFC 6855 4: the UTF8 form closes its parenthesis after the literal.
+            buf.push(b')');
+            match parse(&buf) {
+                Ok((tag, cmd @ Command::Append { .. })) => Ok((tag, cmd)),
+                _ => Err(e),
+            }
+        }
+    }
 }
 
 /// Parses; with `copy` false an APPEND's message is left empty and its place in `buf` returned.

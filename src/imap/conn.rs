@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use crate::auth::sasl::Credentials;
 use crate::config::{MailboxKind, in_networks};
 use crate::imap::command::{self, Assembler, Step};
-use crate::imap::session::{self, Mode, Opened, Outcome, Peer, Session};
+use crate::imap::session::{self, AppendStart, Mode, Opened, Outcome, Peer, Session};
 use crate::local::Resolver;
 use crate::netio::{Line, LineReader, Stream, open_session_stream, tls_details};
 use crate::server::Service;
@@ -337,17 +337,16 @@ fn serve<B: Driver>(
     }
     // Before login no literal may be larger than MAX_LITERAL: an APPEND's size is for users only.
     let assembler = |logged_in: bool| match logged_in {
-        true => {
-            // A 32-bit usize cannot hold every u64 limit: saturate, never truncate or wrap.
-            let total = usize::try_from(max_append).unwrap_or(usize::MAX).saturating_add(2 * MAX_LINE);
-            Assembler::new(MAX_LINE, max_append.max(MAX_LITERAL), total)
-        }
+        // An APPEND's message (over MAX_LITERAL) goes to the store as it arrives, so what a command
+        // holds in memory stays within a few lines and literals.
+        true => Assembler::new(MAX_LINE, max_append.max(MAX_LITERAL), 4 * MAX_LINE).stream_above(MAX_LITERAL),
         false => Assembler::new(MAX_LINE, MAX_LITERAL, 4 * MAX_LINE),
     };
     let mut logged_in = false;
     let mut asm = assembler(logged_in);
     let mut partial = false; // a command is being assembled (literals pending)
     let mut append = false; // the command being assembled is an APPEND
+    let mut skip = false; // the command was answered before its end (a refused APPEND)
     loop {
         if !partial && logged_in != session.logged_in_user().is_some() {
             logged_in = !logged_in;
@@ -395,7 +394,9 @@ fn serve<B: Driver>(
                     }
                     Input::TooLong => {
                         asm.reset();
+                        session.append_abort();
                         partial = false;
+                        skip = false;
                         session.on_parse_error(
                             command::ParseError { tag: None, message: "command line too long".into() },
                             w!(),
@@ -407,12 +408,52 @@ fn serve<B: Driver>(
                             append = is_append(&l);
                         }
                         match asm.line(&l) {
+                            Step::Complete(_) if std::mem::take(&mut skip) => {
+                                partial = false;
+                                Outcome::Continue
+                            }
                             Step::Complete(buf) => {
                                 partial = false;
-                                match command::parse_owned(buf) {
+                                let outcome = match command::parse_owned(buf) {
                                     Ok((tag, cmd)) => session.on_command(tag, cmd, backend, w!())?,
                                     Err(e) => session.on_parse_error(e, w!())?,
+                                };
+                                session.append_abort();
+                                outcome
+                            }
+                            // RFC 3501 6.3.11: an APPEND's message is written to the store as it
+                            // arrives, never held whole.
+                            Step::NeedLiteral { len, sync } if len > MAX_LITERAL && append => {
+                                partial = true;
+                                let start = session.append_begin(asm.head(), len, backend, w!())?;
+                                match start {
+                                    AppendStart::Stream if sync => {
+                                        // RFC 3501 7.5: the command continuation request.
+                                        out.extend_from_slice(b"+ Ready for literal data\r\n");
+                                        w!().flush()?;
+                                    }
+                                    AppendStart::Stream => {}
+                                    AppendStart::Answered(outcome) if sync => {
+                                        // The client waits for `+`: the command ends here.
+                                        asm.reset();
+                                        partial = false;
+                                        if outcome == Outcome::Close {
+                                            return w!().flush();
+                                        }
+                                        continue;
+                                    }
+                                    // RFC 7888 4: a non-synchronizing literal comes anyway; it and
+                                    // the rest of the command are read and dropped.
+                                    AppendStart::Answered(_) => skip = true,
                                 }
+                                let streamed = matches!(start, AppendStart::Stream);
+                                copy_literal(reader, len, |piece| {
+                                    if streamed {
+                                        session.append_write(piece);
+                                    }
+                                })?;
+                                asm.literal_elsewhere();
+                                continue;
                             }
                             // Only an APPEND's message may be larger than MAX_LITERAL.
                             Step::NeedLiteral { len, sync } if len > MAX_LITERAL && !append => {
@@ -443,6 +484,8 @@ fn serve<B: Driver>(
                             }
                             Step::TooBig { tag, sync, len, message } => {
                                 partial = false;
+                                skip = false;
+                                session.append_abort();
                                 log::info!("session={sid} event=imap_too_big size={len}");
                                 if !sync {
                                     // RFC 7888 4: the client sends a non-synchronizing literal anyway;
@@ -507,6 +550,23 @@ fn read(reader: &mut LineReader<Stream>, sid: &str) -> io::Result<Input> {
         }
         Err(e) => Err(e),
     }
+}
+
+/// Passes a literal's `len` octets to `sink` in the pieces they arrive in (at most the reader's
+/// buffer at a time).
+fn copy_literal(reader: &mut LineReader<Stream>, len: u64, mut sink: impl FnMut(&[u8])) -> io::Result<()> {
+    let mut left = len;
+    while left > 0 {
+        if reader.buffered().is_empty() && reader.fill()? == 0 {
+            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "connection closed inside a literal"));
+        }
+        let b = reader.buffered();
+        let n = b.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+        sink(b.get(..n).unwrap_or_default());
+        reader.consume(n);
+        left -= n as u64;
+    }
+    Ok(())
 }
 
 /// Reads a literal's `len` octets (already bounded by the assembler).

@@ -1,6 +1,7 @@
 //! FETCH responses (RFC 3501 6.4.5 and 7.4.2, RFC 9051 6.4.5 and 7.5.2, RFC 3516 BINARY): one
-//! `* n FETCH (...)` line per message, reading no more of the message than the items need and
-//! setting `\Seen` as a side effect of a non-peek body fetch.
+//! `* n FETCH (...)` line per message, reading no more of the message than the items need, sending
+//! the whole message or its text as literals streamed from the store, and setting `\Seen` as a
+//! side effect of a non-peek body fetch.
 
 use std::io::{self, Write};
 
@@ -10,8 +11,12 @@ use crate::imap::types::{FetchAtt, Partial, Section, SectionText};
 use crate::store::folder::{ANSWERED, DELETED, DRAFT, FLAGGED, Flags, Folder, FolderError, SEEN};
 use crate::timefmt::civil_from_days;
 
+mod stream;
 #[cfg(test)]
 pub(crate) mod tests;
+
+pub use stream::dedup;
+use stream::{Span, write_spans};
 
 #[derive(Clone, Copy, Debug, Default)]
 pub struct FetchOpts {
@@ -85,9 +90,17 @@ pub fn fetch(
             }
             FetchAtt::Envelope | FetchAtt::Rfc822Header => (Need::Header, false),
             FetchAtt::BodyStructure | FetchAtt::Body | FetchAtt::BinarySize { .. } => (Need::Whole, false),
-            FetchAtt::Rfc822 | FetchAtt::Rfc822Text => (Need::Whole, true),
+            // Streamed: the text starts where the header ends.
+            FetchAtt::Rfc822 => (Need::Nothing, true),
+            FetchAtt::Rfc822Text => (Need::Header, true),
             FetchAtt::BodySection { peek, section, .. } => {
-                (if message::header_only(section) { Need::Header } else { Need::Whole }, !peek)
+                let n = match streamed(section) {
+                    Some(false) => Need::Nothing,
+                    Some(true) => Need::Header,
+                    None if message::header_only(section) => Need::Header,
+                    None => Need::Whole,
+                };
+                (n, !peek)
             }
             FetchAtt::Binary { peek, .. } => (Need::Whole, !peek),
         };
@@ -108,8 +121,13 @@ pub fn fetch(
     let Some(info) = folder.messages().get(index).cloned() else {
         return Err(FetchError::Folder(FolderError::Expunged));
     };
+    // Streamed literals are cut from the message held in memory when it was read whole anyway,
+    // otherwise from the store's reader; either way the whole message is `total` octets.
+    let total = if need == Need::Whole { data.len() as u64 } else { info.size };
+    let text_at = if need >= Need::Header { message::header(&data).len() as u64 } else { 0 };
     let recent = info.recent && !opts.rev2;
-    let mut r = Vec::with_capacity(128 + data.len());
+    let mut spans: Vec<Span> = Vec::new();
+    let mut r = Vec::with_capacity(128);
     r.extend_from_slice(format!("* {} FETCH (", index + 1).as_bytes());
     let mut first = true;
     let mut sep = |r: &mut Vec<u8>| {
@@ -162,7 +180,7 @@ pub fn fetch(
             }
             FetchAtt::Rfc822 => {
                 r.extend_from_slice(b"RFC822 ");
-                text_literal(&mut r, &data);
+                spans.push(Span::literal(&mut r, 0, total));
             }
             FetchAtt::Rfc822Header => {
                 r.extend_from_slice(b"RFC822.HEADER ");
@@ -170,13 +188,20 @@ pub fn fetch(
             }
             FetchAtt::Rfc822Text => {
                 r.extend_from_slice(b"RFC822.TEXT ");
-                text_literal(&mut r, message::body(&data));
+                spans.push(Span::literal(&mut r, text_at, total - text_at.min(total)));
             }
             FetchAtt::BodySection { section, partial, .. } => {
                 // RFC 3501 7.4.2: the response says BODY[...] for BODY.PEEK too, and <origin> only.
                 r.extend_from_slice(b"BODY[");
                 r.extend_from_slice(section_name(section).as_bytes());
                 r.push(b']');
+                if let Some(after_header) = streamed(section) {
+                    let from = if after_header { text_at.min(total) } else { 0 };
+                    let (start, len) = window(&mut r, total - from, *partial);
+                    r.push(b' ');
+                    spans.push(Span::literal(&mut r, from + start, len));
+                    continue;
+                }
                 let bytes = message::section(&data, section);
                 let slice = origin(&mut r, &bytes, *partial);
                 r.push(b' ');
@@ -207,7 +232,18 @@ pub fn fetch(
         write_flags(&mut r, &info.flags, recent);
     }
     r.extend_from_slice(b")\r\n");
-    out.write_all(&r).map_err(FetchError::Io)
+    let whole = (need == Need::Whole).then_some(data.as_slice());
+    write_spans(out, &r, &spans, whole, folder, index)
+}
+
+/// Sections sent straight from the message: `Some(false)` for the whole message (BODY[]),
+/// `Some(true)` for its text (BODY[TEXT]); None for the others (parts, headers).
+fn streamed(section: &Section) -> Option<bool> {
+    match (section.part.is_empty(), &section.text) {
+        (true, None) => Some(false),
+        (true, Some(SectionText::Text)) => Some(true),
+        _ => None,
+    }
 }
 
 /// The ENVELOPE, from the cache when there. The cache holds the IMAP4rev1 form (8-bit text in
@@ -239,11 +275,18 @@ fn text_literal(r: &mut Vec<u8>, bytes: &[u8]) {
 /// RFC 3501 6.4.5 partial: `<origin>` in the response name and the bytes from there (empty when
 /// the origin is past the end).
 fn origin<'a>(r: &mut Vec<u8>, bytes: &'a [u8], partial: Option<Partial>) -> &'a [u8] {
-    let Some(p) = partial else { return bytes };
+    let (start, len) = window(r, bytes.len() as u64, partial);
+    let (start, len) = (start as usize, len as usize);
+    bytes.get(start..start + len).unwrap_or_default()
+}
+
+/// The (offset, length) of a partial fetch within `len` octets, after writing its `<origin>`.
+fn window(r: &mut Vec<u8>, len: u64, partial: Option<Partial>) -> (u64, u64) {
+    let Some(p) = partial else { return (0, len) };
     r.extend_from_slice(format!("<{}>", p.origin).as_bytes());
-    let start = (p.origin as usize).min(bytes.len());
-    let end = start.saturating_add(p.length as usize).min(bytes.len());
-    &bytes[start..end]
+    let start = u64::from(p.origin).min(len);
+    let end = start.saturating_add(u64::from(p.length)).min(len);
+    (start, end - start)
 }
 
 fn part_name(part: &[u32]) -> String {

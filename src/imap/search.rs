@@ -3,6 +3,8 @@
 //! run over the messages; a message is read only when a key that needs its text is reached, and
 //! then only its header unless some key needs the body.
 
+use std::ops::Range;
+
 use crate::imap::message;
 use crate::imap::types::{Date, SearchKey, SeqNum, SeqSet};
 use crate::store::folder::{ANSWERED, DELETED, DRAFT, FLAGGED, Folder, FolderError, MessageInfo, SEEN, Uid};
@@ -11,14 +13,27 @@ use crate::timefmt::civil_from_days;
 #[cfg(test)]
 mod tests;
 
-/// 0-based indexes of the messages a sequence set names, ascending, without duplicates.
-/// Message numbers out of range are ignored; with `uid`, `*` is the largest UID in use and a range
-/// `n:*` always includes it (RFC 3501 6.4.8); `$` is `saved` (UIDs, RFC 5182).
+/// 0-based indexes of the messages a sequence set names, ascending, without duplicates (see
+/// [`resolve_ranges`]; the list is as long as the messages named, never longer).
 pub fn resolve(set: &SeqSet, messages: &[MessageInfo], uid: bool, saved: &[Uid]) -> Vec<usize> {
-    let mut out = Vec::new();
+    resolve_ranges(set, messages, uid, saved).into_iter().flatten().collect()
+}
+
+/// The messages a sequence set names as 0-based index ranges: ascending, disjoint and never
+/// touching (`1:*,1:*,...` is one range however often it is repeated, RFC 3501 9 allows any
+/// order and overlap). Message numbers out of range are ignored; with `uid`, `*` is the largest
+/// UID in use and a range `n:*` always includes it (RFC 3501 6.4.8); `$` is `saved` (UIDs,
+/// RFC 5182).
+pub fn resolve_ranges(set: &SeqSet, messages: &[MessageInfo], uid: bool, saved: &[Uid]) -> Vec<Range<usize>> {
+    let mut out: Vec<Range<usize>> = Vec::new();
     match set {
         SeqSet::Saved => {
-            out.extend(saved.iter().filter_map(|u| messages.binary_search_by_key(u, |m| m.uid).ok()));
+            out.extend(
+                saved
+                    .iter()
+                    .filter_map(|u| messages.binary_search_by_key(u, |m| m.uid).ok())
+                    .map(|i| i..i + 1),
+            );
         }
         SeqSet::Ranges(ranges) => {
             let Some(last) = messages.last() else { return out };
@@ -30,20 +45,34 @@ pub fn resolve(set: &SeqSet, messages: &[MessageInfo], uid: bool, saved: &[Uid])
                 };
                 let (a, b) = (value(r.start), value(r.end));
                 let (lo, hi) = (a.min(b), a.max(b));
-                if uid {
+                let range = if uid {
                     let start = messages.partition_point(|m| m.uid < lo);
                     let end = messages.partition_point(|m| m.uid <= hi);
-                    out.extend(start..end.max(start));
+                    start..end.max(start)
                 } else {
                     let lo = (lo.max(1) as usize).min(messages.len() + 1);
                     let hi = (hi as usize).min(messages.len());
-                    out.extend(lo - 1..hi.max(lo - 1));
+                    lo - 1..hi.max(lo - 1)
+                };
+                if !range.is_empty() {
+                    out.push(range);
                 }
             }
         }
     }
-    out.sort_unstable();
-    out.dedup();
+    merge(out)
+}
+
+/// Sorts ranges and joins those that overlap or touch.
+fn merge(mut ranges: Vec<Range<usize>>) -> Vec<Range<usize>> {
+    ranges.sort_unstable_by_key(|r| r.start);
+    let mut out: Vec<Range<usize>> = Vec::with_capacity(ranges.len().min(16));
+    for r in ranges {
+        match out.last_mut() {
+            Some(prev) if r.start <= prev.end => prev.end = prev.end.max(r.end),
+            _ => out.push(r),
+        }
+    }
     out
 }
 

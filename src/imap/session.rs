@@ -15,6 +15,7 @@ mod anystate;
 mod auth;
 mod list;
 mod mailbox;
+pub use mailbox::AppendStart;
 mod selected;
 
 use std::borrow::Cow;
@@ -349,6 +350,8 @@ pub struct Session {
     idle_tag: Option<String>,
     /// The login was handed to the user's mail process ([`Opened::Elsewhere`]).
     handed_off: bool,
+    /// The message of the APPEND being received, streamed to the store (see [`Session::append_begin`]).
+    staging: Option<mailbox::Pending>,
 }
 
 impl Session {
@@ -367,6 +370,7 @@ impl Session {
             sasl: None,
             idle_tag: None,
             handed_off: false,
+            staging: None,
         }
     }
 

@@ -6,7 +6,8 @@
 //! folder hands out has CRLF line ends: sizes are the CRLF sizes (RFC 3501 RFC822.SIZE).
 
 use std::fmt;
-use std::path::PathBuf;
+use std::io::{Cursor, Read, Write};
+use std::path::{Path, PathBuf};
 
 /// A message's unique identifier (RFC 3501 2.3.1.1): never reused within one UIDVALIDITY.
 pub type Uid = u32;
@@ -154,6 +155,30 @@ pub trait Store: Send {
         date: Option<i64>,
         message: &[u8],
     ) -> Result<CopyResult, FolderError>;
+    /// Starts an APPEND to `name` whose message (`size` octets, INTERNALDATE `date`) is written
+    /// into the returned [`Staging`] as it arrives, so it never sits whole in memory (Maildir: a
+    /// file in the folder's tmp/). The default collects it in memory.
+    fn stage(
+        &mut self,
+        _name: &str,
+        _size: u64,
+        _date: Option<i64>,
+    ) -> Result<Box<dyn Staging>, FolderError> {
+        Ok(Box::new(Vec::new()))
+    }
+    /// Stores a message staged by [`Store::stage`] for `name` (as [`Store::append`]).
+    fn append_staged(
+        &mut self,
+        name: &str,
+        flags: &Flags,
+        date: Option<i64>,
+        staged: Staged,
+    ) -> Result<CopyResult, FolderError> {
+        match staged {
+            Staged::Memory(m) => self.append(name, flags, date, &m),
+            Staged::File { .. } => Err(FolderError::Temp("this store stages in memory".into())),
+        }
+    }
     /// Opens a folder for SELECT (`readonly`: EXAMINE; messages stay `\Recent` and new/).
     fn open(&mut self, name: &str, readonly: bool) -> Result<Box<dyn Folder>, FolderError>;
     /// Copies messages (0-based indexes into `from`'s view) into folder `dest`, keeping their flags
@@ -164,6 +189,55 @@ pub trait Store: Send {
         indexes: &[usize],
         dest: &str,
     ) -> Result<CopyResult, FolderError>;
+}
+
+/// A message being received for APPEND ([`Store::stage`]): written as it arrives, then finished.
+/// Dropped unfinished, it leaves nothing behind.
+pub trait Staging: Write + Send {
+    /// The complete message, durable when it is in a file.
+    fn finish(self: Box<Self>) -> Result<Staged, FolderError>;
+}
+
+impl Staging for Vec<u8> {
+    fn finish(self: Box<Self>) -> Result<Staged, FolderError> {
+        Ok(Staged::Memory(*self))
+    }
+}
+
+/// A staged message for [`Store::append_staged`].
+pub enum Staged {
+    Memory(Vec<u8>),
+    /// Stored form (LF line ends) in `file`, with its LF size and CRLF size.
+    File {
+        file: TempFile,
+        lf: u64,
+        crlf: u64,
+    },
+}
+
+/// A file that is removed when dropped, unless [`TempFile::keep`] took it.
+#[derive(Debug)]
+pub struct TempFile(Option<PathBuf>);
+
+impl TempFile {
+    pub fn new(path: PathBuf) -> TempFile {
+        TempFile(Some(path))
+    }
+    pub fn path(&self) -> &Path {
+        self.0.as_deref().unwrap_or(Path::new(""))
+    }
+    /// The path, now the caller's to move or remove.
+    pub fn keep(mut self) -> PathBuf {
+        self.0.take().unwrap_or_default()
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        if let Some(p) = self.0.take() {
+            let _ = std::fs::remove_file(p);
+        }
+    }
 }
 
 /// The folder a session has selected: a view of its messages that changes only in [`Folder::sync`]
@@ -193,6 +267,12 @@ pub trait Folder: Send {
         let end = header_end(&m);
         m.truncate(end);
         Ok(m)
+    }
+    /// The whole message (CRLF line ends, as [`Folder::read`] gives it) as a stream, so FETCH can
+    /// send a large message in pieces: it yields `messages()[index].size` octets. The default
+    /// reads the message whole; stores that keep a file per message read it as they go.
+    fn reader(&mut self, index: usize) -> Result<Box<dyn Read>, FolderError> {
+        Ok(Box::new(Cursor::new(self.read(index)?)))
     }
     /// A file holding the message (LF line ends) when the store keeps one per message: lets COPY
     /// hard-link instead of copying.

@@ -10,9 +10,9 @@ use rustls::pki_types::{CertificateDer, ServerName};
 use rustls::{ClientConfig, ClientConnection, RootCertStore};
 
 use super::*;
-use crate::transport::Transport;
 use crate::tls::ServerTls;
 use crate::tls::server::tests::{Alg, Pair, have_openssl, pair, write_pair};
+use crate::transport::Transport;
 
 /// A client config trusting exactly `cert`, limited to one TLS version if asked.
 fn client(

@@ -26,7 +26,20 @@ pub struct Assembler {
     max_line: usize,
     max_literal: u64,
     max_total: usize,
+    /// Literals larger than this are not held: the connection sends them elsewhere (an APPEND's
+    /// message goes to the store) and calls [`Assembler::literal_elsewhere`].
+    stream_above: u64,
     buf: Vec<u8>,
+}
+
+/// `head` (a command so far, ending with a literal's `{n}` or `{n+}` and CRLF) with that literal
+/// announced as `{0}`, so the parser sees an empty literal in its place.
+pub fn zero_literal(head: &[u8]) -> Vec<u8> {
+    let line = head.strip_suffix(b"\r\n").unwrap_or(head);
+    let at = line.iter().rposition(|&b| b == b'{').unwrap_or(line.len());
+    let mut out = line.get(..at).unwrap_or_default().to_vec();
+    out.extend_from_slice(b"{0}\r\n");
+    out
 }
 
 /// `{n}`, `{n+}`, `~{n}` or `~{n+}` at the end of a line: (n, synchronizing). A length too large
@@ -54,7 +67,24 @@ impl Assembler {
     /// limit, since APPEND carries the message in one); `max_total`: the whole command, lines,
     /// CRLFs and literals together (so at least `max_literal` plus some lines).
     pub fn new(max_line: usize, max_literal: u64, max_total: usize) -> Self {
-        Assembler { max_line, max_literal, max_total, buf: Vec::new() }
+        Assembler { max_line, max_literal, max_total, stream_above: u64::MAX, buf: Vec::new() }
+    }
+
+    /// Literals over `n` octets (up to `max_literal`) are streamed by the connection, not held:
+    /// they do not count towards `max_total`.
+    pub fn stream_above(mut self, n: u64) -> Self {
+        self.stream_above = n;
+        self
+    }
+
+    /// The command gathered so far (through the CRLF after the last literal's `{n}`).
+    pub fn head(&self) -> &[u8] {
+        &self.buf
+    }
+
+    /// The pending literal went elsewhere: the command now holds `{0}` in its place.
+    pub fn literal_elsewhere(&mut self) {
+        self.buf = zero_literal(&self.buf);
     }
 
     /// Drops a partly gathered command.
@@ -90,8 +120,9 @@ impl Assembler {
         if len > self.max_literal {
             return self.too_big(line, "literal too big");
         }
-        // The literal and the CRLF before it must fit too.
-        let need = usize::try_from(len).ok().and_then(|l| l.checked_add(line.len() + 2));
+        // The literal and the CRLF before it must fit too (a streamed literal is not held).
+        let held = if len > self.stream_above { 0 } else { len };
+        let need = usize::try_from(held).ok().and_then(|l| l.checked_add(line.len() + 2));
         if need.is_none_or(|n| self.buf.len().saturating_add(n) > self.max_total) {
             return self.too_big(line, "command too long");
         }
@@ -183,6 +214,24 @@ mod tests {
         assert_eq!(a.line(b"A2 APPEND x ~{3}"), Step::NeedLiteral { len: 3, sync: true });
         a.literal(b"a\0b");
         assert_eq!(a.line(b""), Step::Complete(b"A2 APPEND x ~{3}\r\na\0b".to_vec()));
+    }
+
+    #[test]
+    fn streamed_literals_are_not_held() {
+        let mut a = Assembler::new(100, 1 << 30, 200).stream_above(10);
+        assert_eq!(
+            a.line(b"A1 APPEND INBOX (\\Seen) {1000000}"),
+            Step::NeedLiteral { len: 1_000_000, sync: true }
+        );
+        assert_eq!(a.head(), b"A1 APPEND INBOX (\\Seen) {1000000}\r\n");
+        a.literal_elsewhere();
+        assert_eq!(a.line(b""), Step::Complete(b"A1 APPEND INBOX (\\Seen) {0}\r\n".to_vec()));
+        // A small literal is held as before; one over the total without streaming is refused.
+        assert_eq!(a.line(b"A2 LOGIN {5+}"), Step::NeedLiteral { len: 5, sync: false });
+        a.reset();
+        let mut b = Assembler::new(100, 1 << 30, 200);
+        assert_eq!(b.line(b"A3 APPEND x {1000}"), too_big(Some("A3"), true, 1000, "command too long"));
+        assert_eq!(zero_literal(b"A4 APPEND x UTF8 (~{77+}\r\n"), b"A4 APPEND x UTF8 (~{0}\r\n");
     }
 
     #[test]

@@ -7,6 +7,9 @@ use crate::timefmt::days_from_civil;
 
 /// Most elements in any one list of a command (sequence ranges, fetch items, search keys, flags, ...).
 pub(super) const MAX_ITEMS: usize = 1000;
+/// Ranges in one sequence set. They cost 16 octets each and are merged before use
+/// (search::resolve_ranges), so a set may repeat itself as often as a command line allows.
+pub(super) const MAX_SEQ_RANGES: usize = 32 * 1024;
 /// Deepest nesting of SEARCH parentheses, NOT and OR.
 pub(super) const MAX_DEPTH: usize = 32;
 
@@ -292,8 +295,8 @@ impl<'a> Parser<'a> {
         }
         let mut ranges = Vec::new();
         loop {
-            if ranges.len() >= MAX_ITEMS {
-                return Err(format!("more than {MAX_ITEMS} ranges in a sequence set"));
+            if ranges.len() >= MAX_SEQ_RANGES {
+                return Err(format!("more than {MAX_SEQ_RANGES} ranges in a sequence set"));
             }
             let start = self.seq_num()?;
             let end = if self.eat(b':') { self.seq_num()? } else { start };

@@ -57,6 +57,32 @@ fn sequence_sets() {
     assert!(resolve(&set("*"), &[], true, &[]).is_empty());
 }
 
+#[test]
+#[allow(clippy::single_range_in_vec_init)] // one merged range is the point of these cases
+fn sequence_sets_resolve_to_merged_ranges() {
+    let msgs: Vec<MessageInfo> = [2, 5, 9, 20, 30, 31, 40].iter().map(|&u| info(u)).collect();
+    let cases: &[(&str, bool, &[std::ops::Range<usize>])] = &[
+        ("1:*", false, &[0..7]),
+        ("3,1,2", false, &[0..3]),
+        ("7,1,3:2,6", false, &[0..3, 5..7]),
+        ("*:5,2:3", false, &[1..3, 4..7]),
+        ("*:4,2:3", false, &[1..7]),
+        ("1,3,5", false, &[0..1, 2..3, 4..5]),
+        ("20:31,2:9", true, &[0..6]),
+        ("40,2", true, &[0..1, 6..7]),
+        ("$", true, &[1..2, 3..4]),
+    ];
+    for (s, uid, want) in cases {
+        assert_eq!(resolve_ranges(&set(s), &msgs, *uid, &[5, 20, 99]), *want, "{s} uid={uid}");
+    }
+    // The same range thousands of times is one range; so is every message named one by one.
+    let many = vec!["1:*"; 5000].join(",");
+    assert_eq!(resolve_ranges(&set(&many), &msgs, false, &[]), vec![0..7]);
+    let each = (1..=7).rev().map(|n| n.to_string()).collect::<Vec<_>>().join(",");
+    assert_eq!(resolve_ranges(&set(&each), &msgs, false, &[]), vec![0..7]);
+    assert_eq!(resolve(&set(&many), &msgs, false, &[]), (0..7).collect::<Vec<_>>());
+}
+
 const DAY: i64 = 86_400;
 /// 2024-03-10 12:00 UTC.
 const T: i64 = 1_710_072_000;

@@ -2,11 +2,101 @@
 //! EXAMINE, CREATE, DELETE, RENAME, SUBSCRIBE, UNSUBSCRIBE, NAMESPACE (RFC 2342), STATUS (RFC 8438
 //! SIZE) and APPEND (RFC 4315 APPENDUID, RFC 5530 codes).
 
-use std::io::Write;
+use std::io::{self, Write};
 
-use super::{Backend, Open, Reply, Session, State, Tagged, bad, folder_error, no, ok, ok_code, store_flags};
+use super::{
+    Backend, Open, Outcome, Reply, Session, State, Tagged, bad, folder_error, no, ok, ok_code, store_flags,
+};
+use crate::imap::command;
 use crate::imap::types::{Command, StatusItem};
-use crate::store::folder::{self, Folder, FolderError, Status};
+use crate::store::folder::{self, Folder, FolderError, Staging, Status};
+
+/// An APPEND's message on its way to the store.
+pub(super) enum Pending {
+    Staging(Box<dyn Staging>),
+    /// Writing it failed; the APPEND answers with this.
+    Failed(FolderError),
+}
+
+/// What [`Session::append_begin`] decided.
+#[derive(Debug, PartialEq, Eq)]
+pub enum AppendStart {
+    /// Send the literal through [`Session::append_write`].
+    Stream,
+    /// The command is answered (the outcome says what next): skip its literal if the client sends
+    /// it anyway (LITERAL+) and the rest of the command.
+    Answered(Outcome),
+}
+
+impl Session {
+    /// The connection has an APPEND whose message literal (`len` octets) comes next; `head` is the
+    /// command so far, through the literal's `{len}` and CRLF. Checks the command as far as it goes
+    /// and the size (RFC 7889 TOOBIG), and starts writing the message into the store (RFC 3501
+    /// 6.3.11) so that it never sits in memory; or answers it at once (for a synchronizing literal
+    /// before the client sends it, RFC 3501 7.5).
+    pub fn append_begin(
+        &mut self,
+        head: &[u8],
+        len: u64,
+        _: &dyn Backend,
+        out: &mut dyn Write,
+    ) -> io::Result<AppendStart> {
+        self.staging = None;
+        let (tag, cmd) = match command::append_head(head) {
+            Ok(t) => t,
+            Err(e) => return self.on_parse_error(e, out).map(AppendStart::Answered),
+        };
+        let answer = |s: &mut Session, t: Tagged, out: &mut dyn Write| {
+            s.finish(&tag, t, out).map(AppendStart::Answered)
+        };
+        if !matches!(self.state, State::Authenticated | State::Selected) {
+            return answer(self, bad("Not logged in"), out);
+        }
+        let Command::Append { mailbox, flags, date, .. } = cmd else {
+            return answer(self, bad("Internal error"), out);
+        };
+        let name = match self.mailbox_name(&mailbox) {
+            Ok(n) => n,
+            Err(t) => return answer(self, t, out),
+        };
+        if store_flags(&flags).is_none() {
+            return answer(self, bad(r"\Recent cannot be set"), out);
+        }
+        let max = self.params.max_append;
+        if max > 0 && len > max {
+            return answer(self, no("TOOBIG", format!("Message too big (limit {max} octets)")), out);
+        }
+        let Some(store) = self.store.as_mut() else {
+            return answer(self, no("UNAVAILABLE", "No store"), out);
+        };
+        match store.stage(&name, len, date.map(|d| d.unix)) {
+            Ok(st) => {
+                self.staging = Some(Pending::Staging(st));
+                Ok(AppendStart::Stream)
+            }
+            Err(FolderError::NotFound) => answer(self, no("TRYCREATE", "Mailbox does not exist"), out),
+            Err(e) => {
+                let t = folder_error(&self.peer.sid, &e);
+                answer(self, t, out)
+            }
+        }
+    }
+
+    /// A piece of the message literal after [`AppendStart::Stream`]. A write that fails drops
+    /// what was staged; the APPEND then answers NO.
+    pub fn append_write(&mut self, data: &[u8]) {
+        if let Some(Pending::Staging(st)) = self.staging.as_mut()
+            && let Err(e) = st.write_all(data)
+        {
+            self.staging = Some(Pending::Failed(FolderError::Temp(format!("cannot stage the message: {e}"))));
+        }
+    }
+
+    /// Drops a staged message that no APPEND took (the command failed to parse or was refused).
+    pub fn append_abort(&mut self) {
+        self.staging = None;
+    }
+}
 
 impl Session {
     /// SELECT and EXAMINE (RFC 3501 6.3.1-2, RFC 9051 6.3.2-3).
@@ -244,7 +334,16 @@ impl Session {
             return Ok(Some(no("TOOBIG", format!("Message too big (limit {max} octets)"))));
         }
         let Some(store) = self.store.as_mut() else { return Ok(Some(no("UNAVAILABLE", "No store"))) };
-        match store.append(&name, &flags, date.map(|d| d.unix), &message) {
+        let date = date.map(|d| d.unix);
+        // The message was streamed into the store while it arrived (append_begin), or is inline.
+        let stored = match self.staging.take() {
+            Some(Pending::Staging(st)) => {
+                st.finish().and_then(|m| store.append_staged(&name, &flags, date, m))
+            }
+            Some(Pending::Failed(e)) => Err(e),
+            None => store.append(&name, &flags, date, &message),
+        };
+        match stored {
             Ok(r) => {
                 let uid = r.dest.first().copied().unwrap_or(0);
                 Ok(Some(ok_code(format!("APPENDUID {} {uid}", r.uidvalidity), "APPEND completed")))

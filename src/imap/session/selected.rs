@@ -173,9 +173,11 @@ impl Session {
             Ok(o) => o,
             Err(t) => return Ok(Some(t)),
         };
-        let idx = search::resolve(&set, open.folder.messages(), uid, &open.saved);
+        // Repeated items are answered once, and each message once however often the set names it.
+        let items = fetch::dedup(items);
+        let ranges = search::resolve_ranges(&set, open.folder.messages(), uid, &open.saved);
         let mut expunged = false;
-        for i in idx {
+        for i in ranges.into_iter().flatten() {
             match fetch::fetch(out, open.folder.as_mut(), i, &items, opts) {
                 Ok(()) => {}
                 Err(FetchError::Folder(FolderError::Expunged)) => expunged = true,

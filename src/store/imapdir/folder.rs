@@ -4,16 +4,16 @@
 //! Per message it keeps the MessageInfo and the current file name, nothing else.
 
 use std::collections::{HashMap, VecDeque};
-use std::fs;
-use std::io;
+use std::fs::{self, File};
+use std::io::{self, Read};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::lock::DotLock;
 use super::msgfile::{
-    MAX_KEYWORDS, apply, base_of, extra_letters, flags_from_name, fsync_dir, keyword_index, name_with_flags,
-    read_crlf, temp,
+    CrlfReader, MAX_KEYWORDS, apply, base_of, extra_letters, flags_from_name, fsync_dir, keyword_index,
+    name_with_flags, read_crlf, temp,
 };
 use super::scan::{Scan, list_files, scan};
 use super::uidlist::{self, UIDLIST, valid_keyword};
@@ -335,6 +335,11 @@ impl Folder for MaildirFolder {
         self.read_file(index, true)
     }
 
+    fn reader(&mut self, index: usize) -> Result<Box<dyn Read>, FolderError> {
+        let file = self.with_file(index, |p| File::open(p))?;
+        Ok(Box::new(CrlfReader::new(file)))
+    }
+
     fn file(&self, index: usize) -> Option<PathBuf> {
         self.files.get(index).filter(|f| !f.gone).map(|f| self.path_of(f))
     }
@@ -455,22 +460,28 @@ impl Folder for MaildirFolder {
 
 impl MaildirFolder {
     fn read_file(&mut self, index: usize, header_only: bool) -> Result<Vec<u8>, FolderError> {
-        let Some(f) = self.files.get(index) else {
+        self.with_file(index, |p| read_crlf(p, header_only))
+    }
+
+    /// Runs `f` on the message's file, looking for it again (another session may have moved it
+    /// between new/ and cur/ or changed its flags) when it is not where the view says.
+    fn with_file<T>(&mut self, index: usize, f: impl Fn(&Path) -> io::Result<T>) -> Result<T, FolderError> {
+        let Some(file) = self.files.get(index) else {
             return Err(FolderError::Temp(format!("no message at index {index}")));
         };
-        if f.gone {
+        if file.gone {
             return Err(FolderError::Expunged);
         }
-        let path = self.path_of(f);
-        match read_crlf(&path, header_only) {
+        let path = self.path_of(file);
+        match f(&path) {
             Ok(m) => Ok(m),
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 let map = self.index_files()?;
-                let Some((actual, in_new)) = map.get(base_of(&f.name)) else {
+                let Some((actual, in_new)) = map.get(base_of(&file.name)) else {
                     return Err(FolderError::Expunged);
                 };
                 let p = self.dir.join(if *in_new { "new" } else { "cur" }).join(actual);
-                match read_crlf(&p, header_only) {
+                match f(&p) {
                     Ok(m) => Ok(m),
                     Err(e) if e.kind() == io::ErrorKind::NotFound => Err(FolderError::Expunged),
                     Err(e) => Err(temp("cannot read", &p, &e)),

@@ -21,6 +21,7 @@ mod msgfile;
 pub(crate) use msgfile::CrlfCounter;
 mod names;
 mod scan;
+mod stage;
 mod uidlist;
 
 #[cfg(test)]
@@ -40,7 +41,8 @@ use scan::{list_files, scan};
 use uidlist::{Entry, ReadList, UIDLIST};
 
 use crate::store::folder::{
-    CopyResult, DELETED, FlagOp, Flags, Folder, FolderEntry, FolderError, SEEN, Status, Store, Uid,
+    CopyResult, DELETED, FlagOp, Flags, Folder, FolderEntry, FolderError, SEEN, Staged as StagedMessage,
+    Staging, Status, Store, Uid,
 };
 use crate::store::maildir::unique_name;
 use crate::store::mboxfolder::{self, MboxFolder};
@@ -524,6 +526,50 @@ impl Store for MaildirStore {
             Place::Mbox(path, timeout) => mboxfolder::append(&path, timeout, flags, date, message),
             Place::Dir(dir) => {
                 let (tmp, base) = stage_message(&dir, message, date)?;
+                let (uidvalidity, dest) =
+                    self.commit(&dir, vec![Staged { tmp, base, flags: flags.clone() }])?;
+                Ok(CopyResult { uidvalidity, source: Vec::new(), dest })
+            }
+        }
+    }
+
+    /// Maildir: a file in the folder's own tmp/, moved into cur/ by [`Store::append_staged`]. The
+    /// mbox INBOX: a file in the Maildir++ root's tmp/, read back for the mbox append.
+    fn stage(&mut self, name: &str, _size: u64, date: Option<i64>) -> Result<Box<dyn Staging>, FolderError> {
+        let (_, place) = self.resolve(name)?;
+        let tmpdir = match self.existing(place)? {
+            Place::Mbox(..) => self.root.join("tmp"),
+            Place::Dir(dir) => dir.join("tmp"),
+        };
+        mkdir(&tmpdir, false)?;
+        Ok(Box::new(stage::StageFile::create(&tmpdir, date)?))
+    }
+
+    fn append_staged(
+        &mut self,
+        name: &str,
+        flags: &Flags,
+        date: Option<i64>,
+        staged: StagedMessage,
+    ) -> Result<CopyResult, FolderError> {
+        let (file, lf, crlf) = match staged {
+            StagedMessage::Memory(m) => return self.append(name, flags, date, &m),
+            StagedMessage::File { file, lf, crlf } => (file, lf, crlf),
+        };
+        let (_, place) = self.resolve(name)?;
+        match self.existing(place)? {
+            Place::Mbox(path, timeout) => {
+                // Not streamed yet: the stored form (LF ends) is read back whole for the mbox.
+                let message = fs::read(file.path()).map_err(|e| temp("cannot read", file.path(), &e))?;
+                mboxfolder::append(&path, timeout, flags, date, &message)
+            }
+            Place::Dir(dir) => {
+                if file.path().parent() != Some(dir.join("tmp").as_path()) {
+                    return Err(FolderError::Temp("the mailbox moved during APPEND".into()));
+                }
+                let host = crate::config::system_hostname();
+                let base = format!("{},W={crlf}", unique_name(SystemTime::now(), &host, lf));
+                let tmp = file.keep();
                 let (uidvalidity, dest) =
                     self.commit(&dir, vec![Staged { tmp, base, flags: flags.clone() }])?;
                 Ok(CopyResult { uidvalidity, source: Vec::new(), dest })

@@ -232,6 +232,64 @@ pub fn read_crlf(path: &Path, header_only: bool) -> io::Result<Vec<u8>> {
     }
 }
 
+/// A stored message read with CRLF line ends, as [`read_crlf`] gives it, in pieces: an LF gains
+/// a CR unless one is already there; a bare CR stays as it is.
+pub struct CrlfReader<R> {
+    inner: R,
+    raw: Vec<u8>,
+    prev_cr: bool,
+    /// A CR was sent and its LF did not fit.
+    pending_lf: bool,
+}
+
+impl<R: Read> CrlfReader<R> {
+    pub fn new(inner: R) -> Self {
+        CrlfReader { inner, raw: vec![0; BUF / 2], prev_cr: false, pending_lf: false }
+    }
+}
+
+impl<R: Read> Read for CrlfReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let mut n = 0;
+        if self.pending_lf {
+            let Some(b) = buf.first_mut() else { return Ok(0) };
+            *b = b'\n';
+            self.pending_lf = false;
+            n = 1;
+        }
+        // Each stored octet becomes at most two: read no more than half the room (at least one).
+        let want = (buf.len().saturating_sub(n) / 2).clamp(1, self.raw.len());
+        if n == buf.len() {
+            return Ok(n);
+        }
+        let got = match self.inner.read(self.raw.get_mut(..want).unwrap_or_default()) {
+            Ok(g) => g,
+            Err(e) if n > 0 && e.kind() == io::ErrorKind::Interrupted => 0,
+            Err(e) => return Err(e),
+        };
+        for &b in self.raw.get(..got).unwrap_or_default() {
+            if b == b'\n' && !self.prev_cr {
+                if let Some(slot) = buf.get_mut(n) {
+                    *slot = b'\r';
+                    n += 1;
+                }
+                match buf.get_mut(n) {
+                    Some(slot) => {
+                        *slot = b'\n';
+                        n += 1;
+                    }
+                    None => self.pending_lf = true,
+                }
+            } else if let Some(slot) = buf.get_mut(n) {
+                *slot = b;
+                n += 1;
+            }
+            self.prev_cr = b == b'\r';
+        }
+        Ok(n)
+    }
+}
+
 /// Converts a message for storage with LF line ends: CRLF becomes LF, except after another CR
 /// (that CR pair is kept as it is, so [`read_crlf`] gives the same bytes back); bare LF and bare CR
 /// stay. Calls `out` with consecutive pieces.
@@ -350,6 +408,38 @@ mod tests {
         let r = read_crlf(&p, false).unwrap();
         assert_eq!(crlf_size(&p).unwrap(), r.len() as u64, "{stored:?}");
         r
+    }
+
+    #[test]
+    fn crlf_reader_matches_read_crlf() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("m");
+        let mut m: Vec<u8> = Vec::new();
+        for i in 0..20_000u32 {
+            m.extend_from_slice(format!("line {i}").as_bytes());
+            m.extend_from_slice(match i % 4 {
+                0 => b"\n",
+                1 => b"\r\n",
+                2 => b"\r",
+                _ => b"\n\n",
+            });
+        }
+        fs::write(&p, &m).unwrap();
+        let want = read_crlf(&p, false).unwrap();
+        // Any read size, down to one octet at a time (the CR of a CRLF may end a read).
+        for size in [1, 2, 3, 7, 4096, 1 << 20] {
+            let mut r = CrlfReader::new(File::open(&p).unwrap());
+            let mut got = Vec::new();
+            let mut buf = vec![0u8; size];
+            loop {
+                let n = r.read(&mut buf).unwrap();
+                if n == 0 {
+                    break;
+                }
+                got.extend_from_slice(&buf[..n]);
+            }
+            assert!(got == want, "read size {size}");
+        }
     }
 
     #[test]

@@ -1,0 +1,220 @@
+"""Memory bounds against hostile or careless clients: with a 30 MiB message in the mailbox, one
+command must not raise the server's peak RSS (VmHWM in /proc/<pid>/status) by 16 MiB or more,
+however it repeats items or ranges, and the data it returns must be exact. Run against the real
+server with imaplib, as a Raspberry Pi user's client would."""
+
+import imaplib
+import os
+import re
+import time
+import unittest
+
+from harness import Server, free_port
+from imap.client import ALICE, HOST
+
+MIB = 1024 * 1024
+BUDGET = 16 * MIB  # the most one command may add to the server's peak RSS
+
+
+def big_message(size=30 * MIB):
+    """A message of exactly `size` octets with CRLF line ends, every line different (so a reply
+    that is shifted, cut or repeated does not compare equal)."""
+    head = (b"From: Pepe <pepe@remote.test>\r\nTo: alice@example.test\r\nSubject: big one\r\n"
+            b"Message-ID: <big@remote.test>\r\n\r\n")
+    lines = []
+    n = len(head)
+    i = 0
+    while n < size:
+        line = b"%08d " % i + b"abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ" + b"\r\n"
+        lines.append(line)
+        n += len(line)
+        i += 1
+    body = b"".join(lines)
+    return (head + body)[:size - 2] + b"\r\n"
+
+
+def peak_rss(pid):
+    """VmHWM (peak resident set) of the process, in bytes."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    raise AssertionError("no VmHWM in /proc status")
+
+
+class LimitsCase(unittest.TestCase):
+    """A fresh server per test (VmHWM only grows), IMAP on a free port, 64 MiB messages allowed."""
+
+    mailbox = "maildir:{tmp}/mail/%d/%n/Maildir"
+    extra = ""
+
+    def setUp(self):
+        s = Server(extra="message_size_limit = 64M\n", mailbox=self.mailbox)
+        self.server = s
+        self.addCleanup(s.cleanup)
+        self.port = free_port()
+        with open(s.config, "a") as f:
+            f.write(f"imap.listen = {HOST}:{self.port}\nauth.cleartext_networks = 127.0.0.0/8\n"
+                    + self.extra.format(tmp=s.tmp))
+        s.start()
+        self.maildir = s.maildir("alice")
+        for sub in ("cur", "new", "tmp"):
+            os.makedirs(os.path.join(self.maildir, sub), exist_ok=True)
+
+    def put(self, name, data):
+        """Delivers a message file into Maildir/cur (LF line ends, as buzon stores mail)."""
+        with open(os.path.join(self.maildir, "cur", name + ":2,"), "wb") as f:
+            f.write(data.replace(b"\r\n", b"\n"))
+
+    def login(self):
+        c = imaplib.IMAP4(HOST, self.port, timeout=120)
+        self.addCleanup(self.logout, c)
+        c.login(*ALICE)
+        return c
+
+    @staticmethod
+    def logout(c):
+        try:
+            c.logout()
+        except (imaplib.IMAP4.error, OSError, EOFError):
+            pass
+
+    def rss(self):
+        return peak_rss(self.server.proc.pid)
+
+    def assert_bounded(self, before, what):
+        after = self.rss()
+        print(f"\n{what}: peak RSS {before / MIB:.1f} MiB -> {after / MIB:.1f} MiB "
+              f"(+{(after - before) / MIB:.1f} MiB)")
+        self.assertLess(after - before, BUDGET, f"{what} raised peak RSS by {(after - before) / MIB:.1f} MiB")
+
+
+class FetchMemory(LimitsCase):
+
+    def test_repeated_body_items_are_streamed_once(self):
+        data = big_message()
+        self.put("1700000000.M1P1.host", data)
+        c = self.login()
+        self.assertEqual(c.select("INBOX")[0], "OK")
+        self.assertEqual(c.fetch("1", "(RFC822.SIZE)")[0], "OK")
+        before = self.rss()
+        items = " ".join(["BODY.PEEK[]"] * 200)
+        typ, resp = c.fetch("1", f"(UID {items})")
+        self.assert_bounded(before, "FETCH 1 (UID BODY.PEEK[] x200) of 30 MiB")
+        self.assertEqual(typ, "OK")
+        literals = [r for r in resp if isinstance(r, tuple)]
+        self.assertEqual(len(literals), 1, "the repeated item is answered once")
+        self.assertRegex(literals[0][0], rb"^1 \(UID 1 BODY\[\] \{31457280\}$")
+        self.assertTrue(literals[0][1] == data, "BODY[] differs from the message")
+        # Not \Seen: every item was a PEEK.
+        self.assertNotIn(b"Seen", b"".join(r for r in resp if isinstance(r, bytes)))
+
+    def test_partial_and_text_of_a_big_message(self):
+        data = big_message()
+        self.put("1700000000.M1P1.host", data)
+        c = self.login()
+        self.assertEqual(c.select("INBOX")[0], "OK")
+        self.assertEqual(c.fetch("1", "(RFC822.SIZE)")[0], "OK")
+        before = self.rss()
+        typ, resp = c.fetch("1", "(BODY.PEEK[TEXT] BODY.PEEK[]<20000000.5000000> BODY.PEEK[HEADER])")
+        self.assert_bounded(before, "FETCH 1 (BODY.PEEK[TEXT] BODY.PEEK[]<o.n> BODY.PEEK[HEADER])")
+        self.assertEqual(typ, "OK")
+        got = {re.search(rb"(BODY\[[^\]]*\](<\d+>)?) \{\d+\}$", r[0]).group(1): r[1]
+               for r in resp if isinstance(r, tuple)}
+        header_end = data.index(b"\r\n\r\n") + 4
+        self.assertTrue(got[b"BODY[TEXT]"] == data[header_end:])
+        self.assertTrue(got[b"BODY[]<20000000>"] == data[20000000:25000000])
+        self.assertEqual(got[b"BODY[HEADER]"], data[:header_end])
+
+    def test_thousands_of_overlapping_ranges(self):
+        self.put("1700000000.M1P1.host", big_message())
+        for i in range(2, 2001):
+            self.put(f"1700000000.M{i}P1.host", b"Subject: small %d\r\n\r\nhello\r\n" % i)
+        c = self.login()
+        typ, data = c.select("INBOX")
+        self.assertEqual((typ, data), ("OK", [b"2000"]))
+        self.assertEqual(c.fetch("1", "(RFC822.SIZE)")[0], "OK")
+        before = self.rss()
+        # As many as one command line holds (8 KiB); before the ranges were merged, each was
+        # expanded into a list of every message it names (here 1900 x 2000 numbers).
+        typ, resp = c.fetch(",".join(["1:*"] * 1900), "(UID RFC822.SIZE)")
+        self.assert_bounded(before, "FETCH 1:*,1:*,...(x1900) (UID RFC822.SIZE)")
+        self.assertEqual(typ, "OK")
+        nums = [int(r.split()[0]) for r in resp]
+        self.assertEqual(nums, list(range(1, 2001)), "each message once, in order")
+        self.assertIn(b"RFC822.SIZE 31457280", resp[0])
+
+
+class AppendMemory(LimitsCase):
+
+    def test_append_of_30_mib_is_streamed_to_disk(self):
+        data = big_message()
+        c = self.login()
+        self.assertEqual(c.select("INBOX")[0], "OK")
+        before = self.rss()
+        typ, resp = c.append("INBOX", r"(\Seen)", None, data)
+        self.assert_bounded(before, "APPEND of 30 MiB")
+        self.assertEqual(typ, "OK", resp)
+        self.assertRegex(resp[0], rb"\[APPENDUID \d+ 1\]")
+        self.assertEqual(c.noop()[0], "OK")
+        typ, resp = c.fetch("1", "(FLAGS BODY.PEEK[])")
+        self.assertEqual(typ, "OK")
+        self.assertIn(b"\\Seen", resp[0][0])
+        self.assertTrue(resp[0][1] == data, "the appended message differs")
+        files = os.listdir(os.path.join(self.maildir, "cur"))
+        self.assertEqual(len(files), 1)
+        self.assertEqual(os.listdir(os.path.join(self.maildir, "tmp")), [])
+
+    def test_refused_append_wants_no_literal_or_drops_it(self):
+        c = self.login()
+        tmp = os.path.join(self.maildir, "tmp")
+        # Synchronizing: answered before the client sends the message (RFC 3501 7.5).
+        tag = c._new_tag()
+        c.send(tag + b" APPEND NoSuch {31457280}\r\n")
+        line = c.readline()
+        self.assertTrue(line.startswith(tag + b" NO [TRYCREATE]"), line)
+        tag = c._new_tag()
+        c.send(tag + b" APPEND INBOX {70000000}\r\n")
+        line = c.readline()
+        self.assertTrue(line.startswith(tag + b" NO [TOOBIG]"), line)
+        # LITERAL+ (RFC 7888): the message comes anyway and is dropped, then the session goes on.
+        tag = c._new_tag()
+        c.send(tag + b" APPEND NoSuch {200000+}\r\n" + b"x" * 200000 + b"\r\n")
+        line = c.readline()
+        self.assertTrue(line.startswith(tag + b" NO [TRYCREATE]"), line)
+        self.assertEqual(c.noop()[0], "OK")
+        self.assertEqual(os.listdir(tmp), [])
+        # A LITERAL+ APPEND that is taken is streamed like the synchronizing one.
+        data = big_message(3 * MIB)
+        tag = c._new_tag()
+        c.send(tag + b" APPEND INBOX {%d+}\r\n" % len(data) + data + b"\r\n")
+        line = c.readline()
+        self.assertTrue(line.startswith(tag + b" OK [APPENDUID "), line)
+        self.assertEqual(c.select("INBOX"), ("OK", [b"1"]))
+        typ, resp = c.fetch("1", "(BODY.PEEK[])")
+        self.assertTrue(resp[0][1] == data)
+        self.assertEqual(os.listdir(tmp), [])
+
+
+class MboxAppend(LimitsCase):
+    """An mbox INBOX: a large APPEND is staged in the folders' tmp/ and then added to the mbox."""
+
+    mailbox = "mbox:{tmp}/spool/%n"
+    extra = "imap.folders = {tmp}/folders/%d/%n\n"
+
+    def test_staged_append_reaches_the_mbox(self):
+        os.makedirs(os.path.join(self.server.tmp, "spool"), exist_ok=True)
+        data = big_message(MIB)
+        c = self.login()
+        typ, resp = c.append("INBOX", None, None, data)
+        self.assertEqual(typ, "OK", resp)
+        self.assertEqual(c.select("INBOX"), ("OK", [b"1"]))
+        typ, resp = c.fetch("1", "(RFC822.SIZE BODY.PEEK[])")
+        self.assertIn(b"RFC822.SIZE %d" % len(data), resp[0][0])
+        self.assertTrue(resp[0][1] == data)
+        tmp = os.path.join(self.server.tmp, "folders", "example.test", "alice", "tmp")
+        self.assertEqual(os.listdir(tmp), [])
+
+
+if __name__ == "__main__":
+    unittest.main()
