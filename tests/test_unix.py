@@ -7,11 +7,14 @@ import poplib
 import shutil
 import signal
 import smtplib
+import socket
 import subprocess
+import threading
 import time
 import unittest
 
-from harness import Server, free_port
+from harness import BINARY, Server, free_port
+from test_aliases import Sink, wait_for
 
 ACTIVATE = shutil.which("systemd-socket-activate")
 
@@ -125,7 +128,7 @@ class Syslog(unittest.TestCase):
 
 
 INETD = shutil.which("inetd")
-BUZON = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "target", "release", "buzon"))
+BUZON = os.path.abspath(BINARY)
 
 
 @unittest.skipUnless(INETD, "inetd (openbsd-inetd) is not installed")
@@ -172,6 +175,97 @@ class Inetd(unittest.TestCase):
         # Usage errors are not written to a connection either: the exit status says it.
         r = subprocess.run([BUZON, "imapd", "-c", s.config], capture_output=True)
         self.assertEqual(r.returncode, 64)
+
+
+class SpawningInetd:
+    """What inetd(8) does for a `nowait` service, in the test: accept a TCP connection and run
+    `buzon smtpd --inetd` with the socket as descriptors 0, 1 and 2, one process per connection."""
+
+    def __init__(self, config):
+        self.config = config
+        self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(64)
+        self.port = self.listener.getsockname()[1]
+        self.procs = []
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+
+    def serve(self):
+        while True:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            with conn:
+                fd = conn.fileno()
+                self.procs.append(subprocess.Popen([BUZON, "smtpd", "--inetd", "-c", self.config],
+                                                   stdin=fd, stdout=fd, stderr=fd))
+
+    def stop(self):
+        self.listener.close()
+        for p in self.procs:
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+
+
+class InetdBesideTheServer(unittest.TestCase):
+    """inetd-mode sessions (each its own process) and a running server share one data_dir and queue
+    at the same time. A session's start must not remove the message file another process has just
+    queued but not yet given its envelope: every message answered 250 is delivered."""
+
+    def test_concurrent_enqueues_from_inetd_and_the_server_lose_nothing(self):
+        sink_port = free_port()
+        s = Server(extra=f"relay.networks = 127.0.0.0/8\nrelay.smarthost = 127.0.0.1:{sink_port}\n"
+                         "relay.smarthost_tls = none\nqueue.min_backoff = 1s\n")
+        self.addCleanup(s.cleanup)
+        sink = Sink(sink_port)
+        self.addCleanup(sink.stop)
+        s.start()
+        inetd = SpawningInetd(s.config)
+        self.addCleanup(inetd.stop)
+        accepted, errors, lock = set(), [], threading.Lock()
+
+        def client(n, port):
+            for i in range(25):
+                subject = f"msg-{n}-{i}"
+                try:
+                    with smtplib.SMTP("127.0.0.1", port, timeout=30) as c:
+                        c.sendmail("x@other.test", [f"r{n}@remote.test"],
+                                   f"Subject: {subject}\r\n\r\nbody {subject}\r\n".encode())
+                    with lock:
+                        accepted.add(subject)  # answered 250
+                except (OSError, smtplib.SMTPException) as e:
+                    with lock:
+                        errors.append(f"{subject}: {e!r}")
+
+        # Three clients through inetd (a new process, and so a new queue open, per message) and two
+        # through the server, all at once.
+        threads = [threading.Thread(target=client, args=(n, inetd.port if n < 3 else s.port)) for n in range(5)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+        def delivered():
+            got = set()
+            for _, _, data in list(sink.got):
+                for line in data.decode("utf-8", "replace").splitlines():
+                    if line.startswith("Subject: "):
+                        got.add(line[len("Subject: "):].strip())
+            return got
+
+        try:
+            wait_for(lambda: accepted <= delivered(), "every accepted message at the smarthost", timeout=60)
+        except AssertionError:
+            missing = sorted(accepted - delivered())
+            self.fail(f"{len(missing)} messages answered 250 were lost: {missing[:10]}\n"
+                      + "\n".join(l for l in s.read_log().splitlines() if "queue" in l and "error" in l)[-3000:])
+        # Nor does one session's start break another's enqueue (a 451 for a message it was writing).
+        self.assertEqual(errors, [])
+        self.assertEqual(len(accepted), 125)
 
 
 if __name__ == "__main__":

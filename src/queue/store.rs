@@ -8,9 +8,14 @@ use std::io::{self, Write};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime};
 
 use super::envelope;
 use super::{Envelope, valid_id};
+
+/// How old (last written or linked) a message file without an envelope, or a temp file, must be
+/// before [`Queue::sweep`] removes it. An enqueue under way holds it for milliseconds.
+pub const ORPHAN_AGE: Duration = Duration::from_secs(10 * 60);
 
 /// The queue under `data_dir/queue`. Holds no open files, so it is Send + Sync and cheap to share.
 #[derive(Debug)]
@@ -55,41 +60,75 @@ impl Queue {
         }
     }
 
-    /// For the server, once at start before it accepts mail: creates data_dir/queue/{msg,env} (0700),
-    /// removes message files that have no envelope (a crash between the two writes of
-    /// [`Queue::enqueue`]: never acknowledged) and temp files left by a crash.
+    /// For every process that queues mail (the server, an inetd-run session): creates
+    /// data_dir/queue/{msg,env} (0700) and queue/lock if missing, and removes nothing, since
+    /// another process may be between the two writes of [`Queue::enqueue`] right now. The server
+    /// then calls [`Queue::sweep`].
     pub fn open(data_dir: &Path) -> io::Result<Queue> {
         let q = Queue::at(data_dir);
         mkdir(&q.msg)?;
         mkdir(&q.env)?;
-        // Created here only, by the server's user: a root `buzon queue` must not own it.
+        // Created by the server's user (inetd mode drops privileges first): a root `buzon queue`
+        // must not own it.
         OpenOptions::new().write(true).create(true).truncate(false).mode(0o600).open(&q.lock)?;
+        Ok(q)
+    }
+
+    /// For the server only (at start, then now and then): under the queue lock, removes temp files
+    /// and message files without an envelope (a crash between the two writes of
+    /// [`Queue::enqueue`]: never acknowledged) once they are [`ORPHAN_AGE`] old. A younger one may
+    /// belong to an enqueue under way in another process. Returns the number removed.
+    pub fn sweep(&self) -> io::Result<usize> {
+        self.sweep_at(SystemTime::now())
+    }
+
+    fn sweep_at(&self, now: SystemTime) -> io::Result<usize> {
+        let _lock = self.lock()?;
+        // None: the file vanished meanwhile (an enqueue failed and cleaned up, or finished a temp).
+        let stale = |entry: &fs::DirEntry| -> io::Result<bool> {
+            match entry.metadata() {
+                Ok(m) => Ok(m.is_file() && crate::spool::idle_for(&m, now) >= ORPHAN_AGE),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+                Err(e) => Err(e),
+            }
+        };
+        let remove = |path: &Path| match fs::remove_file(path) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        };
         let mut removed = 0;
-        for entry in fs::read_dir(&q.env)? {
+        for entry in fs::read_dir(&self.env)? {
             let entry = entry?;
-            if is_temp(&entry.file_name()) {
-                fs::remove_file(entry.path())?;
+            if is_temp(&entry.file_name()) && stale(&entry)? {
+                remove(&entry.path())?;
+                removed += 1;
             }
         }
-        for entry in fs::read_dir(&q.msg)? {
+        for entry in fs::read_dir(&self.msg)? {
             let entry = entry?;
             let name = entry.file_name();
             match name.to_str() {
                 Some(id) if valid_id(id) => {
-                    if !q.env.join(id).exists() {
+                    if !self.env.join(id).exists() && stale(&entry)? {
                         log::info!("event=queue_orphan id={id} action=removed");
-                        fs::remove_file(entry.path())?;
+                        remove(&entry.path())?;
                         removed += 1;
                     }
                 }
-                _ if is_temp(&name) => fs::remove_file(entry.path())?,
+                _ if is_temp(&name) => {
+                    if stale(&entry)? {
+                        remove(&entry.path())?;
+                        removed += 1;
+                    }
+                }
                 _ => log::warn!("event=queue_stray file={:?} action=ignored", entry.path()),
             }
         }
         if removed > 0 {
-            fsync_dir(&q.msg)?;
+            fsync_dir(&self.msg)?;
+            fsync_dir(&self.env)?;
         }
-        Ok(q)
+        Ok(removed)
     }
 
     /// For other processes (`buzon queue`): the existing queue, changing nothing. NotFound when the
@@ -370,7 +409,7 @@ fn replace_existing(tmp: &Path, dest: &Path) -> io::Result<()> {
 mod tests {
     use super::*;
     use crate::queue::RcptState;
-    use std::time::{Duration, UNIX_EPOCH};
+    use std::time::UNIX_EPOCH;
 
     const ID: &str = "00000000000000A1";
 
@@ -475,23 +514,54 @@ mod tests {
     }
 
     #[test]
-    fn orphans_and_temp_files_are_removed_at_open_only() {
+    fn open_never_removes_and_sweep_removes_only_old_orphans() {
         let d = tempfile::tempdir().unwrap();
         let q = Queue::open(d.path()).unwrap();
         q.enqueue(&spool(d.path(), ID), &env(ID, 1)).unwrap();
+        // A message file without an envelope yet: another process's enqueue under way.
         let orphan = "00000000000000C3";
         fs::write(q.message_path(orphan), "x").unwrap();
         fs::write(q.dir().join("env/.00000000000000C3.1.0.tmp"), "v 1\n").unwrap();
+        fs::write(q.dir().join("msg/.00000000000000C3.1.1.tmp"), "x").unwrap();
         fs::write(q.dir().join("msg/README"), "mine").unwrap();
-        // attach (other processes) touches nothing.
+        let all_msg =
+            vec![".00000000000000C3.1.1.tmp".to_string(), ID.into(), orphan.into(), "README".into()];
+        let all_env = vec![".00000000000000C3.1.0.tmp".to_string(), ID.into()];
+        // attach (`buzon queue`) and open (inetd mode, and the server before its sweep) touch nothing.
         let other = Queue::attach(d.path()).unwrap();
         assert_eq!(other.list().unwrap().len(), 1);
-        assert!(q.message_path(orphan).exists());
         drop(Queue::open(d.path()).unwrap());
+        assert_eq!(names(&q.dir().join("msg")), all_msg);
+        assert_eq!(names(&q.dir().join("env")), all_env);
+        // The server's sweep leaves young files alone too.
+        assert_eq!(q.sweep().unwrap(), 0);
+        let almost = SystemTime::now() + ORPHAN_AGE - Duration::from_secs(30);
+        assert_eq!(q.sweep_at(almost).unwrap(), 0);
+        assert_eq!(names(&q.dir().join("msg")), all_msg);
+        // Once they are old, the orphan and both temp files go; the entry and the stray stay.
+        let later = SystemTime::now() + ORPHAN_AGE + Duration::from_secs(5);
+        assert_eq!(q.sweep_at(later).unwrap(), 3);
         assert_eq!(names(&q.dir().join("msg")), vec![ID.to_string(), "README".into()]);
         assert_eq!(names(&q.dir().join("env")), vec![ID.to_string()]);
         assert_eq!(names(q.dir()), vec!["env", "lock", "msg"]);
+        assert_eq!(q.load(ID).unwrap().unwrap().id, ID);
         assert!(Queue::attach(&d.path().join("nowhere")).is_err());
+    }
+
+    #[test]
+    fn sweep_waits_for_the_queue_lock() {
+        let d = tempfile::tempdir().unwrap();
+        let q = Queue::open(d.path()).unwrap();
+        fs::write(q.message_path("00000000000000C3"), "x").unwrap();
+        let later = SystemTime::now() + ORPHAN_AGE + Duration::from_secs(5);
+        let held = q.lock().unwrap().unwrap();
+        std::thread::scope(|s| {
+            let t = s.spawn(|| q.sweep_at(later).unwrap());
+            std::thread::sleep(Duration::from_millis(100));
+            assert!(q.message_path("00000000000000C3").exists());
+            drop(held);
+            assert_eq!(t.join().unwrap(), 1);
+        });
     }
 
     #[test]

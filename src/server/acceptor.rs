@@ -69,6 +69,12 @@ pub fn run(config: Arc<Config>) -> Result<(), String> {
     let queue = Arc::new(
         Queue::open(&config.data_dir).map_err(|e| format!("queue in {}: {e}", config.data_dir.display()))?,
     );
+    // Only the server sweeps (inetd-mode sessions may be enqueueing right now: see Queue::sweep).
+    match queue.sweep() {
+        Ok(0) => {}
+        Ok(n) => log::info!("event=queue_cleanup removed={n} reason=\"never acknowledged\""),
+        Err(e) => log::warn!("event=queue_cleanup error=\"{e}\""),
+    }
     let waker = Arc::new(Waker::bind(queue.dir()).map_err(|e| format!("queue wake socket: {e}"))?);
     let runner = Runner::new(
         Arc::clone(&config),

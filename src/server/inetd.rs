@@ -46,6 +46,7 @@ pub fn run(config: Arc<Config>, service: Service) -> Result<(), String> {
         .map_err(|e| format!("data_dir {}: {e}", config.data_dir.display()))?;
     let super::Privileged { tls, helper } = super::keys_helper_and_drop(&config)?;
     let resolver = Arc::new(Resolver::new(ResolverConfig::from_config(&config))?);
+    // Creates what is missing, removes nothing: the server and other sessions may be enqueueing.
     let queue = Arc::new(
         Queue::open(&config.data_dir).map_err(|e| format!("queue in {}: {e}", config.data_dir.display()))?,
     );
