@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 import unittest
 
@@ -126,6 +127,45 @@ class ServerTest(unittest.TestCase):
         self.server = Server(extra=self.extra, mailbox=self.mailbox, users=self.users)
         self.addCleanup(self.server.cleanup)
         self.server.start()
+
+
+class SpawningInetd:
+    """What inetd(8) does for a `nowait` service: accept a TCP connection on a loopback port and run
+    `buzon COMMAND --inetd -c CONFIG` with the socket as descriptors 0, 1 and 2, one process per
+    connection. `stop` (add it as a cleanup) closes the port and waits for the processes."""
+
+    def __init__(self, config, command):
+        self.argv = [BINARY, command, "--inetd", "-c", config]
+        self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(64)
+        self.port = self.listener.getsockname()[1]
+        self.procs = []
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+
+    def serve(self):
+        while True:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            with conn:
+                fd = conn.fileno()
+                self.procs.append(subprocess.Popen(self.argv, stdin=fd, stdout=fd, stderr=fd))
+
+    def stop(self):
+        try:
+            self.listener.shutdown(socket.SHUT_RDWR)  # wakes the accept
+        except OSError:
+            pass
+        self.listener.close()
+        for p in self.procs:
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
 
 
 OPEN = []  # raw clients of the running test, closed when it ends

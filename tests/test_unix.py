@@ -7,13 +7,12 @@ import poplib
 import shutil
 import signal
 import smtplib
-import socket
 import subprocess
 import threading
 import time
 import unittest
 
-from harness import BINARY, Server, free_port
+from harness import BINARY, Server, SpawningInetd, free_port
 from test_aliases import Sink, wait_for
 
 ACTIVATE = shutil.which("systemd-socket-activate")
@@ -177,41 +176,6 @@ class Inetd(unittest.TestCase):
         self.assertEqual(r.returncode, 64)
 
 
-class SpawningInetd:
-    """What inetd(8) does for a `nowait` service, in the test: accept a TCP connection and run
-    `buzon smtpd --inetd` with the socket as descriptors 0, 1 and 2, one process per connection."""
-
-    def __init__(self, config):
-        self.config = config
-        self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.listener.bind(("127.0.0.1", 0))
-        self.listener.listen(64)
-        self.port = self.listener.getsockname()[1]
-        self.procs = []
-        self.thread = threading.Thread(target=self.serve, daemon=True)
-        self.thread.start()
-
-    def serve(self):
-        while True:
-            try:
-                conn, _ = self.listener.accept()
-            except OSError:
-                return
-            with conn:
-                fd = conn.fileno()
-                self.procs.append(subprocess.Popen([BUZON, "smtpd", "--inetd", "-c", self.config],
-                                                   stdin=fd, stdout=fd, stderr=fd))
-
-    def stop(self):
-        self.listener.close()
-        for p in self.procs:
-            try:
-                p.wait(10)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
-
-
 class InetdBesideTheServer(unittest.TestCase):
     """inetd-mode sessions (each its own process) and a running server share one data_dir and queue
     at the same time. A session's start must not remove the message file another process has just
@@ -225,7 +189,7 @@ class InetdBesideTheServer(unittest.TestCase):
         sink = Sink(sink_port)
         self.addCleanup(sink.stop)
         s.start()
-        inetd = SpawningInetd(s.config)
+        inetd = SpawningInetd(s.config, "smtpd")
         self.addCleanup(inetd.stop)
         accepted, errors, lock = set(), [], threading.Lock()
 

@@ -86,6 +86,8 @@ pub fn run(config: Arc<Config>) -> Result<(), String> {
     Arc::new(runner).start()?;
     // Local submission (sendmail): held until the server stops, so a file in hand is finished.
     let _pickup = super::pickup::Pickup::start(Arc::clone(&config), Arc::clone(&queue), Arc::clone(&waker))?;
+    // One limiter for the process: a reload gives it new limits, never a new table.
+    let limiter = smtp::conn::Context::limiter(&config);
     let context = |config: &Arc<Config>, resolver: Arc<Resolver>| {
         smtp::conn::Context::new(
             Arc::clone(config),
@@ -94,6 +96,7 @@ pub fn run(config: Arc<Config>) -> Result<(), String> {
             Arc::clone(&waker),
             tls.clone(),
             helper.clone(),
+            Arc::clone(&limiter),
         )
     };
     // Sessions take the context current when they start; SIGHUP replaces it (reload.rs).
