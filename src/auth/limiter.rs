@@ -6,7 +6,7 @@
 //! per inetd-run process counts as well; the table is bounded in memory and on disk.
 
 use std::collections::HashMap;
-use std::fs::{self, File, OpenOptions};
+use std::fs::{File, OpenOptions};
 use std::io::{self, Read};
 use std::net::{IpAddr, Ipv6Addr};
 use std::os::fd::AsRawFd;
@@ -258,32 +258,21 @@ fn load(path: &Path) -> io::Result<Table> {
     Ok(t)
 }
 
-/// Writes the table to a temp file beside `path` and renames it over: readers see the old or the
-/// new table, never half of one. Not fsynced: after a power cut an older table is harmless.
+/// Writes the table durably (durable.rs: temp file, fsync, rename over, fsync the directory):
+/// readers see the old or the new table, never half of one.
 fn save(path: &Path, t: &Table) -> io::Result<()> {
     use std::fmt::Write as _;
     let mut text = format!("{MAGIC}\n");
     for (ip, e) in t {
         let _ = writeln!(text, "{ip} {} {} {} {}", e.failures, e.first, e.last, e.blocked_until);
     }
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(format!(".{}.tmp", std::process::id()));
-    let tmp = PathBuf::from(tmp);
-    let r = (|| {
-        let mut f = OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
-        io::Write::write_all(&mut f, text.as_bytes())?;
-        drop(f);
-        fs::rename(&tmp, path)
-    })();
-    if r.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    r
+    crate::durable::write(path, crate::durable::Place::Replace, 0o600, text.as_bytes())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
 
     fn limits(max: u32, window: u64, block: u64) -> Limits {
         Limits {

@@ -7,11 +7,11 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
 use super::envelope;
 use super::{Envelope, valid_id};
+use crate::durable::{self, Place, fsync_dir};
 
 /// How old (last written or linked) a message file without an envelope, or a temp file, must be
 /// before [`Queue::sweep`] removes it. An enqueue under way holds it for milliseconds.
@@ -26,16 +26,10 @@ pub struct Queue {
     corrupt: PathBuf,
     /// queue/lock: flock(2)ed around every envelope rewrite (see [`Queue::update`]).
     lock: PathBuf,
-    /// Makes temp file names unique within this process (the pid does across processes).
-    tmp_counter: AtomicU64,
 }
 
 fn bad_id(id: &str) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidInput, format!("{id:?} is not a queue id (16 hex digits)"))
-}
-
-fn fsync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
 }
 
 fn mkdir(dir: &Path) -> io::Result<()> {
@@ -56,7 +50,6 @@ impl Queue {
             corrupt: dir.join("corrupt"),
             lock: dir.join("lock"),
             dir,
-            tmp_counter: AtomicU64::new(0),
         }
     }
 
@@ -177,60 +170,38 @@ impl Queue {
             Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
             _ => {}
         }
-        let r = self.place_message(msg, &dest).and_then(|()| fsync_dir(&self.msg)).and_then(|()| {
-            let r = self.write_envelope(env, false);
-            r.and_then(|()| fsync_dir(&self.env))
-        });
+        let r = self.place_message(msg, &dest).and_then(|()| self.write_envelope(env, Place::New));
         if r.is_err() {
             let _ = fs::remove_file(&dest);
         }
         r
     }
 
+    /// Hard-links `msg` to `dest` and fsyncs queue/msg; or copies it durably (temp file, fsync,
+    /// link into place, fsync the directory).
     fn place_message(&self, msg: &Path, dest: &Path) -> io::Result<()> {
         match fs::hard_link(msg, dest) {
-            Ok(()) => Ok(()),
+            Ok(()) => fsync_dir(&self.msg),
             Err(e) if e.kind() == io::ErrorKind::NotFound || e.kind() == io::ErrorKind::AlreadyExists => {
                 Err(e)
             }
             // EXDEV (another file system), EPERM (no hard links here): copy and fsync instead.
             Err(_) => {
-                let tmp = self.temp_name(&self.msg, "msg");
-                let r = (|| {
-                    let mut from = File::open(msg)?;
-                    let mut to = OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
-                    io::copy(&mut from, &mut to)?;
-                    to.sync_all()?;
-                    fs::hard_link(&tmp, dest)
-                })();
-                let _ = fs::remove_file(&tmp);
-                r
+                let mut from = File::open(msg)?;
+                durable::write_file(dest, Place::New, 0o600, |to| io::copy(&mut from, to).map(|_| ()))
             }
         }
     }
 
-    fn temp_name(&self, dir: &Path, id: &str) -> PathBuf {
-        let n = self.tmp_counter.fetch_add(1, Ordering::Relaxed);
-        dir.join(format!(".{id}.{}.{n}.tmp", std::process::id()))
-    }
-
-    /// Writes env/<id> through a fsynced temp file. `replace`: the envelope must exist and is swapped
-    /// atomically (NotFound if it was removed meanwhile, so a save racing `queue delete` or the
-    /// runner's removal never resurrects an entry); otherwise it must not exist. The caller fsyncs
-    /// the directory.
-    fn write_envelope(&self, env: &Envelope, replace: bool) -> io::Result<()> {
-        let tmp = self.temp_name(&self.env, &env.id);
-        let dest = self.env_path(&env.id);
-        let r = (|| {
-            let mut f = OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
+    /// Writes env/<id> durably (temp file, fsync, into place, fsync the directory). `Place::New`: it
+    /// must not exist. `Place::ReplaceExisting`: it must, and is swapped atomically (NotFound if it
+    /// was removed meanwhile, so a save racing `queue delete` or the runner's removal never
+    /// resurrects an entry).
+    fn write_envelope(&self, env: &Envelope, place: Place) -> io::Result<()> {
+        durable::write_file(&self.env_path(&env.id), place, 0o600, |f| {
             f.write_all(envelope::render(env).as_bytes())?;
-            f.sync_all()?;
-            self.give_to_queue_owner(&f)?;
-            drop(f);
-            if replace { replace_existing(&tmp, &dest) } else { fs::hard_link(&tmp, &dest) }
-        })();
-        let _ = fs::remove_file(&tmp);
-        r
+            self.give_to_queue_owner(f)
+        })
     }
 
     /// Run as root (`buzon queue flush` by the admin), files would be unreadable by the server's
@@ -251,8 +222,7 @@ impl Queue {
             return Err(bad_id(&env.id));
         }
         let _lock = self.lock()?;
-        self.write_envelope(env, true)?;
-        fsync_dir(&self.env)
+        self.write_envelope(env, Place::ReplaceExisting)
     }
 
     /// Reads, changes and rewrites one envelope under the queue lock, so that no [`Queue::save`]
@@ -263,13 +233,11 @@ impl Queue {
         let Some(mut env) = self.load(id)? else { return Ok(None) };
         change(&mut env);
         env.id = id.to_string();
-        match self.write_envelope(&env, true) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(e),
+        match self.write_envelope(&env, Place::ReplaceExisting) {
+            Ok(()) => Ok(Some(env)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
         }
-        fsync_dir(&self.env)?;
-        Ok(Some(env))
     }
 
     /// An exclusive flock(2) on queue/lock, released when the file is dropped. Held only while one
@@ -374,35 +342,6 @@ impl Queue {
     pub fn message_size(&self, env: &Envelope) -> io::Result<u64> {
         Ok(fs::metadata(self.message_path(&env.id))?.len().saturating_sub(env.body_offset))
     }
-}
-
-/// rename(2) that only replaces: RENAME_EXCHANGE swaps atomically and fails with ENOENT when the
-/// target is gone; where the file system lacks it, check then rename (a tiny window).
-fn replace_existing(tmp: &Path, dest: &Path) -> io::Result<()> {
-    #[cfg(all(target_os = "linux", any(target_env = "gnu", target_env = "musl")))]
-    {
-        use std::os::unix::ffi::OsStrExt;
-        let c = |p: &Path| {
-            std::ffi::CString::new(p.as_os_str().as_bytes())
-                .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in path"))
-        };
-        let (a, b) = (c(tmp)?, c(dest)?);
-        // SAFETY: two valid NUL-terminated paths; renameat2 only reads them.
-        let r = unsafe {
-            libc::renameat2(libc::AT_FDCWD, a.as_ptr(), libc::AT_FDCWD, b.as_ptr(), libc::RENAME_EXCHANGE)
-        };
-        if r == 0 {
-            return Ok(()); // tmp now holds the old envelope; the caller removes it
-        }
-        let e = io::Error::last_os_error();
-        if !matches!(e.raw_os_error(), Some(libc::EINVAL) | Some(libc::ENOSYS)) {
-            return Err(e);
-        }
-    }
-    if !dest.exists() {
-        return Err(io::Error::new(io::ErrorKind::NotFound, format!("{}: no such entry", dest.display())));
-    }
-    fs::rename(tmp, dest)
 }
 
 #[cfg(test)]
