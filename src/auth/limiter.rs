@@ -137,10 +137,11 @@ impl Limiter {
                 }
             };
         let (r, changed) = f(&mut table);
-        if (changed || repair) && shared {
-            if let Err(e) = save(path, &table) {
-                unusable(e);
-            }
+        if (changed || repair)
+            && shared
+            && let Err(e) = save(path, &table)
+        {
+            unusable(e);
         }
         r
     }
