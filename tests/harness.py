@@ -2,6 +2,7 @@
 config in a temp dir, for the integration tests. Nothing is left running:
 every server is stopped (SIGTERM, then SIGKILL) when its test ends."""
 
+import functools
 import os
 import shutil
 import signal
@@ -16,6 +17,31 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BINARY = os.environ.get("BUZON_BIN") or os.path.join(ROOT, "target", "release", "buzon")
 if not os.path.exists(BINARY):
     BINARY = os.path.join(ROOT, "target", "debug", "buzon")
+
+
+def missing(what):
+    """The message of a test whose real client is not there. Such a test fails, never skips: a skip
+    would pass CI without the client ever having run (.ci/run installs every one)."""
+    return f"{what} is missing: the test needs it and does not skip (.ci/run installs it)"
+
+
+def requires(present, what):
+    """Like unittest.skipUnless for a real client or tool, except that the test (or every test of
+    the class) fails when it is missing."""
+    def decorate(obj):
+        if present:
+            return obj
+        if isinstance(obj, type):
+            def setUpClass(cls):
+                raise AssertionError(missing(what))
+            obj.setUpClass = classmethod(setUpClass)
+            return obj
+
+        @functools.wraps(obj)
+        def fail(self, *args, **kwargs):
+            self.fail(missing(what))
+        return fail
+    return decorate
 
 
 def free_port(host="127.0.0.1"):
