@@ -22,6 +22,7 @@ const USAGE: &str = "usage: buzon serve [-c file]
 
 /// Exit codes from sysexits(3).
 const EX_USAGE: u8 = 64;
+const EX_NOINPUT: u8 = 66;
 const EX_CONFIG: u8 = 78;
 const EX_SOFTWARE: u8 = 70;
 
@@ -186,8 +187,23 @@ fn serve(flag: Option<PathBuf>) -> ExitCode {
 }
 
 /// `buzon smtpd|pop3d|imapd --inetd`: one connection on standard input. Standard output and error
-/// are the client's connection, so errors go to the system log only.
+/// are normally the client's connection, so a fatal error goes to the system log, and to standard
+/// error only when that is not a socket.
 fn inetd(cmd: &str, flag: Option<PathBuf>, operands: &[String]) -> ExitCode {
+    use buzon::server::inetd::{stderr_for_people, stdin_problem};
+    let fatal = |e: &str, code: u8| {
+        if stderr_for_people() {
+            eprintln!("buzon {cmd} --inetd: {e}");
+        }
+        // The system log, unless a logger is installed already.
+        if !log::log_enabled!(log::Level::Error)
+            && let Ok(s) = buzon::syslog::Syslog::open("/dev/log", log::LevelFilter::Error)
+        {
+            let _ = s.install();
+        }
+        log::error!("event=fatal mode=inetd error=\"{e}\"");
+        ExitCode::from(code)
+    };
     let has = |f: &str| operands.iter().any(|o| o == f);
     let known = ["--inetd", "--submission", "--tls"];
     let service = buzon::server::inetd::service_for(cmd, has("--submission"), has("--tls"));
@@ -197,26 +213,23 @@ fn inetd(cmd: &str, flag: Option<PathBuf>, operands: &[String]) -> ExitCode {
         eprintln!("{USAGE}");
         return ExitCode::from(EX_USAGE);
     };
+    if let Some(problem) = stdin_problem() {
+        let e = format!(
+            "{problem}: it serves the one connection that inetd(8) (nowait), tcpserver(1) or a systemd \
+             socket with Accept=yes passes on standard input"
+        );
+        return fatal(&e, EX_NOINPUT);
+    }
     let config = match load_config(flag) {
         Ok(c) => c,
-        Err(e) => {
-            // Never to the client: the system log, if there is one.
-            if let Ok(s) = buzon::syslog::Syslog::open("/dev/log", log::LevelFilter::Error) {
-                let _ = s.install();
-                log::error!("event=fatal mode=inetd error=\"{e}\"");
-            }
-            return ExitCode::from(EX_CONFIG);
-        }
+        Err(e) => return fatal(&e, EX_CONFIG),
     };
     if let Ok(s) = buzon::syslog::Syslog::open("/dev/log", config.log_level) {
         let _ = s.install();
     }
     match buzon::server::inetd::run(Arc::new(config), service) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            log::error!("event=fatal mode=inetd error=\"{e}\"");
-            ExitCode::from(EX_SOFTWARE)
-        }
+        Err(e) => fatal(&e, EX_SOFTWARE),
     }
 }
 

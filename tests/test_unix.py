@@ -7,18 +7,19 @@ import poplib
 import shutil
 import signal
 import smtplib
+import socket
 import subprocess
 import threading
 import time
 import unittest
 
-from harness import BINARY, Server, SpawningInetd, free_port
+from harness import BINARY, Server, SpawningInetd, free_port, requires
 from test_aliases import Sink, wait_for
 
 ACTIVATE = shutil.which("systemd-socket-activate")
 
 
-@unittest.skipUnless(ACTIVATE, "systemd-socket-activate is not installed")
+@requires(ACTIVATE, "systemd-socket-activate (package systemd)")
 class SocketActivation(unittest.TestCase):
     def test_passed_sockets_are_used_by_name(self):
         s = Server()
@@ -130,7 +131,7 @@ INETD = shutil.which("inetd")
 BUZON = os.path.abspath(BINARY)
 
 
-@unittest.skipUnless(INETD, "inetd (openbsd-inetd) is not installed")
+@requires(INETD, "inetd (package openbsd-inetd)")
 class Inetd(unittest.TestCase):
     """A real inetd runs `buzon smtpd|imapd|pop3d --inetd` per connection."""
 
@@ -230,6 +231,43 @@ class InetdBesideTheServer(unittest.TestCase):
         # Nor does one session's start break another's enqueue (a 451 for a message it was writing).
         self.assertEqual(errors, [])
         self.assertEqual(len(accepted), 125)
+
+
+class InetdStandardInput(unittest.TestCase):
+    """`buzon smtpd --inetd` with something other than a connected TCP socket on standard input says
+    so on standard error (not a socket, so not a client's connection) and exits 66 (EX_NOINPUT),
+    whether or not there is a system log."""
+
+    def run_with(self, stdin):
+        s = Server()
+        self.addCleanup(s.cleanup)
+        r = subprocess.run([BUZON, "smtpd", "--inetd", "-c", s.config], stdin=stdin,
+                           capture_output=True, text=True, timeout=30)
+        self.assertEqual(r.returncode, 66, r)
+        self.assertIn("buzon smtpd --inetd: standard input is", r.stderr)
+        self.assertIn("inetd(8)", r.stderr)
+        self.assertEqual(r.stdout, "")
+        return r.stderr
+
+    def test_dev_null_a_pipe_a_file(self):
+        self.assertIn("a character device", self.run_with(subprocess.DEVNULL))
+        rfd, wfd = os.pipe()
+        os.close(wfd)
+        self.addCleanup(os.close, rfd)
+        self.assertIn("a pipe, not a TCP connection", self.run_with(rfd))
+        with open(__file__) as f:
+            self.assertIn("a file, not a TCP connection", self.run_with(f))
+
+    def test_unix_and_listening_sockets(self):
+        a, b = socket.socketpair()
+        self.addCleanup(a.close)
+        self.addCleanup(b.close)
+        self.assertIn("not a TCP one", self.run_with(a.fileno()))
+        lst = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.addCleanup(lst.close)
+        lst.bind(("127.0.0.1", 0))
+        lst.listen(1)
+        self.assertIn('"nowait"', self.run_with(lst.fileno()))
 
 
 if __name__ == "__main__":
