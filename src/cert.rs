@@ -2,13 +2,14 @@
 //! server's names, so a fresh install can offer STARTTLS (RFC 3207) and implicit TLS (RFC 8314) at once
 //! and a client can pin the certificate by its SHA-256 fingerprint.
 
-use std::fs::{self, DirBuilder, File, OpenOptions};
+use std::fs::{self, DirBuilder};
 use std::io::{self, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::config::Config;
+use crate::durable::{self, Place};
 use crate::tls::der;
 
 /// Default lifetime: 825 days, the longest Apple platforms accept for a TLS server certificate.
@@ -198,41 +199,16 @@ fn generate(names: &[String], days: u32, now: i64) -> Result<(String, Vec<u8>, S
     Ok((cert.pem(), cert.der().to_vec(), key.serialize_pem()))
 }
 
-/// Durably writes `data` to `path`: a temp file in the same directory, fsync, then rename (`force`) or
-/// link (which fails if `path` appeared meanwhile), then fsync the directory.
+/// Durably writes `data` to `path` (durable.rs): replacing it when `force`, else only if absent.
 fn publish(path: &Path, data: &[u8], mode: u32, force: bool) -> Result<(), CertError> {
-    let fail =
-        |what: &str, p: &Path, e: io::Error| CertError::Failed(format!("{}: {what}: {e}", p.display()));
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    let written = (|| {
-        let mut f = OpenOptions::new().write(true).create_new(true).mode(mode).open(&tmp)?;
-        f.write_all(data)?;
-        f.sync_all()
-    })();
-    if let Err(e) = written {
-        let _ = fs::remove_file(&tmp);
-        return Err(fail("cannot write", &tmp, e));
-    }
-    let placed = if force {
-        fs::rename(&tmp, path)
-    } else {
-        let r = fs::hard_link(&tmp, path);
-        let _ = fs::remove_file(&tmp);
-        r
-    };
-    if let Err(e) = placed {
-        let _ = fs::remove_file(&tmp);
+    let place = if force { Place::Replace } else { Place::New };
+    durable::write(path, place, mode, data).map_err(|e| {
         if e.kind() == io::ErrorKind::AlreadyExists {
-            return Err(CertError::Exists(format!("{}: exists (use --force to replace it)", path.display())));
+            CertError::Exists(format!("{}: exists (use --force to replace it)", path.display()))
+        } else {
+            CertError::Failed(format!("{}: cannot write: {e}", path.display()))
         }
-        return Err(fail("cannot create", path, e));
-    }
-    File::open(&dir).and_then(|d| d.sync_all()).map_err(|e| fail("cannot fsync", &dir, e))
+    })
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ pub mod auth;
 pub mod cert;
 pub mod config;
 pub mod dns;
+pub mod durable;
 pub mod imap;
 pub mod local;
 pub mod netio;

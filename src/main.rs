@@ -22,10 +22,9 @@ const USAGE: &str = "usage: buzon serve [-c file]
 
 /// Exit codes from sysexits(3).
 const EX_USAGE: u8 = 64;
+const EX_NOINPUT: u8 = 66;
 const EX_CONFIG: u8 = 78;
 const EX_SOFTWARE: u8 = 70;
-/// sysexits(3): standard input is not something to serve.
-const EX_NOINPUT: u8 = 66;
 
 fn main() -> ExitCode {
     let argv0 = std::env::args().next().unwrap_or_default();
@@ -191,6 +190,19 @@ fn serve(flag: Option<PathBuf>) -> ExitCode {
 /// may be the client's connection too, so errors go to the system log, and to standard error only
 /// when it is not a socket.
 fn inetd(cmd: &str, flag: Option<PathBuf>, operands: &[String]) -> ExitCode {
+    let fatal = |e: &str, code: u8| {
+        if !buzon::server::inetd::stderr_is_socket() {
+            eprintln!("buzon {cmd} --inetd: {e}");
+        }
+        // The system log, unless a logger is installed already.
+        if !log::log_enabled!(log::Level::Error)
+            && let Ok(s) = buzon::syslog::Syslog::open("/dev/log", log::LevelFilter::Error)
+        {
+            let _ = s.install();
+        }
+        log::error!("event=fatal mode=inetd error=\"{e}\"");
+        ExitCode::from(code)
+    };
     let has = |f: &str| operands.iter().any(|o| o == f);
     let known = ["--inetd", "--submission", "--tls"];
     let service = buzon::server::inetd::service_for(cmd, has("--submission"), has("--tls"));
@@ -200,22 +212,9 @@ fn inetd(cmd: &str, flag: Option<PathBuf>, operands: &[String]) -> ExitCode {
         eprintln!("{USAGE}");
         return ExitCode::from(EX_USAGE);
     };
-    // What stops the start is said on standard error too, unless that is the client's socket.
-    let fatal = |e: &str, code: u8| {
-        log::error!("event=fatal mode=inetd error=\"{e}\"");
-        if !buzon::server::inetd::stderr_is_socket() {
-            eprintln!("buzon {cmd}: {e}");
-        }
-        ExitCode::from(code)
-    };
     let config = match load_config(flag) {
         Ok(c) => c,
-        Err(e) => {
-            if let Ok(s) = buzon::syslog::Syslog::open("/dev/log", log::LevelFilter::Error) {
-                let _ = s.install();
-            }
-            return fatal(&e, EX_CONFIG);
-        }
+        Err(e) => return fatal(&e, EX_CONFIG),
     };
     if let Ok(s) = buzon::syslog::Syslog::open("/dev/log", config.log_level) {
         let _ = s.install();

@@ -1,14 +1,14 @@
 //! The incoming spool: a message being received is streamed into
 //! `data_dir/incoming/<queue id>` (never held whole in memory), fsynced, then
 //! handed to local delivery. Files left here by a crash were never
-//! acknowledged with 250, so they are removed at start.
+//! acknowledged with 250, so the server removes them at start once they are stale.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
@@ -33,17 +33,42 @@ pub fn prepare_dirs(data_dir: &Path) -> io::Result<()> {
     fs::DirBuilder::new().recursive(true).mode(0o700).create(incoming_dir(data_dir))
 }
 
-/// Creates the spool directories (0700) and removes what an earlier run left
-/// half-received. Returns the number of files removed.
+/// How long an incoming file must have been left alone before the server's start removes it: an
+/// inetd-run session (its own process) may be receiving into it right now, and a live session
+/// writes to its file at least every few minutes (RFC 5321 4.5.3.2.5: 3 minutes per data block).
+pub const INCOMING_STALE: Duration = Duration::from_secs(60 * 60);
+
+/// How long ago the file was last written or linked (the newer of mtime and ctime; ctime moves
+/// with every link(2) and cannot be set back). Zero for a file from the future.
+pub fn idle_for(meta: &fs::Metadata, now: SystemTime) -> Duration {
+    use std::os::unix::fs::MetadataExt;
+    let secs = meta.mtime().max(meta.ctime());
+    let last = UNIX_EPOCH + Duration::from_secs(u64::try_from(secs).unwrap_or(0));
+    now.duration_since(last).unwrap_or(Duration::ZERO)
+}
+
+/// For the server, at start: creates the spool directories (0700) and removes what an earlier
+/// run left half-received (untouched for [`INCOMING_STALE`]). Returns the number removed.
 pub fn prepare(data_dir: &Path) -> io::Result<usize> {
+    prepare_at(data_dir, SystemTime::now())
+}
+
+fn prepare_at(data_dir: &Path, now: SystemTime) -> io::Result<usize> {
     let dir = incoming_dir(data_dir);
     fs::DirBuilder::new().recursive(true).mode(0o700).create(&dir)?;
     let mut removed = 0;
     for entry in fs::read_dir(&dir)? {
         let entry = entry?;
-        if entry.file_type()?.is_file() {
-            fs::remove_file(entry.path())?;
-            removed += 1;
+        let meta = match entry.metadata() {
+            Ok(m) => m,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue, // its session finished
+            Err(e) => return Err(e),
+        };
+        if meta.is_file() && idle_for(&meta, now) >= INCOMING_STALE {
+            match fs::remove_file(entry.path()) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                _ => removed += 1,
+            }
         }
     }
     Ok(removed)
@@ -120,7 +145,11 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         prepare(d.path()).unwrap();
         fs::write(incoming_dir(d.path()).join("OLD"), b"x").unwrap();
-        assert_eq!(prepare(d.path()).unwrap(), 1);
+        // Fresh: another process (an inetd session) may be writing it.
+        assert_eq!(prepare(d.path()).unwrap(), 0);
+        let later = SystemTime::now() + INCOMING_STALE + Duration::from_secs(5);
+        assert_eq!(prepare_at(d.path(), later).unwrap(), 1);
+        assert!(!incoming_dir(d.path()).join("OLD").exists());
         let path;
         {
             let mut m = Incoming::create(d.path(), "ABC").unwrap();

@@ -2,12 +2,14 @@
 config in a temp dir, for the integration tests. Nothing is left running:
 every server is stopped (SIGTERM, then SIGKILL) when its test ends."""
 
+import functools
 import os
 import shutil
 import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 import unittest
 
@@ -15,6 +17,31 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BINARY = os.environ.get("BUZON_BIN") or os.path.join(ROOT, "target", "release", "buzon")
 if not os.path.exists(BINARY):
     BINARY = os.path.join(ROOT, "target", "debug", "buzon")
+
+
+def missing(what):
+    """The message of a test whose real client is not there. Such a test fails, never skips: a skip
+    would pass CI without the client ever having run (.ci/run installs every one)."""
+    return f"{what} is missing: the test needs it and does not skip (.ci/run installs it)"
+
+
+def requires(present, what):
+    """Like unittest.skipUnless for a real client or tool, except that the test (or every test of
+    the class) fails when it is missing."""
+    def decorate(obj):
+        if present:
+            return obj
+        if isinstance(obj, type):
+            def setUpClass(cls):
+                raise AssertionError(missing(what))
+            obj.setUpClass = classmethod(setUpClass)
+            return obj
+
+        @functools.wraps(obj)
+        def fail(self, *args, **kwargs):
+            self.fail(missing(what))
+        return fail
+    return decorate
 
 
 def free_port(host="127.0.0.1"):
@@ -126,6 +153,45 @@ class ServerTest(unittest.TestCase):
         self.server = Server(extra=self.extra, mailbox=self.mailbox, users=self.users)
         self.addCleanup(self.server.cleanup)
         self.server.start()
+
+
+class SpawningInetd:
+    """What inetd(8) does for a `nowait` service: accept a TCP connection on a loopback port and run
+    `buzon COMMAND --inetd -c CONFIG` with the socket as descriptors 0, 1 and 2, one process per
+    connection. `stop` (add it as a cleanup) closes the port and waits for the processes."""
+
+    def __init__(self, config, command):
+        self.argv = [BINARY, command, "--inetd", "-c", config]
+        self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(64)
+        self.port = self.listener.getsockname()[1]
+        self.procs = []
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+
+    def serve(self):
+        while True:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            with conn:
+                fd = conn.fileno()
+                self.procs.append(subprocess.Popen(self.argv, stdin=fd, stdout=fd, stderr=fd))
+
+    def stop(self):
+        try:
+            self.listener.shutdown(socket.SHUT_RDWR)  # wakes the accept
+        except OSError:
+            pass
+        self.listener.close()
+        for p in self.procs:
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
 
 
 OPEN = []  # raw clients of the running test, closed when it ends

@@ -13,7 +13,7 @@ import ssl
 import time
 import unittest
 
-from harness import Server, free_port, run_buzon
+from harness import Server, free_port, missing, run_buzon
 from imap.client import (ALICE, HOST, RawImap, esearch, expunged, fetch_map, find, flagset,
                          internaldate_epoch, list_map, low, parse, search_nums, seqset, status_map,
                          status_of, tls_context)
@@ -289,7 +289,7 @@ class Authentication(ImapCase):
         try:
             import scramp
         except ImportError:
-            self.skipTest("scramp (a SCRAM client library) is not installed")
+            self.fail(missing("scramp (a SCRAM client library)"))
         client = scramp.ScramClient(["SCRAM-SHA-256"], *ALICE)
         r = self.raw(user=None)
         tag = r.tag()

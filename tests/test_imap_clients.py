@@ -1,7 +1,7 @@
 """IMAP with real clients: mbsync (isync) syncing a folder tree both ways,
 neomutt driven headless in a pseudo-terminal, getmail6 and offlineimap3 into
-Maildirs, curl over STARTTLS and IMAPS. Each test is skipped only when its
-client is not installed (.ci/run installs them)."""
+Maildirs, curl over STARTTLS and IMAPS. A test whose client is not installed
+fails (.ci/run installs them all)."""
 
 import hashlib
 import os
@@ -11,6 +11,7 @@ import ssl
 import subprocess
 import unittest
 
+from harness import requires
 from test_imap import ALICE, SPECIAL, ImapCase, fetch_map, flagset, list_map, msg, status_map
 
 HOST = "127.0.0.1"
@@ -73,7 +74,7 @@ class ClientCase(ImapCase):
         return os.path.join(self.server.tmp, "cert.pem")
 
 
-@unittest.skipUnless(shutil.which("mbsync"), "mbsync (isync) is not installed (.ci/run installs it)")
+@requires(shutil.which("mbsync"), "mbsync (package isync)")
 class Mbsync(ClientCase):
 
     def write_rc(self, near, tls):
@@ -171,8 +172,8 @@ class Mbsync(ClientCase):
         self.assertEqual((maildir_files(os.path.join(near, "INBOX")), self.server_view()), before)
 
 
-@unittest.skipUnless(shutil.which("neomutt") or shutil.which("mutt"), "neither neomutt nor mutt is installed")
-@unittest.skipUnless(shutil.which("script"), "script(1) (util-linux) is needed to give mutt a terminal")
+@requires(shutil.which("neomutt") or shutil.which("mutt"), "neomutt (or mutt)")
+@requires(shutil.which("script"), "script(1) (util-linux), which gives mutt a terminal,")
 class Mutt(ClientCase):
     """mutt has no batch mode for reading: it runs in a pseudo-terminal made by script(1), and
     `push` feeds it the keys a user would type; what it reads is piped to files."""
@@ -225,7 +226,7 @@ class Mutt(ClientCase):
         self.assertEqual(view["INBOX"], [], "save-message deletes the original; delete + sync expunges")
 
 
-@unittest.skipUnless(shutil.which("getmail"), "getmail6 is not installed (.ci/run installs it)")
+@requires(shutil.which("getmail"), "getmail6")
 class Getmail(ClientCase):
 
     def getmail(self, retriever, port, delete, name):
@@ -271,7 +272,7 @@ class Getmail(ClientCase):
         self.assertEqual(status_map(r.ok("STATUS Work (MESSAGES)")[0])["Work"]["MESSAGES"], 0)
 
 
-@unittest.skipUnless(shutil.which("offlineimap"), "offlineimap3 is not installed (.ci/run installs it)")
+@requires(shutil.which("offlineimap"), "offlineimap3")
 class OfflineImap(ClientCase):
 
     def test_sync_both_ways(self):
@@ -311,7 +312,7 @@ class OfflineImap(ClientCase):
         self.assertIn("\\Seen", view["INBOX"][0][0])
 
 
-@unittest.skipUnless(shutil.which("curl"), "curl is not installed")
+@requires(shutil.which("curl"), "curl")
 class Curl(ClientCase):
 
     def curl(self, *args):

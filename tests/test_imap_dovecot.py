@@ -12,7 +12,7 @@ parameter names in BODY/BODYSTRUCTURE, quoted versus literal strings, and the or
 Everything else must be equal, or be listed in ALLOWED below with the reason it is acceptable.
 
 Dovecot runs from its own config in a temp dir (no system instance is used or touched); the test
-is skipped when it is not installed (Debian: dovecot-imapd). With BUZON_DOVECOT_DIFF=<file> every
+fails when it is not installed (Debian: dovecot-imapd; .ci/run installs it). With BUZON_DOVECOT_DIFF=<file> every
 difference is also appended to that file, and the parts and SEARCH hit counts are printed.
 """
 
@@ -28,7 +28,7 @@ import tempfile
 import time
 import unittest
 
-from harness import Server, free_port
+from harness import Server, free_port, requires
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 # The shared message corpus, read in place (it is not copied into the project): beside the checkout
@@ -448,7 +448,7 @@ service stats {{
                 self.proc.wait()
 
 
-@unittest.skipUnless(DOVECOT, "dovecot is not installed (apt-get install dovecot-imapd)")
+@requires(DOVECOT, "dovecot (package dovecot-imapd)")
 @unittest.skipUnless(os.path.isdir(CORPUS), f"no corpus at {CORPUS}")
 class AgainstDovecot(unittest.TestCase):
     @classmethod

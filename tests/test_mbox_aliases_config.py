@@ -9,7 +9,7 @@ import smtplib
 import subprocess
 import unittest
 
-from harness import BINARY, Server, ServerTest, free_port, run_buzon
+from harness import BINARY, Server, ServerTest, free_port, missing, run_buzon
 
 
 class Mbox(ServerTest):
@@ -39,7 +39,7 @@ class Mbox(ServerTest):
         box.close()
         snail = shutil.which("s-nail") or shutil.which("mailx")
         if not snail:
-            self.skipTest("s-nail is not installed (.ci/run installs it)")
+            self.fail(missing("s-nail"))
         r = subprocess.run([snail, "-N", "-R", "-f", "-H", self.path("alice")], capture_output=True, text=True,
                            env={**os.environ, "HOME": self.server.tmp, "MAILRC": "/dev/null", "LC_ALL": "C"},
                            timeout=30, stdin=subprocess.DEVNULL)

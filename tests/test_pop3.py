@@ -7,7 +7,7 @@ import smtplib
 import ssl
 import unittest
 
-from harness import Server, free_port, run_buzon
+from harness import Server, free_port, missing, run_buzon
 
 BODY = (b"Subject: pop me\r\nMessage-ID: <p1@remote.test>\r\n\r\n"
         b"first line\r\n.line starting with a dot\r\n\xc3\xa9t\xc3\xa9 8-bit\r\n")
@@ -124,7 +124,7 @@ class RealClients(Pop3):
         import shutil
         import subprocess
         if not shutil.which("curl"):
-            self.skipTest("curl is not installed")
+            self.fail(missing("curl"))
         auth = ["-u", "alice@example.test:secret-alice", "-k", "-s", "-S", "--max-time", "20"]
         r = subprocess.run(["curl", "--ssl-reqd", f"pop3://127.0.0.1:{self.pop}/1", *auth],
                            capture_output=True, timeout=30)
@@ -138,7 +138,7 @@ class RealClients(Pop3):
         import shutil
         import subprocess
         if not shutil.which("fetchmail"):
-            self.skipTest("fetchmail is not installed (.ci/run installs it)")
+            self.fail(missing("fetchmail"))
         out = os.path.join(self.server.tmp, "fetched.mbox")
         mda = os.path.join(self.server.tmp, "mda.sh")
         with open(mda, "w") as f:
@@ -166,7 +166,7 @@ class RealClients(Pop3):
         import shutil
         import subprocess
         if not shutil.which("getmail"):
-            self.skipTest("getmail6 is not installed (.ci/run installs it)")
+            self.fail(missing("getmail6"))
         dest = os.path.join(self.server.tmp, "got") + "/"
         for sub in ("cur", "new", "tmp"):
             os.makedirs(os.path.join(dest, sub))

@@ -5,8 +5,9 @@ Each Postfix instance is private: its own config directory, queue, data and
 mail directories under a temp dir in /var/tmp (Postfix's maillog_file must
 live under /var), loopback addresses only, never /etc/postfix's config. It is
 started with `postfix -c DIR start` and always stopped with
-`postfix -c DIR stop` when the test ends. Starting Postfix needs root; the
-tests skip when Postfix is not installed or when not running as root."""
+`postfix -c DIR stop` when the test ends. Starting Postfix needs root: the
+tests skip when not running as root (CI is root); they fail when Postfix or
+dnsmasq is missing (.ci/run installs both)."""
 
 import email
 import email.policy
@@ -21,28 +22,27 @@ import tempfile
 import time
 import unittest
 
-from harness import Server
+from harness import Server, requires
 from test_relay import DNSMASQ, Dns, free_port_on, wait_for
 
 POSTFIX = shutil.which("postfix") or "/usr/sbin/postfix"
 SCRIPT = shutil.which("script")
 
 
-def postfix_skip_reason():
-    """Why the Postfix tests cannot run here, or None."""
+def postfix_missing():
+    """What of Postfix is missing here (the tests then fail), or None."""
     if not os.path.exists(POSTFIX):
-        return "postfix is not installed (Debian package postfix, debconf 'No configuration')"
-    if os.geteuid() != 0:
-        return "a private Postfix instance must be started as root"
+        return "postfix (Debian package postfix, debconf 'No configuration')"
     for user in ("postfix", "nobody"):
         try:
             pwd.getpwnam(user)
         except KeyError:
-            return f"user {user!r} is missing (the postfix package creates it)"
+            return f"user {user!r} (the postfix package creates it)"
     return None
 
 
-SKIP = postfix_skip_reason()
+MISSING = postfix_missing()
+SKIP = None if os.geteuid() == 0 else "a private Postfix instance must be started as root"
 
 # Debian's services without chroot (the queue is private) and without the
 # pipe(8) transports; smtpd is added on one loopback address:port only.
@@ -232,7 +232,8 @@ def wait_or_explain(pred, what, *logs, timeout=30):
 
 
 @unittest.skipIf(SKIP, SKIP)
-@unittest.skipUnless(os.path.exists(DNSMASQ), "dnsmasq is not installed (.ci/run installs dnsmasq-base)")
+@requires(not MISSING, MISSING)
+@requires(os.path.exists(DNSMASQ), "dnsmasq (package dnsmasq-base)")
 class BuzonToPostfix(unittest.TestCase):
     """buzon finds pf.test's MX through dnsmasq and hands the message to Postfix."""
 
@@ -288,6 +289,7 @@ class BuzonToPostfix(unittest.TestCase):
 
 
 @unittest.skipIf(SKIP, SKIP)
+@requires(not MISSING, MISSING)
 class PostfixToBuzon(unittest.TestCase):
     """A private Postfix relays everything to [127.0.0.2]:<buzon port>; buzon stores it for maria@b.test."""
 

@@ -17,7 +17,7 @@ import threading
 import time
 import unittest
 
-from harness import BINARY, Server, free_port, run_buzon
+from harness import BINARY, Server, free_port, requires, run_buzon
 
 DNSMASQ = shutil.which("dnsmasq") or "/usr/sbin/dnsmasq"
 
@@ -75,7 +75,7 @@ def wait_for(pred, timeout=20, what="condition"):
     raise AssertionError(f"timed out waiting for {what}")
 
 
-@unittest.skipUnless(os.path.exists(DNSMASQ), "dnsmasq is not installed (.ci/run installs dnsmasq-base)")
+@requires(os.path.exists(DNSMASQ), "dnsmasq (package dnsmasq-base)")
 class Relay(unittest.TestCase):
 
     def setUp(self):
@@ -204,7 +204,7 @@ class Relay(unittest.TestCase):
         self.assertNotEqual(r.returncode, 0)
 
 
-@unittest.skipUnless(os.path.exists(DNSMASQ), "dnsmasq is not installed (.ci/run installs dnsmasq-base)")
+@requires(os.path.exists(DNSMASQ), "dnsmasq (package dnsmasq-base)")
 class SmarthostAndWarnings(unittest.TestCase):
 
     def setUp(self):
@@ -315,7 +315,7 @@ class Flaky(socketserver.StreamRequestHandler):
                 w("502 5.5.2 no")
 
 
-@unittest.skipUnless(os.path.exists(DNSMASQ), "dnsmasq is not installed (.ci/run installs dnsmasq-base)")
+@requires(os.path.exists(DNSMASQ), "dnsmasq (package dnsmasq-base)")
 class Retry(unittest.TestCase):
 
     def test_451_then_delivered_on_retry(self):

@@ -10,7 +10,7 @@ import subprocess
 import time
 import unittest
 
-from harness import Raw, Server, ServerTest
+from harness import Raw, Server, ServerTest, missing
 
 MSG = (b"From: Pepe <pepe@remote.test>\r\n"
        b"To: Alice <alice@example.test>\r\n"
@@ -92,7 +92,7 @@ class Delivery(ServerTest):
 
     def test_swaks(self):
         if not shutil.which("swaks"):
-            self.skipTest("swaks is not installed (.ci/run installs it)")
+            self.fail(missing("swaks"))
         r = subprocess.run(["swaks", "--server", f"127.0.0.1:{self.server.port}", "--helo", "swaks.test",
                             "--from", "pepe@remote.test", "--to", "alice@example.test",
                             "--header", "Subject: via swaks", "--body", "Hello from swaks"],
@@ -106,7 +106,7 @@ class Delivery(ServerTest):
 
     def test_swaks_pipelining_two_recipients_one_unknown(self):
         if not shutil.which("swaks"):
-            self.skipTest("swaks is not installed (.ci/run installs it)")
+            self.fail(missing("swaks"))
         r = subprocess.run(["swaks", "--server", f"127.0.0.1:{self.server.port}", "--pipeline",
                             "--from", "pepe@remote.test", "--to", "alice@example.test,nobody@example.test"],
                            capture_output=True, text=True, timeout=30)

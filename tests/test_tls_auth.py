@@ -14,7 +14,7 @@ import subprocess
 import time
 import unittest
 
-from harness import Raw, Server, free_port, run_buzon
+from harness import Raw, Server, free_port, missing, run_buzon
 
 try:
     import scramp
@@ -147,7 +147,7 @@ class TlsAuth(unittest.TestCase):
 
     def test_openssl_s_client_starttls(self):
         if not shutil.which("openssl"):
-            self.skipTest("openssl is not installed")
+            self.fail(missing("openssl"))
         for proto in ("-tls1_2", "-tls1_3"):
             r = subprocess.run(["openssl", "s_client", "-starttls", "smtp", proto, "-connect", f"127.0.0.1:{self.sub}",
                                 "-servername", "localhost", "-quiet", "-ign_eof"],
@@ -157,7 +157,7 @@ class TlsAuth(unittest.TestCase):
 
     def test_swaks_mechanisms(self):
         if not shutil.which("swaks"):
-            self.skipTest("swaks is not installed")
+            self.fail(missing("swaks"))
         for mech in ("PLAIN", "LOGIN", "CRAM-MD5", "DIGEST-MD5"):
             r = subprocess.run(["swaks", "--server", f"127.0.0.1:{self.sub}", "--tls", "--auth", mech,
                                 "--auth-user", "bob@example.test", "--auth-password", "pw-bob",
@@ -170,7 +170,7 @@ class TlsAuth(unittest.TestCase):
 
     def test_scram_with_a_real_client_library(self):
         if scramp is None:
-            self.skipTest("the scramp library is not installed (.ci/run installs it)")
+            self.fail(missing("the scramp library"))
         for user, mech in (("carol", "SCRAM-SHA-256"), ("bob", "SCRAM-SHA-1"), ("bob", "SCRAM-SHA-256-PLUS")):
             with smtplib.SMTP("127.0.0.1", self.sub) as s:
                 s.starttls(context=unverified())

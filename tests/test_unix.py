@@ -9,15 +9,17 @@ import signal
 import smtplib
 import socket
 import subprocess
+import threading
 import time
 import unittest
 
-from harness import BINARY, Server, free_port
+from harness import BINARY, Server, SpawningInetd, free_port, requires
+from test_aliases import Sink, wait_for
 
 ACTIVATE = shutil.which("systemd-socket-activate")
 
 
-@unittest.skipUnless(ACTIVATE, "systemd-socket-activate is not installed")
+@requires(ACTIVATE, "systemd-socket-activate (package systemd)")
 class SocketActivation(unittest.TestCase):
     def test_passed_sockets_are_used_by_name(self):
         s = Server()
@@ -129,7 +131,7 @@ INETD = shutil.which("inetd")
 BUZON = os.path.abspath(BINARY)
 
 
-@unittest.skipUnless(INETD, "inetd (openbsd-inetd) is not installed")
+@requires(INETD, "inetd (package openbsd-inetd)")
 class Inetd(unittest.TestCase):
     """A real inetd runs `buzon smtpd|imapd|pop3d --inetd` per connection."""
 
@@ -242,6 +244,62 @@ class InetdStreams(unittest.TestCase):
         r = subprocess.run([BUZON, "smtpd", "--inetd", "-c", bad], input=b"", capture_output=True, timeout=30)
         self.assertEqual(r.returncode, 78)
         self.assertIn(b"no_such_key", r.stderr)
+
+
+class InetdBesideTheServer(unittest.TestCase):
+    """inetd-mode sessions (each its own process) and a running server share one data_dir and queue
+    at the same time. A session's start must not remove the message file another process has just
+    queued but not yet given its envelope: every message answered 250 is delivered."""
+
+    def test_concurrent_enqueues_from_inetd_and_the_server_lose_nothing(self):
+        sink_port = free_port()
+        s = Server(extra=f"relay.networks = 127.0.0.0/8\nrelay.smarthost = 127.0.0.1:{sink_port}\n"
+                         "relay.smarthost_tls = none\nqueue.min_backoff = 1s\n")
+        self.addCleanup(s.cleanup)
+        sink = Sink(sink_port)
+        self.addCleanup(sink.stop)
+        s.start()
+        inetd = SpawningInetd(s.config, "smtpd")
+        self.addCleanup(inetd.stop)
+        accepted, errors, lock = set(), [], threading.Lock()
+
+        def client(n, port):
+            for i in range(25):
+                subject = f"msg-{n}-{i}"
+                try:
+                    with smtplib.SMTP("127.0.0.1", port, timeout=30) as c:
+                        c.sendmail("x@other.test", [f"r{n}@remote.test"],
+                                   f"Subject: {subject}\r\n\r\nbody {subject}\r\n".encode())
+                    with lock:
+                        accepted.add(subject)  # answered 250
+                except (OSError, smtplib.SMTPException) as e:
+                    with lock:
+                        errors.append(f"{subject}: {e!r}")
+
+        # Three clients through inetd (a new process, and so a new queue open, per message) and two
+        # through the server, all at once.
+        threads = [threading.Thread(target=client, args=(n, inetd.port if n < 3 else s.port)) for n in range(5)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+        def delivered():
+            got = set()
+            for _, _, data in list(sink.got):
+                for line in data.decode("utf-8", "replace").splitlines():
+                    if line.startswith("Subject: "):
+                        got.add(line[len("Subject: "):].strip())
+            return got
+
+        try:
+            wait_for(lambda: accepted <= delivered(), "every accepted message at the smarthost", timeout=60)
+        except AssertionError:
+            missing = sorted(accepted - delivered())
+            self.fail(f"{len(missing)} messages answered 250 were lost: {missing[:10]}\n"
+                      + "\n".join(l for l in s.read_log().splitlines() if "queue" in l and "error" in l)[-3000:])
+        # Nor does one session's start break another's enqueue (a 451 for a message it was writing).
+        self.assertEqual(errors, [])
+        self.assertEqual(len(accepted), 125)
 
 
 if __name__ == "__main__":

@@ -6,10 +6,10 @@ use super::scheme::{self, Scheme};
 use super::{Account, system};
 use std::collections::HashMap;
 use std::fmt;
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -265,9 +265,9 @@ pub fn set_password_scheme(path: &Path, user: &str, password: &str, scheme: Sche
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    let Some(file_name) = path.file_name() else {
+    if path.file_name().is_none() {
         return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("{}: not a file", path.display())));
-    };
+    }
     fs::create_dir_all(&dir)?;
     let dir_fd = File::open(&dir)?;
     // Two `buzon passwd` at once must not lose one another's change.
@@ -280,18 +280,8 @@ pub fn set_password_scheme(path: &Path, user: &str, password: &str, scheme: Sche
     };
     let secret = scheme::hash(scheme, password).map_err(io::Error::other)?;
     let new = replace_secret(&old, user, &secret);
-    let tag = scheme::random_bytes(8).map_err(io::Error::other)?;
-
-    let tmp_name = format!(
-        ".{}.{}.{:x}.tmp",
-        file_name.to_string_lossy(),
-        std::process::id(),
-        u64::from_le_bytes(tag.as_slice().try_into().unwrap_or([0; 8]))
-    );
-    let tmp = dir.join(tmp_name);
     let mode = meta.as_ref().map(|m| m.permissions().mode() & 0o770).unwrap_or(0o600);
-    let written = (|| {
-        let mut f = OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
+    crate::durable::write_file(&path, crate::durable::Place::Replace, 0o600, |f| {
         if let Some(m) = &meta {
             // SAFETY: fchown on a descriptor we own; failure (not root) is handled below.
             if unsafe { libc::fchown(f.as_raw_fd(), m.uid(), m.gid()) } != 0 {
@@ -305,15 +295,8 @@ pub fn set_password_scheme(path: &Path, user: &str, password: &str, scheme: Sche
             }
             f.set_permissions(fs::Permissions::from_mode(mode))?;
         }
-        f.write_all(&new)?;
-        f.sync_all()?;
-        fs::rename(&tmp, &path)?;
-        dir_fd.sync_all()
-    })();
-    if written.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    written
+        f.write_all(&new)
+    })
 }
 
 /// The file with `user`'s secret set: the first line for that user (as lookups find it) gets the new

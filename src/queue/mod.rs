@@ -10,8 +10,10 @@
 //!   for the postmaster and never deleted.
 //! - `wake.sock`: the server's datagram socket (wake.rs).
 //!
-//! Only the server calls [`Queue::open`] (it creates the directories and removes orphan message
-//! files); other processes (`buzon queue`) use [`Queue::attach`], which changes nothing at open.
+//! Processes that queue mail (the server, inetd-mode sessions) call [`Queue::open`], which creates
+//! the directories and removes nothing; only the server also calls [`Queue::sweep`], which removes
+//! old orphan message files and temp files under the queue lock. `buzon queue` uses
+//! [`Queue::attach`], which changes nothing at open.
 
 pub mod bounce;
 pub mod cli;

@@ -32,6 +32,8 @@ use crate::store::{self, StoreOptions};
 const STACK_SIZE: usize = 256 * 1024;
 /// The longest the scheduler sleeps without looking at the queue.
 const IDLE_SCAN: Duration = Duration::from_secs(60);
+/// How often the scheduler sweeps the queue for orphans (see [`Queue::sweep`]).
+const SWEEP_EVERY: Duration = Duration::from_secs(60 * 60);
 
 /// What delivery threads share.
 pub struct Runner {
@@ -98,9 +100,19 @@ impl Runner {
 
     fn schedule_loop(self: Arc<Self>) {
         let mut sleep = Duration::ZERO;
+        // The server swept at start; orphans of a crash since then go once they are old.
+        let mut last_sweep = std::time::Instant::now();
         loop {
             if let Some(w) = self.waker.wait(sleep) {
                 log::debug!("event=queue_wake reason={}", wake_name(&w));
+            }
+            if last_sweep.elapsed() >= SWEEP_EVERY {
+                last_sweep = std::time::Instant::now();
+                match self.queue.sweep() {
+                    Ok(0) => {}
+                    Ok(n) => log::info!("event=queue_cleanup removed={n} reason=\"never acknowledged\""),
+                    Err(e) => log::warn!("event=queue_cleanup error=\"{e}\""),
+                }
             }
             sleep = self.scan();
         }

@@ -7,10 +7,15 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime};
 
 use super::envelope;
 use super::{Envelope, valid_id};
+use crate::durable::{self, Place, fsync_dir};
+
+/// How old (last written or linked) a message file without an envelope, or a temp file, must be
+/// before [`Queue::sweep`] removes it. An enqueue under way holds it for milliseconds.
+pub const ORPHAN_AGE: Duration = Duration::from_secs(10 * 60);
 
 /// The queue under `data_dir/queue`. Holds no open files, so it is Send + Sync and cheap to share.
 #[derive(Debug)]
@@ -21,16 +26,10 @@ pub struct Queue {
     corrupt: PathBuf,
     /// queue/lock: flock(2)ed around every envelope rewrite (see [`Queue::update`]).
     lock: PathBuf,
-    /// Makes temp file names unique within this process (the pid does across processes).
-    tmp_counter: AtomicU64,
 }
 
 fn bad_id(id: &str) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidInput, format!("{id:?} is not a queue id (16 hex digits)"))
-}
-
-fn fsync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
 }
 
 fn mkdir(dir: &Path) -> io::Result<()> {
@@ -51,45 +50,78 @@ impl Queue {
             corrupt: dir.join("corrupt"),
             lock: dir.join("lock"),
             dir,
-            tmp_counter: AtomicU64::new(0),
         }
     }
 
-    /// For the server, once at start before it accepts mail: creates data_dir/queue/{msg,env} (0700),
-    /// removes message files that have no envelope (a crash between the two writes of
-    /// [`Queue::enqueue`]: never acknowledged) and temp files left by a crash.
+    /// For every process that queues mail (the server, an inetd-run session): creates
+    /// data_dir/queue/{msg,env} (0700) and queue/lock if missing, and removes nothing, since
+    /// another process may be between the two writes of [`Queue::enqueue`] right now. The server
+    /// then calls [`Queue::sweep`].
     pub fn open(data_dir: &Path) -> io::Result<Queue> {
         let q = Queue::at(data_dir);
         mkdir(&q.msg)?;
         mkdir(&q.env)?;
-        // Created here only, by the server's user: a root `buzon queue` must not own it.
+        // Created by the server's user (inetd mode drops privileges first): a root `buzon queue`
+        // must not own it.
         OpenOptions::new().write(true).create(true).truncate(false).mode(0o600).open(&q.lock)?;
+        Ok(q)
+    }
+
+    /// For the server only (at start, then now and then): under the queue lock, removes temp files
+    /// and message files without an envelope (a crash between the two writes of
+    /// [`Queue::enqueue`]: never acknowledged) once they are [`ORPHAN_AGE`] old. A younger one may
+    /// belong to an enqueue under way in another process. Returns the number removed.
+    pub fn sweep(&self) -> io::Result<usize> {
+        self.sweep_at(SystemTime::now())
+    }
+
+    fn sweep_at(&self, now: SystemTime) -> io::Result<usize> {
+        let _lock = self.lock()?;
+        // None: the file vanished meanwhile (an enqueue failed and cleaned up, or finished a temp).
+        let stale = |entry: &fs::DirEntry| -> io::Result<bool> {
+            match entry.metadata() {
+                Ok(m) => Ok(m.is_file() && crate::spool::idle_for(&m, now) >= ORPHAN_AGE),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+                Err(e) => Err(e),
+            }
+        };
+        let remove = |path: &Path| match fs::remove_file(path) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        };
         let mut removed = 0;
-        for entry in fs::read_dir(&q.env)? {
+        for entry in fs::read_dir(&self.env)? {
             let entry = entry?;
-            if is_temp(&entry.file_name()) {
-                fs::remove_file(entry.path())?;
+            if is_temp(&entry.file_name()) && stale(&entry)? {
+                remove(&entry.path())?;
+                removed += 1;
             }
         }
-        for entry in fs::read_dir(&q.msg)? {
+        for entry in fs::read_dir(&self.msg)? {
             let entry = entry?;
             let name = entry.file_name();
             match name.to_str() {
                 Some(id) if valid_id(id) => {
-                    if !q.env.join(id).exists() {
+                    if !self.env.join(id).exists() && stale(&entry)? {
                         log::info!("event=queue_orphan id={id} action=removed");
-                        fs::remove_file(entry.path())?;
+                        remove(&entry.path())?;
                         removed += 1;
                     }
                 }
-                _ if is_temp(&name) => fs::remove_file(entry.path())?,
+                _ if is_temp(&name) => {
+                    if stale(&entry)? {
+                        remove(&entry.path())?;
+                        removed += 1;
+                    }
+                }
                 _ => log::warn!("event=queue_stray file={:?} action=ignored", entry.path()),
             }
         }
         if removed > 0 {
-            fsync_dir(&q.msg)?;
+            fsync_dir(&self.msg)?;
+            fsync_dir(&self.env)?;
         }
-        Ok(q)
+        Ok(removed)
     }
 
     /// For other processes (`buzon queue`): the existing queue, changing nothing. NotFound when the
@@ -138,60 +170,38 @@ impl Queue {
             Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
             _ => {}
         }
-        let r = self.place_message(msg, &dest).and_then(|()| fsync_dir(&self.msg)).and_then(|()| {
-            let r = self.write_envelope(env, false);
-            r.and_then(|()| fsync_dir(&self.env))
-        });
+        let r = self.place_message(msg, &dest).and_then(|()| self.write_envelope(env, Place::New));
         if r.is_err() {
             let _ = fs::remove_file(&dest);
         }
         r
     }
 
+    /// Hard-links `msg` to `dest` and fsyncs queue/msg; or copies it durably (temp file, fsync,
+    /// link into place, fsync the directory).
     fn place_message(&self, msg: &Path, dest: &Path) -> io::Result<()> {
         match fs::hard_link(msg, dest) {
-            Ok(()) => Ok(()),
+            Ok(()) => fsync_dir(&self.msg),
             Err(e) if e.kind() == io::ErrorKind::NotFound || e.kind() == io::ErrorKind::AlreadyExists => {
                 Err(e)
             }
             // EXDEV (another file system), EPERM (no hard links here): copy and fsync instead.
             Err(_) => {
-                let tmp = self.temp_name(&self.msg, "msg");
-                let r = (|| {
-                    let mut from = File::open(msg)?;
-                    let mut to = OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
-                    io::copy(&mut from, &mut to)?;
-                    to.sync_all()?;
-                    fs::hard_link(&tmp, dest)
-                })();
-                let _ = fs::remove_file(&tmp);
-                r
+                let mut from = File::open(msg)?;
+                durable::write_file(dest, Place::New, 0o600, |to| io::copy(&mut from, to).map(|_| ()))
             }
         }
     }
 
-    fn temp_name(&self, dir: &Path, id: &str) -> PathBuf {
-        let n = self.tmp_counter.fetch_add(1, Ordering::Relaxed);
-        dir.join(format!(".{id}.{}.{n}.tmp", std::process::id()))
-    }
-
-    /// Writes env/<id> through a fsynced temp file. `replace`: the envelope must exist and is swapped
-    /// atomically (NotFound if it was removed meanwhile, so a save racing `queue delete` or the
-    /// runner's removal never resurrects an entry); otherwise it must not exist. The caller fsyncs
-    /// the directory.
-    fn write_envelope(&self, env: &Envelope, replace: bool) -> io::Result<()> {
-        let tmp = self.temp_name(&self.env, &env.id);
-        let dest = self.env_path(&env.id);
-        let r = (|| {
-            let mut f = OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
+    /// Writes env/<id> durably (temp file, fsync, into place, fsync the directory). `Place::New`: it
+    /// must not exist. `Place::ReplaceExisting`: it must, and is swapped atomically (NotFound if it
+    /// was removed meanwhile, so a save racing `queue delete` or the runner's removal never
+    /// resurrects an entry).
+    fn write_envelope(&self, env: &Envelope, place: Place) -> io::Result<()> {
+        durable::write_file(&self.env_path(&env.id), place, 0o600, |f| {
             f.write_all(envelope::render(env).as_bytes())?;
-            f.sync_all()?;
-            self.give_to_queue_owner(&f)?;
-            drop(f);
-            if replace { replace_existing(&tmp, &dest) } else { fs::hard_link(&tmp, &dest) }
-        })();
-        let _ = fs::remove_file(&tmp);
-        r
+            self.give_to_queue_owner(f)
+        })
     }
 
     /// Run as root (`buzon queue flush` by the admin), files would be unreadable by the server's
@@ -212,8 +222,7 @@ impl Queue {
             return Err(bad_id(&env.id));
         }
         let _lock = self.lock()?;
-        self.write_envelope(env, true)?;
-        fsync_dir(&self.env)
+        self.write_envelope(env, Place::ReplaceExisting)
     }
 
     /// Reads, changes and rewrites one envelope under the queue lock, so that no [`Queue::save`]
@@ -224,13 +233,11 @@ impl Queue {
         let Some(mut env) = self.load(id)? else { return Ok(None) };
         change(&mut env);
         env.id = id.to_string();
-        match self.write_envelope(&env, true) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(e),
+        match self.write_envelope(&env, Place::ReplaceExisting) {
+            Ok(()) => Ok(Some(env)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
         }
-        fsync_dir(&self.env)?;
-        Ok(Some(env))
     }
 
     /// An exclusive flock(2) on queue/lock, released when the file is dropped. Held only while one
@@ -337,40 +344,11 @@ impl Queue {
     }
 }
 
-/// rename(2) that only replaces: RENAME_EXCHANGE swaps atomically and fails with ENOENT when the
-/// target is gone; where the file system lacks it, check then rename (a tiny window).
-fn replace_existing(tmp: &Path, dest: &Path) -> io::Result<()> {
-    #[cfg(all(target_os = "linux", any(target_env = "gnu", target_env = "musl")))]
-    {
-        use std::os::unix::ffi::OsStrExt;
-        let c = |p: &Path| {
-            std::ffi::CString::new(p.as_os_str().as_bytes())
-                .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in path"))
-        };
-        let (a, b) = (c(tmp)?, c(dest)?);
-        // SAFETY: two valid NUL-terminated paths; renameat2 only reads them.
-        let r = unsafe {
-            libc::renameat2(libc::AT_FDCWD, a.as_ptr(), libc::AT_FDCWD, b.as_ptr(), libc::RENAME_EXCHANGE)
-        };
-        if r == 0 {
-            return Ok(()); // tmp now holds the old envelope; the caller removes it
-        }
-        let e = io::Error::last_os_error();
-        if !matches!(e.raw_os_error(), Some(libc::EINVAL) | Some(libc::ENOSYS)) {
-            return Err(e);
-        }
-    }
-    if !dest.exists() {
-        return Err(io::Error::new(io::ErrorKind::NotFound, format!("{}: no such entry", dest.display())));
-    }
-    fs::rename(tmp, dest)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::queue::RcptState;
-    use std::time::{Duration, UNIX_EPOCH};
+    use std::time::UNIX_EPOCH;
 
     const ID: &str = "00000000000000A1";
 
@@ -475,23 +453,54 @@ mod tests {
     }
 
     #[test]
-    fn orphans_and_temp_files_are_removed_at_open_only() {
+    fn open_never_removes_and_sweep_removes_only_old_orphans() {
         let d = tempfile::tempdir().unwrap();
         let q = Queue::open(d.path()).unwrap();
         q.enqueue(&spool(d.path(), ID), &env(ID, 1)).unwrap();
+        // A message file without an envelope yet: another process's enqueue under way.
         let orphan = "00000000000000C3";
         fs::write(q.message_path(orphan), "x").unwrap();
         fs::write(q.dir().join("env/.00000000000000C3.1.0.tmp"), "v 1\n").unwrap();
+        fs::write(q.dir().join("msg/.00000000000000C3.1.1.tmp"), "x").unwrap();
         fs::write(q.dir().join("msg/README"), "mine").unwrap();
-        // attach (other processes) touches nothing.
+        let all_msg =
+            vec![".00000000000000C3.1.1.tmp".to_string(), ID.into(), orphan.into(), "README".into()];
+        let all_env = vec![".00000000000000C3.1.0.tmp".to_string(), ID.into()];
+        // attach (`buzon queue`) and open (inetd mode, and the server before its sweep) touch nothing.
         let other = Queue::attach(d.path()).unwrap();
         assert_eq!(other.list().unwrap().len(), 1);
-        assert!(q.message_path(orphan).exists());
         drop(Queue::open(d.path()).unwrap());
+        assert_eq!(names(&q.dir().join("msg")), all_msg);
+        assert_eq!(names(&q.dir().join("env")), all_env);
+        // The server's sweep leaves young files alone too.
+        assert_eq!(q.sweep().unwrap(), 0);
+        let almost = SystemTime::now() + ORPHAN_AGE - Duration::from_secs(30);
+        assert_eq!(q.sweep_at(almost).unwrap(), 0);
+        assert_eq!(names(&q.dir().join("msg")), all_msg);
+        // Once they are old, the orphan and both temp files go; the entry and the stray stay.
+        let later = SystemTime::now() + ORPHAN_AGE + Duration::from_secs(5);
+        assert_eq!(q.sweep_at(later).unwrap(), 3);
         assert_eq!(names(&q.dir().join("msg")), vec![ID.to_string(), "README".into()]);
         assert_eq!(names(&q.dir().join("env")), vec![ID.to_string()]);
         assert_eq!(names(q.dir()), vec!["env", "lock", "msg"]);
+        assert_eq!(q.load(ID).unwrap().unwrap().id, ID);
         assert!(Queue::attach(&d.path().join("nowhere")).is_err());
+    }
+
+    #[test]
+    fn sweep_waits_for_the_queue_lock() {
+        let d = tempfile::tempdir().unwrap();
+        let q = Queue::open(d.path()).unwrap();
+        fs::write(q.message_path("00000000000000C3"), "x").unwrap();
+        let later = SystemTime::now() + ORPHAN_AGE + Duration::from_secs(5);
+        let held = q.lock().unwrap().unwrap();
+        std::thread::scope(|s| {
+            let t = s.spawn(|| q.sweep_at(later).unwrap());
+            std::thread::sleep(Duration::from_millis(100));
+            assert!(q.message_path("00000000000000C3").exists());
+            drop(held);
+            assert_eq!(t.join().unwrap(), 1);
+        });
     }
 
     #[test]

@@ -70,6 +70,12 @@ pub fn run(config: Arc<Config>) -> Result<(), String> {
     let queue = Arc::new(
         Queue::open(&config.data_dir).map_err(|e| format!("queue in {}: {e}", config.data_dir.display()))?,
     );
+    // Only the server sweeps (inetd-mode sessions may be enqueueing right now: see Queue::sweep).
+    match queue.sweep() {
+        Ok(0) => {}
+        Ok(n) => log::info!("event=queue_cleanup removed={n} reason=\"never acknowledged\""),
+        Err(e) => log::warn!("event=queue_cleanup error=\"{e}\""),
+    }
     let waker = Arc::new(Waker::bind(queue.dir()).map_err(|e| format!("queue wake socket: {e}"))?);
     let runner = Runner::new(
         Arc::clone(&config),
@@ -81,6 +87,8 @@ pub fn run(config: Arc<Config>) -> Result<(), String> {
     Arc::new(runner).start()?;
     // Local submission (sendmail): held until the server stops, so a file in hand is finished.
     let _pickup = super::pickup::Pickup::start(Arc::clone(&config), Arc::clone(&queue), Arc::clone(&waker))?;
+    // One limiter for the process: a reload gives it new limits, never a new table.
+    let limiter = smtp::conn::Context::limiter(&config);
     let context = |config: &Arc<Config>, resolver: Arc<Resolver>| {
         smtp::conn::Context::new(
             Arc::clone(config),
@@ -89,6 +97,7 @@ pub fn run(config: Arc<Config>) -> Result<(), String> {
             Arc::clone(&waker),
             tls.clone(),
             helper.clone(),
+            Arc::clone(&limiter),
         )
     };
     // Sessions take the context current when they start; SIGHUP replaces it (reload.rs).

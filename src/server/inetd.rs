@@ -118,7 +118,9 @@ pub fn run(config: Arc<Config>, service: Service, client: (Transport, SocketAddr
         Queue::open(&config.data_dir).map_err(|e| format!("queue in {}: {e}", config.data_dir.display()))?,
     );
     let waker = Arc::new(Waker::remote(queue.dir()));
-    let ctx = smtp::conn::Context::new(Arc::clone(&config), resolver, queue, waker, tls, helper)?;
+    // The failure table is data_dir/auth-failures: this process's failures count for the next.
+    let limiter = smtp::conn::Context::limiter(&config);
+    let ctx = smtp::conn::Context::new(Arc::clone(&config), resolver, queue, waker, tls, helper, limiter)?;
     let registry = Arc::new(Registry::default());
     let slot = registry.enter(peer.ip(), None, usize::MAX).ok_or("connection registry refused")?;
     log::info!("event=inetd service={} client={peer}", service.name());

@@ -15,7 +15,7 @@
 
 use std::collections::HashSet;
 use std::ffi::{CStr, OsString};
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, OpenOptions};
 use std::io::{self, BufReader, Write};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::os::unix::net::UnixDatagram;
@@ -387,9 +387,7 @@ impl Worker {
         incoming.remove();
         match fs::remove_file(&path) {
             Ok(()) => {
-                if let Ok(d) = File::open(&self.maildrop) {
-                    let _ = d.sync_all();
-                }
+                let _ = crate::durable::fsync_dir(&self.maildrop);
             }
             Err(e) => {
                 // Queued already: never pick it up again in this run.

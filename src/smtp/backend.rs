@@ -1,15 +1,15 @@
 //! What SMTP sessions share and ask of the server: the configuration, the
 //! recipient resolver, the user database for AUTH (RFC 4954) with the
 //! brute-force limiter, sender ownership for submission (RFC 6409 6.1), the
-//! TLS configuration, the queue. One [`Context`] per server; one
-//! [`ConnBackend`] per connection implements the session's [`Backend`].
+//! TLS configuration, the queue. One [`Context`] per configuration (SIGHUP makes a new one, with
+//! the same limiter); one [`ConnBackend`] per connection implements the session's [`Backend`].
 
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, SystemTime};
 
 use crate::addr::Address;
-use crate::auth::limiter::Limiter;
+use crate::auth::limiter::{Limiter, Limits};
 use crate::auth::sasl::{Credentials, Mechanism, ScramHash, ScramKeys};
 use crate::auth::{UserDb, scheme::Stored};
 use crate::config::{Config, UsersSpec};
@@ -36,7 +36,7 @@ pub struct Context {
     /// The privileged helper, when the server dropped root for system users.
     pub(crate) helper: Option<Arc<PasswordHelper>>,
     users: DbCredentials,
-    limiter: Limiter,
+    limiter: Arc<Limiter>,
     pop3: Arc<crate::pop3::session::Params>,
     pop3s: Arc<crate::pop3::session::Params>,
     imap: Arc<crate::imap::session::Params>,
@@ -51,6 +51,7 @@ impl Context {
         waker: Arc<Waker>,
         tls: Option<Arc<ServerTls>>,
         helper: Option<Arc<PasswordHelper>>,
+        limiter: Arc<Limiter>,
     ) -> Result<Context, String> {
         // Only mechanisms the user database can serve: a crypt(3) hash only checks a cleartext password.
         let mechanisms: Vec<Mechanism> = config
@@ -87,6 +88,13 @@ impl Context {
             max_append: config.message_size_limit,
         };
         let imaps = crate::imap::session::Params { starttls: false, ..imap.clone() };
+        let users = DbCredentials {
+            db: UserDb::open(&config.users)?,
+            helper: helper.clone(),
+            local_domains: config.local_domains.clone(),
+        };
+        // The counts stay; the limits are this configuration's.
+        limiter.set_limits(limits(&config));
         Ok(Context {
             pop3: Arc::new(pop3),
             pop3s: Arc::new(pop3s),
@@ -99,16 +107,8 @@ impl Context {
                 lock_timeout: config.mbox_lock_timeout,
                 privileged: helper.clone().map(|h| h as Arc<dyn crate::store::Privileged>),
             },
-            users: DbCredentials {
-                db: UserDb::open(&config.users)?,
-                helper: helper.clone(),
-                local_domains: config.local_domains.clone(),
-            },
-            limiter: Limiter::new(
-                config.auth_max_failures,
-                config.auth_failure_window,
-                config.auth_block_time,
-            ),
+            users,
+            limiter,
             config,
             resolver,
             queue,
@@ -116,6 +116,12 @@ impl Context {
             tls,
             helper,
         })
+    }
+
+    /// The one limiter of a process (SIGHUP keeps it): its table is `data_dir/auth-failures`,
+    /// shared with every other process on the data_dir (inetd mode runs one per connection).
+    pub fn limiter(config: &Config) -> Arc<Limiter> {
+        Arc::new(Limiter::shared(limits(config), config.data_dir.join("auth-failures")))
     }
 
     /// The SMTP session parameters of a listener's service.
@@ -135,6 +141,14 @@ impl Context {
     /// The POP3 session parameters of a listener's service.
     pub fn pop3_params(&self, service: Service) -> Arc<crate::pop3::session::Params> {
         Arc::clone(if service == Service::Pop3s { &self.pop3s } else { &self.pop3 })
+    }
+}
+
+fn limits(config: &Config) -> Limits {
+    Limits {
+        max_failures: config.auth_max_failures,
+        window: config.auth_failure_window,
+        block_time: config.auth_block_time,
     }
 }
 
@@ -184,7 +198,7 @@ impl Backend for ConnBackend<'_> {
     }
 
     fn auth_failed(&self, _user: &str) {
-        let v = self.ctx.limiter.failed(self.ip, Instant::now());
+        let v = self.ctx.limiter.failed(self.ip, SystemTime::now());
         log::warn!(
             "session={} event=auth_failed client={} failures={} blocked={}",
             self.sid,
@@ -201,7 +215,7 @@ impl Backend for ConnBackend<'_> {
     }
 
     fn auth_blocked(&self) -> bool {
-        let blocked = self.ctx.limiter.blocked(self.ip, Instant::now());
+        let blocked = self.ctx.limiter.blocked(self.ip, SystemTime::now());
         if blocked {
             log::warn!("session={} event=auth_refused reason=blocked client={}", self.sid, self.ip);
         }

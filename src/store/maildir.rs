@@ -171,55 +171,6 @@ fn copy_into(src: &mut File, dst: &Path, size: u64) -> Result<bool, StoreError> 
     Ok(true)
 }
 
-/// rename(2) that fails with EEXIST instead of replacing `to`.
-fn move_noreplace(from: &Path, to: &Path) -> io::Result<()> {
-    #[cfg(target_os = "linux")]
-    {
-        use std::ffi::CString;
-        use std::os::unix::ffi::OsStrExt;
-        let f = CString::new(from.as_os_str().as_bytes()).map_err(io::Error::other)?;
-        let t = CString::new(to.as_os_str().as_bytes()).map_err(io::Error::other)?;
-        // The raw syscall, not glibc's renameat2 wrapper (glibc >= 2.28 only).
-        // SAFETY: both paths are valid NUL-terminated strings that outlive the call.
-        let r = unsafe {
-            libc::syscall(
-                libc::SYS_renameat2,
-                libc::AT_FDCWD,
-                f.as_ptr(),
-                libc::AT_FDCWD,
-                t.as_ptr(),
-                libc::RENAME_NOREPLACE,
-            )
-        };
-        if r == 0 {
-            return Ok(());
-        }
-        let e = io::Error::last_os_error();
-        if !matches!(e.raw_os_error(), Some(libc::EINVAL | libc::ENOSYS)) {
-            return Err(e);
-        }
-        // Old kernel or a file system without RENAME_NOREPLACE: fall through.
-    }
-    // qmail's way: link into new/ (fails if taken), then unlink from tmp/.
-    match fs::hard_link(from, to) {
-        Ok(()) => {
-            if let Err(e) = fs::remove_file(from) {
-                log::warn!("store: cannot remove tmp file path={} error={e}", from.display());
-            }
-            Ok(())
-        }
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Err(e),
-        Err(e) if matches!(e.raw_os_error(), Some(libc::EPERM | libc::EOPNOTSUPP | libc::EMLINK)) => {
-            // No hard links here (vfat...): check, then rename. Names are unique, the window tiny.
-            match fs::symlink_metadata(to) {
-                Ok(_) => Err(io::Error::from_raw_os_error(libc::EEXIST)),
-                Err(_) => fs::rename(from, to),
-            }
-        }
-        Err(e) => Err(e),
-    }
-}
-
 impl Prepared {
     /// The file in tmp/ (for tests and logs).
     pub fn tmp_path(&self) -> &Path {
@@ -233,7 +184,7 @@ impl Prepared {
         let host = crate::config::system_hostname();
         for _ in 0..NAME_ATTEMPTS {
             let dst = newdir.join(&name);
-            match move_noreplace(&self.tmp, &dst) {
+            match crate::durable::move_noreplace(&self.tmp, &dst) {
                 Ok(()) => {
                     self.pending = false;
                     if let Err(e) = fsync_dir(&newdir) {
@@ -382,20 +333,6 @@ mod tests {
         assert_eq!(fs::read(&c).unwrap(), BODY);
         assert_eq!(count(&md.join("new")), 4);
         assert_eq!(count(&md.join("tmp")), 0);
-    }
-
-    #[test]
-    fn move_noreplace_refuses_existing() {
-        let d = tempfile::tempdir().unwrap();
-        let (a, b) = (d.path().join("a"), d.path().join("b"));
-        fs::write(&a, b"a").unwrap();
-        fs::write(&b, b"b").unwrap();
-        assert_eq!(move_noreplace(&a, &b).unwrap_err().kind(), io::ErrorKind::AlreadyExists);
-        assert_eq!(fs::read(&b).unwrap(), b"b");
-        fs::remove_file(&b).unwrap();
-        move_noreplace(&a, &b).unwrap();
-        assert!(!a.exists());
-        assert_eq!(fs::read(&b).unwrap(), b"a");
     }
 
     #[test]

@@ -390,16 +390,9 @@ fn list(dir: &Path) -> Result<Vec<String>, DropError> {
     Ok(out)
 }
 
-/// Moves new/<x> to cur/<x>:2, without ever replacing a file (link, then unlink).
+/// Moves new/<x> to cur/<x>:2, without ever replacing a file.
 fn move_to_cur(from: &Path, to: &Path) -> io::Result<()> {
-    match fs::hard_link(from, to) {
-        Ok(()) => fs::remove_file(from),
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Err(e),
-        // No hard links here (some FUSE/network file systems): a plain rename is safe enough while
-        // we hold the session lock, since deliveries never write into cur/.
-        Err(_) if fs::symlink_metadata(to).is_err() => fs::rename(from, to),
-        Err(e) => Err(e),
-    }
+    crate::durable::move_noreplace(from, to)
 }
 
 fn leading_number(name: &str) -> u64 {

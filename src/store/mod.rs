@@ -365,9 +365,7 @@ pub(crate) fn ensure_dir(dir: &Path) -> Result<(), StoreError> {
 
 /// fsync a directory so entries created, renamed or removed in it are on disk.
 pub(crate) fn fsync_dir(dir: &Path) -> Result<(), StoreError> {
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| StoreError::from_io("cannot fsync directory", dir, &e))
+    crate::durable::fsync_dir(dir).map_err(|e| StoreError::from_io("cannot fsync directory", dir, &e))
 }
 
 #[cfg(test)]

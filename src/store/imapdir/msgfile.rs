@@ -355,45 +355,21 @@ pub fn epoch_time(secs: i64) -> Option<std::time::SystemTime> {
 /// Durable replacement of a small file: `<dir>/<tmp>` written, fsynced, renamed to `<dir>/<name>`,
 /// directory fsynced.
 pub fn write_durably(dir: &Path, name: &str, tmp: &str, contents: &[u8]) -> Result<(), FolderError> {
-    let tmp_path = dir.join(tmp);
     let path = dir.join(name);
-    let r = (|| {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-            .open(&tmp_path)?;
-        f.write_all(contents)?;
-        f.sync_all()?;
-        fs::rename(&tmp_path, &path)
-    })();
-    if let Err(e) = r {
-        let _ = fs::remove_file(&tmp_path);
-        return Err(temp("cannot write", &path, &e));
-    }
-    fsync_dir(dir)
+    crate::durable::write_via(&dir.join(tmp), &path, crate::durable::Place::Replace, 0o600, |f| {
+        f.write_all(contents)
+    })
+    .map_err(|e| temp("cannot write", &path, &e))
 }
 
 /// fsync a directory so that entries created, renamed or removed in it are on disk.
 pub fn fsync_dir(dir: &Path) -> Result<(), FolderError> {
-    File::open(dir).and_then(|d| d.sync_all()).map_err(|e| temp("cannot fsync directory", dir, &e))
+    crate::durable::fsync_dir(dir).map_err(|e| temp("cannot fsync directory", dir, &e))
 }
 
-/// Moves `from` to `to` without replacing an existing `to` (link, then unlink; rename where links
-/// are not supported and `to` is absent).
+/// Moves `from` to `to` without replacing an existing `to` (durable.rs).
 pub fn move_noreplace(from: &Path, to: &Path) -> io::Result<()> {
-    match fs::hard_link(from, to) {
-        Ok(()) => match fs::remove_file(from) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(e),
-        },
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists || e.kind() == io::ErrorKind::NotFound => Err(e),
-        Err(_) if fs::symlink_metadata(to).is_err() => fs::rename(from, to),
-        Err(e) => Err(e),
-    }
+    crate::durable::move_noreplace(from, to)
 }
 
 #[cfg(test)]
