@@ -1,7 +1,13 @@
 """Memory bounds against hostile or careless clients: with a 30 MiB message in the mailbox, one
 command must not raise the server's peak RSS (VmHWM in /proc/<pid>/status) by 16 MiB or more,
-however it repeats items or ranges, and the data it returns must be exact. Run against the real
-server with imaplib, as a Raspberry Pi user's client would."""
+however it repeats items or ranges, or stops reading, and the data it returns must be exact. Run
+against the real server with imaplib, as a Raspberry Pi user's client would.
+
+The other hostile cases have their tests beside the code they break: a stalled helper
+(test_privsep.PrivilegedHelper.test_a_slow_delivery_does_not_hold_up_logins) and a stalled mail
+process (test_mailproc.SystemUsers.test_a_stalled_mail_process_is_replaced); inetd sessions racing
+the server's queue (test_unix.InetdBesideTheServer); brute force across reloads and inetd processes
+(test_auth_limit)."""
 
 import imaplib
 import os
@@ -143,6 +149,32 @@ class FetchMemory(LimitsCase):
         nums = [int(r.split()[0]) for r in resp]
         self.assertEqual(nums, list(range(1, 2001)), "each message once, in order")
         self.assertIn(b"RFC822.SIZE 31457280", resp[0])
+
+
+class SlowReader(LimitsCase):
+    """A client that asks for a big message and then does not read: the server waits on its
+    socket with the reply in pieces, never the whole reply in memory, and the reply is exact when
+    the client reads at last."""
+
+    def test_a_client_that_stops_reading(self):
+        data = big_message()
+        self.put("1700000000.M1P1.host", data)
+        c = self.login()
+        self.assertEqual(c.select("INBOX")[0], "OK")
+        self.assertEqual(c.fetch("1", "(RFC822.SIZE)")[0], "OK")
+        before = self.rss()
+        tag = c._new_tag()
+        c.send(tag + b" FETCH 1:* (BODY.PEEK[] RFC822 BODY.PEEK[TEXT])\r\n")
+        time.sleep(3)  # nothing read: the server's writes block with the socket buffers full
+        self.assert_bounded(before, "FETCH of 90 MiB to a client that does not read")
+        got = b""
+        while not got.endswith(tag + b" OK FETCH completed\r\n") and len(got) < 100 * MIB:
+            chunk = c.sock.recv(1 << 20)
+            if not chunk:
+                break
+            got += chunk
+        self.assertEqual(got.count(data), 2, "BODY[] and RFC822 each carry the message exactly")
+        self.assertTrue(got.endswith(b" OK FETCH completed\r\n"), got[-200:])
 
 
 class AppendMemory(LimitsCase):

@@ -247,6 +247,10 @@ class SystemUserLogin(unittest.TestCase):
                            "auth.cleartext_networks = 127.0.0.0/8\n")
         os.chmod(s.tmp, 0o755)
         s.start()
+        # The port answers from the bind on, a moment before the drop: wait for it.
+        deadline = time.time() + 10
+        while "event=start " not in s.read_log() and time.time() < deadline:
+            time.sleep(0.05)
         pid = s.proc.pid
         with open(f"/proc/{pid}/status") as f:
             uid_line = next(l for l in f if l.startswith("Uid:"))

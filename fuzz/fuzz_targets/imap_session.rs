@@ -90,7 +90,7 @@ fuzz_target!(|data: &[u8]| {
         rest = tail;
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         let outcome = match s.mode() {
-            Mode::Closed => break,
+            Mode::Closed | Mode::HandedOff => break,
             Mode::Idle => s.idle_done(line, &mut out),
             Mode::SaslResponse => s.on_sasl_line(line, &backend, &mut out),
             Mode::Command => match asm.line(line) {
