@@ -52,6 +52,16 @@ fn main() -> ExitCode {
         return ExitCode::from(EX_USAGE);
     };
     let rest = &args[1..];
+    if cmd == "mail-process" {
+        // Not for people: the image the privileged helper starts for a user's IMAP and POP3 sessions.
+        return match buzon::server::mailproc::exec_main(rest, |c, syslog| init_logging(c.log_level, syslog)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("buzon mail-process: {e}");
+                ExitCode::from(EX_USAGE)
+            }
+        };
+    }
     if cmd == "sendmail" || cmd == "newaliases" {
         // sendmail's own options (-C, not -c) are parsed by sendmail.rs; `buzon newaliases -c FILE`
         // takes buzon's spelling too.

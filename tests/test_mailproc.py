@@ -176,10 +176,30 @@ class SystemUsers(unittest.TestCase):
         groups = proc_groups(procs_a[0])
         self.assertEqual(groups, {self.pw["a"].pw_gid}, "a's own groups, nothing of root's or b's")
         self.assertEqual(os.readlink(f"/proc/{procs_a[0]}/cwd"), self.pw["a"].pw_dir)
+        # A fresh image (nothing of the helper's memory), holding no listener and no client socket
+        # of its own: its control socket on 3, the sessions' socket pairs, /dev/null on 0 and 1.
+        with open(f"/proc/{procs_a[0]}/cmdline", "rb") as f:
+            self.assertEqual(f.read().split(b"\0")[1:3], [b"mail-process", self.user("a").encode()])
+        fds = {int(n): os.readlink(f"/proc/{procs_a[0]}/fd/{n}") for n in os.listdir(f"/proc/{procs_a[0]}/fd")}
+        self.assertEqual((fds[0], fds[1]), ("/dev/null", "/dev/null"))
+        inodes = {v for k, v in fds.items() if v.startswith("socket:")}
+        with open("/proc/net/tcp") as f:
+            tcp = {"socket:[%s]" % line.split()[9] for line in f.readlines()[1:]}
+        self.assertEqual(inodes & tcp, set(), "no TCP socket (listener or client) in the mail process")
         # The server itself still runs as the service user and cannot open a's mail.
         self.assertEqual(proc_uid(self.server.proc.pid), [self.pw["srv"].pw_uid] * 4)
         for m in (m1, m2, mb):
             m.logout()
+
+    def test_a_mail_process_is_only_started_by_the_helper(self):
+        r = subprocess.run([self.server_binary(), "mail-process", self.user("a"), "--stderr"],
+                           capture_output=True, text=True, timeout=10)
+        self.assertEqual(r.returncode, 64)
+        self.assertIn("never runs as root", r.stderr)
+
+    def server_binary(self):
+        from harness import BINARY
+        return BINARY
 
     def test_a_stalled_mail_process_is_replaced(self):
         # A mail process that stops answering (here: SIGSTOP) does not take the user's mail with it:

@@ -230,19 +230,114 @@ impl Sessions {
                 if home.is_none_or(|h| std::env::set_current_dir(h).is_err()) {
                     let _ = std::env::set_current_dir("/");
                 }
-                log::info!("event=mailproc_started user={name} uid={uid} pid={}", std::process::id());
-                run(theirs, name, config);
+                let e = exec_self(theirs.as_raw_fd(), name);
+                log::error!("event=mailproc_failed user={name} error=\"exec: {e}\"");
                 // SAFETY: as above.
-                unsafe { libc::_exit(0) }
+                unsafe { libc::_exit(1) }
             }
             pid => {
                 drop(theirs);
+                // The new image learns its configuration first (it reads no file: the server's may
+                // be unreadable to the user, and the embedded default has none).
+                let text = crate::server::helper::proto::b64(config.render().as_bytes());
+                let mut ours = ours;
+                if let Err(e) = frame::send(&mut ours, format!("0 config {text}").as_bytes(), None) {
+                    // SAFETY: reaping our own child, which cannot be used.
+                    unsafe {
+                        libc::kill(pid, libc::SIGKILL);
+                        libc::waitpid(pid, std::ptr::null_mut(), 0);
+                    }
+                    return Err(format!("mail process: {e}"));
+                }
                 let mut ctl = Lane::new(TAKE_TIMEOUT, true);
                 ctl.attach(ours);
                 Ok(Proc { pid, ctl })
             }
         }
     }
+}
+
+/// Replaces the child's image with a fresh `buzon mail-process USER` (so nothing of the helper's
+/// memory, such as other users' passwords, stays in a process the user owns), with the control
+/// socket on descriptor 3 and standard input and output on /dev/null; standard error too when it
+/// is a socket (inetd mode: the client's connection), and then the log goes to syslog. Returns
+/// only on failure.
+fn exec_self(ctl: RawFd, user: &str) -> io::Error {
+    let syslog = crate::server::inetd::stderr_is_socket();
+    let (Ok(exe), Ok(arg0), Ok(cmd), Ok(name), Ok(log)) = (
+        std::ffi::CString::new("/proc/self/exe"),
+        std::ffi::CString::new("buzon"),
+        std::ffi::CString::new("mail-process"),
+        std::ffi::CString::new(user),
+        std::ffi::CString::new(if syslog { "--syslog" } else { "--stderr" }),
+    ) else {
+        return io::Error::other("a NUL in an argument");
+    };
+    // SAFETY: plain descriptor calls in a single-threaded child about to exec; every pointer is
+    // valid for the call.
+    unsafe {
+        let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
+        if null < 0 {
+            return io::Error::last_os_error();
+        }
+        libc::dup2(null, 0);
+        libc::dup2(null, 1);
+        if syslog {
+            libc::dup2(null, 2);
+        }
+        if null > 2 && null != ctl {
+            libc::close(null);
+        }
+        // dup2 leaves the copy without close-on-exec; fd 3 itself may have it.
+        if ctl != CTL_FD {
+            if libc::dup2(ctl, CTL_FD) < 0 {
+                return io::Error::last_os_error();
+            }
+        } else {
+            libc::fcntl(CTL_FD, libc::F_SETFD, 0);
+        }
+        let argv = [arg0.as_ptr(), cmd.as_ptr(), name.as_ptr(), log.as_ptr(), std::ptr::null()];
+        libc::execv(exe.as_ptr(), argv.as_ptr());
+    }
+    io::Error::last_os_error()
+}
+
+/// The descriptor a mail process finds its control socket on.
+const CTL_FD: RawFd = 3;
+
+/// `buzon mail-process USER --syslog|--stderr`: the image [`exec_self`] starts. Refuses to run as
+/// root or without its control socket; reads its configuration from it, then serves sessions.
+pub fn exec_main(args: &[String], init_logging: impl FnOnce(&Config, bool)) -> Result<(), String> {
+    let [user, log] = args else { return Err("usage: buzon mail-process USER --syslog|--stderr".into()) };
+    // SAFETY: geteuid and getuid have no preconditions.
+    if unsafe { libc::geteuid() == 0 || libc::getuid() == 0 } {
+        return Err("a mail process never runs as root".into());
+    }
+    // SAFETY: fstat with valid output space.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    if unsafe { libc::fstat(CTL_FD, &mut st) } != 0 || st.st_mode & libc::S_IFMT != libc::S_IFSOCK {
+        return Err("it is started by the privileged helper, with its socket on descriptor 3".into());
+    }
+    // SAFETY: descriptor 3 is this process's control socket (checked above), taken once.
+    let mut ctl = unsafe { <UnixStream as std::os::fd::FromRawFd>::from_raw_fd(CTL_FD) };
+    let _ = ctl.set_read_timeout(Some(TAKE_TIMEOUT));
+    let text = match frame::recv(&mut ctl) {
+        Ok(Some((payload, _))) => payload
+            .strip_prefix(b"0 config ")
+            .and_then(|t| std::str::from_utf8(t).ok())
+            .and_then(|t| crate::server::helper::proto::unb64(t, proto::MAX_FRAME).ok())
+            .ok_or("no configuration from the helper")?,
+        _ => return Err("no configuration from the helper".into()),
+    };
+    let _ = ctl.set_read_timeout(None);
+    let text = String::from_utf8(text).map_err(|_| "configuration is not UTF-8")?;
+    let config = Arc::new(Config::parse(&text, "<helper>").map_err(|e| e.to_string())?);
+    init_logging(&config, log == "--syslog" || config.log_syslog);
+    // SAFETY: getuid has no preconditions.
+    let uid = unsafe { libc::getuid() };
+    log::info!("event=mailproc_started user={user} uid={uid} pid={}", std::process::id());
+    run(ctl, user, &config);
+    Ok(())
 }
 
 /// The user's groups from the group database (initgroups(3)'s list), the primary one first.

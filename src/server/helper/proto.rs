@@ -97,11 +97,11 @@ pub fn untag(frame: &[u8]) -> Result<(u64, &[u8]), String> {
     Ok((id, &frame[sp + 1..]))
 }
 
-fn b64(s: &[u8]) -> String {
+pub(crate) fn b64(s: &[u8]) -> String {
     B64.encode(s)
 }
 
-fn unb64(t: &str, max: usize) -> Result<Vec<u8>, String> {
+pub(crate) fn unb64(t: &str, max: usize) -> Result<Vec<u8>, String> {
     // Each 4 base64 characters carry 3 bytes: refuse long tokens before decoding them.
     if t.len() > max.div_ceil(3) * 4 {
         return Err("field too long".into());
