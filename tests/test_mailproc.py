@@ -191,6 +191,34 @@ class SystemUsers(unittest.TestCase):
         for m in (m1, m2, mb):
             m.logout()
 
+    def test_imap_and_pop3_under_inetd(self):
+        # inetd mode, as root with `user`: the session process drops root, the helper it forked
+        # starts the mail process, which must not keep the client's socket (descriptors 0-2 there).
+        from harness import SpawningInetd
+        self.send("a", "via inetd")
+        imapd = SpawningInetd(self.server.config, "imapd")
+        self.addCleanup(imapd.stop)
+        m = imaplib.IMAP4("127.0.0.1", imapd.port, timeout=20)
+        m.starttls(ssl_context=CTX)
+        m.login(self.user("a"), "pw-a")
+        self.assertEqual(m.select("INBOX"), ("OK", [b"1"]))
+        typ, data = m.fetch("1", "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+        self.assertIn(b"Subject: via inetd", data[0][1])
+        m.logout()
+        pop3d = SpawningInetd(self.server.config, "pop3d")
+        self.addCleanup(pop3d.stop)
+        p = poplib.POP3("127.0.0.1", pop3d.port, timeout=20)
+        p.stls(context=CTX)
+        p.user(self.user("a"))
+        p.pass_("pw-a")
+        self.assertEqual(p.stat()[0], 1)
+        p.quit()
+        # The connection ends with the session, though the mail process lingers a while.
+        t0 = time.time()
+        for proc in imapd.procs + pop3d.procs:
+            proc.wait(10)
+        self.assertLess(time.time() - t0, 5)
+
     def test_a_mail_process_is_only_started_by_the_helper(self):
         r = subprocess.run([self.server_binary(), "mail-process", self.user("a"), "--stderr"],
                            capture_output=True, text=True, timeout=10)
