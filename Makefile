@@ -5,7 +5,8 @@
 #   make test       cargo tests, Python integration tests in tests/, man page lint
 #   make check      fmt + clippy + test (what a change must pass)
 #   make install    PREFIX=/usr/local DESTDIR= : binary, mailq/sendmail/newaliases links, man pages,
-#                   systemd units, examples, /etc/buzon/buzon.conf if absent; make uninstall
+#                   systemd units, examples, /etc/buzon/buzon.conf if absent, /var/lib/buzon with
+#                   its sendmail drop box; make uninstall
 #   make bench      bench/bench.sh and bench/imap.sh (root; installs postfix and dovecot-imapd if missing)
 #   make fuzz       every cargo-fuzz target in fuzz/ for FUZZ_SECONDS each (nightly toolchain)
 
@@ -17,6 +18,7 @@ DESTDIR      ?=
 SBINDIR      ?= $(PREFIX)/sbin
 MANDIR       ?= $(PREFIX)/share/man
 SYSCONFDIR   ?= /etc
+LOCALSTATEDIR ?= /var/lib
 SYSTEMDDIR   ?= $(PREFIX)/lib/systemd/system
 EXAMPLESDIR  ?= $(PREFIX)/share/doc/buzon/examples
 FUZZ_SECONDS ?= 60
@@ -80,6 +82,12 @@ install: all
 		sed 's|/usr/local/sbin/buzon|$(SBINDIR)/buzon|g' $$u >$(DESTDIR)$(SYSTEMDDIR)/$${u##*/}; \
 		chmod 0644 $(DESTDIR)$(SYSTEMDDIR)/$${u##*/}; done
 	install -m 0644 etc/buzon.conf etc/inetd.conf $(DESTDIR)$(EXAMPLESDIR)/
+	@# data_dir (the sample's /var/lib/buzon) with the sendmail drop box, so mail(1), cron and
+	@# scripts can submit before the server first starts; the server gives both to its user.
+	install -d -m 0711 $(DESTDIR)$(LOCALSTATEDIR)/buzon
+	install -d -m 1733 $(DESTDIR)$(LOCALSTATEDIR)/buzon/maildrop
+	@if [ -z "$(DESTDIR)" ] && id buzon >/dev/null 2>&1; then \
+		chown buzon: $(LOCALSTATEDIR)/buzon $(LOCALSTATEDIR)/buzon/maildrop; fi
 	@if [ -e $(DESTDIR)$(SYSCONFDIR)/buzon/buzon.conf ]; then \
 		echo "keeping existing $(DESTDIR)$(SYSCONFDIR)/buzon/buzon.conf (sample: $(EXAMPLESDIR)/buzon.conf)"; \
 	else \
@@ -97,7 +105,7 @@ uninstall:
 	for u in $(UNITS); do rm -f $(DESTDIR)$(SYSTEMDDIR)/$${u##*/}; done
 	rm -f $(DESTDIR)$(EXAMPLESDIR)/buzon.conf $(DESTDIR)$(EXAMPLESDIR)/inetd.conf
 	-rmdir $(DESTDIR)$(EXAMPLESDIR) 2>/dev/null
-	@echo "kept $(DESTDIR)$(SYSCONFDIR)/buzon/ (configuration) and the mail and data directories"
+	@echo "kept $(DESTDIR)$(SYSCONFDIR)/buzon/ (configuration), $(DESTDIR)$(LOCALSTATEDIR)/buzon and the mail"
 
 bench: all
 	bash bench/bench.sh

@@ -29,6 +29,10 @@ class Install(unittest.TestCase):
                 self.assertIn("ExecStart=/usr/local/sbin/buzon serve", f.read())
             self.assertTrue(os.path.exists(os.path.join(d, "usr/local/lib/systemd/system/buzon.socket")))
             self.assertTrue(os.path.exists(os.path.join(d, "usr/local/share/doc/buzon/examples/inetd.conf")))
+            # data_dir and the sendmail drop box exist before the server's first start.
+            data = os.path.join(d, "var/lib/buzon")
+            self.assertEqual(os.stat(data).st_mode & 0o7777, 0o711)
+            self.assertEqual(os.stat(os.path.join(data, "maildrop")).st_mode & 0o7777, 0o1733)
             conf = os.path.join(d, "etc/buzon/buzon.conf")
             r = subprocess.run([os.path.join(sbin, "buzon"), "check-config", "-c", conf],
                                capture_output=True, text=True)
