@@ -244,7 +244,7 @@ fn fetch_with(
                 match &parsed {
                     Some(p) if long_header => {
                         let h = p.header().0;
-                        spans.push(Span::literal(&mut r, h.start, h.end - h.start));
+                        spans.push(Span::literal(&mut r, h.start, h.end.saturating_sub(h.start)));
                     }
                     _ => text_literal(&mut r, message::header(&data)),
                 }
@@ -268,7 +268,7 @@ fn fetch_with(
                 let bytes = match &parsed {
                     Some(p) if long_header || !message::header_only(section) => match p.section(section) {
                         Piece::Range(rg) => {
-                            let (start, len) = window(&mut r, rg.end - rg.start, *partial);
+                            let (start, len) = window(&mut r, rg.end.saturating_sub(rg.start), *partial);
                             r.push(b' ');
                             spans.push(Span::literal(&mut r, rg.start + start, len));
                             continue;

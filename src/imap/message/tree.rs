@@ -446,6 +446,44 @@ mod tests {
         }
     }
 
+    /// A reader that gives at most `step` octets at a time, so lines span its buffers.
+    struct Trickle<'m>(&'m [u8], usize);
+
+    impl Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let n = self.1.min(buf.len()).min(self.0.len());
+            buf[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn read_in_pieces_the_tree_is_the_same() {
+        let mut msgs: Vec<Vec<u8>> = vec![
+            b"Content-Type: multipart/mixed; boundary=a\r\n\r\n--a\r\nContent-Type: message/rfc822\r\n\r\nSubject: in\r\nContent-Type: multipart/mixed; boundary=ab\r\n\r\n--ab\r\n\r\nx\n\n--a\r\nX: 1\r\n--a--\r\n\r\n".to_vec(),
+            b"Subject: none\r\nX: y".to_vec(),
+            b"\r\n\n\r\r\n".to_vec(),
+            Vec::new(),
+        ];
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus/eml");
+        for dir in std::fs::read_dir(&root).into_iter().flatten().flatten() {
+            for f in std::fs::read_dir(dir.path()).into_iter().flatten().flatten() {
+                msgs.extend(std::fs::read(f.path()).ok());
+            }
+        }
+        for m in &msgs {
+            let want = format!("{:?}", parse(m));
+            for step in [1, 2, 3, 7, 100] {
+                for cap in [1, 5, 4096] {
+                    let (got, broken) = parse_from(BufReader::with_capacity(cap, Trickle(m, step)), usize::MAX);
+                    assert!(!broken);
+                    assert_eq!(format!("{got:?}"), want, "{step} {cap} {:?}", String::from_utf8_lossy(m));
+                }
+            }
+        }
+    }
+
     #[test]
     fn epilogue_keeps_the_line_break_before_an_outer_delimiter() {
         // After `--c--` the inner multipart's epilogue starts; a delimiter on its first line
