@@ -227,6 +227,36 @@ class StructureMemory(LimitsCase):
         return self.msg[start:self.msg.index(b"\r\n\r\n", start) + 4]
 
 
+class QuotedPrintableMemory(LimitsCase):
+
+    def test_binary_of_a_big_quoted_printable_part(self):
+        """A 30 MiB quoted-printable part (soft breaks, =XX, NULs, tabs): BINARY[2] and
+        BINARY.SIZE[2] are within the budget and equal to Python's decoding."""
+        import binascii
+        import random
+        rnd = random.Random(3)
+        words = [b"caf\xc3\xa9", b"na\xc3\xafve", b"tab\there", b"x=y", b"plain", b"\x00nul", b"end  "]
+        block = b"\r\n".join(b" ".join(rnd.choice(words) for _ in range(rnd.randint(0, 40)))
+                              for _ in range(2000)) + b"\r\n"
+        raw = b"".join(b"%06d " % i + block for i in range(90))
+        qp = binascii.b2a_qp(raw).replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+        self.assertEqual(binascii.a2b_qp(qp), raw)
+        msg = (b"From: a@remote.test\r\nSubject: qp\r\nMIME-Version: 1.0\r\n"
+               b"Content-Type: multipart/mixed; boundary=q\r\n\r\n--q\r\n\r\nhi\r\n--q\r\n"
+               b"Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n"
+               b"\r\n" + qp + b"\r\n--q--\r\n")
+        self.put("1700000000.M1P1.host", msg)
+        c = self.login()
+        self.assertEqual(c.select("INBOX")[0], "OK")
+        self.assertEqual(c.fetch("1", "(RFC822.SIZE)")[0], "OK")
+        before = self.rss()
+        typ, resp = c.fetch("1", "(BINARY.SIZE[2] BINARY.PEEK[2])")
+        self.assert_bounded(before, f"FETCH 1 (BINARY.SIZE[2] BINARY.PEEK[2]) of {len(msg) / MIB:.0f} MiB QP")
+        self.assertEqual(typ, "OK")
+        self.assertEqual(resp[0][0], b"1 (BINARY.SIZE[2] %d BINARY[2] ~{%d}" % (len(raw), len(raw)))
+        self.assertTrue(resp[0][1] == raw, "BINARY[2] differs from the decoded part")
+
+
 class HeaderMemory(LimitsCase):
 
     def test_header_of_a_message_without_a_blank_line(self):
