@@ -151,6 +151,139 @@ class FetchMemory(LimitsCase):
         self.assertIn(b"RFC822.SIZE 31457280", resp[0])
 
 
+def big_multipart(size=30 * MIB):
+    """A multipart/mixed message of about `size` octets: a short text part and a base64 attachment
+    of random bytes (NULs included). Returns (message, text part body, attachment body as stored,
+    attachment decoded)."""
+    import base64
+    import random
+    rnd = random.Random(7)
+    raw = bytes(rnd.getrandbits(8) for _ in range(64 * 1024)) * ((size * 3 // 4) // (64 * 1024))
+    raw += b"tail\x00end"
+    b64 = base64.encodebytes(raw).replace(b"\n", b"\r\n")
+    text = b"Hello,\r\nthe file is attached.\r\n"
+    msg = (b"From: Pepe <pepe@remote.test>\r\nTo: alice@example.test\r\nSubject: big file\r\n"
+           b"MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"=_b\"\r\n\r\n"
+           b"This is MIME.\r\n--=_b\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n" + text +
+           b"\r\n--=_b\r\nContent-Type: application/octet-stream; name=big.bin\r\n"
+           b"Content-Transfer-Encoding: base64\r\nContent-Disposition: attachment; filename=big.bin\r\n"
+           b"\r\n" + b64 + b"\r\n--=_b--\r\n")
+    return msg, text, b64, raw
+
+
+class StructureMemory(LimitsCase):
+    """BODYSTRUCTURE, a body part, BINARY and BINARY.SIZE of a 30 MiB multipart message: each
+    within the budget, each exact (checked against Python's own decoding of what was built)."""
+
+    def setUp(self):
+        super().setUp()
+        self.msg, self.text, self.b64, self.raw = big_multipart()
+        self.put("1700000000.M1P1.host", self.msg)
+        self.c = self.login()
+        self.assertEqual(self.c.select("INBOX")[0], "OK")
+        self.assertEqual(self.c.fetch("1", "(RFC822.SIZE)")[0], "OK")
+
+    def fetch(self, items):
+        before = self.rss()
+        typ, resp = self.c.fetch("1", items)
+        self.assert_bounded(before, f"FETCH 1 {items} of {len(self.msg) / MIB:.0f} MiB")
+        self.assertEqual(typ, "OK")
+        return resp
+
+    def test_bodystructure(self):
+        resp = self.fetch("(BODYSTRUCTURE)")
+        lines = self.b64.count(b"\n")
+        want = (b'1 (BODYSTRUCTURE (("text" "plain" ("charset" "utf-8") NIL NIL "7bit" %d 2 NIL NIL NIL NIL)'
+                b'("application" "octet-stream" ("name" "big.bin") NIL NIL "base64" %d NIL '
+                b'("attachment" ("filename" "big.bin")) NIL NIL) "mixed" ("boundary" "=_b") NIL NIL NIL))'
+                % (len(self.text), len(self.b64)))
+        self.assertEqual(resp[0], want)
+        self.assertGreater(lines, 0)
+
+    def test_body_part(self):
+        resp = self.fetch("(BODY.PEEK[2])")
+        self.assertRegex(resp[0][0], rb"^1 \(BODY\[2\] \{%d\}$" % len(self.b64))
+        self.assertTrue(resp[0][1] == self.b64, "BODY[2] differs from the part")
+
+    def test_binary_part(self):
+        resp = self.fetch("(BINARY.PEEK[2])")
+        self.assertRegex(resp[0][0], rb"^1 \(BINARY\[2\] ~\{%d\}$" % len(self.raw))
+        self.assertTrue(resp[0][1] == self.raw, "BINARY[2] differs from the decoded part")
+
+    def test_binary_size(self):
+        resp = self.fetch("(BINARY.SIZE[2])")
+        self.assertEqual(resp[0], b"1 (BINARY.SIZE[2] %d)" % len(self.raw))
+
+    def test_body_mime_and_text_part(self):
+        resp = self.fetch("(BODY BODY.PEEK[2.MIME] BODY.PEEK[1])")
+        self.assertEqual(resp[0][0], b'1 (BODY (("text" "plain" ("charset" "utf-8") NIL NIL "7bit" %d 2)'
+                         b'("application" "octet-stream" ("name" "big.bin") NIL NIL "base64" %d) "mixed") '
+                         b'BODY[2.MIME] {%d}' % (len(self.text), len(self.b64), len(self.mime2())))
+        self.assertEqual(resp[0][1], self.mime2())
+        self.assertEqual(resp[1], (b" BODY[1] {%d}" % len(self.text), self.text))
+
+    def mime2(self):
+        start = self.msg.index(b"Content-Type: application/octet-stream")
+        return self.msg[start:self.msg.index(b"\r\n\r\n", start) + 4]
+
+
+class QuotedPrintableMemory(LimitsCase):
+
+    def test_binary_of_a_big_quoted_printable_part(self):
+        """A 30 MiB quoted-printable part (soft breaks, =XX, NULs, tabs): BINARY[2] and
+        BINARY.SIZE[2] are within the budget and equal to Python's decoding."""
+        import binascii
+        import random
+        rnd = random.Random(3)
+        words = [b"caf\xc3\xa9", b"na\xc3\xafve", b"tab\there", b"x=y", b"plain", b"\x00nul", b"end  "]
+        block = b"\r\n".join(b" ".join(rnd.choice(words) for _ in range(rnd.randint(0, 40)))
+                              for _ in range(2000)) + b"\r\n"
+        raw = b"".join(b"%06d " % i + block for i in range(90))
+        qp = binascii.b2a_qp(raw).replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+        self.assertEqual(binascii.a2b_qp(qp), raw)
+        msg = (b"From: a@remote.test\r\nSubject: qp\r\nMIME-Version: 1.0\r\n"
+               b"Content-Type: multipart/mixed; boundary=q\r\n\r\n--q\r\n\r\nhi\r\n--q\r\n"
+               b"Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n"
+               b"\r\n" + qp + b"\r\n--q--\r\n")
+        self.put("1700000000.M1P1.host", msg)
+        c = self.login()
+        self.assertEqual(c.select("INBOX")[0], "OK")
+        self.assertEqual(c.fetch("1", "(RFC822.SIZE)")[0], "OK")
+        before = self.rss()
+        typ, resp = c.fetch("1", "(BINARY.SIZE[2] BINARY.PEEK[2])")
+        self.assert_bounded(before, f"FETCH 1 (BINARY.SIZE[2] BINARY.PEEK[2]) of {len(msg) / MIB:.0f} MiB QP")
+        self.assertEqual(typ, "OK")
+        self.assertEqual(resp[0][0], b"1 (BINARY.SIZE[2] %d BINARY[2] ~{%d}" % (len(raw), len(raw)))
+        self.assertTrue(resp[0][1] == raw, "BINARY[2] differs from the decoded part")
+
+
+class HeaderMemory(LimitsCase):
+
+    def test_header_of_a_message_without_a_blank_line(self):
+        """30 MiB of header fields and no body: BODY[HEADER] is all of it, streamed; TEXT is
+        empty; ENVELOPE comes from its first fields."""
+        lines = [b"From: Pepe <pepe@remote.test>\r\nSubject: all header\r\n"]
+        n, i = len(lines[0]), 0
+        while n < 30 * MIB:
+            line = b"X-Line-%08d: abcdefghijklmnopqrstuvwxyz0123456789\r\n" % i
+            lines.append(line)
+            n += len(line)
+            i += 1
+        data = b"".join(lines)
+        self.put("1700000000.M1P1.host", data)
+        c = self.login()
+        self.assertEqual(c.select("INBOX")[0], "OK")
+        self.assertEqual(c.fetch("1", "(RFC822.SIZE)")[0], "OK")
+        before = self.rss()
+        typ, resp = c.fetch("1", "(BODY.PEEK[HEADER] BODY.PEEK[TEXT] ENVELOPE)")
+        self.assert_bounded(before, "FETCH 1 (BODY.PEEK[HEADER] BODY.PEEK[TEXT] ENVELOPE) of 30 MiB")
+        self.assertEqual(typ, "OK")
+        self.assertRegex(resp[0][0], rb"^1 \(BODY\[HEADER\] \{%d\}$" % len(data))
+        self.assertTrue(resp[0][1] == data, "BODY[HEADER] differs from the message")
+        self.assertEqual(resp[1], (b" BODY[TEXT] {0}", b""))
+        self.assertIn(b'"all header"', resp[2])
+
+
 class SlowReader(LimitsCase):
     """A client that asks for a big message and then does not read: the server waits on its
     socket with the reply in pieces, never the whole reply in memory, and the reply is exact when

@@ -6,7 +6,7 @@
 use std::io::{self, Write};
 
 use crate::imap::encode;
-use crate::imap::message::{self, BinaryError};
+use crate::imap::message::{self, BinaryError, Parsed, Piece};
 use crate::imap::types::{FetchAtt, Partial, Section, SectionText};
 use crate::store::folder::{ANSWERED, DELETED, DRAFT, FLAGGED, Flags, Folder, FolderError, SEEN};
 use crate::timefmt::civil_from_days;
@@ -16,7 +16,7 @@ mod stream;
 pub(crate) mod tests;
 
 pub use stream::dedup;
-use stream::{Span, write_spans};
+use stream::{Span, measure, read_header, write_spans};
 
 #[derive(Clone, Copy, Debug, Default)]
 pub struct FetchOpts {
@@ -58,6 +58,15 @@ impl From<FolderError> for FetchError {
 const CACHE_ENVELOPE: u8 = 0;
 const CACHE_BODYSTRUCTURE: u8 = 1;
 
+/// Messages larger than this are parsed as they are read, in bounded memory, for BODYSTRUCTURE,
+/// body parts and BINARY (their literals then streamed from the store); smaller ones are read
+/// whole, once for all the items.
+const STREAM_ABOVE: u64 = 4 * 1024 * 1024;
+/// The header of a large message is read whole up to this size; a longer one (or a message
+/// without a blank line) is taken from the parsed message: its octets streamed, its fields from
+/// the first 64 KiB.
+const HEADER_MAX: usize = 64 * 1024;
+
 /// What the items need of the message.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Need {
@@ -74,10 +83,23 @@ pub fn fetch(
     items: &[FetchAtt],
     opts: FetchOpts,
 ) -> Result<(), FetchError> {
-    let Some(before) = folder.messages().get(index).map(|m| m.flags.clone()) else {
+    fetch_with(out, folder, index, items, opts, STREAM_ABOVE)
+}
+
+/// [`fetch`], parsing messages larger than `stream_above` octets as they are read.
+fn fetch_with(
+    out: &mut dyn Write,
+    folder: &mut dyn Folder,
+    index: usize,
+    items: &[FetchAtt],
+    opts: FetchOpts,
+    stream_above: u64,
+) -> Result<(), FetchError> {
+    let Some((before, size)) = folder.messages().get(index).map(|m| (m.flags.clone(), m.size)) else {
         return Err(FetchError::Folder(FolderError::Expunged));
     };
     let mut need = Need::Nothing;
+    let mut header_too = false;
     let mut sets_seen = false;
     for item in items {
         let (n, seen) = match item {
@@ -105,14 +127,39 @@ pub fn fetch(
             FetchAtt::Binary { peek, .. } => (Need::Whole, !peek),
         };
         need = need.max(n);
+        header_too |= n == Need::Header;
         sets_seen |= seen;
     }
-    // Read once, as little as the items need.
-    let data = match need {
-        Need::Nothing => Vec::new(),
-        Need::Header => folder.read_header(index)?,
-        Need::Whole => folder.read(index)?,
+    // Read once, as little as the items need; a large message is parsed as it is read instead,
+    // its header read apart when an item wants it.
+    let big = size > stream_above;
+    let mut parsed = match need == Need::Whole && big {
+        true => Some(Parsed::read(folder.reader(index)?).map_err(FetchError::Io)?),
+        false => None,
     };
+    let mut long_header = false;
+    let data = if need == Need::Nothing || (parsed.is_some() && !header_too) {
+        Vec::new()
+    } else if big {
+        match read_header(folder.reader(index)?, HEADER_MAX).map_err(FetchError::Io)? {
+            Some(h) => h,
+            None => {
+                long_header = true;
+                let p = match parsed.take() {
+                    Some(p) => p,
+                    None => Parsed::read(folder.reader(index)?).map_err(FetchError::Io)?,
+                };
+                let head = p.header().1.to_vec();
+                parsed = Some(p);
+                head
+            }
+        }
+    } else if need == Need::Header {
+        folder.read_header(index)?
+    } else {
+        folder.read(index)?
+    };
+    let in_memory = need == Need::Whole && parsed.is_none();
     // RFC 3501 6.4.5: BODY[...] (not PEEK), RFC822, RFC822.TEXT and BINARY set \Seen; when that
     // changes the flags they are sent too.
     if sets_seen && before.system & SEEN == 0 {
@@ -123,8 +170,12 @@ pub fn fetch(
     };
     // Streamed literals are cut from the message held in memory when it was read whole anyway,
     // otherwise from the store's reader; either way the whole message is `total` octets.
-    let total = if need == Need::Whole { data.len() as u64 } else { info.size };
-    let text_at = if need >= Need::Header { message::header(&data).len() as u64 } else { 0 };
+    let total = if in_memory { data.len() as u64 } else { info.size };
+    let text_at = match &parsed {
+        Some(p) if long_header => p.header().0.end,
+        _ if need >= Need::Header => message::header(&data).len() as u64,
+        _ => 0,
+    };
     let recent = info.recent && !opts.rev2;
     let mut spans: Vec<Span> = Vec::new();
     let mut r = Vec::with_capacity(128);
@@ -166,7 +217,10 @@ pub fn fetch(
                 match folder.cached(index, CACHE_BODYSTRUCTURE) {
                     Some(c) => r.extend_from_slice(c.as_bytes()),
                     None => {
-                        let bs = message::body_structure(&data, true);
+                        let bs = match &parsed {
+                            Some(p) => p.body_structure(true),
+                            None => message::body_structure(&data, true),
+                        };
                         if let Ok(s) = std::str::from_utf8(&bs) {
                             folder.cache(index, CACHE_BODYSTRUCTURE, s.to_string());
                         }
@@ -176,7 +230,10 @@ pub fn fetch(
             }
             FetchAtt::Body => {
                 r.extend_from_slice(b"BODY ");
-                r.extend_from_slice(&message::body_structure(&data, false));
+                r.extend_from_slice(&match &parsed {
+                    Some(p) => p.body_structure(false),
+                    None => message::body_structure(&data, false),
+                });
             }
             FetchAtt::Rfc822 => {
                 r.extend_from_slice(b"RFC822 ");
@@ -184,7 +241,13 @@ pub fn fetch(
             }
             FetchAtt::Rfc822Header => {
                 r.extend_from_slice(b"RFC822.HEADER ");
-                text_literal(&mut r, message::header(&data));
+                match &parsed {
+                    Some(p) if long_header => {
+                        let h = p.header().0;
+                        spans.push(Span::literal(&mut r, h.start, h.end.saturating_sub(h.start)));
+                    }
+                    _ => text_literal(&mut r, message::header(&data)),
+                }
             }
             FetchAtt::Rfc822Text => {
                 r.extend_from_slice(b"RFC822.TEXT ");
@@ -202,10 +265,37 @@ pub fn fetch(
                     spans.push(Span::literal(&mut r, from + start, len));
                     continue;
                 }
-                let bytes = message::section(&data, section);
+                let bytes = match &parsed {
+                    Some(p) if long_header || !message::header_only(section) => match p.section(section) {
+                        Piece::Range(rg) => {
+                            let (start, len) = window(&mut r, rg.end.saturating_sub(rg.start), *partial);
+                            r.push(b' ');
+                            spans.push(Span::literal(&mut r, rg.start + start, len));
+                            continue;
+                        }
+                        Piece::Bytes(b) => b,
+                    },
+                    _ => message::section(&data, section),
+                };
                 let slice = origin(&mut r, &bytes, *partial);
                 r.push(b' ');
                 text_literal(&mut r, slice);
+            }
+            FetchAtt::Binary { part, partial, .. } if parsed.is_some() => {
+                let Some(p) = &parsed else { continue };
+                let (raw, cte) = p.binary(part).map_err(unknown_cte)?;
+                let (o, l) = partial.map_or((0, u64::MAX), |p| (u64::from(p.origin), u64::from(p.length)));
+                let (n, nul) = measure(folder, index, raw.clone(), cte, o, l)?;
+                r.extend_from_slice(b"BINARY[");
+                r.extend_from_slice(part_name(part).as_bytes());
+                r.push(b']');
+                let (start, len) = window(&mut r, n, *partial);
+                r.push(b' ');
+                // RFC 3516 4.2: literal8 only when the data holds NUL.
+                if nul {
+                    r.push(b'~');
+                }
+                spans.push(Span::decoded(&mut r, raw, cte, start, len));
             }
             FetchAtt::Binary { part, partial, .. } => {
                 let bytes = message::binary(&data, part).map_err(unknown_cte)?;
@@ -221,7 +311,13 @@ pub fn fetch(
                 encode::literal(&mut r, slice);
             }
             FetchAtt::BinarySize { part } => {
-                let n = message::binary(&data, part).map_err(unknown_cte)?.len();
+                let n = match &parsed {
+                    Some(p) => {
+                        let (raw, cte) = p.binary(part).map_err(unknown_cte)?;
+                        measure(folder, index, raw, cte, 0, 0)?.0
+                    }
+                    None => message::binary(&data, part).map_err(unknown_cte)?.len() as u64,
+                };
                 r.extend_from_slice(format!("BINARY.SIZE[{}] {n}", part_name(part)).as_bytes());
             }
         }
@@ -232,7 +328,7 @@ pub fn fetch(
         write_flags(&mut r, &info.flags, recent);
     }
     r.extend_from_slice(b")\r\n");
-    let whole = (need == Need::Whole).then_some(data.as_slice());
+    let whole = in_memory.then_some(data.as_slice());
     write_spans(out, &r, &spans, whole, folder, index)
 }
 

@@ -10,7 +10,9 @@
 mod decode;
 mod envelope;
 mod lex;
+mod lines;
 mod mime;
+mod parsed;
 mod structure;
 #[cfg(test)]
 mod tests;
@@ -19,7 +21,9 @@ mod tree;
 
 use crate::imap::types::{Section, SectionText};
 
+pub use decode::{Cte, Decoder};
 pub use envelope::envelope;
+pub use parsed::{Parsed, Piece};
 pub use structure::body_structure;
 pub use text::{body_text, contains, fold, header_text, header_values, sent_date};
 
@@ -57,10 +61,10 @@ pub fn section(msg: &[u8], section: &Section) -> Vec<u8> {
     let text = match &section.text {
         // The whole message, or a part's body (for a message/rfc822 part: the whole message in it).
         None if section.part.is_empty() => return msg.to_vec(),
-        None => return part.body.to_vec(),
+        None => return slice(msg, &part.body).to_vec(),
         // RFC 3501 6.4.5: MIME is the part's own MIME header; only after a part number.
         Some(SectionText::Mime) if section.part.is_empty() => return Vec::new(),
-        Some(SectionText::Mime) => return part.header.to_vec(),
+        Some(SectionText::Mime) => return part.head.clone(),
         Some(t) => t,
     };
     // HEADER, HEADER.FIELDS[.NOT] and TEXT are of the message itself or of a message/rfc822 part.
@@ -72,7 +76,7 @@ pub fn section(msg: &[u8], section: &Section) -> Vec<u8> {
             _ => return Vec::new(),
         }
     };
-    let (header, body) = (target.header, target.body);
+    let (header, body) = (target.head.as_slice(), slice(msg, &target.body));
     match text {
         SectionText::Header => header.to_vec(),
         SectionText::Text => body.to_vec(),
@@ -80,6 +84,10 @@ pub fn section(msg: &[u8], section: &Section) -> Vec<u8> {
         SectionText::HeaderFieldsNot(names) => header_fields(header, names, false),
         SectionText::Mime => Vec::new(),
     }
+}
+
+fn slice<'m>(msg: &'m [u8], r: &std::ops::Range<usize>) -> &'m [u8] {
+    msg.get(r.clone()).unwrap_or_default()
 }
 
 /// RFC 3501 6.4.5 HEADER.FIELDS / HEADER.FIELDS.NOT: the fields (not) named, as written with their
@@ -106,7 +114,7 @@ pub fn binary(msg: &[u8], part: &[u32]) -> Result<Vec<u8>, BinaryError> {
     }
     let root = tree::parse(msg);
     let Some(p) = tree::find(&root, part) else { return Ok(Vec::new()) };
-    let body = p.body;
+    let body = slice(msg, &p.body);
     match decode::cte(mime::first(p.mime_header(), "Content-Transfer-Encoding")) {
         decode::Cte::Identity => Ok(body.to_vec()),
         decode::Cte::Base64 => Ok(decode::base64(body)),

@@ -5,6 +5,7 @@
 use std::io::{self, Read, Write};
 
 use super::FetchError;
+use crate::imap::message::{Cte, Decoder};
 use crate::imap::types::FetchAtt;
 use crate::store::folder::Folder;
 
@@ -17,14 +18,137 @@ pub(super) struct Span {
     at: usize,
     start: u64,
     len: u64,
+    /// BINARY (RFC 3516): the octets are decoded, and the literal is `take` decoded octets from
+    /// `skip` on, sent as they are.
+    decoded: Option<Decoded>,
+}
+
+#[derive(Clone, Copy)]
+struct Decoded {
+    cte: Cte,
+    skip: u64,
+    take: u64,
 }
 
 impl Span {
     /// Writes the literal's `{len}CRLF` and notes where its text goes.
     pub(super) fn literal(r: &mut Vec<u8>, start: u64, len: u64) -> Span {
         r.extend_from_slice(format!("{{{len}}}\r\n").as_bytes());
-        Span { at: r.len(), start, len }
+        Span { at: r.len(), start, len, decoded: None }
     }
+
+    /// Writes `{take}CRLF` of a literal of the octets `raw` of the message decode to (from the
+    /// decoded octet `skip` on), and notes where they go (the caller writes `~` first for
+    /// literal8, RFC 3516 4.2).
+    pub(super) fn decoded(r: &mut Vec<u8>, raw: std::ops::Range<u64>, cte: Cte, skip: u64, take: u64) -> Span {
+        r.extend_from_slice(format!("{{{take}}}\r\n").as_bytes());
+        let decoded = Some(Decoded { cte, skip, take });
+        Span { at: r.len(), start: raw.start, len: raw.end.saturating_sub(raw.start), decoded }
+    }
+}
+
+/// The header of the message `rd` yields, through its blank line (as [`Folder::read_header`]),
+/// when that is at most `max` octets; None for a longer header (or one that never ends).
+pub(super) fn read_header(rd: Box<dyn Read>, max: usize) -> io::Result<Option<Vec<u8>>> {
+    let mut rd = io::BufReader::with_capacity(CHUNK.min(max.max(1)), rd);
+    let mut out = Vec::new();
+    loop {
+        let start = out.len();
+        let room = (max + 1).saturating_sub(start) as u64;
+        let n = io::BufRead::read_until(&mut (&mut rd).take(room), b'\n', &mut out)?;
+        if out.len() > max {
+            return Ok(None);
+        }
+        let line = out.get(start..).unwrap_or_default();
+        if n == 0 || matches!(line, b"\n" | b"\r\n") || !line.ends_with(b"\n") {
+            return Ok(Some(out));
+        }
+    }
+}
+
+/// Decodes the octets `raw` of the message: how many octets they decode to, and whether one of
+/// those from `origin` to `origin + length` is NUL (BINARY.SIZE, and literal8 for BINARY:
+/// RFC 3516 4.2). One pass in pieces; nothing is kept.
+pub(super) fn measure(
+    folder: &mut dyn Folder,
+    index: usize,
+    raw: std::ops::Range<u64>,
+    cte: Cte,
+    origin: u64,
+    length: u64,
+) -> Result<(u64, bool), FetchError> {
+    let mut rd = folder.reader(index)?;
+    let mut size = 0u64;
+    let mut nul = false;
+    let end = origin.saturating_add(length);
+    let mut see = |d: &[u8]| {
+        let from = origin.saturating_sub(size).min(d.len() as u64) as usize;
+        let to = end.saturating_sub(size).min(d.len() as u64) as usize;
+        nul |= d.get(from..to).is_some_and(|w| w.contains(&0));
+        size += d.len() as u64;
+    };
+    decode_range(&mut rd, raw.start, raw.end.saturating_sub(raw.start), cte, &mut see).map_err(FetchError::Io)?;
+    Ok((size, nul))
+}
+
+/// Skips `skip` octets of `rd`, then gives the decoding of the next `len` to `sink` in pieces.
+fn decode_range(rd: &mut dyn Read, skip: u64, len: u64, cte: Cte, sink: &mut dyn FnMut(&[u8])) -> io::Result<()> {
+    let copied = io::copy(&mut rd.take(skip), &mut io::sink())?;
+    if copied < skip {
+        return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the message is shorter than its size"));
+    }
+    let mut dec = Decoder::new(cte);
+    let mut chunk = vec![0u8; CHUNK];
+    let mut out = Vec::with_capacity(CHUNK);
+    let mut left = len;
+    while left > 0 {
+        let want = chunk.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+        let n = match rd.read(chunk.get_mut(..want).unwrap_or_default()) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        out.clear();
+        dec.feed(chunk.get(..n).unwrap_or_default(), &mut out);
+        sink(&out);
+        left -= n as u64;
+    }
+    if left > 0 {
+        return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the message is shorter than its size"));
+    }
+    out.clear();
+    dec.finish(&mut out);
+    sink(&out);
+    Ok(())
+}
+
+/// Writes the decoded octets `d.skip..d.skip + d.take` of the raw octets `skip..skip + len` of `rd`.
+fn copy_decoded(rd: &mut dyn Read, skip: u64, len: u64, d: Decoded, out: &mut dyn Write) -> io::Result<()> {
+    let mut at = 0u64;
+    let mut sent = 0u64;
+    let mut err = None;
+    let end = d.skip.saturating_add(d.take);
+    let mut sink = |piece: &[u8]| {
+        let from = d.skip.saturating_sub(at).min(piece.len() as u64) as usize;
+        let to = end.saturating_sub(at).min(piece.len() as u64) as usize;
+        at += piece.len() as u64;
+        if let Some(w) = piece.get(from..to).filter(|w| !w.is_empty() && err.is_none()) {
+            match out.write_all(w) {
+                Ok(()) => sent += w.len() as u64,
+                Err(e) => err = Some(e),
+            }
+        }
+    };
+    decode_range(rd, skip, len, d.cte, &mut sink)?;
+    if let Some(e) = err {
+        return Err(e);
+    }
+    if sent != d.take {
+        // The literal's length was promised: the message changed under us.
+        return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the part decodes to fewer octets"));
+    }
+    Ok(())
 }
 
 /// Writes the response `r` with the spans' text put in, from `whole` when the message is in memory
@@ -49,6 +173,11 @@ pub(super) fn write_spans(
     for sp in spans {
         out.write_all(r.get(done..sp.at).unwrap_or_default()).map_err(FetchError::Io)?;
         done = sp.at;
+        if let (Some(data), Some(d)) = (whole, sp.decoded) {
+            let mut rd: &[u8] = data;
+            copy_decoded(&mut rd, sp.start, sp.len, d, out).map_err(FetchError::Io)?;
+            continue;
+        }
         if let Some(data) = whole {
             let from = usize::try_from(sp.start).unwrap_or(usize::MAX).min(data.len());
             let to = from.saturating_add(usize::try_from(sp.len).unwrap_or(usize::MAX)).min(data.len());
@@ -60,7 +189,11 @@ pub(super) fn write_spans(
             _ => (folder.reader(index).map_err(|e| FetchError::Io(io::Error::other(e.to_string())))?, 0),
         };
         let mut rd = rd;
-        copy(&mut rd, sp.start - pos, sp.len, out, &mut buf).map_err(FetchError::Io)?;
+        match sp.decoded {
+            Some(d) => copy_decoded(&mut rd, sp.start - pos, sp.len, d, out),
+            None => copy(&mut rd, sp.start - pos, sp.len, out, &mut buf),
+        }
+        .map_err(FetchError::Io)?;
         reader = Some((rd, sp.start + sp.len));
     }
     out.write_all(r.get(done..).unwrap_or_default()).map_err(FetchError::Io)

@@ -331,3 +331,122 @@ fn nul_in_text_literals_is_sent_as_0x80() {
     fetch(&mut out, &mut f, 0, &[bin], FetchOpts::default()).unwrap();
     assert!(out.ends_with(b"BINARY[1] ~{5}\r\na\0b\r\n)\r\n"), "{:?}", String::from_utf8_lossy(&out));
 }
+
+/// Messages the streamed path (large messages, parsed as they are read) must answer exactly as
+/// the path that reads them whole: every corpus message, MSG, and a few built to be awkward.
+fn stream_cases() -> Vec<(String, Vec<u8>)> {
+    let mut cases = vec![
+        ("MSG".to_string(), MSG.replace('\n', "\r\n").into_bytes()),
+        ("no blank line".to_string(), b"Subject: x\r\nContent-Type: text/plain".to_vec()),
+        (
+            "qp and nested".to_string(),
+            b"MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=a\r\n\r\npre\r\n--a\r\nContent-Type: text/plain\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\ncaf=C3=A9  =\r\nx=3D=00y\r\n--a\r\nContent-Type: message/rfc822\r\n\r\nSubject: in\r\nContent-Type: multipart/alternative; boundary=ab\r\n\r\n--ab\r\n\r\none\r\n--a\r\nX: cut\r\n--a--\r\nepi\n".to_vec(),
+        ),
+    ];
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus/eml");
+    for dir in std::fs::read_dir(&root).into_iter().flatten().flatten() {
+        for f in std::fs::read_dir(dir.path()).into_iter().flatten().flatten() {
+            let Ok(raw) = std::fs::read(f.path()) else { continue };
+            // The store hands out CRLF line ends.
+            let mut m = Vec::with_capacity(raw.len());
+            for (i, &b) in raw.iter().enumerate() {
+                if b == b'\n' && (i == 0 || raw[i - 1] != b'\r') {
+                    m.push(b'\r');
+                }
+                m.push(b);
+            }
+            cases.push((f.path().display().to_string(), m));
+        }
+    }
+    cases
+}
+
+fn fetch_at(m: &[u8], items: &[FetchAtt], stream_above: u64) -> Result<Vec<u8>, bool> {
+    let mut f = MemFolder::new(&[(1, 0, false, 0, "")]);
+    f.infos[0].size = m.len() as u64;
+    f.bodies[0] = m.to_vec();
+    let mut out = Vec::new();
+    match fetch_with(&mut out, &mut f, 0, items, FetchOpts::default(), stream_above) {
+        Ok(()) => Ok(out),
+        Err(e) => Err(is_unknown_cte(&e)),
+    }
+}
+
+#[test]
+fn streamed_path_answers_as_the_whole_message() {
+    let parts: &[&[u32]] =
+        &[&[], &[1], &[2], &[3], &[4], &[1, 1], &[1, 2], &[2, 1], &[2, 2], &[3, 1], &[2, 1, 1], &[1, 1, 1]];
+    let names = vec!["Subject".to_string(), "Content-Type".to_string()];
+    let texts = [
+        None,
+        Some(SectionText::Header),
+        Some(SectionText::Text),
+        Some(SectionText::Mime),
+        Some(SectionText::HeaderFields(names.clone())),
+        Some(SectionText::HeaderFieldsNot(names)),
+    ];
+    let half = Some(Partial { origin: 3, length: 40 });
+    let cases = stream_cases();
+    assert!(cases.len() > 50 || !std::path::Path::new("../shared/corpus/eml").exists());
+    for (name, m) in &cases {
+        let mut sets = vec![vec![FetchAtt::BodyStructure, FetchAtt::Body]];
+        for part in parts {
+            for text in &texts {
+                for partial in [None, half] {
+                    sets.push(vec![body(true, part, text.clone(), partial)]);
+                }
+            }
+            for partial in [None, half] {
+                sets.push(vec![FetchAtt::Binary { peek: true, part: part.to_vec(), partial }]);
+            }
+            sets.push(vec![FetchAtt::BinarySize { part: part.to_vec() }]);
+        }
+        // Items together, with one that wants the header.
+        sets.push(vec![
+            FetchAtt::Envelope,
+            body(true, &[1], None, None),
+            FetchAtt::BodyStructure,
+            body(true, &[], Some(SectionText::Text), None),
+            FetchAtt::Rfc822Header,
+            FetchAtt::Binary { peek: true, part: vec![1], partial: None },
+        ]);
+        for items in &sets {
+            let whole = fetch_at(m, items, u64::MAX);
+            let streamed = fetch_at(m, items, 0);
+            assert!(
+                whole == streamed,
+                "{name} {items:?}:\n{:?}\n{:?}",
+                whole.as_ref().map(|o| String::from_utf8_lossy(o).into_owned()),
+                streamed.as_ref().map(|o| String::from_utf8_lossy(o).into_owned())
+            );
+        }
+    }
+}
+
+/// A header longer than the 64 KiB read whole of a large message (with a blank line or none at
+/// all): its octets are streamed exactly, its first fields answer ENVELOPE and BODYSTRUCTURE.
+#[test]
+fn long_header_of_a_large_message() {
+    let mut head = b"From: a@b.test\r\nSubject: long\r\nMIME-Version: 1.0\r\nContent-Type: text/plain\r\n".to_vec();
+    for i in 0..3000 {
+        head.extend(format!("X-Filler-{i}: {}\r\n", "y".repeat(30)).as_bytes());
+    }
+    let mut one_line = head.clone();
+    one_line.extend(b"X-Long: ".iter().chain(&[b'z'; 100_000]));
+    for m in [[&head[..], b"\r\nbody\r\n"].concat(), head.clone(), one_line] {
+        let items = [
+            body(true, &[], Some(SectionText::Header), None),
+            FetchAtt::Rfc822Header,
+            body(true, &[], Some(SectionText::Text), None),
+            body(true, &[], Some(SectionText::HeaderFields(vec!["Subject".into()])), None),
+            body(true, &[1], None, Some(Partial { origin: 0, length: 9 })),
+            FetchAtt::Envelope,
+            FetchAtt::BodyStructure,
+            FetchAtt::BinarySize { part: vec![1] },
+        ];
+        for item in items {
+            let whole = fetch_at(&m, std::slice::from_ref(&item), u64::MAX);
+            assert!(whole == fetch_at(&m, std::slice::from_ref(&item), 0), "{item:?}: {whole:?}");
+        }
+    }
+}

@@ -78,12 +78,6 @@ pub(crate) fn split(entity: &[u8]) -> (&[u8], &[u8]) {
     entity.split_at(header_end(entity).min(entity.len()))
 }
 
-/// Lines in a body as Dovecot counts them for body-fld-lines (RFC 3501 7.4.2 leaves it open):
-/// line breaks; a last line without one does not count.
-pub(crate) fn count_lines(body: &[u8]) -> usize {
-    body.iter().filter(|&&b| b == b'\n').count()
-}
-
 /// MIME parameters, `(name, value)` in order.
 pub(crate) type Params = Vec<(Vec<u8>, Vec<u8>)>;
 
@@ -219,8 +213,5 @@ mod tests {
         assert_eq!(cte_token(Some(b" Base64 (c)")), Some(&b"Base64"[..]));
         assert_eq!(cte_token(Some(b"8 bit")), None);
         assert_eq!(cte_token(None), None);
-        assert_eq!(count_lines(b"a\r\nb"), 1);
-        assert_eq!(count_lines(b"a\r\nb\r\n"), 2);
-        assert_eq!(count_lines(b""), 0);
     }
 }

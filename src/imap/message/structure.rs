@@ -2,19 +2,24 @@
 //! in octets of the body as stored (CRLF) and line counts, extension data when asked for.
 
 use super::envelope::envelope;
-use super::mime::{ContentType, count_lines, cte_token, disposition, fields, first, unfold};
+use super::mime::{ContentType, cte_token, disposition, fields, first, unfold};
 use super::tree::{Kind, Part, parse};
 use crate::imap::encode::{nstring, string};
 
 /// BODYSTRUCTURE (`extensible`) or BODY of a whole message. Never fails: missing or broken headers
 /// take the RFC 2045 defaults; a multipart without parts has an empty text part (tree.rs).
 pub fn body_structure(msg: &[u8], extensible: bool) -> Vec<u8> {
+    of(&parse(msg), extensible)
+}
+
+/// BODYSTRUCTURE or BODY from a parsed tree (of a message in memory or read as a stream).
+pub(crate) fn of(root: &Part, extensible: bool) -> Vec<u8> {
     let mut out = Vec::with_capacity(256);
-    write_part(&mut out, &parse(msg), extensible);
+    write_part(&mut out, root, extensible);
     out
 }
 
-fn write_part(out: &mut Vec<u8>, p: &Part<'_>, ext: bool) {
+fn write_part(out: &mut Vec<u8>, p: &Part, ext: bool) {
     let header = p.mime_header();
     match &p.kind {
         Kind::Multipart(list) => {
@@ -39,10 +44,10 @@ fn write_part(out: &mut Vec<u8>, p: &Part<'_>, ext: bool) {
             out.push(b'(');
             body_fields(out, &p.ct, header, p.body.len());
             out.push(b' ');
-            out.extend_from_slice(&envelope(inner.header, false));
+            out.extend_from_slice(&envelope(&inner.head, false));
             out.push(b' ');
             write_part(out, inner, ext);
-            out.extend_from_slice(format!(" {}", count_lines(p.body)).as_bytes());
+            out.extend_from_slice(format!(" {}", p.lines).as_bytes());
             if ext {
                 ext_1part(out, header);
             }
@@ -66,7 +71,7 @@ fn write_part(out: &mut Vec<u8>, p: &Part<'_>, ext: bool) {
             body_fields(out, ct, header, p.body.len());
             if ct.is_type("text") {
                 // RFC 3501 9 body-type-text: body-fld-lines.
-                out.extend_from_slice(format!(" {}", count_lines(p.body)).as_bytes());
+                out.extend_from_slice(format!(" {}", p.lines).as_bytes());
             }
             if ext {
                 ext_1part(out, header);

@@ -38,25 +38,25 @@ fn decode_field(raw: &[u8]) -> String {
 /// attachments are not searched.
 pub fn body_text(msg: &[u8]) -> String {
     let mut out = String::new();
-    collect(&parse(msg), &mut out);
+    collect(&parse(msg), msg, &mut out);
     out
 }
 
-fn collect(p: &Part<'_>, out: &mut String) {
+fn collect(p: &Part, msg: &[u8], out: &mut String) {
     match &p.kind {
         Kind::Multipart(list) => {
             for child in list {
-                collect(child, out);
+                collect(child, msg, out);
             }
         }
         Kind::Message(inner) => {
-            out.push_str(&header_text(inner.header));
-            collect(inner, out);
+            out.push_str(&header_text(&inner.head));
+            collect(inner, msg, out);
         }
         // Text, and message/* that is not parsed as a message (message/partial, delivery-status,
         // an encoded message/rfc822): Dovecot searches those bodies as text too.
         Kind::Leaf if p.ct.is_type("text") || p.ct.is_type("message") => {
-            out.push_str(&decode_text(p.mime_header(), p.body, &p.ct));
+            out.push_str(&decode_text(p.mime_header(), msg.get(p.body.clone()).unwrap_or_default(), &p.ct));
             out.push('\n');
         }
         Kind::Leaf => {}
