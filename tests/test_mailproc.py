@@ -31,6 +31,9 @@ def proc_groups(pid):
     return set()
 
 
+SEQ = iter(range(1000))
+
+
 def descendants(pid):
     out, todo = [], [pid]
     while todo:
@@ -45,7 +48,7 @@ class SystemUsers(unittest.TestCase):
     def setUp(self):
         self.base = tempfile.mkdtemp(prefix="buzon-mailproc-")
         os.chmod(self.base, 0o755)
-        tag = str(os.getpid())[-5:]
+        tag = f"{str(os.getpid())[-5:]}x{next(SEQ)}"
         self.names = {"srv": f"bmsrv{tag}", "a": f"bma{tag}", "b": f"bmb{tag}"}
         self.pw = {}
         for k, n in self.names.items():

@@ -33,6 +33,14 @@ def useradd(name, home):
 
 
 def userdel(name):
+    """userdel refuses a user who still has a process: a mail process ends a moment after the
+    server; wait for it (and end it if it lingers), then delete."""
+    for _ in range(50):
+        if subprocess.run(["userdel", name], capture_output=True).returncode in (0, 6):
+            return
+        time.sleep(0.1)
+    subprocess.run(["pkill", "-KILL", "-u", name], capture_output=True)
+    time.sleep(0.2)
     subprocess.run(["userdel", name], capture_output=True)
 
 
