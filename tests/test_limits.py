@@ -9,6 +9,7 @@ process (test_mailproc.SystemUsers.test_a_stalled_mail_process_is_replaced); ine
 the server's queue (test_unix.InetdBesideTheServer); brute force across reloads and inetd processes
 (test_auth_limit)."""
 
+import base64
 import imaplib
 import os
 import re
@@ -359,6 +360,47 @@ class AppendMemory(LimitsCase):
         typ, resp = c.fetch("1", "(BODY.PEEK[])")
         self.assertTrue(resp[0][1] == data)
         self.assertEqual(os.listdir(tmp), [])
+
+
+class SearchMemory(LimitsCase):
+    """SEARCH BODY/TEXT of a 30 MiB multipart: its text parts are decoded (quoted-printable,
+    base64) and matched as they are read, never held whole."""
+
+    def setUp(self):
+        super().setUp()
+        line = b"lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor\r\n"
+        # Part 1: quoted-printable, a word cut by a soft line break in its middle.
+        qp = line * (200 * 1024) + b"una beren=\r\njena caf=C3=A9\r\n" + line * 1000
+        # Part 2: base64, a word near the end that the encoded octets do not show.
+        text = line * (180 * 1024) + b"la zanahoria final\r\n" + line * 10
+        b64 = base64.encodebytes(text).replace(b"\n", b"\r\n")
+        data = (b"From: Pepe <pepe@remote.test>\r\nTo: alice@example.test\r\nSubject: big search\r\n"
+                b"MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b\"\r\n\r\n"
+                b"--b\r\nContent-Type: text/plain; charset=utf-8\r\n"
+                b"Content-Transfer-Encoding: quoted-printable\r\n\r\n" + qp +
+                b"\r\n--b\r\nContent-Type: text/plain; charset=us-ascii\r\n"
+                b"Content-Transfer-Encoding: base64\r\n\r\n" + b64 + b"\r\n--b--\r\n")
+        self.assertGreater(len(data), 29 * MIB)
+        self.put("1700000000.M1P1.host", data)
+        self.c = self.login()
+        self.assertEqual(self.c.select("INBOX")[0], "OK")
+        self.assertEqual(self.c.fetch("1", "(RFC822.SIZE)")[0], "OK")
+
+    def search(self, *criteria):
+        before = self.rss()
+        typ, resp = self.c.search(None, *criteria)
+        self.assert_bounded(before, "SEARCH " + " ".join(criteria) + " of 30 MiB")
+        self.assertEqual(typ, "OK")
+        return resp[0].split()
+
+    def test_body_word_near_the_end(self):
+        self.assertEqual(self.search("BODY", "ZANAHORIA"), [b"1"])
+
+    def test_text_word_across_a_soft_break(self):
+        self.assertEqual(self.search("TEXT", "berenjena"), [b"1"])
+
+    def test_no_match(self):
+        self.assertEqual(self.search("OR", "BODY", "nowhere-xyzzy", "TEXT", "zanahorias"), [])
 
 
 class MboxAppend(LimitsCase):

@@ -61,7 +61,7 @@ const CACHE_BODYSTRUCTURE: u8 = 1;
 /// Messages larger than this are parsed as they are read, in bounded memory, for BODYSTRUCTURE,
 /// body parts and BINARY (their literals then streamed from the store); smaller ones are read
 /// whole, once for all the items.
-const STREAM_ABOVE: u64 = 4 * 1024 * 1024;
+pub(crate) const STREAM_ABOVE: u64 = 4 * 1024 * 1024;
 /// The header of a large message is read whole up to this size; a longer one (or a message
 /// without a blank line) is taken from the parsed message: its octets streamed, its fields from
 /// the first 64 KiB.

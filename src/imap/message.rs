@@ -13,6 +13,7 @@ mod lex;
 mod lines;
 mod mime;
 mod parsed;
+mod searchstream;
 mod structure;
 #[cfg(test)]
 mod tests;
@@ -24,6 +25,7 @@ use crate::imap::types::{Section, SectionText};
 pub use decode::{Cte, Decoder};
 pub use envelope::envelope;
 pub use parsed::{Parsed, Piece};
+pub use searchstream::{body_contains, header_contains, header_fields as stream_header_fields};
 pub use structure::body_structure;
 pub use text::{body_text, contains, fold, header_text, header_values, sent_date};
 

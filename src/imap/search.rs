@@ -1,11 +1,14 @@
 //! SEARCH evaluation (RFC 3501 6.4.4, RFC 9051 6.4.4) and sequence sets (RFC 3501 6.4.8 and 9,
 //! RFC 5182 `$`). Keys are compiled once (sets resolved, strings folded, cheap keys first) and then
 //! run over the messages; a message is read only when a key that needs its text is reached, and
-//! then only its header unless some key needs the body.
+//! then only its header unless some key needs the body. A message over [`STREAM_ABOVE`] is never
+//! read whole: its text is made and matched as it is read (message/searchstream.rs).
 
+use std::io::{BufRead, BufReader, Read};
 use std::ops::Range;
 
-use crate::imap::message;
+use crate::imap::fetch::STREAM_ABOVE;
+use crate::imap::message::{self, Parsed};
 use crate::imap::types::{Date, SearchKey, SeqNum, SeqSet};
 use crate::store::folder::{ANSWERED, DELETED, DRAFT, FLAGGED, Folder, FolderError, MessageInfo, SEEN, Uid};
 use crate::timefmt::civil_from_days;
@@ -84,7 +87,17 @@ pub fn search(folder: &mut dyn Folder, key: &SearchKey, saved: &[Uid]) -> Result
     let mut found = Vec::new();
     for index in 0..folder.messages().len() {
         let Some(info) = folder.messages().get(index).cloned() else { break };
-        let mut msg = Msg { folder: &mut *folder, index, info, whole, data: None, body_text: None };
+        let large = info.size > STREAM_ABOVE;
+        let mut msg = Msg {
+            folder: &mut *folder,
+            index,
+            info,
+            whole,
+            large,
+            data: None,
+            body_text: None,
+            parsed: None,
+        };
         match key.eval(&mut msg) {
             Ok(true) => found.push(index),
             Ok(false) | Err(Stop::Expunged) => {}
@@ -216,10 +229,30 @@ struct Msg<'f> {
     data: Option<Vec<u8>>,
     /// The decoded, folded body text (BODY and TEXT share it).
     body_text: Option<String>,
+    /// Over [`STREAM_ABOVE`]: `data` is only the header, when it is at most [`HEADER_MAX`]
+    /// (empty otherwise), and the rest is read as a stream for each key.
+    large: bool,
+    /// A large message's MIME tree.
+    parsed: Option<Parsed>,
+}
+
+/// A large message's header is kept when it is at most this long; a longer one is read field by
+/// field for each key.
+const HEADER_MAX: u64 = 64 * 1024;
+
+fn stop(e: FolderError) -> Stop {
+    if e == FolderError::Expunged { Stop::Expunged } else { Stop::Failed(e) }
+}
+
+fn io(e: std::io::Error) -> Stop {
+    Stop::Failed(FolderError::Temp(format!("reading a message: {e}")))
 }
 
 impl Msg<'_> {
     fn data(&mut self) -> Result<&[u8], Stop> {
+        if self.large && self.data.is_none() {
+            self.data = Some(self.short_header()?);
+        }
         if self.data.is_none() {
             let r =
                 if self.whole { self.folder.read(self.index) } else { self.folder.read_header(self.index) };
@@ -232,6 +265,64 @@ impl Msg<'_> {
 
     fn header(&mut self) -> Result<&[u8], Stop> {
         Ok(message::header(self.data()?))
+    }
+
+    /// A large message's header through its blank line, or nothing when it is longer than
+    /// [`HEADER_MAX`] (or has no blank line).
+    fn short_header(&mut self) -> Result<Vec<u8>, Stop> {
+        let rd = self.folder.reader(self.index).map_err(stop)?;
+        let mut rd = BufReader::new(rd.take(HEADER_MAX + 1));
+        let mut h = Vec::new();
+        loop {
+            let start = h.len();
+            if rd.read_until(b'\n', &mut h).map_err(io)? == 0 {
+                // The end of the message, or past HEADER_MAX.
+                return Ok(if h.len() as u64 <= HEADER_MAX && (h.len() as u64) < self.info.size {
+                    h
+                } else {
+                    Vec::new()
+                });
+            }
+            if matches!(h.get(start..), Some(b"\n" | b"\r\n")) {
+                return Ok(h);
+            }
+        }
+    }
+
+    /// A large message's header is not kept: its fields are read from the store.
+    fn long_header(&mut self) -> Result<bool, Stop> {
+        Ok(self.large && self.data()?.is_empty())
+    }
+
+    /// Calls `f` with each field of a long header (a block of one field) until it returns true.
+    fn each_field(&mut self, f: impl FnMut(&[u8]) -> bool) -> Result<bool, Stop> {
+        let rd = self.folder.reader(self.index).map_err(stop)?;
+        message::stream_header_fields(rd, f).map_err(io)
+    }
+
+    /// RFC 3501 6.4.4 BODY: `needle` (folded) is in the body text.
+    fn body_has(&mut self, needle: &str) -> Result<bool, Stop> {
+        if !self.large {
+            return Ok(self.body_text()?.contains(needle));
+        }
+        if self.parsed.is_none() {
+            let rd = self.folder.reader(self.index).map_err(stop)?;
+            self.parsed = Some(Parsed::read(rd).map_err(io)?);
+        }
+        let rd = self.folder.reader(self.index).map_err(stop)?;
+        match &self.parsed {
+            Some(p) => message::body_contains(p, rd, needle).map_err(io),
+            None => Ok(false),
+        }
+    }
+
+    /// TEXT, header side: `needle` is in the header text.
+    fn header_has(&mut self, needle: &str) -> Result<bool, Stop> {
+        if self.long_header()? {
+            let rd = self.folder.reader(self.index).map_err(stop)?;
+            return message::header_contains(rd, needle).map_err(io);
+        }
+        Ok(message::contains(&message::header_text(self.header()?), needle))
     }
 
     fn body_text(&mut self) -> Result<&str, Stop> {
@@ -271,16 +362,31 @@ impl Key {
             Key::Set(set) => set.binary_search(&m.index).is_ok(),
             // RFC 3501 6.4.4 HEADER: an empty string matches every message with the field.
             Key::Header(name, needle) => {
-                message::header_values(m.header()?, name).iter().any(|v| message::contains(v, needle))
+                let has =
+                    |h: &[u8]| message::header_values(h, name).iter().any(|v| message::contains(v, needle));
+                if m.long_header()? { m.each_field(has)? } else { has(m.header()?) }
             }
             // A message without a valid Date: was sent on 1 Jan 1970 (Dovecot: date 0), so
             // SENTBEFORE finds it and SENTSINCE does not.
-            Key::Sent(cmp, d) => cmp.test(message::sent_date(m.header()?).unwrap_or(NO_DATE), *d),
-            Key::Body(needle) => m.body_text()?.contains(needle.as_str()),
-            Key::Text(needle) => {
-                message::contains(&message::header_text(m.header()?), needle)
-                    || m.body_text()?.contains(needle.as_str())
+            Key::Sent(cmp, d) => {
+                let date = if m.long_header()? {
+                    // The first Date: field decides, valid or not.
+                    let mut date = None;
+                    m.each_field(|h| {
+                        let is_date = !message::header_values(h, "Date").is_empty();
+                        if is_date {
+                            date = message::sent_date(h);
+                        }
+                        is_date
+                    })?;
+                    date
+                } else {
+                    message::sent_date(m.header()?)
+                };
+                cmp.test(date.unwrap_or(NO_DATE), *d)
             }
+            Key::Body(needle) => m.body_has(needle)?,
+            Key::Text(needle) => m.header_has(needle)? || m.body_has(needle)?,
             Key::Not(k) => !k.eval(m)?,
             Key::Or(a, b) => a.eval(m)? || b.eval(m)?,
             Key::And(keys) => {

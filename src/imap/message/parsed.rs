@@ -29,6 +29,10 @@ impl Parsed {
         tree::parse_reader(rd).map(Parsed)
     }
 
+    pub(super) fn root(&self) -> &tree::Part {
+        &self.0
+    }
+
     /// The message's header: where it is, and its octets (the first [`tree::HEAD_MAX`]).
     pub fn header(&self) -> (Range<u64>, &[u8]) {
         (range(&self.0.header), &self.0.head)
