@@ -40,7 +40,13 @@ impl Span {
     /// Writes `{take}CRLF` of a literal of the octets `raw` of the message decode to (from the
     /// decoded octet `skip` on), and notes where they go (the caller writes `~` first for
     /// literal8, RFC 3516 4.2).
-    pub(super) fn decoded(r: &mut Vec<u8>, raw: std::ops::Range<u64>, cte: Cte, skip: u64, take: u64) -> Span {
+    pub(super) fn decoded(
+        r: &mut Vec<u8>,
+        raw: std::ops::Range<u64>,
+        cte: Cte,
+        skip: u64,
+        take: u64,
+    ) -> Span {
         r.extend_from_slice(format!("{{{take}}}\r\n").as_bytes());
         let decoded = Some(Decoded { cte, skip, take });
         Span { at: r.len(), start: raw.start, len: raw.end.saturating_sub(raw.start), decoded }
@@ -87,12 +93,19 @@ pub(super) fn measure(
         nul |= d.get(from..to).is_some_and(|w| w.contains(&0));
         size += d.len() as u64;
     };
-    decode_range(&mut rd, raw.start, raw.end.saturating_sub(raw.start), cte, &mut see).map_err(FetchError::Io)?;
+    decode_range(&mut rd, raw.start, raw.end.saturating_sub(raw.start), cte, &mut see)
+        .map_err(FetchError::Io)?;
     Ok((size, nul))
 }
 
 /// Skips `skip` octets of `rd`, then gives the decoding of the next `len` to `sink` in pieces.
-fn decode_range(rd: &mut dyn Read, skip: u64, len: u64, cte: Cte, sink: &mut dyn FnMut(&[u8])) -> io::Result<()> {
+fn decode_range(
+    rd: &mut dyn Read,
+    skip: u64,
+    len: u64,
+    cte: Cte,
+    sink: &mut dyn FnMut(&[u8]),
+) -> io::Result<()> {
     let copied = io::copy(&mut rd.take(skip), &mut io::sink())?;
     if copied < skip {
         return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the message is shorter than its size"));

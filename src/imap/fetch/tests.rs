@@ -427,7 +427,8 @@ fn streamed_path_answers_as_the_whole_message() {
 /// all): its octets are streamed exactly, its first fields answer ENVELOPE and BODYSTRUCTURE.
 #[test]
 fn long_header_of_a_large_message() {
-    let mut head = b"From: a@b.test\r\nSubject: long\r\nMIME-Version: 1.0\r\nContent-Type: text/plain\r\n".to_vec();
+    let mut head =
+        b"From: a@b.test\r\nSubject: long\r\nMIME-Version: 1.0\r\nContent-Type: text/plain\r\n".to_vec();
     for i in 0..3000 {
         head.extend(format!("X-Filler-{i}: {}\r\n", "y".repeat(30)).as_bytes());
     }

@@ -247,7 +247,8 @@ mod tests {
         long.extend(b"  =\r\nend=4\r\n=ZZ \r  \n=C3=A9=\r\nlast=");
         long.extend(b" ".repeat(40000));
         long.extend(b"\r\n\r \t\r");
-        let qp: Vec<&[u8]> = vec![b"caf=C3=A9 =\r\nau lait  \r\nx=3D=ZZ=", b"==41=\r\n", b"a\r=\r\r\n", &long];
+        let qp: Vec<&[u8]> =
+            vec![b"caf=C3=A9 =\r\nau lait  \r\nx=3D=ZZ=", b"==41=\r\n", b"a\r=\r\r\n", &long];
         for input in qp {
             let whole = quoted_printable(input);
             for piece in [1, 2, 3, 5, 7, 64, 4096, 20000, 1 << 20] {

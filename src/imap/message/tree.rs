@@ -197,7 +197,13 @@ impl<R: BufRead> Parser<R> {
     /// Parses the part starting at `start` (header first) `depth` levels down; `mime_part` for a
     /// body part of a multipart, `default` its default type. Returns the part and the delimiter
     /// that ended it (None: the end of the message).
-    fn part(&mut self, start: usize, depth: usize, mime_part: bool, default: &ContentType) -> (Part, Option<Hit>) {
+    fn part(
+        &mut self,
+        start: usize,
+        depth: usize,
+        mime_part: bool,
+        default: &ContentType,
+    ) -> (Part, Option<Hit>) {
         self.parts += 1;
         self.src.record(start);
         // The header runs to the blank line, or is cut by a delimiter of an enclosing multipart.
@@ -332,8 +338,15 @@ impl<R: BufRead> Parser<R> {
         let end = outcome.map_or(self.src.len(), |d| d.end);
         let kind = if children.is_empty() { empty_multipart(end) } else { Kind::Multipart(children) };
         let lines = self.src.nl_at(end).saturating_sub(h.body_nl);
-        let part =
-            Part { header: h.header, head: h.head, body: h.body_start..end, lines, ct: h.ct, mime: h.mime, kind };
+        let part = Part {
+            header: h.header,
+            head: h.head,
+            body: h.body_start..end,
+            lines,
+            ct: h.ct,
+            mime: h.mime,
+            kind,
+        };
         (part, outcome)
     }
 }
@@ -476,7 +489,8 @@ mod tests {
             let want = format!("{:?}", parse(m));
             for step in [1, 2, 3, 7, 100] {
                 for cap in [1, 5, 4096] {
-                    let (got, broken) = parse_from(BufReader::with_capacity(cap, Trickle(m, step)), usize::MAX);
+                    let (got, broken) =
+                        parse_from(BufReader::with_capacity(cap, Trickle(m, step)), usize::MAX);
                     assert!(!broken);
                     assert_eq!(format!("{got:?}"), want, "{step} {cap} {:?}", String::from_utf8_lossy(m));
                 }
