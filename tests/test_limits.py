@@ -403,6 +403,32 @@ class SearchMemory(LimitsCase):
         self.assertEqual(self.search("OR", "BODY", "nowhere-xyzzy", "TEXT", "zanahorias"), [])
 
 
+class MboxFetch(LimitsCase):
+    """An mbox INBOX: a 30 MiB message is streamed from the mbox file for FETCH and SEARCH."""
+
+    mailbox = "mbox:{tmp}/spool/%n"
+    extra = "imap.folders = {tmp}/folders/%d/%n\n"
+
+    def test_fetch_and_search_of_a_big_message_in_an_mbox(self):
+        spool = os.path.join(self.server.tmp, "spool")
+        os.makedirs(spool, exist_ok=True)
+        data = big_message()
+        with open(os.path.join(spool, "alice"), "wb") as f:
+            f.write(b"From pepe@remote.test Thu Jan  1 00:00:00 2026\n" + data.replace(b"\r\n", b"\n") + b"\n")
+        c = self.login()
+        self.assertEqual(c.select("INBOX"), ("OK", [b"1"]))
+        self.assertEqual(c.fetch("1", "(RFC822.SIZE)")[0], "OK")
+        before = self.rss()
+        typ, resp = c.fetch("1", "(BODY.PEEK[] BODYSTRUCTURE)")
+        self.assert_bounded(before, "FETCH 1 (BODY.PEEK[] BODYSTRUCTURE) of 30 MiB in an mbox")
+        self.assertEqual(typ, "OK")
+        self.assertTrue(resp[0][1] == data, "BODY[] differs from the message")
+        last_word = data[-70:-2].split()[-1].decode()
+        typ, found = c.search(None, "BODY", last_word)
+        self.assert_bounded(before, "SEARCH BODY in a 30 MiB mbox message")
+        self.assertEqual((typ, found), ("OK", [b"1"]))
+
+
 class MboxAppend(LimitsCase):
     """An mbox INBOX: a large APPEND is staged in the folders' tmp/ and then added to the mbox."""
 

@@ -509,6 +509,21 @@ impl Folder for MboxFolder {
             || self.file_changed()
     }
 
+    /// A large message streamed from the mbox (the whole read when it moved: that path reindexes).
+    fn reader(&mut self, index: usize) -> Result<Box<dyn std::io::Read>, FolderError> {
+        if self.handle_changed() {
+            self.locked_refresh()?;
+        }
+        if let (Some(info), Some(entry)) = (self.infos.get(index), self.entries.get(index))
+            && let (Some(loc), Some(file)) = (entry.loc, self.file.as_ref())
+            && let Some(r) = scan::message_reader(file, &loc, entry.fp, info.size)
+                .map_err(|e| io_error("cannot read", &self.path, &e))?
+        {
+            return Ok(Box::new(r));
+        }
+        Ok(Box::new(std::io::Cursor::new(self.read(index)?)))
+    }
+
     fn read(&mut self, index: usize) -> Result<Vec<u8>, FolderError> {
         // Someone rewrote the file in place since it was indexed: reindex first. (A rename leaves
         // our handle on the old file, which still holds what the index says.)

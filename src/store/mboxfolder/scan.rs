@@ -457,6 +457,99 @@ pub(super) fn read_message(file: &File, loc: &Loc) -> io::Result<(Vec<u8>, u64)>
     Ok((out, fp))
 }
 
+/// [`read_message`] as a stream, for FETCH and SEARCH of a large message: the same octets in pieces.
+/// None when the message is no longer where the index says. At the end the fingerprint and size
+/// are checked against the index's; a message that changed underneath ends in an error, so a
+/// literal whose length was promised is never finished with other bytes.
+pub(super) fn message_reader(
+    file: &File,
+    loc: &Loc,
+    fp: u64,
+    size: u64,
+) -> io::Result<Option<MessageReader>> {
+    let mut hash = Fnv::new();
+    let mut buf = vec![0u8; usize::try_from(loc.hdr - loc.from).unwrap_or(BUF).min(BUF)];
+    let mut pos = loc.from;
+    while pos < loc.hdr {
+        let want = usize::try_from(loc.hdr - pos).unwrap_or(BUF).min(buf.len());
+        file.read_exact_at(&mut buf[..want], pos)?;
+        if pos == loc.from && !buf.starts_with(b"From ") {
+            return Ok(None);
+        }
+        hash.update(&buf[..want]);
+        pos += want as u64;
+    }
+    let end = loc.content_end().max(loc.hdr);
+    let src = At { file: file.try_clone()?, pos: loc.hdr, end };
+    Ok(Some(MessageReader {
+        rd: BufReader::with_capacity(BUF, src),
+        lines: Some(Lines::new(hash, false)),
+        out: Vec::new(),
+        taken: 0,
+        sent: 0,
+        fp,
+        size,
+    }))
+}
+
+/// Reads a range of the mbox by position (pread), so the folder's own handle keeps its offset.
+struct At {
+    file: File,
+    pos: u64,
+    end: u64,
+}
+
+impl Read for At {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let left = usize::try_from(self.end.saturating_sub(self.pos)).unwrap_or(usize::MAX);
+        let want = buf.len().min(left);
+        if want == 0 {
+            return Ok(0);
+        }
+        let n = self.file.read_at(&mut buf[..want], self.pos)?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+/// See [`message_reader`].
+pub(super) struct MessageReader {
+    rd: BufReader<At>,
+    /// None once the message has ended and been checked.
+    lines: Option<Lines>,
+    out: Vec<u8>,
+    /// Of `out`, already given to the caller.
+    taken: usize,
+    sent: u64,
+    fp: u64,
+    size: u64,
+}
+
+impl Read for MessageReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.taken == self.out.len() {
+            self.out.clear();
+            self.taken = 0;
+            let Some(lines) = self.lines.as_mut() else { return Ok(0) };
+            let mut frag = Vec::with_capacity(256);
+            if (&mut self.rd).take(BUF as u64).read_until(b'\n', &mut frag)? > 0 {
+                lines.feed(&frag, &mut self.out);
+                continue;
+            }
+            let (fp, _) = self.lines.take().map(|l| l.finish(false, &mut self.out)).unwrap_or((0, None));
+            let total = self.sent + self.out.len() as u64;
+            if fp != self.fp || total != self.size {
+                return Err(io::Error::other("the mbox changed while the message was being read"));
+            }
+        }
+        let n = buf.len().min(self.out.len() - self.taken);
+        buf[..n].copy_from_slice(&self.out[self.taken..self.taken + n]);
+        self.taken += n;
+        self.sent += n as u64;
+        Ok(n)
+    }
+}
+
 fn parse_number(v: &[u8]) -> Option<u32> {
     std::str::from_utf8(v).ok()?.trim().parse().ok()
 }

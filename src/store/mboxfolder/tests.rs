@@ -570,3 +570,45 @@ fn two_sessions_see_each_other() {
     assert_eq!(a.messages()[1].flags.system, SEEN);
     assert_eq!(a.read(1).unwrap(), BODIES[2].to_vec());
 }
+
+#[test]
+fn the_reader_streams_what_read_gives() {
+    // Every delivered shape (From_ quoting, no final newline, CRLF), also after flags were written
+    // into the file: the stream is the whole read, octet for octet, in pieces of any size.
+    let (_d, mb) = setup(6);
+    let mut f = MboxFolder::open(&mb, false, T).unwrap();
+    f.store(&[0, 2], FlagOp::Add, &flags(FLAGGED, &["$Work"])).unwrap();
+    f.close().unwrap();
+    let mut f = MboxFolder::open(&mb, false, T).unwrap();
+    for i in 0..f.messages().len() {
+        let want = f.read(i).unwrap();
+        for piece in [1, 7, 4096] {
+            let mut r = f.reader(i).unwrap();
+            let mut got = Vec::new();
+            let mut buf = vec![0u8; piece];
+            loop {
+                let n = r.read(&mut buf).unwrap();
+                if n == 0 {
+                    break;
+                }
+                got.extend_from_slice(&buf[..n]);
+            }
+            assert_eq!(text(&got), text(&want), "message {i}, pieces of {piece}");
+        }
+    }
+}
+
+#[test]
+fn a_reader_of_a_message_changed_underneath_fails_at_its_end() {
+    let (_d, mb) = setup(1);
+    let mut f = MboxFolder::open(&mb, false, T).unwrap();
+    let mut r = f.reader(0).unwrap();
+    let mut data = fs::read(&mb).unwrap();
+    // The index knows a message by its header's fingerprint and its size (as the whole read does).
+    let at = data.windows(11).position(|w| w == b"Subject: hi").unwrap();
+    data[at..at + 11].copy_from_slice(b"Subject: HI");
+    fs::write(&mb, &data).unwrap();
+    let mut got = Vec::new();
+    let e = std::io::Read::read_to_end(&mut r, &mut got).unwrap_err();
+    assert!(e.to_string().contains("changed"), "{e}");
+}
