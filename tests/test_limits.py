@@ -448,6 +448,19 @@ class MboxAppend(LimitsCase):
         tmp = os.path.join(self.server.tmp, "folders", "example.test", "alice", "tmp")
         self.assertEqual(os.listdir(tmp), [])
 
+    def test_append_of_30_mib_to_an_mbox_inbox(self):
+        os.makedirs(os.path.join(self.server.tmp, "spool"), exist_ok=True)
+        data = big_message()
+        c = self.login()
+        self.assertEqual(c.select("INBOX")[0], "OK")
+        before = self.rss()
+        typ, resp = c.append("INBOX", None, None, data)
+        self.assert_bounded(before, "APPEND of 30 MiB to an mbox INBOX")
+        self.assertEqual(typ, "OK", resp)
+        self.assertEqual(c.noop()[0], "OK")
+        typ, resp = c.fetch("1", "(BODY.PEEK[])")
+        self.assertTrue(resp[0][1] == data, "the appended message differs")
+
 
 if __name__ == "__main__":
     unittest.main()

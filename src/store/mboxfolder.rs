@@ -400,7 +400,7 @@ pub fn append(
     lock_timeout: Duration,
     flags: &Flags,
     date: Option<i64>,
-    message: &[u8],
+    message: &mut dyn std::io::BufRead,
 ) -> Result<CopyResult, FolderError> {
     let mut lk = lock::lock(path, lock_timeout, Mode::Create)?
         .ok_or_else(|| FolderError::Temp(format!("cannot create {}", path.display())))?;

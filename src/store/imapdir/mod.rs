@@ -523,7 +523,7 @@ impl Store for MaildirStore {
     ) -> Result<CopyResult, FolderError> {
         let (_, place) = self.resolve(name)?;
         match self.existing(place)? {
-            Place::Mbox(path, timeout) => mboxfolder::append(&path, timeout, flags, date, message),
+            Place::Mbox(path, timeout) => mboxfolder::append(&path, timeout, flags, date, &mut &message[..]),
             Place::Dir(dir) => {
                 let (tmp, base) = stage_message(&dir, message, date)?;
                 let (uidvalidity, dest) =
@@ -559,9 +559,15 @@ impl Store for MaildirStore {
         let (_, place) = self.resolve(name)?;
         match self.existing(place)? {
             Place::Mbox(path, timeout) => {
-                // Not streamed yet: the stored form (LF ends) is read back whole for the mbox.
-                let message = fs::read(file.path()).map_err(|e| temp("cannot read", file.path(), &e))?;
-                mboxfolder::append(&path, timeout, flags, date, &message)
+                // The stored form (LF ends) goes into the mbox a line at a time.
+                let f = fs::File::open(file.path()).map_err(|e| temp("cannot read", file.path(), &e))?;
+                mboxfolder::append(
+                    &path,
+                    timeout,
+                    flags,
+                    date,
+                    &mut std::io::BufReader::with_capacity(64 * 1024, f),
+                )
             }
             Place::Dir(dir) => {
                 if file.path().parent() != Some(dir.join("tmp").as_path()) {
@@ -603,7 +609,13 @@ impl Store for MaildirStore {
                 for &i in indexes {
                     let Some(info) = from.messages().get(i).cloned() else { continue };
                     let msg = from.read(i)?;
-                    let r = mboxfolder::append(&path, timeout, &info.flags, Some(info.internal_date), &msg)?;
+                    let r = mboxfolder::append(
+                        &path,
+                        timeout,
+                        &info.flags,
+                        Some(info.internal_date),
+                        &mut &msg[..],
+                    )?;
                     result.uidvalidity = r.uidvalidity;
                     result.source.push(info.uid);
                     result.dest.extend(r.dest);

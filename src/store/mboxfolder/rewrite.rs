@@ -404,7 +404,7 @@ pub(super) fn append_message(
     lk: &Locked,
     headers: &str,
     date: i64,
-    message: &[u8],
+    message: &mut dyn BufRead,
 ) -> Result<(), FolderError> {
     let orig = lk.file.metadata().map_err(|e| io_error("cannot stat", path, &e))?.len();
     let result = write_appended(&lk.file, orig, headers, date, message).and_then(|()| lk.file.sync_all());
@@ -420,7 +420,16 @@ pub(super) fn append_message(
     Ok(())
 }
 
-fn write_appended(file: &File, orig: u64, headers: &str, date: i64, message: &[u8]) -> io::Result<()> {
+/// The longest piece of a line read at once; a longer line goes in pieces (its first decides).
+const MAX_PIECE: u64 = 1 << 20;
+
+fn write_appended(
+    file: &File,
+    orig: u64,
+    headers: &str,
+    date: i64,
+    message: &mut dyn BufRead,
+) -> io::Result<()> {
     let mut out = Out::new(file, orig, orig);
     // mutt-compatible: a From_ line follows a blank line (or starts the file).
     if orig > 0 {
@@ -441,15 +450,25 @@ fn write_appended(file: &File, orig: u64, headers: &str, date: i64, message: &[u
     let mut q: Vec<u8> = Vec::with_capacity(BUF);
     let mut in_header = true;
     let mut skip = false;
-    let mut rest = message;
-    while !rest.is_empty() {
-        let (line, next) = match rest.iter().position(|&b| b == b'\n') {
-            Some(i) => (&rest[..=i], &rest[i + 1..]),
-            None => (rest, &rest[rest.len()..]),
-        };
-        rest = next;
+    // The message is read a line at a time (a piece of at most MAX_PIECE), never whole.
+    let mut piece: Vec<u8> = Vec::with_capacity(256);
+    let mut last = None; // the last octet of the message
+    let mut mid_line = false; // the previous piece ended inside a line
+    loop {
+        piece.clear();
+        if message.take(MAX_PIECE).read_until(b'\n', &mut piece)? == 0 {
+            break;
+        }
+        last = piece.last().copied();
+        let line = &piece[..];
+        let continued = std::mem::replace(&mut mid_line, line.last() != Some(&b'\n'));
         let body = line.strip_suffix(b"\n").map(|l| l.strip_suffix(b"\r").unwrap_or(l));
-        if in_header {
+        if in_header && continued {
+            // The rest of a long header line: as its start was.
+            if skip {
+                continue;
+            }
+        } else if in_header {
             match classify(line) {
                 HeaderLine::Blank => {
                     in_header = false;
@@ -476,7 +495,7 @@ fn write_appended(file: &File, orig: u64, headers: &str, date: i64, message: &[u
         }
     }
     quoter.finish(&mut q);
-    if message.last().is_some_and(|&b| b != b'\n') {
+    if last.is_some_and(|b| b != b'\n') {
         q.push(b'\n');
     }
     if in_header {

@@ -330,7 +330,7 @@ fn lock_is_honoured_with_timeout() {
     assert!(matches!(MboxFolder::open(&mb, false, T), Err(FolderError::Temp(_))));
     assert!(start.elapsed() >= T);
     assert!(matches!(status(&mb, T), Err(FolderError::Temp(_))));
-    assert!(matches!(append(&mb, T, &Flags::default(), None, b"x\n"), Err(FolderError::Temp(_))));
+    assert!(matches!(append(&mb, T, &Flags::default(), None, &mut &b"x\n"[..]), Err(FolderError::Temp(_))));
     fs::remove_file(&lockfile).unwrap();
     let mut f = MboxFolder::open(&mb, false, T).unwrap();
     // An fcntl lock (mutt, procmail) held elsewhere.
@@ -354,7 +354,7 @@ fn append_writes_uid_and_flags() {
         T,
         &flags(SEEN | FLAGGED, &["$a"]),
         Some(ARRIVAL),
-        b"Status: O\r\nX-UID: 99\r\nSubject: a\r\n\r\nFrom me\r\n",
+        &mut &b"Status: O\r\nX-UID: 99\r\nSubject: a\r\n\r\nFrom me\r\n"[..],
     )
     .unwrap();
     assert_eq!((r.dest.clone(), r.source.len()), (vec![1], 0));
@@ -367,7 +367,7 @@ fn append_writes_uid_and_flags() {
     assert_eq!(f.read(0).unwrap(), b"Subject: a\r\n\r\nFrom me\r\n");
     assert!(text(&fs::read(&mb).unwrap()).contains("\n>From me\n"));
     // While the folder is open: EXISTS with the UID APPENDUID said.
-    let r2 = append(&mb, T, &Flags::default(), None, b"Subject: b\n\nno newline").unwrap();
+    let r2 = append(&mb, T, &Flags::default(), None, &mut &b"Subject: b\n\nno newline"[..]).unwrap();
     assert_eq!((r2.uidvalidity, r2.dest.clone()), (r.uidvalidity, vec![2]));
     assert_eq!(f.sync(true).unwrap().exists, Some(2));
     assert_eq!(uids(&f), [1, 2]);
@@ -375,13 +375,13 @@ fn append_writes_uid_and_flags() {
     f.close().unwrap();
     // Into an mbox delivery made (no X-IMAPbase yet): one is written first, so the answer lasts.
     let (_d2, mb2) = setup(2);
-    let r3 = append(&mb2, T, &Flags::default(), None, b"Subject: c\n\nc\n").unwrap();
+    let r3 = append(&mb2, T, &Flags::default(), None, &mut &b"Subject: c\n\nc\n"[..]).unwrap();
     let g = MboxFolder::open(&mb2, false, T).unwrap();
     assert_eq!((g.uidvalidity(), uids(&g)), (r3.uidvalidity, vec![1, 2, 3]));
     assert_eq!(r3.dest, [3]);
     // Messages delivered after an append get UIDs above it, in every reader.
     deliver(d.path(), &mb2, b"Subject: d\n\nd\n");
-    assert_eq!(append(&mb2, T, &Flags::default(), None, b"Subject: e\n\ne\n").unwrap().dest, [5]);
+    assert_eq!(append(&mb2, T, &Flags::default(), None, &mut &b"Subject: e\n\ne\n"[..]).unwrap().dest, [5]);
     assert_eq!(status(&mb2, T).unwrap().uidnext, 6);
     assert_eq!(uids(&MboxFolder::open(&mb2, true, T).unwrap()), [1, 2, 3, 4, 5]);
 }
@@ -474,7 +474,7 @@ fn malformed_files_never_panic() {
         f.close().unwrap();
         let st = status(&mb, T).unwrap();
         assert_eq!(st.messages as usize, count, "case {n}");
-        let r = append(&mb, T, &Flags::default(), None, b"Subject: z\n\nz\n").unwrap();
+        let r = append(&mb, T, &Flags::default(), None, &mut &b"Subject: z\n\nz\n"[..]).unwrap();
         let mut g = MboxFolder::open(&mb, false, T).unwrap();
         assert_eq!(g.messages().len(), count + 1, "case {n}: {}", text(&fs::read(&mb).unwrap()));
         assert_eq!(uids(&g)[..count], us[..], "case {n}");
@@ -611,4 +611,21 @@ fn a_reader_of_a_message_changed_underneath_fails_at_its_end() {
     let mut got = Vec::new();
     let e = std::io::Read::read_to_end(&mut r, &mut got).unwrap_err();
     assert!(e.to_string().contains("changed"), "{e}");
+}
+
+#[test]
+fn append_reads_long_lines_in_pieces() {
+    // Lines longer than the piece the append reads at once: a managed header field is left out
+    // whole, a body line starting with From is quoted once, and what is read back is the message.
+    let d = tempfile::tempdir().unwrap();
+    let mb = d.path().join("mbox");
+    let long = "y".repeat(3 << 20);
+    let msg = format!("Subject: long\nX-Status: {long}\nX-Long: {long}\n\nFrom {long}\nend\n");
+    append(&mb, T, &Flags::default(), None, &mut msg.as_bytes()).unwrap();
+    let mut f = MboxFolder::open(&mb, false, T).unwrap();
+    let got = f.read(0).unwrap();
+    let want = format!("Subject: long\r\nX-Long: {long}\r\n\r\nFrom {long}\r\nend\r\n");
+    assert!(got == want.as_bytes(), "{} vs {} octets", got.len(), want.len());
+    let raw = fs::read(&mb).unwrap();
+    assert!(raw.windows(6).any(|w| w == b"\n>From"), "the From line is quoted in the file");
 }
