@@ -403,6 +403,24 @@ class SearchMemory(LimitsCase):
         self.assertEqual(self.search("OR", "BODY", "nowhere-xyzzy", "TEXT", "zanahorias"), [])
 
 
+class HugeHeaderField(LimitsCase):
+    """One header field of 20 MiB: SEARCH HEADER holds at most 4 MiB of it."""
+
+    def test_search_in_a_20_mib_header_field(self):
+        field = b"X-Big: " + b" ".join(b"w%07d" % i for i in range(2_500_000)) + b"\r\n"
+        data = b"Subject: huge field\r\n" + field + b"\r\n" + big_message(10 * MIB)
+        self.put("1700000000.M1P1.host", data)
+        c = self.login()
+        self.assertEqual(c.select("INBOX")[0], "OK")
+        self.assertEqual(c.fetch("1", "(RFC822.SIZE)")[0], "OK")
+        before = self.rss()
+        typ, found = c.search(None, "HEADER", "X-Big", "w0000123")
+        self.assert_bounded(before, "SEARCH HEADER in a 20 MiB field")
+        self.assertEqual((typ, found), ("OK", [b"1"]))
+        typ, found = c.search(None, "HEADER", "Subject", "huge")
+        self.assertEqual((typ, found), ("OK", [b"1"]))
+
+
 class MboxFetch(LimitsCase):
     """An mbox INBOX: a 30 MiB message is streamed from the mbox file for FETCH and SEARCH."""
 

@@ -15,6 +15,7 @@ use std::time::Duration;
 use sha2::Digest;
 
 use super::fsync_dir;
+use super::imapdir::delivery_key;
 
 /// Streaming buffer size: a 50 MiB message costs this, not 50 MiB. Also the longest line fragment
 /// looked at for "From " / '.' at a line start (see `Pop3Lines`).
@@ -156,8 +157,9 @@ impl Maildrop {
                 cur_fd = open_dir(&cur)?;
             }
         }
-        // Arrival order: the leading seconds, then the name.
-        files.sort_by(|a, b| (leading_number(&a.0), &a.0).cmp(&(leading_number(&b.0), &b.0)));
+        // Arrival order, as IMAP numbers them: seconds, microseconds and counter as numbers (two
+        // deliveries in one second compared as strings could swap), then the name.
+        files.sort_by(|a, b| (delivery_key(&a.0), &a.0).cmp(&(delivery_key(&b.0), &b.0)));
         let mut msgs = Vec::with_capacity(files.len());
         for (name, sub) in files {
             let dir = sub.pick(&cur_fd, &new_fd);
@@ -393,11 +395,6 @@ fn list(dir: &Path) -> Result<Vec<String>, DropError> {
 /// Moves new/<x> to cur/<x>:2, without ever replacing a file.
 fn move_to_cur(from: &Path, to: &Path) -> io::Result<()> {
     crate::durable::move_noreplace(from, to)
-}
-
-fn leading_number(name: &str) -> u64 {
-    let digits = name.bytes().take_while(u8::is_ascii_digit).count();
-    name[..digits].parse().unwrap_or(u64::MAX)
 }
 
 /// Dovecot's ",W=<n>" (the CRLF size) from the part of a Maildir name before ':'.

@@ -14,6 +14,9 @@ use super::tree::{Kind, Part};
 const PIECE: usize = 64 * 1024;
 /// A piece with no such place is cut anyway past this length (see [`safe_cut`]).
 const PIECE_MAX: usize = 1024 * 1024;
+/// The most of one header field a SEARCH of a large message holds: a longer field is searched in
+/// its first megabyte (its decoded and folded copies cost a few times that).
+const FIELD_MAX: usize = 1024 * 1024;
 /// Octets read from the store at a time.
 const READ: usize = 64 * 1024;
 
@@ -244,9 +247,15 @@ impl<R: Read> Forward<R> {
                     None => (piece, &[][..]),
                 };
                 piece = rest;
-                line.extend_from_slice(now);
-                if !line.ends_with(b"\n") {
+                // A field longer than FIELD_MAX is searched in its first FIELD_MAX octets: what one
+                // SEARCH holds stays bounded whatever the message.
+                let room = FIELD_MAX.saturating_sub(line.len());
+                line.extend_from_slice(&now[..now.len().min(room)]);
+                if !now.ends_with(b"\n") {
                     continue;
+                }
+                if !line.ends_with(b"\n") {
+                    line.push(b'\n');
                 }
                 if line == b"\n" || line == b"\r\n" {
                     done = true;
@@ -254,7 +263,8 @@ impl<R: Read> Forward<R> {
                     flush(&mut field, &mut hit);
                 }
                 if !done {
-                    field.append(&mut line);
+                    let room = FIELD_MAX.saturating_sub(field.len());
+                    field.extend_from_slice(&line[..line.len().min(room)]);
                 }
                 line.clear();
             }

@@ -18,7 +18,9 @@
 mod folder;
 mod lock;
 mod msgfile;
+// Arrival order of Maildir names, shared with POP3's maildrop.
 pub(crate) use msgfile::CrlfCounter;
+pub(crate) use msgfile::delivery_key;
 mod names;
 mod scan;
 mod stage;
