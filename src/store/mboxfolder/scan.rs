@@ -426,18 +426,9 @@ pub(super) fn scan(file: &File, start: u64) -> io::Result<Scanned> {
 /// One message as the client sees it, and the fingerprint of what was read (to check that the file
 /// still holds the message the index says it does).
 pub(super) fn read_message(file: &File, loc: &Loc) -> io::Result<(Vec<u8>, u64)> {
-    let mut fp = Fnv::new();
-    let mut buf = vec![0u8; usize::try_from(loc.hdr - loc.from).unwrap_or(BUF).min(BUF)];
-    let mut pos = loc.from;
-    while pos < loc.hdr {
-        let want = usize::try_from(loc.hdr - pos).unwrap_or(BUF).min(buf.len());
-        file.read_exact_at(&mut buf[..want], pos)?;
-        if pos == loc.from && !buf.starts_with(b"From ") {
-            return Ok((Vec::new(), 0)); // not where a message starts any more
-        }
-        fp.update(&buf[..want]);
-        pos += want as u64;
-    }
+    let Some(fp) = from_line(file, loc)? else {
+        return Ok((Vec::new(), 0)); // not where a message starts any more
+    };
     let len = loc.content_end().saturating_sub(loc.hdr);
     let cap = usize::try_from(len).unwrap_or(0);
     let mut out = Vec::with_capacity(cap.saturating_add(cap / 32));
@@ -457,6 +448,23 @@ pub(super) fn read_message(file: &File, loc: &Loc) -> io::Result<(Vec<u8>, u64)>
     Ok((out, fp))
 }
 
+/// The fingerprint of the message's From_ line, or None when `loc` no longer starts a message.
+fn from_line(file: &File, loc: &Loc) -> io::Result<Option<Fnv>> {
+    let mut fp = Fnv::new();
+    let mut buf = vec![0u8; usize::try_from(loc.hdr - loc.from).unwrap_or(BUF).min(BUF)];
+    let mut pos = loc.from;
+    while pos < loc.hdr {
+        let want = usize::try_from(loc.hdr - pos).unwrap_or(BUF).min(buf.len());
+        file.read_exact_at(&mut buf[..want], pos)?;
+        if pos == loc.from && !buf.starts_with(b"From ") {
+            return Ok(None);
+        }
+        fp.update(&buf[..want]);
+        pos += want as u64;
+    }
+    Ok(Some(fp))
+}
+
 /// [`read_message`] as a stream, for FETCH and SEARCH of a large message: the same octets in pieces.
 /// None when the message is no longer where the index says. At the end the fingerprint and size
 /// are checked against the index's; a message that changed underneath ends in an error, so a
@@ -467,18 +475,7 @@ pub(super) fn message_reader(
     fp: u64,
     size: u64,
 ) -> io::Result<Option<MessageReader>> {
-    let mut hash = Fnv::new();
-    let mut buf = vec![0u8; usize::try_from(loc.hdr - loc.from).unwrap_or(BUF).min(BUF)];
-    let mut pos = loc.from;
-    while pos < loc.hdr {
-        let want = usize::try_from(loc.hdr - pos).unwrap_or(BUF).min(buf.len());
-        file.read_exact_at(&mut buf[..want], pos)?;
-        if pos == loc.from && !buf.starts_with(b"From ") {
-            return Ok(None);
-        }
-        hash.update(&buf[..want]);
-        pos += want as u64;
-    }
+    let Some(hash) = from_line(file, loc)? else { return Ok(None) };
     let end = loc.content_end().max(loc.hdr);
     let src = At { file: file.try_clone()?, pos: loc.hdr, end };
     Ok(Some(MessageReader {
