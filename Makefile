@@ -7,7 +7,8 @@
 #   make install    PREFIX=/usr/local DESTDIR= : binary, mailq/sendmail/newaliases links, man pages,
 #                   systemd units, examples, /etc/buzon/buzon.conf if absent, /var/lib/buzon with
 #                   its sendmail drop box; make uninstall
-#   make bench      bench/bench.sh and bench/imap.sh (root; installs postfix and dovecot-imapd if missing)
+#   make bench      bench/bench.sh, bench/imap.sh and bench/idle.sh (root; installs postfix and
+#                   dovecot-imapd if missing); make bench-imap, make bench-idle: one part alone
 #   make fuzz       every cargo-fuzz target in fuzz/ for FUZZ_SECONDS each (nightly toolchain)
 
 CARGO        ?= cargo
@@ -28,7 +29,7 @@ BIN   := target/release/buzon
 MAN5  := man/buzon.conf.5
 MAN8  := man/buzon.8
 
-.PHONY: all run test check lint-man install uninstall bench bench-imap fuzz fuzz-smoke clean
+.PHONY: all run test check lint-man install uninstall bench bench-imap bench-idle fuzz fuzz-smoke clean
 
 all:
 	$(CARGO) build --release
@@ -110,9 +111,13 @@ uninstall:
 bench: all
 	bash bench/bench.sh
 	bash bench/imap.sh
+	bash bench/idle.sh
 
 bench-imap: all
 	bash bench/imap.sh
+
+bench-idle: all
+	bash bench/idle.sh
 
 fuzz:
 	@test -d fuzz || { echo "no fuzz/ directory: nothing to fuzz"; exit 1; }

@@ -72,6 +72,49 @@ impl Transport {
     }
 }
 
+/// `recv` without waiting (MSG_DONTWAIT): the socket stays blocking for the writes and for the
+/// sessions that still wait in a thread, while a parked connection's reads never block a worker.
+fn recv_now(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
+    loop {
+        // SAFETY: buf is valid for writes of buf.len() bytes for the duration of the call.
+        let n = unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT) };
+        if n >= 0 {
+            return Ok(n as usize);
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+}
+
+impl Transport {
+    /// Reads what has arrived, without waiting: `WouldBlock` when nothing has.
+    pub fn read_now(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Transport::Tcp(_) | Transport::Unix(_) => recv_now(self.fd(), buf),
+            Transport::Pipe { input, .. } => {
+                wait(input.as_raw_fd(), libc::POLLIN, Some(Duration::ZERO))?;
+                input.read(buf)
+            }
+        }
+    }
+
+    /// A reader whose reads never wait (for rustls' `read_tls`).
+    pub fn now(&mut self) -> ReadNow<'_> {
+        ReadNow(self)
+    }
+}
+
+/// See [`Transport::now`].
+pub struct ReadNow<'a>(&'a mut Transport);
+
+impl Read for ReadNow<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.read_now(buf)
+    }
+}
+
 /// Waits for `events` on `fd` up to `limit`; TimedOut (as a socket's timeout reports WouldBlock) when
 /// nothing came.
 fn wait(fd: RawFd, events: libc::c_short, limit: Option<Duration>) -> io::Result<()> {

@@ -87,7 +87,11 @@ shutdown_timeout = 5s
         self.proc = None
 
     def start(self):
-        self.logf = open(self.log, "w")
+        """Starts the server; may be called again once the process has ended (a restart on the same
+        config and data dir), and the log is then appended to, so it keeps the earlier run's lines."""
+        if getattr(self, "logf", None):
+            self.logf.close()
+        self.logf = open(self.log, "a")
         self.proc = subprocess.Popen([BINARY, "serve", "-c", self.config], stdout=self.logf,
                                      stderr=subprocess.STDOUT, env={**os.environ, "RUST_LOG": "debug"})
         deadline = time.time() + 10

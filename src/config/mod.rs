@@ -15,7 +15,7 @@ mod values;
 
 use values::*;
 pub use values::{
-    Cidr, MailboxKind, MailboxTemplate, OutboundTls, Smarthost, SmarthostTls, UsersSpec, in_networks,
+    Cidr, MailboxKind, MailboxTemplate, OutboundTls, Share, Smarthost, SmarthostTls, UsersSpec, in_networks,
     parse_duration, parse_size,
 };
 
@@ -62,8 +62,26 @@ pub struct Config {
     /// `spool.min_free`: free space data_dir's file system must keep; MAIL FROM is answered
     /// 452 4.3.1 below it (plus the declared SIZE), as Postfix's queue_minfree.
     pub spool_min_free: u64,
+    /// Connections in all, parked ones included (default 4096).
     pub max_connections: usize,
     pub max_connections_per_ip: usize,
+    /// Worker threads that run connections with work to do (0: four per CPU, at least four).
+    pub workers: usize,
+    /// Connections kept for each service class whatever the others hold: SMTP intake, submission
+    /// (both ports), POP3 (both), IMAP (both); see [`Config::reserved`].
+    pub reserved: [Share; 4],
+    /// While connections fill more than 80% of `max_connections`, waits for a client's next command
+    /// shrink to this (Postfix's stress mode).
+    pub stress_timeout: Duration,
+    /// IMAP and POP3 sessions must log in within this.
+    pub login_timeout: Duration,
+    pub smtp_junk_command_limit: usize,
+    /// Octets a second a DATA or BDAT transfer must keep up, beyond `smtp.timeout` (0: no minimum).
+    pub smtp_min_data_rate: u64,
+    pub imap_max_errors: usize,
+    pub pop3_max_errors: usize,
+    /// RFC 1939 3: POP3's autologout timer (at least 10 minutes).
+    pub pop3_timeout: Duration,
     pub smtp_max_recipients: usize,
     pub smtp_max_errors: usize,
     pub smtp_max_line_length: usize,
@@ -138,6 +156,18 @@ pub const KEYS: &[&str] = &[
     "spool.min_free",
     "max_connections",
     "max_connections_per_ip",
+    "workers",
+    "smtp.reserved_connections",
+    "submission.reserved_connections",
+    "pop3.reserved_connections",
+    "imap.reserved_connections",
+    "stress_timeout",
+    "login_timeout",
+    "smtp.junk_command_limit",
+    "smtp.min_data_rate",
+    "imap.max_errors",
+    "pop3.max_errors",
+    "pop3.timeout",
     "smtp.max_recipients",
     "smtp.max_errors",
     "smtp.max_line_length",
@@ -201,6 +231,19 @@ pub fn system_hostname() -> String {
 }
 
 impl Config {
+    /// Worker threads: `workers`, or four per CPU (at least four).
+    pub fn workers(&self) -> usize {
+        match self.workers {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()).saturating_mul(4).clamp(4, 64),
+            n => n,
+        }
+    }
+
+    /// Connections kept for service class `class` (0 SMTP, 1 submission, 2 POP3, 3 IMAP).
+    pub fn reserved(&self, class: usize) -> usize {
+        self.reserved.get(class).map_or(0, |s| s.of(self.max_connections))
+    }
+
     /// The built-in defaults every key falls back to.
     fn defaults() -> Config {
         let hostname = system_hostname();
@@ -237,8 +280,17 @@ impl Config {
             auth_cleartext_networks: Vec::new(),
             message_size_limit: 25 * 1024 * 1024,
             spool_min_free: 64 * 1024 * 1024,
-            max_connections: 64,
+            max_connections: 4096,
             max_connections_per_ip: 16,
+            workers: 0,
+            reserved: [Share::Percent(10); 4],
+            stress_timeout: Duration::from_secs(10),
+            login_timeout: Duration::from_secs(60),
+            smtp_junk_command_limit: 100,
+            smtp_min_data_rate: 500,
+            imap_max_errors: 10,
+            pop3_max_errors: 10,
+            pop3_timeout: Duration::from_secs(600),
             smtp_max_recipients: 100,
             smtp_max_errors: 10,
             smtp_max_line_length: 512,
@@ -382,6 +434,28 @@ impl Config {
                 "max_connections_per_ip" => {
                     v(parse_count(value, 1, 100_000).map(|x| c.max_connections_per_ip = x))?
                 }
+                "workers" => v(parse_count(value, 1, 1024).map(|x| c.workers = x))?,
+                "smtp.reserved_connections" => v(parse_share(value).map(|x| c.reserved[0] = x))?,
+                "submission.reserved_connections" => v(parse_share(value).map(|x| c.reserved[1] = x))?,
+                "pop3.reserved_connections" => v(parse_share(value).map(|x| c.reserved[2] = x))?,
+                "imap.reserved_connections" => v(parse_share(value).map(|x| c.reserved[3] = x))?,
+                "stress_timeout" => v(parse_duration(value).map(|x| c.stress_timeout = x))?,
+                "login_timeout" => v(parse_duration(value).map(|x| c.login_timeout = x))?,
+                "smtp.junk_command_limit" => {
+                    v(parse_count(value, 1, 100_000).map(|x| c.smtp_junk_command_limit = x))?
+                }
+                "smtp.min_data_rate" => v(parse_size(value).map(|x| c.smtp_min_data_rate = x))?,
+                "imap.max_errors" => v(parse_count(value, 1, 10_000).map(|x| c.imap_max_errors = x))?,
+                "pop3.max_errors" => v(parse_count(value, 1, 10_000).map(|x| c.pop3_max_errors = x))?,
+                "pop3.timeout" => v(parse_duration(value).and_then(|d| {
+                    // RFC 1939 3: an autologout timer MUST be at least 10 minutes.
+                    if d < Duration::from_secs(600) {
+                        Err("RFC 1939 3 asks for at least 10 minutes".into())
+                    } else {
+                        c.pop3_timeout = d;
+                        Ok(())
+                    }
+                }))?,
                 "smtp.max_recipients" => {
                     v(parse_count(value, 1, 100_000).map(|x| c.smtp_max_recipients = x))?
                 }
@@ -527,6 +601,17 @@ impl Config {
         kv("spool.min_free", self.spool_min_free.to_string());
         kv("max_connections", self.max_connections.to_string());
         kv("max_connections_per_ip", self.max_connections_per_ip.to_string());
+        kv("workers", self.workers().to_string());
+        for (i, class) in ["smtp", "submission", "pop3", "imap"].iter().enumerate() {
+            kv(&format!("{class}.reserved_connections"), self.reserved[i].to_string());
+        }
+        kv("stress_timeout", secs(self.stress_timeout));
+        kv("login_timeout", secs(self.login_timeout));
+        kv("smtp.junk_command_limit", self.smtp_junk_command_limit.to_string());
+        kv("smtp.min_data_rate", self.smtp_min_data_rate.to_string());
+        kv("imap.max_errors", self.imap_max_errors.to_string());
+        kv("pop3.max_errors", self.pop3_max_errors.to_string());
+        kv("pop3.timeout", secs(self.pop3_timeout));
         kv("smtp.max_recipients", self.smtp_max_recipients.to_string());
         kv("smtp.max_errors", self.smtp_max_errors.to_string());
         kv("smtp.max_line_length", self.smtp_max_line_length.to_string());

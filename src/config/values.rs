@@ -400,3 +400,41 @@ pub(super) fn parse_pipe_user(v: &str) -> Result<String, String> {
     }
     Ok(v.to_string())
 }
+
+/// A part of `max_connections` kept for one service class: a count or a percentage.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Share {
+    Count(usize),
+    Percent(u8),
+}
+
+impl Share {
+    /// The connections this share keeps out of `max`.
+    pub fn of(self, max: usize) -> usize {
+        match self {
+            Share::Count(n) => n.min(max),
+            Share::Percent(p) => max * usize::from(p) / 100,
+        }
+    }
+}
+
+impl std::fmt::Display for Share {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Share::Count(n) => write!(f, "{n}"),
+            Share::Percent(p) => write!(f, "{p}%"),
+        }
+    }
+}
+
+pub(super) fn parse_share(v: &str) -> Result<Share, String> {
+    let bad = || format!("{v:?}: expected a number of connections or a percentage (e.g. 10%)");
+    match v.strip_suffix('%') {
+        Some(p) => match p.trim().parse::<u8>() {
+            Ok(p) if p <= 50 => Ok(Share::Percent(p)),
+            Ok(_) => Err(format!("{v:?}: at most 50% may be kept for one service")),
+            Err(_) => Err(bad()),
+        },
+        None => v.parse::<usize>().map(Share::Count).map_err(|_| bad()),
+    }
+}

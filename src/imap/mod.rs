@@ -2,7 +2,6 @@
 //! message rendering and search, and the connection glue.
 
 pub mod command;
-pub mod conn;
 pub mod encode;
 pub mod fetch;
 pub mod message;

@@ -496,6 +496,11 @@ impl Session {
     }
 
     /// RFC 2177 3: while idling, tells the client about changes as they happen.
+    /// What an IDLE waits on to hear of changes to the selected mailbox at once (none selected: nothing).
+    pub fn idle_paths(&self) -> Vec<std::path::PathBuf> {
+        self.open.as_ref().map(|o| o.folder.watch_paths()).unwrap_or_default()
+    }
+
     pub fn idle_poll(&mut self, out: &mut dyn Write) -> io::Result<()> {
         if self.idle_tag.is_none() {
             return Ok(());

@@ -3,5 +3,4 @@
 //! state machine; the connection glue and the maildrop readers live elsewhere.
 
 pub mod command;
-pub mod conn;
 pub mod session;

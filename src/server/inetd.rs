@@ -11,12 +11,11 @@ use std::os::fd::FromRawFd;
 use std::os::unix::net::UnixStream;
 use std::sync::Arc;
 
-use super::acceptor::Job;
 use super::{Registry, Service};
 use crate::config::Config;
 use crate::queue::Queue;
 use crate::queue::wake::Waker;
-use crate::smtp;
+use crate::server::context::Context;
 use crate::transport::Transport;
 
 /// The service a `buzon smtpd|pop3d|imapd [--submission] [--tls]` command serves.
@@ -119,17 +118,19 @@ pub fn run(config: Arc<Config>, service: Service, client: (Transport, SocketAddr
     );
     let waker = Arc::new(Waker::remote(queue.dir()));
     // The failure table is data_dir/auth-failures: this process's failures count for the next.
-    let limiter = smtp::conn::Context::limiter(&config);
-    let ctx = smtp::conn::Context::new(Arc::clone(&config), resolver, queue, waker, tls, helper, limiter)?;
+    let limiter = Context::limiter(&config);
+    let ctx = Context::new(Arc::clone(&config), resolver, queue, waker, tls, helper, limiter)?;
     let registry = Arc::new(Registry::default());
-    let slot = registry.enter(peer.ip(), None, usize::MAX).ok_or("connection registry refused")?;
+    let limits = super::Limits { max: usize::MAX, per_ip: usize::MAX, reserved: [0; 4] };
+    let slot =
+        registry.enter(peer.ip(), service.class(), &limits).map_err(|_| "connection registry refused")?;
     log::info!("event=inetd service={} client={peer}", service.name());
-    let job = Job { stream, peer, service, slot };
-    match service {
-        Service::Pop3 | Service::Pop3s => crate::pop3::conn::run(job, &ctx),
-        Service::Imap | Service::Imaps => crate::imap::conn::run(job, &ctx),
-        _ => smtp::conn::run(job, &ctx),
-    }
+    let mut stream = stream;
+    stream
+        .set_write_timeout(Some(super::acceptor::write_timeout(service, &config)))
+        .map_err(|e| format!("standard input: {e}"))?;
+    let mut conn = super::acceptor::connection(Arc::new(ctx), stream, peer, service, slot);
+    super::drivers::run_here(conn.as_mut());
     Ok(())
 }
 

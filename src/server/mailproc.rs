@@ -88,7 +88,7 @@ pub fn read_status(sock: &mut UnixStream) -> Result<Status, String> {
 /// A random token, 32 hex digits, from the kernel.
 fn new_token() -> String {
     let mut b = [0u8; 16];
-    crate::smtp::backend::fill_random(&mut b);
+    crate::server::context::fill_random(&mut b);
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
@@ -452,8 +452,8 @@ fn start(
         let sock = UnixStream::from(fd);
         let h = Handed { config: &config, resolver: &resolver, req: &req };
         match req.service.as_str() {
-            "imap" => crate::imap::conn::serve_handed(sock, &h),
-            _ => crate::pop3::conn::serve_handed(sock, &h),
+            "imap" => super::drivers::imap::serve_handed(sock, &h),
+            _ => super::drivers::pop3::serve_handed(sock, &h),
         }
         active.fetch_sub(1, Ordering::SeqCst);
     });
@@ -465,7 +465,7 @@ fn start(
 /// What a session handed to a mail process starts from.
 pub struct Handed<'a> {
     pub config: &'a Arc<Config>,
-    pub resolver: &'a Resolver,
+    pub resolver: &'a Arc<Resolver>,
     pub req: &'a SessionRequest,
 }
 

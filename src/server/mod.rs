@@ -4,19 +4,21 @@
 
 pub mod acceptor;
 pub mod activation;
+pub mod context;
+pub mod drivers;
+pub mod eventloop;
 pub mod helper;
 pub mod inetd;
 pub mod listen;
 pub mod mailproc;
+pub mod notify;
 pub mod pickup;
 pub mod pool;
 pub mod privs;
-pub mod relay;
 pub mod reload;
 
 use std::collections::HashMap;
-use std::net::{IpAddr, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::config::Config;
@@ -101,86 +103,105 @@ pub fn resolver(
         .with_forward_reader(reader))
 }
 
-/// Every live connection, so the acceptor can enforce per-IP limits and wake
-/// idle sessions at shutdown.
-#[derive(Default)]
-pub struct Registry {
-    conns: Mutex<HashMap<u64, Entry>>,
-    next: AtomicU64,
-    shutdown: AtomicBool,
+impl Service {
+    /// The class whose share of `max_connections` the service draws on: 0 SMTP intake,
+    /// 1 submission (both ports), 2 POP3 (both), 3 IMAP (both).
+    pub fn class(self) -> usize {
+        match self {
+            Service::Smtp => 0,
+            Service::Submission | Service::Submissions => 1,
+            Service::Pop3 | Service::Pop3s => 2,
+            Service::Imap | Service::Imaps => 3,
+        }
+    }
 }
 
-struct Entry {
-    ip: IpAddr,
-    stream: Option<TcpStream>,
-    idle: Arc<AtomicBool>,
+/// Connections counted in all, per service class and per client address, for the limits.
+#[derive(Default)]
+pub struct Registry {
+    counts: Mutex<Counts>,
+}
+
+#[derive(Default)]
+struct Counts {
+    per_ip: HashMap<IpAddr, usize>,
+    class: [usize; 4],
+    total: usize,
+}
+
+/// Why [`Registry::enter`] refused a connection.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// The client's address has `max_connections_per_ip` already.
+    PerIp,
+    /// The server, or what the other services' reserved shares leave of it, is full.
+    Full,
+}
+
+/// What admits a connection: the limits of the configuration in force.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    pub max: usize,
+    pub per_ip: usize,
+    /// Connections kept for each class (0 for a class with no listener).
+    pub reserved: [usize; 4],
 }
 
 /// A connection's place in the registry; leaving it (drop) frees the slot.
 pub struct Slot {
-    id: u64,
     reg: Arc<Registry>,
-    idle: Arc<AtomicBool>,
+    ip: IpAddr,
+    class: usize,
 }
 
 impl Registry {
-    fn lock(&self) -> MutexGuard<'_, HashMap<u64, Entry>> {
-        self.conns.lock().unwrap_or_else(|p| p.into_inner())
+    fn lock(&self) -> MutexGuard<'_, Counts> {
+        self.counts.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Registers a connection unless `ip` already has `per_ip` of them.
-    pub fn enter(self: &Arc<Self>, ip: IpAddr, stream: Option<TcpStream>, per_ip: usize) -> Option<Slot> {
-        let mut m = self.lock();
-        if m.values().filter(|e| e.ip == ip).count() >= per_ip {
-            return None;
+    /// Admits a connection of `class` from `ip`: under the per-address limit, and under
+    /// `max` once the other classes' unused reserved shares are set aside.
+    pub fn enter(self: &Arc<Self>, ip: IpAddr, class: usize, limits: &Limits) -> Result<Slot, Refusal> {
+        let mut c = self.lock();
+        if c.per_ip.get(&ip).copied().unwrap_or(0) >= limits.per_ip {
+            return Err(Refusal::PerIp);
         }
-        let id = self.next.fetch_add(1, Ordering::Relaxed);
-        let idle = Arc::new(AtomicBool::new(false));
-        m.insert(id, Entry { ip, stream, idle: Arc::clone(&idle) });
-        Some(Slot { id, reg: Arc::clone(self), idle })
+        let kept_for_others: usize =
+            (0..4).filter(|&d| d != class).map(|d| limits.reserved[d].saturating_sub(c.class[d])).sum();
+        if c.total + kept_for_others >= limits.max {
+            return Err(Refusal::Full);
+        }
+        *c.per_ip.entry(ip).or_default() += 1;
+        if let Some(n) = c.class.get_mut(class) {
+            *n += 1;
+        }
+        c.total += 1;
+        Ok(Slot { reg: Arc::clone(self), ip, class })
     }
 
+    /// Connections in all.
     pub fn len(&self) -> usize {
-        self.lock().len()
+        self.lock().total
     }
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
-
-    pub fn shutting_down(&self) -> bool {
-        self.shutdown.load(Ordering::SeqCst)
-    }
-
-    /// Starts the shutdown: sessions waiting for a command are woken (their
-    /// read ends) and say goodbye; sessions inside a transaction finish it first.
-    pub fn begin_shutdown(&self) {
-        self.shutdown.store(true, Ordering::SeqCst);
-        for e in self.lock().values() {
-            if let (true, Some(s)) = (e.idle.load(Ordering::SeqCst), &e.stream) {
-                let _ = s.shutdown(std::net::Shutdown::Read);
-            }
-        }
-    }
-}
-
-impl Slot {
-    /// Marks the session idle (waiting for a command outside a transaction)
-    /// or busy. Returns true when the server is shutting down and the
-    /// session is idle, i.e. it should say goodbye now instead of reading.
-    pub fn set_idle(&self, idle: bool) -> bool {
-        self.idle.store(idle, Ordering::SeqCst);
-        idle && self.reg.shutting_down()
-    }
-
-    pub fn shutting_down(&self) -> bool {
-        self.reg.shutting_down()
-    }
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        self.reg.lock().remove(&self.id);
+        let mut c = self.reg.lock();
+        if let Some(n) = c.per_ip.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                c.per_ip.remove(&self.ip);
+            }
+        }
+        if let Some(n) = c.class.get_mut(self.class) {
+            *n = n.saturating_sub(1);
+        }
+        c.total = c.total.saturating_sub(1);
     }
 }
 
@@ -193,26 +214,43 @@ pub fn serve(config: Arc<Config>) -> Result<(), String> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn per_ip_limit_and_release() {
-        let reg = Arc::new(Registry::default());
-        let ip: IpAddr = "192.0.2.1".parse().unwrap();
-        let other: IpAddr = "192.0.2.2".parse().unwrap();
-        let a = reg.enter(ip, None, 2).unwrap();
-        let _b = reg.enter(ip, None, 2).unwrap();
-        assert!(reg.enter(ip, None, 2).is_none());
-        assert!(reg.enter(other, None, 2).is_some());
-        drop(a);
-        assert!(reg.enter(ip, None, 2).is_some());
+    fn limits(max: usize, per_ip: usize, reserved: [usize; 4]) -> Limits {
+        Limits { max, per_ip, reserved }
     }
 
     #[test]
-    fn idle_sessions_learn_of_shutdown() {
+    fn per_ip_limit_and_release() {
         let reg = Arc::new(Registry::default());
-        let s = reg.enter("192.0.2.1".parse().unwrap(), None, 1).unwrap();
-        assert!(!s.set_idle(true));
-        reg.begin_shutdown();
-        assert!(!s.set_idle(false), "a session in a transaction keeps going");
-        assert!(s.set_idle(true));
+        let l = limits(100, 2, [0; 4]);
+        let ip: IpAddr = "192.0.2.1".parse().unwrap();
+        let other: IpAddr = "192.0.2.2".parse().unwrap();
+        let a = reg.enter(ip, 0, &l).unwrap();
+        let _b = reg.enter(ip, 0, &l).unwrap();
+        assert_eq!(reg.enter(ip, 0, &l).err(), Some(Refusal::PerIp));
+        assert!(reg.enter(other, 0, &l).is_ok());
+        drop(a);
+        assert!(reg.enter(ip, 0, &l).is_ok());
+    }
+
+    #[test]
+    fn reserved_shares_keep_room_for_each_class() {
+        let reg = Arc::new(Registry::default());
+        // 10 in all, 3 kept for IMAP (class 3) and 2 for SMTP (class 0).
+        let l = limits(10, 100, [2, 0, 0, 3]);
+        let ip: IpAddr = "192.0.2.1".parse().unwrap();
+        let smtp: Vec<Slot> = (0..7).map(|_| reg.enter(ip, 0, &l).unwrap()).collect();
+        assert_eq!(reg.enter(ip, 0, &l).err(), Some(Refusal::Full), "SMTP may not take IMAP's three");
+        let imap: Vec<Slot> = (0..3).map(|_| reg.enter(ip, 3, &l).unwrap()).collect();
+        assert_eq!(reg.enter(ip, 3, &l).err(), Some(Refusal::Full), "and now all ten are taken");
+        drop(smtp);
+        drop(imap);
+        let imap: Vec<Slot> = (0..8).map(|_| reg.enter(ip, 3, &l).unwrap()).collect();
+        assert_eq!(reg.enter(ip, 3, &l).err(), Some(Refusal::Full), "IMAP may not take SMTP's two");
+        let smtp: Vec<Slot> = (0..2).map(|_| reg.enter(ip, 0, &l).unwrap()).collect();
+        assert_eq!(reg.len(), 10);
+        assert_eq!(reg.enter(ip, 0, &l).err(), Some(Refusal::Full));
+        drop(smtp);
+        drop(imap);
+        assert_eq!(reg.len(), 0);
     }
 }

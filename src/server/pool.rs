@@ -1,8 +1,7 @@
-//! The bounded worker pool: at most `max` sessions run at once, each on its
-//! own small-stack thread with blocking I/O. Threads are started on demand
-//! and leave after a minute of idleness, so an idle server holds none.
-//! When every slot is busy, `try_submit` gives the job back at once so the
-//! acceptor can answer "too busy" instead of queueing (the acceptor never waits).
+//! The worker pool: at most `max` small-stack threads run jobs (connections with bytes to
+//! process), in the order they became ready; more jobs wait in the queue, never a client's whole
+//! session. Threads are started on demand and leave after a minute of idleness, so an idle server
+//! holds none.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -44,36 +43,28 @@ impl<J: Send + 'static> Pool<J> {
         }
     }
 
-    /// Runs `job` on a worker, or gives it back when all `max` slots are busy
-    /// or no thread can be started.
-    pub fn try_submit(&self, job: J) -> Result<(), J> {
+    /// Runs `job` on a worker as soon as one is free.
+    pub fn submit(&self, job: J) {
         let mut st = lock(&self.inner.state);
-        if st.busy >= self.inner.max {
-            return Err(job);
-        }
         st.busy += 1;
         st.queue.push_back(job);
-        if st.queue.len() > st.idle {
+        if st.queue.len() > st.idle && st.workers < self.inner.max {
             let inner = Arc::clone(&self.inner);
             let spawned = std::thread::Builder::new()
-                .name("session".into())
+                .name("worker".into())
                 .stack_size(STACK_SIZE)
                 .spawn(move || worker(inner));
             match spawned {
                 Ok(_) => st.workers += 1,
-                Err(e) => {
-                    log::error!("event=thread_spawn_failed error={e:?}");
-                    st.busy -= 1;
-                    return st.queue.pop_back().map_or(Ok(()), Err);
-                }
+                // The job waits for a running worker; with none at all it waits for the next try.
+                Err(e) => log::error!("event=thread_spawn_failed error={e:?}"),
             }
         } else {
             self.inner.wake.notify_one();
         }
-        Ok(())
     }
 
-    /// Sessions running or waiting to start.
+    /// Jobs running or waiting for a worker.
     pub fn busy(&self) -> usize {
         lock(&self.inner.state).busy
     }
@@ -117,7 +108,7 @@ mod tests {
     use std::sync::mpsc;
 
     #[test]
-    fn bounded_and_reuses_threads() {
+    fn at_most_max_threads_and_jobs_wait_their_turn() {
         let (gate_tx, gate_rx) = mpsc::channel::<()>();
         let gate = Mutex::new(gate_rx);
         let (done_tx, done_rx) = mpsc::channel::<u32>();
@@ -126,22 +117,20 @@ mod tests {
             let _ = lock(&gate).recv();
             let _ = lock(&done).send(n);
         });
-        assert!(pool.try_submit(1).is_ok());
-        assert!(pool.try_submit(2).is_ok());
-        assert_eq!(pool.try_submit(3), Err(3), "third job must be refused at once");
-        assert_eq!(pool.busy(), 2);
-        gate_tx.send(()).unwrap();
-        gate_tx.send(()).unwrap();
-        let mut got = [done_rx.recv().unwrap(), done_rx.recv().unwrap()];
+        for n in 1..=5 {
+            pool.submit(n);
+        }
+        assert_eq!(pool.busy(), 5);
+        assert_eq!(pool.workers(), 2, "five jobs, two threads");
+        for _ in 0..5 {
+            gate_tx.send(()).unwrap();
+        }
+        let mut got: Vec<u32> = (0..5).map(|_| done_rx.recv().unwrap()).collect();
         got.sort();
-        assert_eq!(got, [1, 2]);
-        // Both finished: slots free again, and the workers are reused.
+        assert_eq!(got, [1, 2, 3, 4, 5]);
         while pool.busy() != 0 {
             std::thread::yield_now();
         }
-        assert!(pool.try_submit(4).is_ok());
-        gate_tx.send(()).unwrap();
-        assert_eq!(done_rx.recv().unwrap(), 4);
         assert_eq!(pool.workers(), 2);
     }
 }

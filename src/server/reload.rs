@@ -26,6 +26,7 @@ const RESTART: &[&str] = &[
     "user",
     "data_dir",
     "max_connections",
+    "workers",
     "pid_file",
     "log",
     "dns.servers",
@@ -78,6 +79,7 @@ pub fn reread(old: &Config) -> Result<Reloaded, String> {
     new.user = old.user.clone();
     new.data_dir = old.data_dir.clone();
     new.max_connections = old.max_connections;
+    new.workers = old.workers;
     new.pid_file = old.pid_file.clone();
     new.log_syslog = old.log_syslog;
     new.tls_cert = old.tls_cert.clone();

@@ -34,6 +34,9 @@ pub struct Params {
     pub require_auth: bool,
     /// Free octets the spool must keep (`spool.min_free`).
     pub min_free: u64,
+    /// NOOP, RSET, VRFY, EXPN and HELP commands a session may send (`smtp.junk_command_limit`, as
+    /// Postfix's smtpd_junk_command_limit); the next one is answered `421` and the session ends.
+    pub junk_limit: usize,
 }
 
 /// The client at the other end.
@@ -220,6 +223,8 @@ pub struct Session {
     /// Octets announced by accepted BDAT commands of this transaction.
     bdat_octets: u64,
     errors: usize,
+    /// Commands that move no mail (NOOP, RSET, VRFY, EXPN, HELP), against `junk_limit`.
+    junk: usize,
     /// 452 too-many-recipients replies, counted as errors only beyond another `max_recipients`.
     rcpt_overshoot: usize,
     /// A refused BDAT chunk was just answered; the caller may still report it (`on_chunk`/`on_message`).
@@ -243,6 +248,7 @@ impl Session {
             transaction: None,
             bdat_octets: 0,
             errors: 0,
+            junk: 0,
             rcpt_overshoot: 0,
             discarded_chunk: false,
             tls: None,
@@ -338,6 +344,16 @@ impl Session {
             }
             Err(e) => return self.fail(e.reply()),
         };
+        // A client that keeps a session open with commands that move no mail is shown the door.
+        if matches!(cmd.verb(), Verb::Noop | Verb::Rset | Verb::Vrfy | Verb::Expn | Verb::Help) {
+            self.junk += 1;
+            if self.junk > self.params.junk_limit {
+                self.phase = Phase::Closed;
+                let text =
+                    format!("{} Error: too many commands that send no mail, closing", self.params.hostname);
+                return Step::close(Reply::new(421, "4.7.0", text));
+            }
+        }
         let Some(entry) = TABLE.iter().find(|e| e.verb == cmd.verb()) else {
             return self.fail(Reply::not_recognized());
         };

@@ -259,6 +259,11 @@ pub trait Folder: Send {
     /// True when a cheap check (directory mtimes, file size) says that [`Folder::sync`] would find
     /// something; IDLE calls it about once a second.
     fn changed(&mut self) -> bool;
+    /// What to watch (inotify) to learn of changes as they happen: IDLE waits on these, and calls
+    /// [`Folder::changed`] when one moves. Empty: IDLE looks once a second.
+    fn watch_paths(&self) -> Vec<PathBuf> {
+        Vec::new()
+    }
     /// The whole message, CRLF line ends.
     fn read(&mut self, index: usize) -> Result<Vec<u8>, FolderError>;
     /// The header only, through the blank line (CRLF line ends): ENVELOPE and header searches.

@@ -502,6 +502,12 @@ impl Folder for MboxFolder {
         Ok(changes)
     }
 
+    /// A delivery appends to the file; a rewrite renames a new file over it (seen in its directory).
+    fn watch_paths(&self) -> Vec<PathBuf> {
+        let dir = self.path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        vec![self.path.clone(), dir.to_path_buf()]
+    }
+
     fn changed(&mut self) -> bool {
         !self.pending.is_empty()
             || !self.flag_news.is_empty()

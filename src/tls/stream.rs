@@ -20,6 +20,8 @@ pub struct TlsStream {
     /// The end-entity certificate this connection presented; `None` after session resumption, where no
     /// certificate is sent.
     cert: Option<CertificateDer<'static>>,
+    /// While the handshake runs in steps ([`TlsStream::start`]): what learns the certificate.
+    recording: Option<Arc<Recording>>,
 }
 
 /// Wraps the config's resolver for one connection to learn which certificate it presented (rustls does
@@ -28,6 +30,15 @@ pub struct TlsStream {
 struct Recording {
     inner: Arc<dyn ResolvesServerCert>,
     chosen: Mutex<Option<Arc<CertifiedKey>>>,
+}
+
+impl Recording {
+    fn chosen_cert(&self) -> Option<CertificateDer<'static>> {
+        match self.chosen.lock() {
+            Ok(g) => g.as_ref().and_then(|ck| ck.cert.first().cloned()),
+            Err(p) => p.into_inner().as_ref().and_then(|ck| ck.cert.first().cloned()),
+        }
+    }
 }
 
 impl ResolvesServerCert for Recording {
@@ -46,30 +57,98 @@ impl ResolvesServerCert for Recording {
 }
 
 impl TlsStream {
-    /// Runs the server handshake on `tcp`. The socket's read timeout, if set, bounds the whole handshake
-    /// (so a client trickling bytes cannot hold it open); the write timeout applies per write as usual.
-    /// Errors are `TimedOut`, `UnexpectedEof` (peer closed) or `InvalidData` (TLS failure), each with a
-    /// message fit for the log. Bytes the peer sent before the handshake must already be discarded by the
-    /// caller (RFC 3207 5 / CVE-2011-0411): this starts from the socket.
-    pub fn accept(mut tcp: Transport, cfg: Arc<ServerConfig>) -> io::Result<TlsStream> {
+    /// Runs the server handshake on `tcp` to its end on this thread (the steps of
+    /// [`TlsStream::handshake_step`], waiting for the client between them). The socket's read
+    /// timeout, if set, bounds the whole handshake (so a client trickling bytes cannot hold it
+    /// open). Errors are `TimedOut`, `UnexpectedEof` (peer closed) or `InvalidData` (TLS failure),
+    /// each with a message fit for the log. Bytes the peer sent before the handshake must already
+    /// be discarded by the caller (RFC 3207 5 / CVE-2011-0411): this starts from the socket.
+    pub fn accept(tcp: Transport, cfg: Arc<ServerConfig>) -> io::Result<TlsStream> {
+        let deadline = tcp.read_timeout()?.map(|d| Instant::now() + d);
+        let fd = tcp.fd();
+        let mut s = TlsStream::start(tcp, cfg)?;
+        loop {
+            match s.handshake_step() {
+                Ok(_) => return Ok(s),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => return Err(e),
+            }
+            let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+            if left.is_some_and(|l| l.is_zero()) || !readable(fd, left)? {
+                return Err(io::Error::new(io::ErrorKind::TimedOut, "TLS handshake timed out"));
+            }
+        }
+    }
+
+    /// Starts a server handshake that [`TlsStream::handshake_step`] drives as bytes arrive, so a
+    /// connection in its handshake can wait in the event loop instead of holding a thread.
+    pub fn start(tcp: Transport, cfg: Arc<ServerConfig>) -> io::Result<TlsStream> {
         let recording = Arc::new(Recording { inner: cfg.cert_resolver.clone(), chosen: Mutex::new(None) });
         let mut per_conn = (*cfg).clone();
         per_conn.cert_resolver = recording.clone();
-        let mut conn = ServerConnection::new(Arc::new(per_conn))
+        let conn = ServerConnection::new(Arc::new(per_conn))
             .map_err(|e| io::Error::other(format!("TLS setup failed: {e}")))?;
+        Ok(TlsStream { inner: StreamOwned::new(conn, tcp), cert: None, recording: Some(recording) })
+    }
 
-        let limit = tcp.read_timeout()?;
-        let deadline = limit.map(|d| Instant::now() + d);
-        let result = handshake(&mut conn, &mut tcp, deadline);
-        let restored = tcp.set_read_timeout(limit);
-        result?;
-        restored?;
+    /// Advances a handshake begun by [`TlsStream::start`] with what has arrived: Ok(true) when it
+    /// is complete, `WouldBlock` when it needs more from the client, another error when it failed
+    /// (`UnexpectedEof`: the peer closed; `InvalidData`: TLS failure, the alert is sent).
+    pub fn handshake_step(&mut self) -> io::Result<bool> {
+        let (conn, sock) = (&mut self.inner.conn, &mut self.inner.sock);
+        loop {
+            while conn.wants_write() {
+                conn.write_tls(sock).map_err(|e| io::Error::new(e.kind(), format!("TLS handshake: {e}")))?;
+            }
+            if !conn.is_handshaking() {
+                if let Some(r) = self.recording.take() {
+                    self.cert = r.chosen_cert();
+                }
+                return Ok(true);
+            }
+            match conn.read_tls(&mut sock.now()) {
+                Ok(0) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "peer closed the connection during the TLS handshake",
+                    ));
+                }
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+            if let Err(e) = conn.process_new_packets() {
+                let _ = conn.write_tls(sock);
+                return Err(io::Error::new(io::ErrorKind::InvalidData, format!("TLS handshake failed: {e}")));
+            }
+        }
+    }
 
-        let cert = match recording.chosen.lock() {
-            Ok(g) => g.as_ref().and_then(|ck| ck.cert.first().cloned()),
-            Err(p) => p.into_inner().as_ref().and_then(|ck| ck.cert.first().cloned()),
-        };
-        Ok(TlsStream { inner: StreamOwned::new(conn, tcp), cert })
+    /// Reads decrypted bytes that have arrived, without waiting: `WouldBlock` when no whole record
+    /// has; Ok(0) at the end of the stream.
+    pub fn read_now(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            match self.inner.conn.reader().read(buf) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                // The peer closed the TCP connection without close_notify: an end all the same.
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(0),
+                r => return r,
+            }
+            match self.inner.conn.read_tls(&mut self.inner.sock.now()) {
+                Ok(0) => return Ok(0),
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+            if let Err(e) = self.inner.conn.process_new_packets() {
+                let _ = self.inner.conn.write_tls(&mut self.inner.sock);
+                return Err(io::Error::new(io::ErrorKind::InvalidData, format!("TLS: {e}")));
+            }
+            // Key updates and the like are answered at once.
+            while self.inner.conn.wants_write() {
+                self.inner.conn.write_tls(&mut self.inner.sock)?;
+            }
+        }
     }
 
     /// "TLSv1.3 TLS13_AES_256_GCM_SHA384".
@@ -117,11 +196,6 @@ impl TlsStream {
         &self.inner.sock
     }
 
-    /// Whether decrypted bytes wait in rustls' buffer, so a read returns without the socket.
-    pub fn has_pending(&mut self) -> bool {
-        self.inner.conn.process_new_packets().is_ok_and(|s| s.plaintext_bytes_to_read() > 0)
-    }
-
     /// Sends close_notify (the orderly end, before closing the socket after QUIT).
     pub fn close(&mut self) -> io::Result<()> {
         self.inner.conn.send_close_notify();
@@ -129,43 +203,21 @@ impl TlsStream {
     }
 }
 
-/// Drives the handshake to completion or to the deadline. (rustls' `complete_io` keeps reading while
-/// bytes trickle in, so it cannot enforce a deadline; this reads one chunk at a time.)
-fn handshake(conn: &mut ServerConnection, tcp: &mut Transport, deadline: Option<Instant>) -> io::Result<()> {
-    let timed_out = || io::Error::new(io::ErrorKind::TimedOut, "TLS handshake timed out");
-    let fail = |e: io::Error| match e.kind() {
-        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => timed_out(),
-        kind => io::Error::new(kind, format!("TLS handshake: {e}")),
-    };
+/// Waits for input on `fd` (forever with no limit); false when the limit passed first.
+fn readable(fd: std::os::fd::RawFd, limit: Option<std::time::Duration>) -> io::Result<bool> {
+    let ms = limit.map_or(-1, |l| l.as_millis().clamp(1, i32::MAX as u128) as i32);
     loop {
-        while conn.wants_write() {
-            conn.write_tls(tcp).map_err(fail)?;
-        }
-        if !conn.is_handshaking() {
-            return Ok(());
-        }
-        if let Some(d) = deadline {
-            let left = d.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Err(timed_out());
+        let mut p = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+        // SAFETY: one valid pollfd for the duration of the call.
+        match unsafe { libc::poll(&mut p, 1, ms) } {
+            0 => return Ok(false),
+            n if n > 0 => return Ok(true),
+            _ => {
+                let e = io::Error::last_os_error();
+                if e.kind() != io::ErrorKind::Interrupted {
+                    return Err(e);
+                }
             }
-            tcp.set_read_timeout(Some(left))?;
-        }
-        match conn.read_tls(tcp) {
-            Ok(0) => {
-                return Err(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    "peer closed the connection during the TLS handshake",
-                ));
-            }
-            Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(fail(e)),
-        }
-        if let Err(e) = conn.process_new_packets() {
-            // Send the alert describing the failure, if one is queued; the error is what matters.
-            let _ = conn.write_tls(tcp);
-            return Err(io::Error::new(io::ErrorKind::InvalidData, format!("TLS handshake failed: {e}")));
         }
     }
 }

@@ -34,6 +34,7 @@ fn params(max_errors: usize) -> Arc<Params> {
         auth_mechanisms: Vec::new(),
         require_auth: false,
         min_free: 0,
+        junk_limit: 100,
     })
 }
 
@@ -601,4 +602,20 @@ fn starttls_forgets_an_earlier_authentication() {
     assert!(ehlo.contains("AUTH PLAIN"), "AUTH is offered again: {ehlo}");
     let r = wire(&s.on_line(b"MAIL FROM:<alice@example.org>", &b));
     assert!(r.starts_with("530 5.7.0"), "no longer authenticated: {r}");
+}
+
+#[test]
+fn junk_commands_beyond_the_limit_end_the_session() {
+    let p = Params { junk_limit: 3, ..(*params(10)).clone() };
+    let peer =
+        Peer { ip: "192.0.2.7".parse().unwrap(), port: 40000, relay_allowed: false, cleartext_auth: false };
+    let mut s = Session::new(Arc::new(p), peer);
+    let b = Users::default();
+    for line in ["NOOP", "RSET", "VRFY alice"] {
+        let step = s.on_line(line.as_bytes(), &b);
+        assert_eq!(step.next, Next::Command, "{line} is within the limit");
+    }
+    let step = s.on_line(b"HELP", &b);
+    assert_eq!(step.next, Next::Close);
+    assert_eq!(step.reply.map(|r| r.code()), Some(421));
 }

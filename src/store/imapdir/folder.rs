@@ -320,6 +320,11 @@ impl Folder for MaildirFolder {
         Ok(self.merge(s, expunges))
     }
 
+    /// A delivery renames into new/; flags and expunges rename and unlink in cur/.
+    fn watch_paths(&self) -> Vec<PathBuf> {
+        vec![self.dir.join("new"), self.dir.join("cur")]
+    }
+
     fn changed(&mut self) -> bool {
         if self.stamp_fresh {
             return true;

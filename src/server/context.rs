@@ -1,8 +1,9 @@
-//! What SMTP sessions share and ask of the server: the configuration, the
-//! recipient resolver, the user database for AUTH (RFC 4954) with the
-//! brute-force limiter, sender ownership for submission (RFC 6409 6.1), the
-//! TLS configuration, the queue. One [`Context`] per configuration (SIGHUP makes a new one, with
-//! the same limiter); one [`ConnBackend`] per connection implements the session's [`Backend`].
+//! What every connection's driver shares and asks of the server: the configuration, each
+//! service's session parameters, the recipient resolver, the user database for AUTH (RFC 4954)
+//! with the brute-force limiter, sender ownership for submission (RFC 6409 6.1), the TLS
+//! configuration, the queue, the privileged helper. One [`Context`] per configuration (SIGHUP
+//! makes a new one, with the same limiter); one [`ConnBackend`] per connection run implements the
+//! sessions' backends (SMTP's here, POP3's and IMAP's beside their drivers).
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -29,9 +30,9 @@ pub struct Context {
     submission: Arc<Params>,
     submissions: Arc<Params>,
     pub(crate) resolver: Arc<Resolver>,
-    pub(super) store: StoreOptions,
-    pub(super) queue: Arc<Queue>,
-    pub(super) waker: Arc<Waker>,
+    pub(crate) store: StoreOptions,
+    pub(crate) queue: Arc<Queue>,
+    pub(crate) waker: Arc<Waker>,
     pub(crate) tls: Option<Arc<ServerTls>>,
     /// The privileged helper, when the server dropped root for system users.
     pub(crate) helper: Option<Arc<PasswordHelper>>,
@@ -69,12 +70,13 @@ impl Context {
             auth_mechanisms: Vec::new(),
             require_auth: false,
             min_free: config.spool_min_free,
+            junk_limit: config.smtp_junk_command_limit,
         };
         let submission = Params { auth_mechanisms: mechanisms, require_auth: true, ..base.clone() };
         let submissions = Params { starttls: false, ..submission.clone() };
         let pop3 = crate::pop3::session::Params {
             hostname: config.hostname.clone(),
-            max_errors: config.smtp_max_errors,
+            max_errors: config.pop3_max_errors,
             stls: tls.is_some(),
             auth_mechanisms: submission.auth_mechanisms.clone(),
             apop: config.pop3_apop,
@@ -82,7 +84,7 @@ impl Context {
         let pop3s = crate::pop3::session::Params { stls: false, ..pop3.clone() };
         let imap = crate::imap::session::Params {
             hostname: config.hostname.clone(),
-            max_errors: config.smtp_max_errors,
+            max_errors: config.imap_max_errors,
             starttls: tls.is_some(),
             auth_mechanisms: submission.auth_mechanisms.clone(),
             max_append: config.message_size_limit,

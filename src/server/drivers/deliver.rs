@@ -6,17 +6,49 @@
 
 use std::time::SystemTime;
 
-use super::conn::{Context, Inbound};
 use crate::local::Resolution;
 use crate::queue::wake::Wake;
 use crate::queue::{Envelope, QueuedRcpt, RcptState};
+use crate::server::context::Context;
+use crate::smtp::data::ChunkDecoder;
 use crate::smtp::session::{MessageResult, Session};
+use crate::spool::Incoming;
 use crate::store;
+
+/// A message being received over one or more BDAT chunks, or one DATA.
+pub struct Inbound {
+    pub id: String,
+    pub file: Option<Incoming>,
+    pub error: Option<std::io::Error>,
+    pub too_big: bool,
+    pub octets: u64,
+    /// Length of the Return-Path line, which relaying leaves out.
+    pub body_offset: u64,
+    /// One decoder for all BDAT chunks of the message: a CR ending one chunk pairs with the LF that
+    /// opens the next (RFC 3030 allows a chunk to end anywhere).
+    pub chunks: ChunkDecoder,
+}
+
+impl Inbound {
+    /// Writes decoded message bytes unless the message already failed; `octets` so far.
+    pub fn store(&mut self, decoded: &[u8], octets: u64, limit: u64) {
+        self.octets = octets;
+        if octets > limit {
+            self.too_big = true;
+        }
+        if self.too_big || self.error.is_some() {
+            return;
+        }
+        if let Some(Err(e)) = self.file.as_mut().map(|f| f.write(decoded)) {
+            self.error = Some(e);
+        }
+    }
+}
 
 /// Delivers a completely received message: local recipients into their
 /// mailboxes (all or none), and whatever cannot be delivered now (other
 /// domains, a local failure) into the queue. Only then is it acknowledged.
-pub(super) fn finish(inbound: Inbound, session: &Session, ctx: &Context, sid: &str) -> MessageResult {
+pub fn finish(inbound: Inbound, session: &Session, ctx: &Context, sid: &str) -> MessageResult {
     let Inbound { id, file, error, too_big, octets, body_offset, .. } = inbound;
     if too_big {
         log::info!(

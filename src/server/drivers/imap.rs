@@ -1,0 +1,795 @@
+//! The IMAP driver: one connection's commands (with their literals, RFC 3501 4.3, RFC 7888
+//! LITERAL+) to the I/O-free [`Session`] and its responses back, over plain, STARTTLS (RFC 3501
+//! 6.2.1 / RFC 2595) or implicit TLS (imaps, RFC 8314). Between commands and inside IDLE (RFC 2177)
+//! the connection waits in the event loop; an IDLE is woken at once by a change of its mailbox
+//! (inotify on the folder's files, through the loop's [`Watcher`](super::Watcher)), or looks once a
+//! second where there is no watcher (a mail process). An APPEND's message goes to the store as it
+//! arrives. A system user's mailbox that the server (no longer root) cannot open as its owner is
+//! served by the user's mail process, to which the connection is then relayed (relay.rs).
+//! Deadlines: `login_timeout` from connect until a login, and for a line once begun; a literal
+//! within `login_timeout` plus its size at `smtp.min_data_rate`; `imap.timeout` (RFC 3501 5.4
+//! autologout, also the longest IDLE) between commands. The mailbox owner's file-system identity is
+//! taken for each run on a worker and given back before the connection parks.
+
+use std::cell::{Cell, RefCell};
+use std::io::{self, Write};
+use std::net::SocketAddr;
+use std::os::fd::RawFd;
+use std::os::unix::net::UnixStream;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::io::{Bytes, Input, Io};
+use super::relay::Relay;
+use super::{Connection, Env, Wait, Wake, Yield};
+use crate::auth::sasl::Credentials;
+use crate::config::{Config, MailboxKind, in_networks};
+use crate::imap::command::{self, Assembler, Step};
+use crate::imap::session::{self, AppendStart, Mode, Opened, Outcome, Peer, Session};
+use crate::local::Resolver;
+use crate::netio::{Stream, tls_details};
+use crate::server::context::{ConnBackend, Context};
+use crate::server::mailproc::{Handed, Status};
+use crate::server::{Service, Slot};
+use crate::store::folder::Store;
+use crate::store::imapdir::{Inbox, MaildirStore};
+use crate::store::owner::{AsOwner, Owner, become_owner, spool_group};
+use crate::transport::Transport;
+
+/// The longest command line (without literals); RFC 7162 3 asks for at least 8192 octets.
+const MAX_LINE: usize = 64 * 1024;
+/// The longest literal outside APPEND (names, search strings, passwords).
+const MAX_LITERAL: u64 = 64 * 1024;
+/// How often an IDLE with no watcher looks for changes.
+const IDLE_TICK: Duration = Duration::from_secs(1);
+
+/// Whose files the session works on: the owner's identity and the mail spool's group.
+type Identity = (Option<Owner>, Option<u32>);
+
+/// An opened store, whose it is, and that identity taken for the current run.
+type OpenedHere = (Box<dyn Store>, Identity, Option<AsOwner>);
+
+/// The IMAP session's view of the server for one run on a worker: the shared login machinery plus
+/// the user's mail store.
+struct Backend<'a> {
+    conn: ConnBackend<'a>,
+    peer: SocketAddr,
+    tls: bool,
+    /// The identity taken at login, for the rest of this run (and kept for the next ones).
+    guard: RefCell<Option<AsOwner>>,
+    identity: Cell<Option<Identity>>,
+    /// The mail process's socket of a login handed over ([`Opened::Elsewhere`]).
+    handoff: RefCell<Option<UnixStream>>,
+}
+
+impl session::Backend for Backend<'_> {
+    fn credentials(&self) -> Option<&dyn Credentials> {
+        crate::smtp::session::Backend::credentials(&self.conn)
+    }
+    fn random(&self, buf: &mut [u8]) {
+        crate::smtp::session::Backend::random(&self.conn, buf)
+    }
+    fn auth_failed(&self, user: &str) {
+        crate::smtp::session::Backend::auth_failed(&self.conn, user)
+    }
+    fn auth_succeeded(&self, user: &str, mechanism: &str) {
+        crate::smtp::session::Backend::auth_succeeded(&self.conn, user, mechanism)
+    }
+    fn auth_blocked(&self) -> bool {
+        crate::smtp::session::Backend::auth_blocked(&self.conn)
+    }
+    fn open_store(&self, user: &str) -> Result<Opened, String> {
+        let ctx = self.conn.ctx;
+        // A system user's mailbox that this process (no longer root) cannot open as its owner: the
+        // session goes on in the user's mail process (server/mailproc.rs).
+        if let Some(helper) = &ctx.helper
+            && !crate::server::privs::is_root()
+        {
+            let dest = ctx.resolver.mail_home(user)?.inbox;
+            // SAFETY: geteuid has no preconditions.
+            if dest.uid.is_some_and(|u| u != unsafe { libc::geteuid() }) {
+                let (sock, status) = helper.open_session(user, "imap", self.conn.sid, self.peer, self.tls)?;
+                return match status {
+                    Status::Ok => {
+                        *self.handoff.borrow_mut() = Some(sock);
+                        Ok(Opened::Elsewhere)
+                    }
+                    _ => Err("the mail process could not open the mailbox".into()),
+                };
+            }
+        }
+        let (store, identity, guard) =
+            open_here(&ctx.resolver, ctx.config.mbox_lock_timeout, self.conn.sid, user)?;
+        *self.guard.borrow_mut() = guard;
+        self.identity.set(Some(identity));
+        Ok(Opened::Here(store))
+    }
+}
+
+/// A session in a mail process: logged in before it started, so nothing of the login machinery.
+struct MailBackend;
+
+impl session::Backend for MailBackend {
+    fn credentials(&self) -> Option<&dyn Credentials> {
+        None
+    }
+    fn random(&self, buf: &mut [u8]) {
+        crate::server::context::fill_random(buf)
+    }
+    fn auth_failed(&self, _user: &str) {}
+    fn auth_blocked(&self) -> bool {
+        true
+    }
+    fn open_store(&self, _user: &str) -> Result<Opened, String> {
+        Err("already logged in".into())
+    }
+}
+
+/// Opens `user`'s folders here with the owner's file-system identity (taken now, when running as
+/// root; the guard holds it for this run).
+fn open_here(
+    resolver: &Resolver,
+    lock_timeout: Duration,
+    sid: &str,
+    user: &str,
+) -> Result<OpenedHere, String> {
+    let home = resolver.mail_home(user)?;
+    let dest = &home.inbox;
+    let owner = dest.uid.zip(dest.gid).map(|(uid, gid)| Owner { uid, gid });
+    let group = match dest.kind {
+        MailboxKind::Mbox => spool_group(&dest.path),
+        MailboxKind::Maildir => None,
+    };
+    let guard = become_owner(owner, group)?;
+    let inbox = match dest.kind {
+        MailboxKind::Maildir => Inbox::Maildir,
+        MailboxKind::Mbox => Inbox::Mbox { path: dest.path.clone(), lock_timeout },
+    };
+    log::info!(
+        "session={sid} event=imap_open user={user} inbox={} folders={}",
+        dest.path.display(),
+        home.folders.display()
+    );
+    let mut store = MaildirStore::new(home.folders, inbox);
+    // The special-use folders (Sent, Drafts, Trash, Junk, Archive) exist from the first login on,
+    // so a client may APPEND to Sent before it ever LISTs; a failure here shows at LIST again.
+    if let Err(e) = store.list() {
+        log::warn!("session={sid} event=imap_folders_failed user={user} error=\"{e}\"");
+    }
+    Ok((Box::new(store), (owner, group), guard))
+}
+
+/// Buffers what the session writes and passes it to the socket in 64 KiB pieces, so a FETCH of a
+/// whole mailbox never sits in memory.
+struct Out<'a> {
+    buf: &'a mut Vec<u8>,
+    stream: &'a mut Stream,
+}
+
+impl Write for Out<'_> {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= 64 * 1024 {
+            self.flush()?;
+        }
+        Ok(data.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        if !self.buf.is_empty() {
+            self.stream.write_all(self.buf)?;
+            self.buf.clear();
+        }
+        self.stream.flush()
+    }
+}
+
+/// Where a literal's octets go.
+enum Sink {
+    /// Into the command being assembled.
+    Command(Vec<u8>),
+    /// To the store, an APPEND's message as it arrives.
+    Append,
+    /// Nowhere (a refused APPEND whose literal comes anyway, RFC 7888 4).
+    Drop,
+}
+
+enum Phase {
+    Handshake {
+        began: Instant,
+        greet: bool,
+    },
+    Command,
+    /// `left` octets of a literal still to come.
+    Literal {
+        left: u64,
+        len: u64,
+        sink: Sink,
+        began: Instant,
+    },
+    /// A failed login's answer, held back until then (the brute-force brake).
+    Held(Instant, Outcome),
+    /// In IDLE since then; `watching`: the loop wakes it on changes.
+    Idle {
+        began: Instant,
+        watching: bool,
+    },
+    /// The rest of the session is the user's mail process's.
+    Relay(Relay),
+}
+
+pub struct Imap {
+    ctx: Option<Arc<Context>>,
+    config: Arc<Config>,
+    io: Io,
+    session: Session,
+    sid: String,
+    peer: SocketAddr,
+    service: Service,
+    _slot: Option<Slot>,
+    phase: Phase,
+    identity: Option<Identity>,
+    asm: Assembler,
+    logged_in: bool,
+    /// A command is being assembled (literals pending).
+    partial: bool,
+    /// The command being assembled is an APPEND.
+    append: bool,
+    /// The command was answered before its end (a refused APPEND).
+    skip: bool,
+    connected: Instant,
+    since: Instant,
+}
+
+/// Before login no literal may be larger than MAX_LITERAL: an APPEND's size is for users only.
+fn assembler(logged_in: bool, max_append: u64) -> Assembler {
+    match logged_in {
+        // An APPEND's message (over MAX_LITERAL) goes to the store as it arrives, so what a command
+        // holds in memory stays within a few lines and literals.
+        true => Assembler::new(MAX_LINE, max_append.max(MAX_LITERAL), 4 * MAX_LINE).stream_above(MAX_LITERAL),
+        false => Assembler::new(MAX_LINE, MAX_LITERAL, 4 * MAX_LINE),
+    }
+}
+
+impl Imap {
+    /// A connection accepted on an IMAP listener.
+    pub fn new(ctx: Arc<Context>, stream: Transport, peer: SocketAddr, service: Service, slot: Slot) -> Imap {
+        let sid = crate::spool::new_queue_id();
+        let cleartext_auth = in_networks(&ctx.config.auth_cleartext_networks, peer.ip());
+        let session = Session::new(
+            ctx.imap_params(service),
+            Peer {
+                ip: peer.ip(),
+                port: peer.port(),
+                cleartext_auth,
+                tls: service == Service::Imaps,
+                sid: sid.clone(),
+            },
+        );
+        let now = Instant::now();
+        Imap {
+            config: Arc::clone(&ctx.config),
+            asm: assembler(false, ctx.config.message_size_limit),
+            ctx: Some(ctx),
+            io: Io::new(Stream::Plain(stream)),
+            session,
+            sid,
+            peer,
+            service,
+            _slot: Some(slot),
+            phase: Phase::Command,
+            identity: None,
+            logged_in: false,
+            partial: false,
+            append: false,
+            skip: false,
+            connected: now,
+            since: now,
+        }
+    }
+
+    fn run(&mut self, wake: Wake, env: &Env) -> io::Result<Option<Wait>> {
+        if wake == Wake::Start && self.ctx.is_some() {
+            log::info!(
+                "session={} event=connect service={} client={}",
+                self.sid,
+                self.service.name(),
+                self.peer
+            );
+            if env.shutting_down {
+                self.session.shutdown(&mut self.io.out)?;
+                return Ok(None);
+            }
+            match (self.service, self.ctx.as_ref().and_then(|c| c.tls.clone())) {
+                (Service::Imaps, Some(tls)) => {
+                    self.io.start_tls(tls.config())?;
+                    self.phase = Phase::Handshake { began: self.connected, greet: true };
+                }
+                (Service::Imaps, None) => return Ok(None),
+                _ => self.io.out.extend_from_slice(&self.session.greeting()),
+            }
+        }
+        // The owner's identity for this run (fsuid and groups of this worker thread only).
+        let _as = match self.identity {
+            Some((owner, group)) => become_owner(owner, group).map_err(io::Error::other)?,
+            None => None,
+        };
+        let ctx = self.ctx.clone();
+        let sid = self.sid.clone();
+        let backend = ctx.as_ref().map(|ctx| Backend {
+            conn: ConnBackend { ctx, ip: self.peer.ip(), sid: &sid, delay: Cell::new(Duration::ZERO) },
+            peer: self.peer,
+            tls: matches!(self.io.stream, Stream::Tls(_)),
+            guard: RefCell::new(None),
+            identity: Cell::new(None),
+            handoff: RefCell::new(None),
+        });
+        let result = self.run_with(wake, env, backend.as_ref());
+        if let Some(b) = &backend
+            && let Some(id) = b.identity.take()
+        {
+            self.identity = Some(id);
+        }
+        result
+    }
+
+    fn run_with(&mut self, wake: Wake, env: &Env, backend: Option<&Backend>) -> io::Result<Option<Wait>> {
+        let b: &dyn session::Backend = match backend {
+            Some(b) => b,
+            None => &MailBackend,
+        };
+        let mut wake = wake;
+        loop {
+            let now = Instant::now();
+            if !self.partial && self.logged_in != self.session.logged_in_user().is_some() {
+                self.logged_in = !self.logged_in;
+                self.asm = assembler(self.logged_in, self.config.message_size_limit);
+            }
+            let outcome = match &mut self.phase {
+                Phase::Relay(relay) => {
+                    if wake == Wake::Shutdown {
+                        return Ok(None);
+                    }
+                    return relay.step(&mut self.io);
+                }
+                Phase::Handshake { began, greet } => {
+                    let (began, greet) = (*began, *greet);
+                    match self.io.handshake() {
+                        Ok(true) => {
+                            if let Some(details) = tls_details(&self.io.stream, &self.sid) {
+                                self.session.on_tls(Some(details));
+                            }
+                            if greet {
+                                self.io.out.extend_from_slice(&self.session.greeting());
+                            }
+                            self.phase = Phase::Command;
+                            continue;
+                        }
+                        Ok(false) => {
+                            let deadline = began + self.config.login_timeout;
+                            if now >= deadline {
+                                log::info!(
+                                    "session={} event=tls_failed error=\"TLS handshake timed out\"",
+                                    self.sid
+                                );
+                                return Ok(None);
+                            }
+                            return Ok(Some(Wait { read: true, until: Some(deadline), ..Wait::default() }));
+                        }
+                        Err(e) => {
+                            log::info!("session={} event=tls_failed error=\"{e}\"", self.sid);
+                            return Ok(None);
+                        }
+                    }
+                }
+                Phase::Held(until, outcome) => {
+                    if now < *until {
+                        return Ok(Some(Wait { until: Some(*until), ..Wait::default() }));
+                    }
+                    let outcome = *outcome;
+                    self.phase = Phase::Command;
+                    outcome
+                }
+                Phase::Literal { left, len, sink, began } => {
+                    let (len, began) = (*len, *began);
+                    let data = match self.io.bytes()? {
+                        Bytes::Data(d) => d,
+                        Bytes::Eof => {
+                            return Err(io::Error::new(
+                                io::ErrorKind::UnexpectedEof,
+                                "connection closed inside a literal",
+                            ));
+                        }
+                        Bytes::Pending => {
+                            let got = len - *left;
+                            let rate = self.config.smtp_min_data_rate;
+                            let allowance = got
+                                .checked_div(rate)
+                                .map_or(Duration::from_secs(86400 * 365), Duration::from_secs);
+                            let deadline = began + self.config.login_timeout + allowance;
+                            if now >= deadline {
+                                log::info!("session={} event=timeout during=literal octets={got}", self.sid);
+                                self.io.out.extend_from_slice(b"* BYE Timed out inside a literal\r\n");
+                                return Ok(None);
+                            }
+                            return Ok(Some(Wait { read: true, until: Some(deadline), ..Wait::default() }));
+                        }
+                    };
+                    let n = data.len().min(usize::try_from(*left).unwrap_or(usize::MAX));
+                    let piece = data.get(..n).unwrap_or_default();
+                    match sink {
+                        Sink::Command(buf) => buf.extend_from_slice(piece),
+                        Sink::Append => self.session.append_write(piece),
+                        Sink::Drop => {}
+                    }
+                    *left -= n as u64;
+                    self.io.consume(n);
+                    if *left == 0 {
+                        let Phase::Literal { sink, .. } = std::mem::replace(&mut self.phase, Phase::Command)
+                        else {
+                            return Ok(None);
+                        };
+                        match sink {
+                            Sink::Command(data) => self.asm.literal(&data),
+                            Sink::Append | Sink::Drop => self.asm.literal_elsewhere(),
+                        }
+                    }
+                    continue;
+                }
+                Phase::Idle { began, watching } => {
+                    let (began, watching) = (*began, *watching);
+                    if matches!(wake, Wake::Notify | Wake::Timer) {
+                        self.session
+                            .idle_poll(&mut Out { buf: &mut self.io.out, stream: &mut self.io.stream })?;
+                        wake = Wake::Ready;
+                    }
+                    let outcome = match self.io.line(MAX_LINE)? {
+                        Input::Line(l) => {
+                            let l = l.to_vec();
+                            self.session.idle_done(&l, &mut self.io.out)?
+                        }
+                        Input::TooLong => self.session.idle_done(b"", &mut self.io.out)?,
+                        Input::Eof => return Ok(None),
+                        Input::Pending => {
+                            self.io.flush()?;
+                            if env.shutting_down || self.session.mode() == Mode::Closed {
+                                self.session.shutdown(&mut self.io.out)?;
+                                return Ok(None);
+                            }
+                            // RFC 2177 3: clients re-issue IDLE at least every 29 minutes.
+                            let end = began + self.config.imap_timeout;
+                            if now >= end {
+                                log::info!("session={} event=timeout", self.sid);
+                                self.session.autologout(&mut self.io.out)?;
+                                return Ok(None);
+                            }
+                            let until = if watching { end } else { end.min(now + IDLE_TICK) };
+                            return Ok(Some(Wait { read: true, until: Some(until), ..Wait::default() }));
+                        }
+                    };
+                    if let Some(w) = env.watcher {
+                        w.unwatch(env.key);
+                    }
+                    self.phase = Phase::Command;
+                    self.since = now;
+                    outcome
+                }
+                Phase::Command => match self.session.mode() {
+                    Mode::Closed => return Ok(None),
+                    Mode::HandedOff => {
+                        self.io.flush()?;
+                        // The rest of the session is the mail process's: relay to it until either side ends.
+                        let Some(mail) = backend.and_then(|b| b.handoff.borrow_mut().take()) else {
+                            return Ok(None);
+                        };
+                        self.phase = Phase::Relay(Relay::new(mail, &mut self.io)?);
+                        continue;
+                    }
+                    Mode::Idle => {
+                        self.io.flush()?;
+                        let paths = self.session.idle_paths();
+                        let watching = match env.watcher {
+                            Some(w) if !paths.is_empty() => match w.watch(env.key, &paths) {
+                                Ok(()) => true,
+                                Err(e) => {
+                                    log::info!(
+                                        "session={} event=idle_watch_failed error=\"{e}\" effect=\"checks every second\"",
+                                        self.sid
+                                    );
+                                    false
+                                }
+                            },
+                            _ => false,
+                        };
+                        // What changed before the watch was set is seen now.
+                        self.session
+                            .idle_poll(&mut Out { buf: &mut self.io.out, stream: &mut self.io.stream })?;
+                        self.phase = Phase::Idle { began: now, watching };
+                        continue;
+                    }
+                    Mode::SaslResponse => match self.io.line(MAX_LINE)? {
+                        Input::Line(l) => {
+                            let l = l.to_vec();
+                            self.session.on_sasl_line(&l, b, &mut self.io.out)?
+                        }
+                        Input::TooLong => self.session.on_parse_error(
+                            command::ParseError { tag: None, message: "line too long".into() },
+                            &mut self.io.out,
+                        )?,
+                        Input::Eof => return Ok(None),
+                        Input::Pending => return self.wait_for_command(now, env),
+                    },
+                    Mode::Command => match self.io.line(MAX_LINE)? {
+                        Input::Eof => return Ok(None),
+                        Input::Pending => return self.wait_for_command(now, env),
+                        Input::TooLong => {
+                            self.asm.reset();
+                            self.session.append_abort();
+                            self.partial = false;
+                            self.skip = false;
+                            self.session.on_parse_error(
+                                command::ParseError { tag: None, message: "command line too long".into() },
+                                &mut self.io.out,
+                            )?
+                        }
+                        Input::Line(l) => {
+                            let l = l.to_vec();
+                            match self.line(l, b, now)? {
+                                Some(outcome) => outcome,
+                                None => continue,
+                            }
+                        }
+                    },
+                },
+            };
+            self.since = now;
+            // A failed login is answered late (brute-force throttling, shared with SMTP and POP3).
+            let delay = backend.map(|b| b.conn.delay.take()).unwrap_or_default();
+            if !delay.is_zero() {
+                self.io.flush()?;
+                self.phase = Phase::Held(now + delay, outcome);
+                continue;
+            }
+            match outcome {
+                Outcome::Continue => {
+                    if self.io.out.len() >= 64 * 1024 {
+                        self.io.flush()?;
+                    }
+                }
+                Outcome::Close => return Ok(None),
+                Outcome::StartTls => {
+                    self.io.flush()?;
+                    let Some(tls) = self.ctx.as_ref().and_then(|c| c.tls.clone()) else { return Ok(None) };
+                    // RFC 3501 6.2.1 / RFC 2595 3.1: anything pipelined after STARTTLS is thrown away.
+                    self.io.start_tls(tls.config())?;
+                    self.phase = Phase::Handshake { began: now, greet: false };
+                }
+            }
+        }
+    }
+
+    /// No complete command yet: park until the deadline (or end it, or say goodbye at shutdown).
+    fn wait_for_command(&mut self, now: Instant, env: &Env) -> io::Result<Option<Wait>> {
+        self.io.flush()?;
+        if env.shutting_down && !self.partial {
+            self.session.shutdown(&mut self.io.out)?;
+            return Ok(None);
+        }
+        let c = &self.config;
+        let deadline = if let Some(first_byte) = self.io.started {
+            first_byte + c.login_timeout
+        } else if self.session.logged_in_user().is_none() {
+            self.connected + if env.stress { c.login_timeout.min(c.stress_timeout) } else { c.login_timeout }
+        } else {
+            self.since + c.imap_timeout
+        };
+        if now >= deadline {
+            log::info!("session={} event=timeout", self.sid);
+            self.session.autologout(&mut self.io.out)?;
+            return Ok(None);
+        }
+        Ok(Some(Wait { read: true, until: Some(deadline), ..Wait::default() }))
+    }
+
+    /// One line of a command: the command's outcome once it is complete, or None while its
+    /// literals are still to come (the phase says where they go).
+    fn line(&mut self, l: Vec<u8>, b: &dyn session::Backend, now: Instant) -> io::Result<Option<Outcome>> {
+        if !self.partial {
+            self.append = is_append(&l);
+        }
+        let out = &mut self.io.out;
+        Ok(Some(match self.asm.line(&l) {
+            Step::Complete(_) if std::mem::take(&mut self.skip) => {
+                self.partial = false;
+                Outcome::Continue
+            }
+            Step::Complete(buf) => {
+                self.partial = false;
+                let mut w = Out { buf: out, stream: &mut self.io.stream };
+                let outcome = match command::parse_owned(buf) {
+                    Ok((tag, cmd)) => self.session.on_command(tag, cmd, b, &mut w)?,
+                    Err(e) => self.session.on_parse_error(e, &mut w)?,
+                };
+                self.session.append_abort();
+                outcome
+            }
+            // RFC 3501 6.3.11: an APPEND's message is written to the store as it arrives, never held whole.
+            Step::NeedLiteral { len, sync } if len > MAX_LITERAL && self.append => {
+                self.partial = true;
+                let start = self.session.append_begin(
+                    self.asm.head(),
+                    len,
+                    b,
+                    &mut Out { buf: out, stream: &mut self.io.stream },
+                )?;
+                let sink = match start {
+                    AppendStart::Stream => {
+                        if sync {
+                            // RFC 3501 7.5: the command continuation request.
+                            self.io.out.extend_from_slice(b"+ Ready for literal data\r\n");
+                            self.io.flush()?;
+                        }
+                        Sink::Append
+                    }
+                    AppendStart::Answered(outcome) if sync => {
+                        // The client waits for `+`: the command ends here.
+                        self.asm.reset();
+                        self.partial = false;
+                        return Ok(Some(outcome));
+                    }
+                    // RFC 7888 4: a non-synchronizing literal comes anyway; it and the rest of the
+                    // command are read and dropped.
+                    AppendStart::Answered(_) => {
+                        self.skip = true;
+                        Sink::Drop
+                    }
+                };
+                self.phase = Phase::Literal { left: len, len, sink, began: now };
+                return Ok(None);
+            }
+            // Only an APPEND's message may be larger than MAX_LITERAL.
+            Step::NeedLiteral { len, sync } if len > MAX_LITERAL && !self.append => {
+                self.asm.reset();
+                self.partial = false;
+                log::info!("session={} event=imap_too_big size={len}", self.sid);
+                if !sync {
+                    out.extend_from_slice(b"* BYE [TOOBIG] Literal too big\r\n");
+                    return Ok(Some(Outcome::Close));
+                }
+                let t = command::tag_of(&l).unwrap_or_else(|| "*".into());
+                out.extend_from_slice(
+                    format!("{t} NO [TOOBIG] Literal too big (at most {MAX_LITERAL} octets here)\r\n")
+                        .as_bytes(),
+                );
+                Outcome::Continue
+            }
+            Step::NeedLiteral { len, sync } => {
+                self.partial = true;
+                if sync {
+                    // RFC 3501 7.5: the command continuation request.
+                    out.extend_from_slice(b"+ Ready for literal data\r\n");
+                    self.io.flush()?;
+                }
+                let cap = usize::try_from(len).unwrap_or(0).min(1 << 20);
+                self.phase = Phase::Literal {
+                    left: len,
+                    len,
+                    sink: Sink::Command(Vec::with_capacity(cap)),
+                    began: now,
+                };
+                return Ok(None);
+            }
+            Step::TooBig { tag, sync, len, message } => {
+                self.partial = false;
+                self.skip = false;
+                self.session.append_abort();
+                log::info!("session={} event=imap_too_big size={len}", self.sid);
+                if !sync {
+                    // RFC 7888 4: the client sends a non-synchronizing literal anyway; there is no way
+                    // to skip it safely, so the connection ends.
+                    out.extend_from_slice(format!("* BYE [TOOBIG] {message}\r\n").as_bytes());
+                    return Ok(Some(Outcome::Close));
+                }
+                let t = tag.unwrap_or_else(|| "*".into());
+                out.extend_from_slice(format!("{t} NO [TOOBIG] {message}\r\n").as_bytes());
+                Outcome::Continue
+            }
+        }))
+    }
+}
+
+/// Whether a command's first line is an APPEND (`tag APPEND ...`), whose message literal may be as
+/// large as a message.
+fn is_append(line: &[u8]) -> bool {
+    let mut words = line.splitn(3, |&b| b == b' ');
+    words.next();
+    words.next().is_some_and(|w| w.eq_ignore_ascii_case(b"APPEND"))
+}
+
+impl Connection for Imap {
+    fn resume(&mut self, wake: Wake, env: &Env) -> Yield {
+        match self.run(wake, env) {
+            Ok(Some(wait)) => {
+                self.io.shrink();
+                Yield::Wait(wait)
+            }
+            r => {
+                let _ = self.io.flush();
+                let user = self.session.logged_in_user().unwrap_or("-");
+                match r {
+                    Err(e) => log::info!(
+                        "session={} event=disconnect client={} user={user} error=\"{e}\"",
+                        self.sid,
+                        self.peer
+                    ),
+                    _ => log::info!("session={} event=disconnect client={} user={user}", self.sid, self.peer),
+                }
+                Yield::Done
+            }
+        }
+    }
+
+    fn fd(&self) -> Option<RawFd> {
+        self.io.stream.fd()
+    }
+}
+
+/// Sent when the server is full (RFC 3501 7.1.5).
+pub fn busy() -> Vec<u8> {
+    Session::busy()
+}
+
+/// Serves a session handed to this mail process: opens the user's folders (as this process's user),
+/// tells the server with the status line, then runs the session over the relayed socket on this
+/// thread.
+pub fn serve_handed(sock: UnixStream, h: &Handed) {
+    let req = h.req;
+    let sid = req.sid.as_str();
+    let peer = h.peer();
+    if sock.set_write_timeout(Some(Duration::from_secs(60))).is_err() {
+        return;
+    }
+    let mut stream = Stream::Plain(Transport::Unix(sock));
+    let store = match open_here(h.resolver, h.config.mbox_lock_timeout, sid, &req.user) {
+        Ok((store, _, _)) => store,
+        Err(e) => {
+            log::warn!("session={sid} event=imap_store_open_failed user={} error=\"{e}\"", req.user);
+            let _ = stream.write_all(Status::Temp.line());
+            return;
+        }
+    };
+    if stream.write_all(Status::Ok.line()).is_err() {
+        return;
+    }
+    log::info!("session={sid} event=mailproc_session service=imap user={} client={peer}", req.user);
+    let params = Arc::new(session::Params {
+        hostname: h.config.hostname.clone(),
+        max_errors: h.config.imap_max_errors,
+        starttls: false,
+        auth_mechanisms: Vec::new(),
+        max_append: h.config.message_size_limit,
+    });
+    let p =
+        Peer { ip: peer.ip(), port: peer.port(), cleartext_auth: false, tls: req.tls, sid: sid.to_string() };
+    let session = Session::preauth(params, p, req.user.clone(), store);
+    let now = Instant::now();
+    let mut conn = Imap {
+        ctx: None,
+        config: Arc::clone(h.config),
+        io: Io::new(stream),
+        session,
+        sid: sid.to_string(),
+        peer,
+        service: Service::Imap,
+        _slot: None,
+        phase: Phase::Command,
+        identity: None,
+        asm: assembler(true, h.config.message_size_limit),
+        logged_in: true,
+        partial: false,
+        append: false,
+        skip: false,
+        connected: now,
+        since: now,
+    };
+    super::run_here(&mut conn);
+}

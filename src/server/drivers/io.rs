@@ -1,0 +1,269 @@
+//! A connection's bytes while it moves between the event loop and the workers: the stream (plain or
+//! TLS), the input read so far and the replies not yet sent. Reads never wait: when a command line
+//! (or the next piece of a message) has not arrived, the caller parks the connection instead of
+//! holding its worker. A line must be complete within the caller's deadline counted from its first
+//! byte ([`Io::started`]), so a client dripping a byte at a time cannot hold a session open.
+//! Writes wait for the client up to the socket's write timeout. Parked with nothing buffered, a
+//! connection keeps no buffer at all ([`Io::shrink`]). RFC 5321 4.5.3.1 (line limits).
+
+use std::io;
+use std::time::Instant;
+
+use crate::netio::{Stream, flush_out};
+
+/// How much one read takes from the stream.
+const READ_CHUNK: usize = 8192;
+
+/// What [`Io::line`] found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Input<'a> {
+    /// A complete line without its CRLF (or bare LF).
+    Line(&'a [u8]),
+    /// A line longer than the limit: read and thrown away up to its end.
+    TooLong,
+    /// The client closed the connection (a partial last line is dropped).
+    Eof,
+    /// The rest of the line has not arrived yet: park.
+    Pending,
+}
+
+/// What [`Io::bytes`] found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Bytes<'a> {
+    Data(&'a [u8]),
+    Eof,
+    Pending,
+}
+
+pub struct Io {
+    pub stream: Stream,
+    buf: Vec<u8>,
+    start: usize,
+    /// Replies waiting for [`Io::flush`].
+    pub out: Vec<u8>,
+    /// Throwing a too-long line away up to its LF.
+    discarding: bool,
+    /// When the first byte of the line being assembled arrived.
+    pub started: Option<Instant>,
+}
+
+impl Io {
+    pub fn new(stream: Stream) -> Io {
+        Io { stream, buf: Vec::new(), start: 0, out: Vec::new(), discarding: false, started: None }
+    }
+
+    /// Input read and not yet consumed.
+    pub fn buffered(&self) -> &[u8] {
+        self.buf.get(self.start..).unwrap_or_default()
+    }
+
+    /// Marks `n` buffered octets as used.
+    pub fn consume(&mut self, n: usize) {
+        self.start = (self.start + n).min(self.buf.len());
+        if self.start == self.buf.len() {
+            self.buf.clear();
+            self.start = 0;
+        }
+    }
+
+    /// Throws away what was buffered (STARTTLS: what was pipelined after it goes with the plain
+    /// stream, RFC 3207 4.2, CVE-2011-0411).
+    pub fn discard_input(&mut self) {
+        self.buf.clear();
+        self.start = 0;
+        self.started = None;
+        self.discarding = false;
+    }
+
+    /// Reads once what has arrived: Ok(true) got bytes, Ok(false) end of stream, `WouldBlock` none.
+    fn fill_now(&mut self) -> io::Result<bool> {
+        if self.start > 0 {
+            self.buf.drain(..self.start);
+            self.start = 0;
+        }
+        let old = self.buf.len();
+        self.buf.resize(old + READ_CHUNK, 0);
+        let got = loop {
+            match self.stream.read_now(&mut self.buf[old..]) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                r => break r,
+            }
+        };
+        self.buf.truncate(old + *got.as_ref().unwrap_or(&0));
+        got.map(|n| n > 0)
+    }
+
+    /// The next line of at most `max` octets (line end included), without waiting.
+    pub fn line(&mut self, max: usize) -> io::Result<Input<'_>> {
+        loop {
+            let avail = self.buffered();
+            let lf = avail.iter().position(|&b| b == b'\n');
+            if self.discarding {
+                match lf {
+                    Some(i) => {
+                        self.consume(i + 1);
+                        self.discarding = false;
+                        self.started = (!self.buffered().is_empty()).then(Instant::now);
+                        return Ok(Input::TooLong);
+                    }
+                    None => self.consume(avail.len()),
+                }
+            } else if let Some(i) = lf {
+                let len = i + 1;
+                if len > max {
+                    self.consume(len);
+                    self.started = (!self.buffered().is_empty()).then(Instant::now);
+                    return Ok(Input::TooLong);
+                }
+                let at = self.start;
+                // The line stays in place until the next call; the next partial line, if any, began now.
+                self.start += len;
+                self.started = (self.start < self.buf.len()).then(Instant::now);
+                let mut line = self.buf.get(at..at + len - 1).unwrap_or_default();
+                if let [rest @ .., b'\r'] = line {
+                    line = rest;
+                }
+                return Ok(Input::Line(line));
+            } else if avail.len() >= max {
+                let n = avail.len();
+                self.discarding = true;
+                self.consume(n);
+                continue;
+            }
+            match self.fill_now() {
+                Ok(true) => {
+                    self.started.get_or_insert_with(Instant::now);
+                }
+                Ok(false) => return Ok(Input::Eof),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Input::Pending),
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Whatever input is there (a message's octets), without waiting; the caller consumes what it uses.
+    pub fn bytes(&mut self) -> io::Result<Bytes<'_>> {
+        if self.buffered().is_empty() {
+            match self.fill_now() {
+                Ok(true) => {}
+                Ok(false) => return Ok(Bytes::Eof),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Bytes::Pending),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(Bytes::Data(self.buffered()))
+    }
+
+    /// Sends the replies waiting in `out`.
+    pub fn flush(&mut self) -> io::Result<()> {
+        flush_out(&mut self.stream, &mut self.out)
+    }
+
+    /// Starts TLS as the server (STARTTLS, or implicit TLS before the greeting, RFC 8314 3.3). What
+    /// the client sent before it is thrown away (RFC 3207 4.2, RFC 2595 3.1, CVE-2011-0411); the
+    /// handshake then runs in [`Io::handshake`] steps as the client's records arrive.
+    pub fn start_tls(&mut self, cfg: std::sync::Arc<rustls::ServerConfig>) -> io::Result<()> {
+        let Stream::Plain(t) = std::mem::replace(&mut self.stream, Stream::Closed) else {
+            return Err(io::Error::other("TLS is already active"));
+        };
+        self.discard_input();
+        self.stream = Stream::Tls(Box::new(crate::tls::TlsStream::start(t, cfg)?));
+        Ok(())
+    }
+
+    /// Advances the TLS handshake: Ok(true) done, Ok(false) waiting for the client, Err failed.
+    pub fn handshake(&mut self) -> io::Result<bool> {
+        let Stream::Tls(t) = &mut self.stream else { return Err(io::Error::other("no TLS to start")) };
+        match t.handshake_step() {
+            Ok(done) => Ok(done),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Gives back the buffers' memory while the connection waits with nothing in them.
+    pub fn shrink(&mut self) {
+        if self.buffered().is_empty() {
+            self.buf = Vec::new();
+            self.start = 0;
+        }
+        if self.out.is_empty() {
+            self.out = Vec::new();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::transport::Transport;
+    use std::io::Write;
+    use std::os::unix::net::UnixStream;
+
+    fn pair() -> (Io, UnixStream) {
+        let (a, b) = UnixStream::pair().unwrap();
+        (Io::new(Stream::Plain(Transport::Unix(a))), b)
+    }
+
+    fn line(io: &mut Io, max: usize) -> String {
+        match io.line(max).unwrap() {
+            Input::Line(l) => String::from_utf8_lossy(l).into_owned(),
+            other => format!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn lines_arrive_in_any_pieces_and_pending_never_waits() {
+        let (mut io, mut peer) = pair();
+        assert_eq!(line(&mut io, 512), "Pending");
+        assert!(io.started.is_none(), "no line has begun");
+        let input = b"EHLO a\r\nMAIL FROM:<x@y>\nNOOP\r\n";
+        let mut got = Vec::new();
+        for b in input {
+            peer.write_all(&[*b]).unwrap();
+            loop {
+                match line(&mut io, 512).as_str() {
+                    "Pending" => break,
+                    l => got.push(l.to_string()),
+                }
+            }
+        }
+        assert_eq!(got, ["EHLO a", "MAIL FROM:<x@y>", "NOOP"]);
+        peer.write_all(b"QU").unwrap();
+        assert_eq!(line(&mut io, 512), "Pending");
+        assert!(io.started.is_some(), "a partial line has begun: its deadline runs");
+        drop(peer);
+        assert_eq!(line(&mut io, 512), "Eof");
+    }
+
+    #[test]
+    fn too_long_lines_are_skipped_across_reads() {
+        let (mut io, mut peer) = pair();
+        peer.write_all(&[b'A'; 20_000]).unwrap();
+        for _ in 0..4 {
+            assert_eq!(line(&mut io, 512), "Pending");
+        }
+        assert!(io.buffered().len() < 512 + READ_CHUNK, "a long line is not stored");
+        peer.write_all(b"AAA\r\nQUIT\r\n").unwrap();
+        assert_eq!(line(&mut io, 512), "TooLong");
+        assert_eq!(line(&mut io, 512), "QUIT");
+        let ok = format!("{}\r\n{}\r\n", "B".repeat(510), "C".repeat(511));
+        peer.write_all(ok.as_bytes()).unwrap();
+        assert_eq!(line(&mut io, 512), "B".repeat(510));
+        assert_eq!(line(&mut io, 512), "TooLong");
+    }
+
+    #[test]
+    fn bytes_and_shrink() {
+        let (mut io, mut peer) = pair();
+        assert_eq!(io.bytes().unwrap(), Bytes::Pending);
+        peer.write_all(b"DATA\r\nbody").unwrap();
+        assert_eq!(line(&mut io, 512), "DATA");
+        assert_eq!(io.bytes().unwrap(), Bytes::Data(b"body"));
+        io.consume(4);
+        io.shrink();
+        assert_eq!(io.buf.capacity(), 0, "an idle connection holds no input buffer");
+        drop(peer);
+        assert_eq!(io.bytes().unwrap(), Bytes::Eof);
+    }
+}
