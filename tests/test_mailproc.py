@@ -194,6 +194,37 @@ class SystemUsers(unittest.TestCase):
         for m in (m1, m2, mb):
             m.logout()
 
+    def test_idle_sessions_of_a_system_user_hold_no_threads_and_hear_of_mail(self):
+        """Twelve IDLE sessions of one system user (their mail process's event loop, as the
+        server's): no thread each in the mail process or the server, which relays them as parked
+        connections; a delivery reaches every one as `* N EXISTS` (inotify in the mail process)."""
+        self.send("a", "before")
+        sessions = []
+        for i in range(12):
+            m = self.imap("a", i % 2 == 0)
+            m.select("INBOX")
+            tag = m._new_tag()
+            m.send(tag + b" IDLE\r\n")
+            self.assertTrue(m.readline().startswith(b"+"), "IDLE is running")
+            sessions.append((m, tag))
+        procs = self.mail_processes("a")
+        self.assertEqual(len(procs), 1)
+        threads = len(os.listdir(f"/proc/{procs[0]}/task"))
+        self.assertLessEqual(threads, 6, f"the mail process runs {threads} threads for 12 IDLE sessions")
+        server_threads = len(os.listdir(f"/proc/{self.server.proc.pid}/task"))
+        self.send("a", "during")
+        for m, tag in sessions:
+            m.sock.settimeout(10)
+            line = m.readline()
+            while line.startswith(b"* OK") or b"RECENT" in line:
+                line = m.readline()
+            self.assertRegex(line, rb"^\* 2 EXISTS", "the delivery reached the IDLE session")
+            m.send(b"DONE\r\n")
+            while not m.readline().startswith(tag):
+                pass
+            m.logout()
+        self.assertLessEqual(server_threads, 16, f"the server ran {server_threads} threads meanwhile")
+
     def test_imap_and_pop3_under_inetd(self):
         # inetd mode, as root with `user`: the session process drops root, the helper it forked
         # starts the mail process, which must not keep the client's socket (descriptors 0-2 there).

@@ -51,6 +51,7 @@ fuzz_target!(|data: &[u8]| {
         auth_mechanisms: buzon::auth::sasl::Mechanism::ALL.to_vec(),
         require_auth: data.len().is_multiple_of(3),
         min_free: 0,
+        junk_limit: 20,
     });
     let peer = Peer {
         ip: std::net::Ipv4Addr::LOCALHOST.into(),

@@ -372,7 +372,10 @@ fn accept_all(
                     service.name(),
                     registry.len()
                 );
-                refuse(stream, &reply);
+                // On an implicit-TLS port a plaintext reply is noise to the client: just close.
+                if !matches!(service, Service::Submissions | Service::Pop3s | Service::Imaps) {
+                    refuse(stream, &reply);
+                }
                 continue;
             }
         };

@@ -55,8 +55,10 @@ struct Entry {
     conn: Option<Box<dyn Connection>>,
     /// Descriptors registered while parked.
     fds: [Option<RawFd>; 2],
-    /// The timer that counts (older ones in the heap are stale).
-    timer: u64,
+    /// The connection's one live entry in the timer heap (others there are stale): its time and
+    /// number. Kept while the connection runs, so a connection that parks again and again (every
+    /// command) adds no entries: a timer that comes early only gives the driver a look.
+    timer: Option<(Instant, u64)>,
     /// A mailbox change came while the connection was on a worker.
     notify: bool,
     told_shutdown: bool,
@@ -132,7 +134,7 @@ impl EventLoop {
 
     /// Takes a new connection and starts it on a worker.
     pub fn start(&mut self, conn: Box<dyn Connection>) {
-        let entry = Entry { conn: None, fds: [None; 2], timer: 0, notify: false, told_shutdown: false };
+        let entry = Entry { conn: None, fds: [None; 2], timer: None, notify: false, told_shutdown: false };
         let key = match self.free.pop() {
             Some(k) => {
                 self.entries[k] = Some(entry);
@@ -176,13 +178,13 @@ impl EventLoop {
                 break;
             }
             self.timers.pop();
-            if self
-                .entries
-                .get(key)
-                .and_then(|e| e.as_ref())
-                .is_some_and(|e| e.timer == seq && e.conn.is_some())
-            {
-                self.unpark(key, Wake::Timer);
+            let Some(Some(e)) = self.entries.get_mut(key) else { continue };
+            if e.timer.is_some_and(|(_, s)| s == seq) {
+                e.timer = None;
+                // On a worker now: it parks again with the deadline it still has.
+                if e.conn.is_some() {
+                    self.unpark(key, Wake::Timer);
+                }
             }
         }
     }
@@ -250,15 +252,16 @@ impl EventLoop {
                 Err(e) => failed = Some(e),
             }
         }
-        self.seq += 1;
-        let seq = self.seq;
         let shutting_down = self.shared.shutting_down.load(Ordering::Relaxed);
         let Some(Some(e)) = self.entries.get_mut(key) else { return };
         e.conn = Some(conn);
         e.fds = fds;
-        e.timer = seq;
-        if let Some(until) = wait.until {
-            self.timers.push(Reverse((until, key, seq)));
+        if let Some(until) = wait.until
+            && e.timer.is_none_or(|(t, _)| t > until)
+        {
+            self.seq += 1;
+            e.timer = Some((until, self.seq));
+            self.timers.push(Reverse((until, key, self.seq)));
         }
         if let Some(err) = failed {
             // Cannot wait for it: let the driver see at once (it ends on the socket's error).
@@ -281,7 +284,6 @@ impl EventLoop {
         for fd in e.fds.iter_mut().filter_map(Option::take) {
             let _ = self.poll.registry().deregister(&mut SourceFd(&fd));
         }
-        e.timer = 0;
         self.pool.submit(Job { key, conn, wake });
     }
 }

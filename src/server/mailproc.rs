@@ -20,9 +20,13 @@ use std::io::{self, Read};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use mio::unix::SourceFd;
+use mio::{Events, Interest, Token};
+
+use super::drivers::{self, Connection, Env, Wake, Watcher, Yield};
+use super::eventloop::{EventLoop, NOTIFY};
 use super::helper::frame;
 use super::helper::lane::Lane;
 use super::helper::proto::{self, Request, SessionRequest};
@@ -39,8 +43,6 @@ const LINGER: Duration = Duration::from_secs(10);
 const TAKE_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long the server waits for the mail process's status line (a POP3 mbox lock included).
 pub const STATUS_TIMEOUT: Duration = Duration::from_secs(30);
-/// Stack of a session thread in a mail process (as the server's workers).
-const STACK_SIZE: usize = 256 * 1024;
 
 /// What the mail process says about a session before the relay starts.
 #[derive(Debug, PartialEq, Eq)]
@@ -382,8 +384,15 @@ fn close_listeners() {
     }
 }
 
-/// The mail process's loop: takes sessions over `ctl` and runs each on its own thread; exits when
-/// the login worker is gone and no session is left, or after [`LINGER`] without a session.
+/// How often the mail process looks at its linger time when nothing happens.
+const TICK: Duration = Duration::from_secs(1);
+/// The login worker's socket in the mail process's event loop.
+const CTL: Token = Token(usize::MAX - 8);
+
+/// The mail process's loop: takes sessions over `ctl` and runs them in an event loop of its own,
+/// as the server does (a session that waits for its client holds no thread; IDLE is woken by
+/// inotify); exits when the login worker is gone and no session is left, or after [`LINGER`]
+/// without a session.
 fn run(mut ctl: UnixStream, user: &str, config: &Arc<Config>) {
     let resolver = match Resolver::new(ResolverConfig::from_config(config)) {
         Ok(r) => Arc::new(r),
@@ -392,74 +401,117 @@ fn run(mut ctl: UnixStream, user: &str, config: &Arc<Config>) {
             return;
         }
     };
-    let active = Arc::new(AtomicUsize::new(0));
+    let watcher: Option<Arc<dyn Watcher + Send>> =
+        super::notify::Notifier::new().ok().map(|n| Arc::new(n) as Arc<dyn Watcher + Send>);
+    let mut lp = match EventLoop::new(config.workers().min(4), watcher.clone()) {
+        Ok(lp) => lp,
+        Err(e) => {
+            log::error!("event=mailproc_failed user={user} error=\"event loop: {e}\"");
+            return;
+        }
+    };
+    let registered = lp.poll.registry().register(&mut SourceFd(&ctl.as_raw_fd()), CTL, Interest::READABLE);
+    let watched = watcher
+        .as_ref()
+        .map(|w| lp.poll.registry().register(&mut SourceFd(&w.fd()), NOTIFY, Interest::READABLE));
+    if let Err(e) = registered.and(watched.unwrap_or(Ok(()))) {
+        log::error!("event=mailproc_failed user={user} error=\"event loop: {e}\"");
+        return;
+    }
+    let mut events = Events::with_capacity(64);
     let mut idle_since = Instant::now();
-    let mut ctl_open = true;
+    // Requests that came before the loop was ready.
+    let mut ctl_open = take_sessions(&mut ctl, user, config, &resolver, &mut lp);
     loop {
-        if active.load(Ordering::SeqCst) > 0 {
+        if !lp.is_empty() {
             idle_since = Instant::now();
         } else if !ctl_open || idle_since.elapsed() >= LINGER {
             log::info!("event=mailproc_exit user={user}");
             return;
         }
-        if !ctl_open {
-            std::thread::sleep(Duration::from_millis(200));
+        let timeout = lp.next_timeout().map_or(TICK, |t| t.min(TICK));
+        if super::eventloop::wait(&mut lp.poll, &mut events, Some(timeout)).is_err() {
+            std::thread::sleep(Duration::from_millis(10));
             continue;
         }
-        match crate::netio::wait_readable(ctl.as_raw_fd(), Duration::from_secs(1)) {
-            Ok(true) => {}
-            Ok(false) => continue,
-            Err(_) => {
-                ctl_open = false;
-                continue;
+        for ev in events.iter() {
+            match ev.token() {
+                CTL if ctl_open => ctl_open = take_sessions(&mut ctl, user, config, &resolver, &mut lp),
+                CTL => {}
+                t => {
+                    lp.event(t);
+                }
             }
         }
-        let (payload, fd) = match frame::recv(&mut ctl) {
+        lp.timers();
+    }
+}
+
+/// Takes the session requests waiting on `ctl`; false when the login worker is gone.
+fn take_sessions(
+    ctl: &mut UnixStream,
+    user: &str,
+    config: &Arc<Config>,
+    resolver: &Arc<Resolver>,
+    lp: &mut EventLoop,
+) -> bool {
+    loop {
+        match crate::netio::wait_readable(ctl.as_raw_fd(), Duration::ZERO) {
+            Ok(true) => {}
+            Ok(false) => return true,
+            Err(_) => return false,
+        }
+        let (payload, fd) = match frame::recv(ctl) {
             Ok(Some(x)) => x,
-            _ => {
-                ctl_open = false;
-                continue;
-            }
+            _ => return false,
         };
         let Ok((id, body)) = proto::untag(&payload) else { continue };
         let answer = match (Request::decode(body), fd) {
             (Ok(Request::Session(req)), Some(fd)) if req.user == user => {
-                match start(req, fd, config, &resolver, &active) {
-                    Ok(()) => "ok".to_string(),
-                    Err(e) => format!("refused: {e}"),
-                }
+                lp.start(Box::new(Arriving {
+                    setup: Some((req, fd)),
+                    config: Arc::clone(config),
+                    resolver: Arc::clone(resolver),
+                    conn: None,
+                }));
+                "ok"
             }
-            _ => "refused: not a session of this user".to_string(),
+            _ => "refused: not a session of this user",
         };
-        if frame::send(&mut ctl, proto::tag(id, &answer).as_bytes(), None).is_err() {
-            ctl_open = false;
+        if frame::send(ctl, proto::tag(id, answer).as_bytes(), None).is_err() {
+            return false;
         }
     }
 }
 
-/// Starts one session's thread.
-fn start(
-    req: SessionRequest,
-    fd: OwnedFd,
-    config: &Arc<Config>,
-    resolver: &Arc<Resolver>,
-    active: &Arc<AtomicUsize>,
-) -> io::Result<()> {
-    let (config, resolver, active) = (Arc::clone(config), Arc::clone(resolver), Arc::clone(active));
-    active.fetch_add(1, Ordering::SeqCst);
-    let count = Arc::clone(&active);
-    let spawned = std::thread::Builder::new().stack_size(STACK_SIZE).spawn(move || {
-        let sock = UnixStream::from(fd);
-        let h = Handed { config: &config, resolver: &resolver, req: &req };
-        match req.service.as_str() {
-            "imap" => super::drivers::imap::serve_handed(sock, &h),
-            _ => super::drivers::pop3::serve_handed(sock, &h),
+/// A session just handed over: its first run (on a worker) opens the store and sends the status
+/// line; from then on it is its protocol's driver.
+struct Arriving {
+    setup: Option<(SessionRequest, OwnedFd)>,
+    config: Arc<Config>,
+    resolver: Arc<Resolver>,
+    conn: Option<Box<dyn Connection>>,
+}
+
+impl Connection for Arriving {
+    fn resume(&mut self, wake: Wake, env: &Env) -> Yield {
+        if let Some((req, fd)) = self.setup.take() {
+            let sock = UnixStream::from(fd);
+            let h = Handed { config: &self.config, resolver: &self.resolver, req: &req };
+            self.conn = match req.service.as_str() {
+                "imap" => drivers::imap::handed(sock, &h).map(|c| Box::new(c) as Box<dyn Connection>),
+                _ => drivers::pop3::handed(sock, &h).map(|c| Box::new(c) as Box<dyn Connection>),
+            };
         }
-        active.fetch_sub(1, Ordering::SeqCst);
-    });
-    spawned.map(|_| ()).inspect_err(|_| {
-        count.fetch_sub(1, Ordering::SeqCst);
-    })
+        match &mut self.conn {
+            Some(c) => c.resume(wake, env),
+            None => Yield::Done,
+        }
+    }
+
+    fn fd(&self) -> Option<RawFd> {
+        self.conn.as_ref().and_then(|c| c.fd())
+    }
 }
 
 /// What a session handed to a mail process starts from.

@@ -21,13 +21,13 @@ use std::time::{Duration, Instant};
 
 use super::io::{Bytes, Input, Io};
 use super::relay::Relay;
-use super::{Connection, Env, Wait, Wake, Yield};
+use super::{Connection, Env, Handshake, Wait, Wake, Yield, handshake, yielded};
 use crate::auth::sasl::Credentials;
 use crate::config::{Config, MailboxKind, in_networks};
 use crate::imap::command::{self, Assembler, Step};
 use crate::imap::session::{self, AppendStart, Mode, Opened, Outcome, Peer, Session};
 use crate::local::Resolver;
-use crate::netio::{Stream, tls_details};
+use crate::netio::Stream;
 use crate::server::context::{ConnBackend, Context};
 use crate::server::mailproc::{Handed, Status};
 use crate::server::{Service, Slot};
@@ -353,10 +353,10 @@ impl Imap {
                 }
                 Phase::Handshake { began, greet } => {
                     let (began, greet) = (*began, *greet);
-                    match self.io.handshake() {
-                        Ok(true) => {
-                            if let Some(details) = tls_details(&self.io.stream, &self.sid) {
-                                self.session.on_tls(Some(details));
+                    match handshake(&mut self.io, began, self.config.login_timeout, &self.sid) {
+                        Handshake::Done(details) => {
+                            if details.is_some() {
+                                self.session.on_tls(details);
                             }
                             if greet {
                                 self.io.out.extend_from_slice(&self.session.greeting());
@@ -364,21 +364,8 @@ impl Imap {
                             self.phase = Phase::Command;
                             continue;
                         }
-                        Ok(false) => {
-                            let deadline = began + self.config.login_timeout;
-                            if now >= deadline {
-                                log::info!(
-                                    "session={} event=tls_failed error=\"TLS handshake timed out\"",
-                                    self.sid
-                                );
-                                return Ok(None);
-                            }
-                            return Ok(Some(Wait { read: true, until: Some(deadline), ..Wait::default() }));
-                        }
-                        Err(e) => {
-                            log::info!("session={} event=tls_failed error=\"{e}\"", self.sid);
-                            return Ok(None);
-                        }
+                        Handshake::Wait(w) => return Ok(Some(w)),
+                        Handshake::Failed => return Ok(None),
                     }
                 }
                 Phase::Held(until, outcome) => {
@@ -707,25 +694,9 @@ fn is_append(line: &[u8]) -> bool {
 
 impl Connection for Imap {
     fn resume(&mut self, wake: Wake, env: &Env) -> Yield {
-        match self.run(wake, env) {
-            Ok(Some(wait)) => {
-                self.io.shrink();
-                Yield::Wait(wait)
-            }
-            r => {
-                let _ = self.io.flush();
-                let user = self.session.logged_in_user().unwrap_or("-");
-                match r {
-                    Err(e) => log::info!(
-                        "session={} event=disconnect client={} user={user} error=\"{e}\"",
-                        self.sid,
-                        self.peer
-                    ),
-                    _ => log::info!("session={} event=disconnect client={} user={user}", self.sid, self.peer),
-                }
-                Yield::Done
-            }
-        }
+        let result = self.run(wake, env);
+        let user = Some(self.session.logged_in_user().unwrap_or("-"));
+        yielded(&mut self.io, result, &self.sid, self.peer, user)
     }
 
     fn fd(&self) -> Option<RawFd> {
@@ -738,28 +709,24 @@ pub fn busy() -> Vec<u8> {
     Session::busy()
 }
 
-/// Serves a session handed to this mail process: opens the user's folders (as this process's user),
-/// tells the server with the status line, then runs the session over the relayed socket on this
-/// thread.
-pub fn serve_handed(sock: UnixStream, h: &Handed) {
+/// A session handed to this mail process: opens the user's folders (as this process's user) and
+/// tells the server with the status line; the connection is then run like any other. None when it
+/// ended there.
+pub fn handed(sock: UnixStream, h: &Handed) -> Option<Imap> {
     let req = h.req;
     let sid = req.sid.as_str();
     let peer = h.peer();
-    if sock.set_write_timeout(Some(Duration::from_secs(60))).is_err() {
-        return;
-    }
+    sock.set_write_timeout(Some(Duration::from_secs(60))).ok()?;
     let mut stream = Stream::Plain(Transport::Unix(sock));
     let store = match open_here(h.resolver, h.config.mbox_lock_timeout, sid, &req.user) {
         Ok((store, _, _)) => store,
         Err(e) => {
             log::warn!("session={sid} event=imap_store_open_failed user={} error=\"{e}\"", req.user);
             let _ = stream.write_all(Status::Temp.line());
-            return;
+            return None;
         }
     };
-    if stream.write_all(Status::Ok.line()).is_err() {
-        return;
-    }
+    stream.write_all(Status::Ok.line()).ok()?;
     log::info!("session={sid} event=mailproc_session service=imap user={} client={peer}", req.user);
     let params = Arc::new(session::Params {
         hostname: h.config.hostname.clone(),
@@ -772,7 +739,7 @@ pub fn serve_handed(sock: UnixStream, h: &Handed) {
         Peer { ip: peer.ip(), port: peer.port(), cleartext_auth: false, tls: req.tls, sid: sid.to_string() };
     let session = Session::preauth(params, p, req.user.clone(), store);
     let now = Instant::now();
-    let mut conn = Imap {
+    Some(Imap {
         ctx: None,
         config: Arc::clone(h.config),
         io: Io::new(stream),
@@ -790,6 +757,5 @@ pub fn serve_handed(sock: UnixStream, h: &Handed) {
         skip: false,
         connected: now,
         since: now,
-    };
-    super::run_here(&mut conn);
+    })
 }

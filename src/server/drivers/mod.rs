@@ -87,6 +87,58 @@ pub trait Connection: Send {
     fn fd(&self) -> Option<RawFd>;
 }
 
+/// What a driver's run came to, as a [`Yield`]: park (buffers released), or the end (replies
+/// flushed, the disconnect logged with the user when there is one).
+pub fn yielded(
+    io: &mut io::Io,
+    result: std::io::Result<Option<Wait>>,
+    sid: &str,
+    peer: std::net::SocketAddr,
+    user: Option<&str>,
+) -> Yield {
+    if let Ok(Some(wait)) = result {
+        io.shrink();
+        return Yield::Wait(wait);
+    }
+    let _ = io.flush();
+    let user = user.map(|u| format!(" user={u}")).unwrap_or_default();
+    match result {
+        Err(e) => log::info!("session={sid} event=disconnect client={peer}{user} error=\"{e}\""),
+        _ => log::info!("session={sid} event=disconnect client={peer}{user}"),
+    }
+    Yield::Done
+}
+
+/// What one step of a connection's TLS handshake came to.
+pub enum Handshake {
+    /// Complete: what the session is told (protocol and cipher, channel bindings).
+    Done(Option<(String, Vec<crate::auth::sasl::ChannelBinding>)>),
+    /// Waiting for the client's next records.
+    Wait(Wait),
+    /// Failed or out of time (logged): close.
+    Failed,
+}
+
+/// Advances the TLS handshake (implicit TLS, or after STARTTLS) begun at `began`, which must be
+/// over within `limit` (so a client trickling its records cannot hold the connection).
+pub fn handshake(io: &mut io::Io, began: Instant, limit: Duration, sid: &str) -> Handshake {
+    match io.handshake() {
+        Ok(true) => Handshake::Done(crate::netio::tls_details(&io.stream, sid)),
+        Ok(false) => {
+            let deadline = began + limit;
+            if Instant::now() >= deadline {
+                log::info!("session={sid} event=tls_failed error=\"TLS handshake timed out\"");
+                return Handshake::Failed;
+            }
+            Handshake::Wait(Wait { read: true, until: Some(deadline), ..Wait::default() })
+        }
+        Err(e) => {
+            log::info!("session={sid} event=tls_failed error=\"{e}\"");
+            Handshake::Failed
+        }
+    }
+}
+
 /// Runs `conn` to its end on this thread, waiting with poll(2) where the event loop would park it.
 pub fn run_here(conn: &mut dyn Connection) {
     let env = Env::alone();

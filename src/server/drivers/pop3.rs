@@ -16,11 +16,11 @@ use std::time::{Duration, Instant};
 
 use super::io::{Input, Io};
 use super::relay::Relay;
-use super::{Connection, Env, Wait, Wake, Yield};
+use super::{Connection, Env, Handshake, Wait, Wake, Yield, handshake, yielded};
 use crate::auth::sasl::Credentials;
 use crate::config::{Config, MailboxKind, in_networks};
 use crate::local::Resolver;
-use crate::netio::{Stream, tls_details};
+use crate::netio::Stream;
 use crate::pop3::session::{self, Action, OpenError, Peer, Session, UpdateError};
 use crate::server::context::{ConnBackend, Context};
 use crate::server::mailproc::{Handed, Status};
@@ -184,9 +184,9 @@ impl Pop3 {
                 }
                 Phase::Handshake { began, greet } => {
                     let (began, greet) = (*began, *greet);
-                    match self.io.handshake() {
-                        Ok(true) => {
-                            if let Some((description, bindings)) = tls_details(&self.io.stream, &self.sid) {
+                    match handshake(&mut self.io, began, self.config.login_timeout, &self.sid) {
+                        Handshake::Done(details) => {
+                            if let Some((description, bindings)) = details {
                                 self.session.on_tls(description, bindings);
                             }
                             if greet {
@@ -194,21 +194,8 @@ impl Pop3 {
                             }
                             self.phase = Phase::Command;
                         }
-                        Ok(false) => {
-                            let deadline = began + self.config.login_timeout;
-                            if now >= deadline {
-                                log::info!(
-                                    "session={} event=tls_failed error=\"TLS handshake timed out\"",
-                                    self.sid
-                                );
-                                return Ok(None);
-                            }
-                            return Ok(Some(Wait { read: true, until: Some(deadline), ..Wait::default() }));
-                        }
-                        Err(e) => {
-                            log::info!("session={} event=tls_failed error=\"{e}\"", self.sid);
-                            return Ok(None);
-                        }
+                        Handshake::Wait(w) => return Ok(Some(w)),
+                        Handshake::Failed => return Ok(None),
                     }
                 }
                 Phase::Held(until, _) => {
@@ -425,25 +412,9 @@ impl Backend<'_> {
 
 impl Connection for Pop3 {
     fn resume(&mut self, wake: Wake, env: &Env) -> Yield {
-        match self.run(wake, env) {
-            Ok(Some(wait)) => {
-                self.io.shrink();
-                Yield::Wait(wait)
-            }
-            r => {
-                let _ = self.io.flush();
-                let user = self.session.user().unwrap_or("-");
-                match r {
-                    Err(e) => log::info!(
-                        "session={} event=disconnect client={} user={user} error=\"{e}\"",
-                        self.sid,
-                        self.peer
-                    ),
-                    _ => log::info!("session={} event=disconnect client={} user={user}", self.sid, self.peer),
-                }
-                Yield::Done
-            }
-        }
+        let result = self.run(wake, env);
+        let user = Some(self.session.user().unwrap_or("-"));
+        yielded(&mut self.io, result, &self.sid, self.peer, user)
     }
 
     fn fd(&self) -> Option<RawFd> {
@@ -451,16 +422,14 @@ impl Connection for Pop3 {
     }
 }
 
-/// Serves a session handed to this mail process: opens the user's maildrop (as this process's
-/// user), tells the server with the status line, then answers the client and runs the session over
-/// the relayed socket on this thread.
-pub fn serve_handed(sock: UnixStream, h: &Handed) {
+/// A session handed to this mail process: opens the user's maildrop (as this process's user),
+/// tells the server with the status line and answers the login; the connection is then run like
+/// any other. None when it ended there.
+pub fn handed(sock: UnixStream, h: &Handed) -> Option<Pop3> {
     let req = h.req;
     let sid = req.sid.as_str();
     let peer = h.peer();
-    if sock.set_write_timeout(Some(Duration::from_secs(60))).is_err() {
-        return;
-    }
+    sock.set_write_timeout(Some(Duration::from_secs(60))).ok()?;
     let mut stream = Stream::Plain(Transport::Unix(sock));
     let o = match open(h.resolver, h.config, &req.user) {
         Ok(o) => o,
@@ -468,12 +437,10 @@ pub fn serve_handed(sock: UnixStream, h: &Handed) {
             log::warn!("session={sid} event=pop3_open_failed user={} error=\"{e:?}\"", req.user);
             let status = if e == OpenError::InUse { Status::InUse } else { Status::Temp };
             let _ = stream.write_all(status.line());
-            return;
+            return None;
         }
     };
-    if stream.write_all(Status::Ok.line()).is_err() {
-        return;
-    }
+    stream.write_all(Status::Ok.line()).ok()?;
     log::info!(
         "session={sid} event=pop3_open user={} messages={} in=mailproc client={peer}",
         req.user,
@@ -510,9 +477,10 @@ pub fn serve_handed(sock: UnixStream, h: &Handed) {
     let first = conn.session.on_opened(Ok(&View(&o.drop)));
     conn.opened = Some(o);
     match conn.perform(first) {
-        Ok(true) => super::run_here(&mut conn),
+        Ok(true) => Some(conn),
         _ => {
             let _ = conn.io.flush();
+            None
         }
     }
 }

@@ -16,9 +16,9 @@ use std::time::{Duration, Instant, SystemTime};
 
 use super::deliver::{self, Inbound};
 use super::io::{Bytes, Input, Io};
-use super::{Connection, Env, Wait, Wake, Yield};
+use super::{Connection, Env, Handshake, Wait, Wake, Yield, handshake, yielded};
 use crate::config::in_networks;
-use crate::netio::{Stream, tls_details};
+use crate::netio::Stream;
 use crate::server::context::{ConnBackend, Context};
 use crate::server::{Service, Slot};
 use crate::smtp::data::{ChunkDecoder, DataDecoder};
@@ -138,9 +138,10 @@ impl Smtp {
             match &mut self.phase {
                 Phase::Handshake { began, greet } => {
                     let (began, greet) = (*began, *greet);
-                    match self.io.handshake() {
-                        Ok(true) => {
-                            if let Some((description, bindings)) = tls_details(&self.io.stream, &self.sid) {
+                    let limit = self.timeout();
+                    match handshake(&mut self.io, began, limit, &self.sid) {
+                        Handshake::Done(details) => {
+                            if let Some((description, bindings)) = details {
                                 self.session.on_tls(description, bindings);
                             }
                             if greet {
@@ -149,21 +150,8 @@ impl Smtp {
                             self.since = now;
                             self.phase = Phase::Command;
                         }
-                        Ok(false) => {
-                            let deadline = began + self.timeout();
-                            if now >= deadline {
-                                log::info!(
-                                    "session={} event=tls_failed error=\"TLS handshake timed out\"",
-                                    self.sid
-                                );
-                                return Ok(None);
-                            }
-                            return Ok(Some(Wait { read: true, until: Some(deadline), ..Wait::default() }));
-                        }
-                        Err(e) => {
-                            log::info!("session={} event=tls_failed error=\"{e}\"", self.sid);
-                            return Ok(None);
-                        }
+                        Handshake::Wait(w) => return Ok(Some(w)),
+                        Handshake::Failed => return Ok(None),
                     }
                 }
                 Phase::Held(until, _) => {
@@ -394,22 +382,8 @@ fn closed(during: &str) -> io::Error {
 
 impl Connection for Smtp {
     fn resume(&mut self, wake: Wake, env: &Env) -> Yield {
-        match self.run(wake, env) {
-            Ok(Some(wait)) => {
-                self.io.shrink();
-                Yield::Wait(wait)
-            }
-            Ok(None) => {
-                let _ = self.io.flush();
-                log::info!("session={} event=disconnect client={}", self.sid, self.peer);
-                Yield::Done
-            }
-            Err(e) => {
-                let _ = self.io.flush();
-                log::info!("session={} event=disconnect client={} error=\"{e}\"", self.sid, self.peer);
-                Yield::Done
-            }
-        }
+        let result = self.run(wake, env);
+        yielded(&mut self.io, result, &self.sid, self.peer, None)
     }
 
     fn fd(&self) -> Option<RawFd> {
