@@ -11,7 +11,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use buzon::auth::sasl::{Credentials, ScramHash, ScramKeys};
 use buzon::imap::command::{self, Assembler, Step};
 use buzon::imap::session::{Backend, Mode, Opened, Outcome, Params, Peer, Session};
-use buzon::store::folder::Store;
 use buzon::store::imapdir::{Inbox, MaildirStore};
 use libfuzzer_sys::fuzz_target;
 

@@ -23,7 +23,7 @@ use std::io::{self, Write};
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use crate::auth::sasl::{ChannelBinding, Credentials, Mechanism};
+use crate::auth::sasl::{Credentials, Mechanism, TlsInfo};
 use crate::imap::command::ParseError;
 use crate::imap::types::{Command, Flag, SeqNum, SeqSet};
 use crate::imap::{encode, fetch, mutf7};
@@ -321,12 +321,6 @@ struct Open {
     folder: Box<dyn Folder>,
     /// The SEARCH result saved with RETURN (SAVE), as UIDs (RFC 5182 2.1).
     saved: Vec<Uid>,
-}
-
-/// What the session knows of its TLS layer.
-struct TlsInfo {
-    description: String,
-    bindings: Vec<ChannelBinding>,
 }
 
 /// One IMAP server conversation.

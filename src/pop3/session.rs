@@ -11,7 +11,7 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use crate::auth::sasl::{self, AuthError, ChannelBinding, Credentials, Exchange, Mechanism};
+use crate::auth::sasl::{self, ChannelBinding, Conversation, Credentials, Failure, Mechanism, TlsInfo, Turn};
 use crate::pop3::command::{self, Command, CommandError, Verb};
 
 /// Limits and names a session needs (built once from the configuration).
@@ -162,7 +162,7 @@ pub struct Session {
     /// The name from USER, waiting for PASS (RFC 1939 7).
     pending_user: Option<String>,
     /// The SASL exchange in progress.
-    sasl: Option<Sasl>,
+    sasl: Option<Conversation>,
     /// The logged-in user (set when `Open` is asked for).
     user: Option<String>,
     messages: Vec<Message>,
@@ -521,19 +521,6 @@ impl Session {
 
 // --- STLS (RFC 2595 4) and AUTH (RFC 5034, SASL RFC 4422) ---
 
-/// What the session knows of its TLS layer.
-struct TlsInfo {
-    description: String,
-    bindings: Vec<ChannelBinding>,
-}
-
-/// A SASL exchange in progress.
-struct Sasl {
-    exchange: Exchange,
-    /// Server-final data was sent in a `+` continuation; only an empty response may follow (RFC 5034 4).
-    finishing: Option<String>,
-}
-
 /// RFC 5034 4: SASL responses are not bound by the 255-octet command limit; this is where we stop.
 pub const MAX_AUTH_LINE: usize = 12288;
 
@@ -564,10 +551,7 @@ impl Session {
 
     /// Cleartext mechanisms need TLS (or a trusted network); -PLUS needs TLS channel bindings.
     fn mechanism_usable(&self, m: &Mechanism) -> bool {
-        if m.needs_channel_binding() {
-            return self.tls.as_ref().is_some_and(|t| !t.bindings.is_empty());
-        }
-        !m.sends_cleartext() || self.cleartext_allowed()
+        sasl::usable(*m, self.tls.as_ref(), self.cleartext_allowed())
     }
 
     fn stls(&mut self, _: Command, _: &dyn Backend) -> Vec<Action> {
@@ -674,27 +658,37 @@ impl Session {
         let Some(creds) = backend.credentials() else {
             return vec![err("[SYS/TEMP] Temporary authentication failure")];
         };
-        let initial = match initial.as_deref() {
+        // RFC 5034 4: "=" is an empty initial response.
+        let initial = match initial.map(|a| sasl::initial_response(a.as_bytes())) {
             None => None,
-            // RFC 5034 4: "=" is an empty initial response.
-            Some("=") => Some(Vec::new()),
-            Some(b64) => match sasl::decode_base64(b64) {
-                Some(v) => Some(v),
-                None => return self.fail("Cannot decode response"),
-            },
-        };
-        // RFC 5802 6: channel bindings (and so refusing a "y" client) only when -PLUS is advertised.
-        let plus = self.params.auth_mechanisms.iter().any(|m| m.needs_channel_binding());
-        let bindings = match (&self.tls, plus) {
-            (Some(t), true) => t.bindings.clone(),
-            _ => Vec::new(),
+            Some(Some(v)) => Some(v),
+            Some(None) => return self.fail("Cannot decode response"),
         };
         let mut random = |buf: &mut [u8]| backend.random(buf);
-        let mut exchange =
-            Exchange::new(mech, &self.params.hostname, bindings, &mut random).with_service("pop");
-        let step = exchange.start(initial.as_deref(), creds);
-        self.sasl = Some(Sasl { exchange, finishing: None });
-        self.sasl_step(step, backend)
+        let (sasl, turn) = Conversation::start(
+            mech,
+            &self.params.auth_mechanisms,
+            self.tls.as_ref(),
+            &self.params.hostname,
+            Some("pop"),
+            initial.as_deref(),
+            creds,
+            &mut random,
+        );
+        self.sasl = sasl;
+        self.sasl_turn(turn, backend)
+    }
+
+    /// One SASL response line while `State::Auth` (RFC 5034 4: "*" cancels).
+    fn sasl_line(&mut self, line: &[u8], backend: &dyn Backend) -> Vec<Action> {
+        let Some(creds) = backend.credentials() else {
+            self.sasl = None;
+            self.state = Authorization;
+            return vec![err("[SYS/TEMP] Temporary authentication failure")];
+        };
+        let Some(sasl) = self.sasl.as_mut() else { return self.out_of_order() };
+        let turn = sasl.line(line, creds);
+        self.sasl_turn(turn, backend)
     }
 
     /// Ends a SASL exchange on a bad line.
@@ -704,63 +698,29 @@ impl Session {
         self.fail(text)
     }
 
-    /// One SASL response line while `State::Auth`.
-    fn sasl_line(&mut self, line: &[u8], backend: &dyn Backend) -> Vec<Action> {
-        // RFC 5034 4: "*" cancels the exchange.
-        if line == b"*" {
-            return self.sasl_abort("Authentication cancelled");
-        }
-        let Some(mut sasl) = self.sasl.take() else { return self.out_of_order() };
-        if let Some(user) = sasl.finishing.take() {
-            if line.is_empty() {
-                return self.logged_in(user);
-            }
-            return self.sasl_abort("Expected an empty response");
-        }
-        let Some(response) = std::str::from_utf8(line).ok().and_then(sasl::decode_base64) else {
-            return self.sasl_abort("Cannot decode response");
-        };
-        let Some(creds) = backend.credentials() else {
-            self.state = Authorization;
-            return vec![err("[SYS/TEMP] Temporary authentication failure")];
-        };
-        let step = sasl.exchange.step(&response, creds);
-        self.sasl = Some(sasl);
-        self.sasl_step(step, backend)
-    }
-
-    fn sasl_step(&mut self, step: sasl::Step, backend: &dyn Backend) -> Vec<Action> {
-        let mech = self.sasl.as_ref().map(|s| s.exchange.mechanism().name()).unwrap_or("");
-        match step {
-            sasl::Step::Challenge(c) => {
+    fn sasl_turn(&mut self, turn: Turn, backend: &dyn Backend) -> Vec<Action> {
+        match turn {
+            Turn::Continue(text) => {
                 self.state = State::Auth;
-                vec![Action::Reply(format!("+ {}\r\n", sasl::encode_base64(&c)).into_bytes())]
+                vec![Action::Reply(format!("+ {text}\r\n").into_bytes())]
             }
-            sasl::Step::Success { user, final_data: Some(data) } => {
-                backend.auth_succeeded(&user, mech);
-                // RFC 5034 4: additional data with success goes in a continuation; the client answers empty.
-                if let Some(s) = self.sasl.as_mut() {
-                    s.finishing = Some(user);
-                }
-                self.state = State::Auth;
-                vec![Action::Reply(format!("+ {}\r\n", sasl::encode_base64(&data)).into_bytes())]
-            }
-            sasl::Step::Success { user, final_data: None } => {
-                backend.auth_succeeded(&user, mech);
+            Turn::Authenticated { user, mechanism } => {
+                backend.auth_succeeded(&user, mechanism);
                 self.logged_in(user)
             }
-            sasl::Step::Failure(e) => {
-                self.sasl = None;
-                self.state = Authorization;
-                match e {
-                    AuthError::Malformed(_) => self.fail("Malformed authentication response"),
-                    AuthError::Temporary(_) => vec![err("[SYS/TEMP] Temporary authentication failure")],
-                    AuthError::BadCredentials | AuthError::ChannelBindingMismatch => {
-                        backend.auth_failed("");
-                        self.fail("[AUTH] Authentication failed")
-                    }
+            Turn::Failed(f) => match f {
+                Failure::Cancelled => self.sasl_abort("Authentication cancelled"),
+                Failure::Malformed(m) => self.sasl_abort(&m),
+                Failure::Temporary(_) => {
+                    self.sasl = None;
+                    self.state = Authorization;
+                    vec![err("[SYS/TEMP] Temporary authentication failure")]
                 }
-            }
+                Failure::Rejected => {
+                    backend.auth_failed("");
+                    self.sasl_abort("[AUTH] Authentication failed")
+                }
+            },
         }
     }
 

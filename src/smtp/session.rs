@@ -230,11 +230,11 @@ pub struct Session {
     /// A refused BDAT chunk was just answered; the caller may still report it (`on_chunk`/`on_message`).
     discarded_chunk: bool,
     /// The TLS session, once there is one.
-    tls: Option<auth::TlsInfo>,
+    tls: Option<crate::auth::sasl::TlsInfo>,
     /// The logged-in user.
     user: Option<String>,
     /// The SASL exchange in progress.
-    sasl: Option<auth::Sasl>,
+    sasl: Option<crate::auth::sasl::Conversation>,
 }
 
 impl Session {

@@ -7,6 +7,7 @@
 //! client's `*` cancel (RFC 4954 4: answer 501) before anything reaches here. Secrets come through the
 //! [`Credentials`] trait, implemented over the user database.
 
+mod conversation;
 mod cram_md5;
 mod digest_md5;
 mod login;
@@ -15,6 +16,7 @@ mod scram;
 
 use std::fmt;
 
+pub use conversation::{Conversation, Failure, TlsInfo, Turn, initial_response, usable};
 pub use scram::scram_keys;
 use subtle::ConstantTimeEq;
 

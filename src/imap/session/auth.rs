@@ -4,17 +4,14 @@
 
 use std::io::{self, Write};
 
-use super::{Backend, Outcome, Reply, Session, State, Tagged, TlsInfo, bad, clean_text, no, ok_code};
-use crate::auth::sasl::{self, AuthError, ChannelBinding, Exchange, Mechanism, Step};
+use super::{Backend, Outcome, Reply, Session, State, Tagged, bad, clean_text, no, ok_code};
+use crate::auth::sasl::{self, ChannelBinding, Conversation, Failure, Mechanism, TlsInfo, Turn};
 use crate::imap::types::Command;
 
-/// An AUTHENTICATE exchange in progress.
+/// An AUTHENTICATE exchange in progress, and the tag that ends it (RFC 3501 6.2.2).
 pub(super) struct Sasl {
     tag: String,
-    exchange: Exchange,
-    /// Server-final data was sent in a `+` continuation; only an empty response may follow
-    /// (RFC 3501 6.2.2 has no room for it in the OK).
-    finishing: Option<String>,
+    conversation: Conversation,
 }
 
 impl Session {
@@ -26,35 +23,19 @@ impl Session {
         }
     }
 
-    /// One SASL response line while [`super::Mode::SaslResponse`] (CRLF stripped).
+    /// One SASL response line while [`super::Mode::SaslResponse`] (CRLF stripped). RFC 3501
+    /// 6.2.2: "*" cancels and the server answers BAD; a response that is not base64 gets BAD.
     pub fn on_sasl_line(&mut self, line: &[u8], b: &dyn Backend, out: &mut dyn Write) -> io::Result<Outcome> {
         let Some(mut sasl) = self.sasl.take() else {
             return self.finish("*", bad("No authentication in progress"), out);
         };
-        let tag = std::mem::take(&mut sasl.tag);
-        // RFC 3501 6.2.2: "*" cancels; the server answers BAD.
-        if line == b"*" {
-            return self.finish(&tag, bad("Authentication cancelled"), out);
-        }
-        if let Some(user) = sasl.finishing.take() {
-            if !line.is_empty() {
-                return self.finish(&tag, bad("Expected an empty response"), out);
-            }
-            let mech = sasl.exchange.mechanism().name();
-            let reply = self.logged_in(user, mech, b);
-            return self.finish(&tag, reply, out);
-        }
-        // RFC 3501 6.2.2: a response that is not BASE64 is rejected with BAD.
-        let Some(response) = std::str::from_utf8(line).ok().and_then(sasl::decode_base64) else {
-            return self.finish(&tag, bad("Cannot decode the response as base64"), out);
-        };
         let Some(creds) = b.credentials() else {
-            return self.finish(&tag, no("UNAVAILABLE", "Temporary authentication failure"), out);
+            return self.finish(&sasl.tag, no("UNAVAILABLE", "Temporary authentication failure"), out);
         };
-        let step = sasl.exchange.step(&response, creds);
-        sasl.tag = tag.clone();
+        let turn = sasl.conversation.line(line, creds);
+        let tag = sasl.tag.clone();
         self.sasl = Some(sasl);
-        match self.sasl_step(step, b, out)? {
+        match self.sasl_turn(turn, b, out)? {
             Some(reply) => {
                 self.sasl = None;
                 self.finish(&tag, reply, out)
@@ -74,10 +55,7 @@ impl Session {
 
     /// Cleartext mechanisms need TLS (or a trusted network); -PLUS needs TLS channel bindings.
     pub(super) fn mechanism_usable(&self, m: &Mechanism) -> bool {
-        if m.needs_channel_binding() {
-            return self.tls.as_ref().is_some_and(|t| !t.bindings.is_empty());
-        }
-        !m.sends_cleartext() || self.cleartext_allowed()
+        sasl::usable(*m, self.tls.as_ref(), self.cleartext_allowed())
     }
 
     pub(super) fn starttls(&mut self, _: &str, _: Command, _: &dyn Backend, _: &mut dyn Write) -> Reply {
@@ -151,27 +129,25 @@ impl Session {
         let Some(creds) = b.credentials() else {
             return Ok(Some(no("UNAVAILABLE", "Temporary authentication failure")));
         };
-        let initial = match initial.as_deref() {
+        // RFC 4959 3: "=" is an empty initial response.
+        let initial = match initial.as_deref().map(sasl::initial_response) {
             None => None,
-            // RFC 4959 3: "=" is an empty initial response.
-            Some(b"=") => Some(Vec::new()),
-            Some(b64) => match std::str::from_utf8(b64).ok().and_then(sasl::decode_base64) {
-                Some(v) => Some(v),
-                None => return Ok(Some(bad("Cannot decode the initial response as base64"))),
-            },
-        };
-        // RFC 5802 6: channel bindings (and so refusing a "y" client) only when -PLUS is advertised.
-        let plus = self.params.auth_mechanisms.iter().any(|m| m.needs_channel_binding());
-        let bindings = match (&self.tls, plus) {
-            (Some(t), true) => t.bindings.clone(),
-            _ => Vec::new(),
+            Some(Some(v)) => Some(v),
+            Some(None) => return Ok(Some(bad("Cannot decode the initial response as base64"))),
         };
         let mut random = |buf: &mut [u8]| b.random(buf);
-        let mut exchange =
-            Exchange::new(mech, &self.params.hostname, bindings, &mut random).with_service("imap");
-        let step = exchange.start(initial.as_deref(), creds);
-        self.sasl = Some(Sasl { tag: tag.to_string(), exchange, finishing: None });
-        let reply = self.sasl_step(step, b, out)?;
+        let (conversation, turn) = Conversation::start(
+            mech,
+            &self.params.auth_mechanisms,
+            self.tls.as_ref(),
+            &self.params.hostname,
+            Some("imap"),
+            initial.as_deref(),
+            creds,
+            &mut random,
+        );
+        self.sasl = conversation.map(|conversation| Sasl { tag: tag.to_string(), conversation });
+        let reply = self.sasl_turn(turn, b, out)?;
         if reply.is_some() {
             self.sasl = None;
         }
@@ -179,29 +155,21 @@ impl Session {
     }
 
     /// Writes a continuation (the exchange goes on: `None`) or says how it ended.
-    fn sasl_step(&mut self, step: Step, b: &dyn Backend, out: &mut dyn Write) -> io::Result<Option<Tagged>> {
-        let mech = self.sasl.as_ref().map(|s| s.exchange.mechanism().name()).unwrap_or("");
-        match step {
-            Step::Challenge(c) => {
+    fn sasl_turn(&mut self, turn: Turn, b: &dyn Backend, out: &mut dyn Write) -> io::Result<Option<Tagged>> {
+        match turn {
+            Turn::Continue(text) => {
                 // RFC 3501 7.5: "+ " and the base64 challenge.
-                out.write_all(format!("+ {}\r\n", sasl::encode_base64(&c)).as_bytes())?;
+                out.write_all(format!("+ {text}\r\n").as_bytes())?;
                 Ok(None)
             }
-            Step::Success { user, final_data: Some(data) } => {
-                b.auth_succeeded(&user, mech);
-                if let Some(s) = self.sasl.as_mut() {
-                    s.finishing = Some(user);
-                }
-                out.write_all(format!("+ {}\r\n", sasl::encode_base64(&data)).as_bytes())?;
-                Ok(None)
+            Turn::Authenticated { user, mechanism } => {
+                b.auth_succeeded(&user, mechanism);
+                Ok(Some(self.logged_in(user, mechanism, b)))
             }
-            Step::Success { user, final_data: None } => {
-                b.auth_succeeded(&user, mech);
-                Ok(Some(self.logged_in(user, mech, b)))
-            }
-            Step::Failure(e) => Ok(Some(match e {
-                AuthError::Malformed(_) => bad("Malformed authentication response"),
-                AuthError::Temporary(e) => {
+            Turn::Failed(f) => Ok(Some(match f {
+                Failure::Cancelled => bad("Authentication cancelled"),
+                Failure::Malformed(m) => bad(m),
+                Failure::Temporary(e) => {
                     log::warn!(
                         "session={} event=imap_auth_error error=\"{}\"",
                         self.peer.sid,
@@ -209,7 +177,7 @@ impl Session {
                     );
                     no("UNAVAILABLE", "Temporary authentication failure")
                 }
-                AuthError::BadCredentials | AuthError::ChannelBindingMismatch => {
+                Failure::Rejected => {
                     b.auth_failed("");
                     auth_failed()
                 }

@@ -222,7 +222,7 @@ fn greeting_and_capability_follow_the_cleartext_rule() {
     let (got, outcome) = run_outcome(&mut s, &b, "a002", Command::StartTls);
     assert_eq!(got, "a002 OK Begin TLS negotiation now\r\n");
     assert_eq!(outcome, Outcome::StartTls);
-    let binding = ChannelBinding { kind: "tls-exporter", data: vec![1; 32] };
+    let binding = crate::auth::sasl::ChannelBinding { kind: "tls-exporter", data: vec![1; 32] };
     s.on_tls(Some(("TLSv1.3 TLS13_AES_256_GCM_SHA384".into(), vec![binding])));
     assert_eq!(s.tls(), Some("TLSv1.3 TLS13_AES_256_GCM_SHA384"));
     let post = format!("{BASE} AUTH=PLAIN AUTH=LOGIN AUTH=SCRAM-SHA-256 AUTH=SCRAM-SHA-256-PLUS");

@@ -344,10 +344,10 @@ fn auth_plain() {
             ("AUTH PLAIN", "+ "),
             ("*", "-ERR Authentication cancelled\r\n"),
             ("AUTH PLAIN", "+ "),
-            ("not base64!", "-ERR Cannot decode response\r\n"),
+            ("not base64!", "-ERR Cannot decode the response as base64\r\n"),
             ("AUTH PLAIN ???", "-ERR Cannot decode response\r\n"),
             // An empty initial response is not a valid PLAIN message.
-            ("AUTH PLAIN =", "-ERR Malformed authentication response\r\n"),
+            ("AUTH PLAIN =", "-ERR Bad response: PLAIN message must be authzid NUL authcid NUL password\r\n"),
             ("AUTH X-UNKNOWN", "-ERR Unsupported authentication mechanism\r\n"),
             ("AUTH CRAM-MD5", "-ERR Unsupported authentication mechanism\r\n"),
             ("AUTH SCRAM-SHA-256-PLUS", "-ERR [SYS/PERM] Authentication mechanism needs TLS\r\n"),

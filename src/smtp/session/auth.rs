@@ -4,21 +4,8 @@
 //! run through `auth::sasl::Exchange` with the backend's user database.
 
 use super::{Backend, Command, Next, Phase, Session, Step};
-use crate::auth::sasl::{self, AuthError, ChannelBinding, Exchange, Mechanism};
+use crate::auth::sasl::{self, ChannelBinding, Conversation, Failure, Mechanism, TlsInfo, Turn};
 use crate::smtp::reply::Reply;
-
-/// What the session knows of its TLS layer.
-pub(super) struct TlsInfo {
-    pub description: String,
-    pub bindings: Vec<ChannelBinding>,
-}
-
-/// A SASL exchange in progress.
-pub(super) struct Sasl {
-    exchange: Exchange,
-    /// Server-final data was sent in a 334; only an empty response may follow (RFC 4954 4).
-    finishing: Option<String>,
-}
 
 /// RFC 4954 4: the longest AUTH line or SASL response we read.
 pub const MAX_AUTH_LINE: usize = 12288;
@@ -58,13 +45,9 @@ impl Session {
         (!names.is_empty()).then(|| names.join(" "))
     }
 
-    /// Cleartext mechanisms need TLS (or a trusted network); -PLUS needs TLS.
+    /// Cleartext mechanisms need TLS (or a trusted network); -PLUS needs TLS channel bindings.
     fn mechanism_usable(&self, m: &Mechanism) -> bool {
-        let plus = matches!(m, Mechanism::ScramSha1Plus | Mechanism::ScramSha256Plus);
-        if plus {
-            return self.tls.as_ref().is_some_and(|t| !t.bindings.is_empty());
-        }
-        !m.sends_cleartext() || self.tls.is_some() || self.peer.cleartext_auth
+        sasl::usable(*m, self.tls.as_ref(), self.peer.cleartext_auth)
     }
 
     pub(super) fn starttls(&mut self, _: Command, _: &dyn Backend) -> Step {
@@ -112,95 +95,61 @@ impl Session {
         let Some(creds) = backend.credentials() else {
             return self.fail(Reply::new(454, "4.7.0", "Temporary authentication failure"));
         };
-        let initial = match initial {
+        // RFC 4954 4: "=" is an empty initial response.
+        let initial = match initial.map(|a| sasl::initial_response(a.as_bytes())) {
             None => None,
-            // RFC 4954 4: "=" is an empty initial response.
-            Some("=") => Some(Vec::new()),
-            Some(b64) => match sasl::decode_base64(b64) {
-                Some(v) => Some(v),
-                None => return self.fail(Reply::new(501, "5.5.2", "Cannot decode response")),
-            },
-        };
-        // RFC 5802 6: offer channel bindings (and so refuse a "y" client) only when -PLUS is advertised.
-        let plus = self.params.auth_mechanisms.iter().any(|m| m.needs_channel_binding());
-        let bindings = match (&self.tls, plus) {
-            (Some(t), true) => t.bindings.clone(),
-            _ => Vec::new(),
+            Some(Some(v)) => Some(v),
+            Some(None) => return self.fail(Reply::new(501, "5.5.2", "Cannot decode response")),
         };
         let mut random = |buf: &mut [u8]| backend.random(buf);
-        let mut exchange = Exchange::new(mech, &self.params.hostname, bindings, &mut random);
-        let step = exchange.start(initial.as_deref(), creds);
-        self.sasl = Some(Sasl { exchange, finishing: None });
-        self.sasl_step(step, backend)
+        let (sasl, turn) = Conversation::start(
+            mech,
+            &self.params.auth_mechanisms,
+            self.tls.as_ref(),
+            &self.params.hostname,
+            None,
+            initial.as_deref(),
+            creds,
+            &mut random,
+        );
+        self.sasl = sasl;
+        self.sasl_turn(turn, backend)
     }
 
-    /// One SASL response line while `Phase::Auth`.
+    /// One SASL response line while `Phase::Auth` (RFC 4954 4: "*" cancels).
     pub(super) fn sasl_line(&mut self, line: &[u8], backend: &dyn Backend) -> Step {
-        // RFC 4954 4: "*" cancels the exchange.
-        if line == b"*" {
-            self.sasl = None;
-            self.phase = Phase::Ready;
-            return self.fail(Reply::new(501, "5.0.0", "Authentication cancelled"));
-        }
-        let Some(mut sasl) = self.sasl.take() else { return self.out_of_order() };
-        if let Some(user) = sasl.finishing.take() {
-            if line.is_empty() {
-                return self.logged_in(user);
-            }
-            self.phase = Phase::Ready;
-            return self.fail(Reply::new(501, "5.5.2", "Expected an empty response"));
-        }
-        let Some(response) = std::str::from_utf8(line).ok().and_then(sasl::decode_base64) else {
-            self.phase = Phase::Ready;
-            return self.fail(Reply::new(501, "5.5.2", "Cannot decode response"));
-        };
         let Some(creds) = backend.credentials() else { return self.out_of_order() };
-        let step = sasl.exchange.step(&response, creds);
-        self.sasl = Some(sasl);
-        self.sasl_step(step, backend)
+        let Some(sasl) = self.sasl.as_mut() else { return self.out_of_order() };
+        let turn = sasl.line(line, creds);
+        self.sasl_turn(turn, backend)
     }
 
-    fn sasl_step(&mut self, step: sasl::Step, backend: &dyn Backend) -> Step {
-        match step {
-            sasl::Step::Challenge(c) => {
+    fn sasl_turn(&mut self, turn: Turn, backend: &dyn Backend) -> Step {
+        match turn {
+            Turn::Continue(text) => {
                 self.phase = Phase::Auth;
-                Step::reply(Reply::new(334, "", sasl::encode_base64(&c)))
+                Step::reply(Reply::new(334, "", text))
             }
-            sasl::Step::Success { user, final_data: Some(data) } => {
-                self.note_login(&user, backend);
-                // RFC 4954 4: additional data with success goes in a 334; the client answers empty.
-                if let Some(s) = self.sasl.as_mut() {
-                    s.finishing = Some(user);
-                }
-                self.phase = Phase::Auth;
-                Step::reply(Reply::new(334, "", sasl::encode_base64(&data)))
-            }
-            sasl::Step::Success { user, final_data: None } => {
-                self.note_login(&user, backend);
+            Turn::Authenticated { user, mechanism } => {
+                backend.auth_succeeded(&user, mechanism);
                 self.logged_in(user)
             }
-            sasl::Step::Failure(e) => {
+            Turn::Failed(f) => {
                 self.sasl = None;
                 self.phase = Phase::Ready;
-                match e {
-                    AuthError::Malformed(m) => {
-                        self.fail(Reply::new(501, "5.5.2", format!("Bad response: {m}")))
-                    }
-                    AuthError::Temporary(_) => {
+                match f {
+                    Failure::Cancelled => self.fail(Reply::new(501, "5.0.0", "Authentication cancelled")),
+                    Failure::Malformed(m) => self.fail(Reply::new(501, "5.5.2", m)),
+                    Failure::Temporary(_) => {
                         self.fail(Reply::new(454, "4.7.0", "Temporary authentication failure"))
                     }
-                    AuthError::BadCredentials | AuthError::ChannelBindingMismatch => {
+                    Failure::Rejected => {
                         backend.auth_failed("");
                         self.fail(Reply::new(535, "5.7.8", "Error: authentication failed"))
                     }
                 }
             }
         }
-    }
-
-    fn note_login(&self, user: &str, backend: &dyn Backend) {
-        let mech = self.sasl.as_ref().map(|s| s.exchange.mechanism().name()).unwrap_or("");
-        backend.auth_succeeded(user, mech);
     }
 
     fn logged_in(&mut self, user: String) -> Step {
