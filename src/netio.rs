@@ -103,13 +103,3 @@ pub fn wait_readable(fd: std::os::fd::RawFd, wait: std::time::Duration) -> io::R
         }
     }
 }
-
-/// Writes the whole buffer and clears it.
-pub fn flush_out<W: Write>(w: &mut W, out: &mut Vec<u8>) -> io::Result<()> {
-    if !out.is_empty() {
-        w.write_all(out)?;
-        w.flush()?;
-        out.clear();
-    }
-    Ok(())
-}

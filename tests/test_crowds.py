@@ -692,6 +692,67 @@ class SlowClients(CrowdCase):
             self.assertEqual(replies[20][1], 421, f"replies: {replies}")
             self.assertTrue(p.until_closed(3)[1], "the connection stayed open after the 421")
 
+    def test_clients_that_do_not_read_hold_no_worker(self):
+        """workers = 1: two clients ask for a 20 MiB message (IMAP FETCH BODY[], POP3 RETR) and
+        then read nothing, so the server's writes to them wait; meanwhile other clients are served
+        at once (imaplib LOGIN and NOOP, smtplib delivery, poplib STAT): a connection waiting for
+        its client to read holds a spare thread, not the worker. Then the readers read, and get
+        the whole message."""
+        s = self.start_server("workers = 1\nmessage_size_limit = 64M\n", imap=True, pop3=True)
+        body = b"".join(b"%07d the quick brown fox jumps over the lazy dog\r\n" % i for i in range(400_000))
+        with smtp_client(s.port) as c:
+            c.sendmail("x@remote.test", [ALICE[0]], b"Subject: big\r\n\r\n" + body)
+
+        def stalled(port, src):
+            sock = socket.socket()
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            sock.bind((src, 0))
+            sock.connect((HOST, port))
+            self.addCleanup(sock.close)
+            return sock
+
+        def recv_until(sock, marker, timeout=10):
+            chunks, end = [], time.monotonic() + timeout
+            sock.settimeout(timeout)
+            while time.monotonic() < end:
+                chunk = sock.recv(1 << 20)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                if marker in b"".join(chunks[-2:]):
+                    break
+            return b"".join(chunks)
+
+        imap_sock = stalled(s.imap_port, source(1))
+        recv_until(imap_sock, b"\r\n")
+        imap_sock.sendall(b"a LOGIN alice@example.test secret-alice\r\nb SELECT INBOX\r\nc FETCH 1 BODY[]\r\n")
+        pop_sock = stalled(s.pop3_port, source(2))
+        recv_until(pop_sock, b"\r\n")
+        pop_sock.sendall(b"USER alice@example.test\r\nPASS secret-alice\r\nRETR 1\r\n")
+        time.sleep(1)  # both writers now wait on full sockets
+
+        t0 = time.monotonic()
+        c = IMAP(s.imap_port, NORMAL)
+        self.addCleanup(quietly, c.shutdown)
+        c.login(*ALICE)
+        self.assertEqual(c.noop()[0], "OK")
+        with smtp_client(s.port) as m:
+            m.sendmail("x@remote.test", [BOB[0]], b"Subject: small\r\n\r\nhi\r\n")
+        p = POP3(s.pop3_port, NORMAL)
+        self.addCleanup(quietly, p.quit)
+        p.user(BOB[0])
+        p.pass_(BOB[1])
+        self.assertEqual(p.stat()[0], 1)
+        took = time.monotonic() - t0
+        self.assertLess(took, 8, f"with two clients not reading and workers = 1, others took {took:.1f} s")
+
+        for sock in (imap_sock, pop_sock):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * MIB)
+        got = recv_until(imap_sock, b"c OK", timeout=60)
+        self.assertIn(b"%07d the quick" % 399_999, got, "the stalled IMAP reader got the whole message")
+        got = recv_until(pop_sock, b"\r\n.\r\n", timeout=60)
+        self.assertIn(b"%07d the quick" % 399_999, got, "the stalled POP3 reader got the whole message")
+
     def test_login_timeout(self):
         """login_timeout = 2s: an IMAP session that has not logged in within it gets `* BYE` and
         is closed within 2-5 s of connecting, even when it keeps sending NOOPs (it is a limit on

@@ -22,7 +22,7 @@ use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 
 use super::drivers::{Connection, Env, Wait, Wake, Watcher, Yield};
-use super::pool::Pool;
+use super::pool::{Blocker, Pool};
 
 /// Tokens of the loop's own sources; listeners are 0.., connections CONN_BASE + key.
 pub const WAKER: Token = Token(usize::MAX - 2);
@@ -89,13 +89,14 @@ impl EventLoop {
             stress: AtomicBool::new(false),
         });
         let s = Arc::clone(&shared);
-        let pool = Pool::new(workers, move |job: Job| {
+        let pool = Pool::new(workers, move |job: Job, blocker: &Arc<Blocker>| {
             let Job { key, mut conn, wake } = job;
             let env = Env {
                 key: key as u64,
                 watcher: s.watcher.as_deref().map(|w| w as &dyn Watcher),
                 shutting_down: s.shutting_down.load(Ordering::Relaxed),
                 stress: s.stress.load(Ordering::Relaxed),
+                blocker: Some(blocker),
             };
             let back = match conn.resume(wake, &env) {
                 Yield::Wait(w) => Back { key, conn: Some((conn, w)) },

@@ -19,7 +19,7 @@ use std::os::unix::net::UnixStream;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::io::{Bytes, Input, Io};
+use super::io::{Bytes, ClientWriter, Input, Io};
 use super::relay::Relay;
 use super::{Connection, Env, Handshake, Wait, Wake, Yield, handshake, yielded};
 use crate::auth::sasl::Credentials;
@@ -159,11 +159,18 @@ fn open_here(
     Ok((Box::new(store), (owner, group), guard))
 }
 
-/// Buffers what the session writes and passes it to the socket in 64 KiB pieces, so a FETCH of a
+/// Buffers what the session writes and passes it to the client in 64 KiB pieces, so a FETCH of a
 /// whole mailbox never sits in memory.
 struct Out<'a> {
     buf: &'a mut Vec<u8>,
-    stream: &'a mut Stream,
+    stream: ClientWriter<'a>,
+}
+
+impl<'a> Out<'a> {
+    fn to(io: &'a mut Io) -> Out<'a> {
+        let (buf, stream) = io.client();
+        Out { buf, stream }
+    }
 }
 
 impl Write for Out<'_> {
@@ -425,8 +432,7 @@ impl Imap {
                 Phase::Idle { began, watching } => {
                     let (began, watching) = (*began, *watching);
                     if matches!(wake, Wake::Notify | Wake::Timer) {
-                        self.session
-                            .idle_poll(&mut Out { buf: &mut self.io.out, stream: &mut self.io.stream })?;
+                        self.session.idle_poll(&mut Out::to(&mut self.io))?;
                         wake = Wake::Ready;
                     }
                     let outcome = match self.io.line(MAX_LINE)? {
@@ -488,8 +494,7 @@ impl Imap {
                             _ => false,
                         };
                         // What changed before the watch was set is seen now.
-                        self.session
-                            .idle_poll(&mut Out { buf: &mut self.io.out, stream: &mut self.io.stream })?;
+                        self.session.idle_poll(&mut Out::to(&mut self.io))?;
                         self.phase = Phase::Idle { began: now, watching };
                         continue;
                     }
@@ -591,7 +596,7 @@ impl Imap {
             }
             Step::Complete(buf) => {
                 self.partial = false;
-                let mut w = Out { buf: out, stream: &mut self.io.stream };
+                let mut w = Out::to(&mut self.io);
                 let outcome = match command::parse_owned(buf) {
                     Ok((tag, cmd)) => self.session.on_command(tag, cmd, b, &mut w)?,
                     Err(e) => self.session.on_parse_error(e, &mut w)?,
@@ -602,12 +607,7 @@ impl Imap {
             // RFC 3501 6.3.11: an APPEND's message is written to the store as it arrives, never held whole.
             Step::NeedLiteral { len, sync } if len > MAX_LITERAL && self.append => {
                 self.partial = true;
-                let start = self.session.append_begin(
-                    self.asm.head(),
-                    len,
-                    b,
-                    &mut Out { buf: out, stream: &mut self.io.stream },
-                )?;
+                let start = self.session.append_begin(self.asm.head(), len, b, &mut Out::to(&mut self.io))?;
                 let sink = match start {
                     AppendStart::Stream => {
                         if sync {
@@ -694,6 +694,7 @@ fn is_append(line: &[u8]) -> bool {
 
 impl Connection for Imap {
     fn resume(&mut self, wake: Wake, env: &Env) -> Yield {
+        self.io.blocker = env.blocker.cloned();
         let result = self.run(wake, env);
         let user = Some(self.session.logged_in_user().unwrap_or("-"));
         yielded(&mut self.io, result, &self.sid, self.peer, user)

@@ -3,13 +3,17 @@
 //! (or the next piece of a message) has not arrived, the caller parks the connection instead of
 //! holding its worker. A line must be complete within the caller's deadline counted from its first
 //! byte ([`Io::started`]), so a client dripping a byte at a time cannot hold a session open.
-//! Writes wait for the client up to the socket's write timeout. Parked with nothing buffered, a
+//! Writes wait for the client up to the socket's write timeout; a write that finds the client's
+//! socket full tells the worker pool first ([`ClientWriter`]), so a slow reader holds a spare
+//! thread, not one of the `workers`. Parked with nothing buffered, a
 //! connection keeps no buffer at all ([`Io::shrink`]). RFC 5321 4.5.3.1 (line limits).
 
-use std::io;
+use std::io::{self, Write};
+use std::sync::Arc;
 use std::time::Instant;
 
-use crate::netio::{Stream, flush_out};
+use crate::netio::Stream;
+use crate::server::pool::{BlockGuard, Blocker};
 
 /// How much one read takes from the stream.
 const READ_CHUNK: usize = 8192;
@@ -45,11 +49,65 @@ pub struct Io {
     discarding: bool,
     /// When the first byte of the line being assembled arrived.
     pub started: Option<Instant>,
+    /// The pool of the worker running the connection now (set at each run, cleared at park).
+    pub blocker: Option<Arc<Blocker>>,
+}
+
+/// Writes to the client; when its socket is full (the client is not reading) the pool is told
+/// once, before the write waits, and told again when the writer is dropped.
+pub struct ClientWriter<'a> {
+    stream: &'a mut Stream,
+    blocker: Option<&'a Blocker>,
+    waiting: Option<BlockGuard<'a>>,
+}
+
+impl<'a> ClientWriter<'a> {
+    pub fn new(stream: &'a mut Stream, blocker: Option<&'a Blocker>) -> ClientWriter<'a> {
+        ClientWriter { stream, blocker, waiting: None }
+    }
+
+    fn before_write(&mut self) {
+        if self.waiting.is_some() {
+            return;
+        }
+        if let (Some(b), Some(fd)) = (self.blocker, self.stream.fd())
+            && !writable_now(fd)
+        {
+            self.waiting = Some(b.enter());
+        }
+    }
+}
+
+impl Write for ClientWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.before_write();
+        self.stream.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.before_write();
+        self.stream.flush()
+    }
+}
+
+/// Whether `fd` takes a write now without waiting.
+fn writable_now(fd: std::os::fd::RawFd) -> bool {
+    let mut p = libc::pollfd { fd, events: libc::POLLOUT, revents: 0 };
+    // SAFETY: one valid pollfd for the duration of the call.
+    unsafe { libc::poll(&mut p, 1, 0) == 1 }
 }
 
 impl Io {
     pub fn new(stream: Stream) -> Io {
-        Io { stream, buf: Vec::new(), start: 0, out: Vec::new(), discarding: false, started: None }
+        Io {
+            stream,
+            buf: Vec::new(),
+            start: 0,
+            out: Vec::new(),
+            discarding: false,
+            started: None,
+            blocker: None,
+        }
     }
 
     /// Input read and not yet consumed.
@@ -156,7 +214,18 @@ impl Io {
 
     /// Sends the replies waiting in `out`.
     pub fn flush(&mut self) -> io::Result<()> {
-        flush_out(&mut self.stream, &mut self.out)
+        if !self.out.is_empty() {
+            let mut w = ClientWriter::new(&mut self.stream, self.blocker.as_deref());
+            w.write_all(&self.out)?;
+            w.flush()?;
+            self.out.clear();
+        }
+        Ok(())
+    }
+
+    /// A writer to the client (see [`ClientWriter`]), and the reply buffer beside it.
+    pub fn client(&mut self) -> (&mut Vec<u8>, ClientWriter<'_>) {
+        (&mut self.out, ClientWriter::new(&mut self.stream, self.blocker.as_deref()))
     }
 
     /// Starts TLS as the server (STARTTLS, or implicit TLS before the greeting, RFC 8314 3.3). What
@@ -183,6 +252,7 @@ impl Io {
 
     /// Gives back the buffers' memory while the connection waits with nothing in them.
     pub fn shrink(&mut self) {
+        self.blocker = None;
         if self.buffered().is_empty() {
             self.buf = Vec::new();
             self.start = 0;

@@ -71,12 +71,14 @@ pub struct Env<'a> {
     pub shutting_down: bool,
     /// Connections fill most of `max_connections`: idle timeouts shrink (`stress_timeout`).
     pub stress: bool,
+    /// The worker's pool, told when the connection waits for its client to read (io.rs).
+    pub blocker: Option<&'a std::sync::Arc<crate::server::pool::Blocker>>,
 }
 
 impl Env<'_> {
     /// A runner with no loop behind it.
     pub fn alone() -> Env<'static> {
-        Env { key: 0, watcher: None, shutting_down: false, stress: false }
+        Env { key: 0, watcher: None, shutting_down: false, stress: false, blocker: None }
     }
 }
 

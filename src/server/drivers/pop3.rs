@@ -329,7 +329,8 @@ impl Pop3 {
                     self.io.flush()?;
                     // Read with the owner's identity, as the maildrop was opened and is expunged.
                     let _as = become_owner(o.owner, None).map_err(io::Error::other)?;
-                    let mut w = io::BufWriter::with_capacity(64 * 1024, &mut self.io.stream);
+                    let (_, client) = self.io.client();
+                    let mut w = io::BufWriter::with_capacity(64 * 1024, client);
                     o.drop.write_message(n, top_lines, &mut w)?;
                     w.write_all(b".\r\n")?;
                     w.flush()?;
@@ -412,6 +413,7 @@ impl Backend<'_> {
 
 impl Connection for Pop3 {
     fn resume(&mut self, wake: Wake, env: &Env) -> Yield {
+        self.io.blocker = env.blocker.cloned();
         let result = self.run(wake, env);
         let user = Some(self.session.user().unwrap_or("-"));
         yielded(&mut self.io, result, &self.sid, self.peer, user)

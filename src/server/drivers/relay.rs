@@ -36,8 +36,9 @@ impl Relay {
             match self.mail.read(&mut buf) {
                 Ok(0) => return Ok(None),
                 Ok(n) => {
-                    io.stream.write_all(buf.get(..n).unwrap_or_default())?;
-                    io.stream.flush()?;
+                    let (_, mut client) = io.client();
+                    client.write_all(buf.get(..n).unwrap_or_default())?;
+                    client.flush()?;
                     continue;
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,

@@ -382,6 +382,7 @@ fn closed(during: &str) -> io::Error {
 
 impl Connection for Smtp {
     fn resume(&mut self, wake: Wake, env: &Env) -> Yield {
+        self.io.blocker = env.blocker.cloned();
         let result = self.run(wake, env);
         yielded(&mut self.io, result, &self.sid, self.peer, None)
     }
