@@ -265,9 +265,18 @@ impl EventLoop {
             self.timers.push(Reverse((until, key, self.seq)));
         }
         if let Some(err) = failed {
-            // Cannot wait for it: let the driver see at once (it ends on the socket's error).
+            // It cannot wait here (a closed descriptor, no room in epoll): close it rather than
+            // run it again and again.
             log::warn!("event=park_failed error=\"{err}\"");
-            self.unpark(key, Wake::Ready);
+            for fd in e.fds.iter_mut().filter_map(Option::take) {
+                let _ = self.poll.registry().deregister(&mut SourceFd(&fd));
+            }
+            drop(e.conn.take());
+            self.entries[key] = None;
+            self.free.push(key);
+            if let Some(w) = &self.shared.watcher {
+                w.unwatch(key as u64);
+            }
         } else if std::mem::take(&mut e.notify) {
             self.unpark(key, Wake::Notify);
         } else if shutting_down && !e.told_shutdown {
