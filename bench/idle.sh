@@ -55,7 +55,7 @@
 #            limits raised so CONNS fit (printed in the output).
 #
 # Knobs: CONNS=1000 USERS=100 SRC_ADDRS=50 DELIVERIES=20 SETTLE=3
-#        INTAKE_MSGS=2000 INTAKE_SESSIONS=8 INTAKE_RUNS=3 WORKERS=<2 per CPU, >= 4>
+#        INTAKE_MSGS=2000 INTAKE_SESSIONS=8 INTAKE_RUNS=7 WORKERS=<2 per CPU, >= 4>
 #        ONLY=buzon|dovecot BUZON=target/release/buzon KEEP=1 (keep the temp dir)
 # Safety: every address is in 127.0.0.0/8; every wait is bounded; only
 # processes started here are stopped, by pid (buzon) or by Dovecot's master
@@ -74,7 +74,7 @@ DELIVERIES="${DELIVERIES:-20}"
 SETTLE="${SETTLE:-3}"
 INTAKE_MSGS="${INTAKE_MSGS:-2000}"
 INTAKE_SESSIONS="${INTAKE_SESSIONS:-8}"
-INTAKE_RUNS="${INTAKE_RUNS:-3}"
+INTAKE_RUNS="${INTAKE_RUNS:-7}"
 NCPU="$(nproc)"
 WORKERS="${WORKERS:-$((NCPU * 2 > 4 ? NCPU * 2 : 4))}"
 ONLY="${ONLY:-}"
