@@ -958,6 +958,34 @@ class Flood(CrowdCase):
                 self.fail(f"connection {i + 1} got {line!r} (neither {ok!r} nor {busy!r})")
         self.fail(f"{limit} connections were all greeted: max_connections = 100 is not enforced")
 
+    def test_stress_mode_near_the_limit(self):
+        """max_connections = 20, stress_timeout = 1s: with 17 idle SMTP clients (85%) the server
+        enters stress mode and says so once in the log; a client that then connects and stays
+        silent is dropped with 421 after about a second instead of smtp.timeout (60 s); when the
+        crowd leaves, stress mode ends (logged) and a silent client is left alone again."""
+        s = self.start_server("workers = 2\nmax_connections = 20\nmax_connections_per_ip = 100\n"
+                              "stress_timeout = 1s\nsmtp.timeout = 60s\nsmtp.reserved_connections = 0\n")
+        crowd = [self.peer(s.port, source(i)) for i in range(17)]
+        for p in crowd:
+            self.assertTrue(p.line().startswith(b"220"))
+        late = self.peer(s.port, NORMAL)
+        self.assertTrue(late.line().startswith(b"220"))
+        lines, closed = late.until_closed(5)
+        self.assertTrue(closed and any(l.startswith(b"421") for l in lines),
+                        f"in stress mode a silent client is dropped after stress_timeout: {lines}, closed={closed}")
+        for p in crowd:
+            p.close()
+        deadline = time.time() + 10
+        while "event=stress state=off" not in s.read_log() and time.time() < deadline:
+            time.sleep(0.1)
+        log = s.read_log()
+        self.assertEqual(log.count("event=stress state=on"), 1, "stress mode is logged once")
+        self.assertIn("event=stress state=off", log)
+        calm = self.peer(s.port, NORMAL)
+        self.assertTrue(calm.line().startswith(b"220"))
+        time.sleep(2)
+        self.assertTrue(calm.silent_and_open(), "out of stress mode, a client has smtp.timeout again")
+
     def test_reserved_shares(self):
         """max_connections = 100 with imap.reserved_connections = 20 and
         smtp.reserved_connections = 10%: SMTP filled until it answers `421` holds at most 80 (the

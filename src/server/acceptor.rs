@@ -197,8 +197,11 @@ pub fn run(config: Arc<Config>) -> Result<(), String> {
                 }
             }
         }
-        // Postfix's stress mode: near the limit, idle clients get less time.
-        let now_stress = registry.len() * 5 >= config.max_connections * 4;
+        // Postfix's stress mode: near the limit, idle clients get less time. It starts at 80% and
+        // ends below 60%, so a server hovering at the threshold does not flap (or fill the log).
+        let used = registry.len() * 5;
+        let now_stress =
+            if stress { used >= config.max_connections * 3 } else { used >= config.max_connections * 4 };
         if now_stress != stress {
             stress = now_stress;
             lp.set_stress(stress);
