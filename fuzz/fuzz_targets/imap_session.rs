@@ -33,7 +33,7 @@ impl Credentials for Creds {
 
 struct Fuzz(PathBuf);
 
-impl Backend for Fuzz {
+impl buzon::auth::sasl::Login for Fuzz {
     fn credentials(&self) -> Option<&dyn Credentials> {
         Some(&Creds)
     }
@@ -44,6 +44,9 @@ impl Backend for Fuzz {
     fn auth_blocked(&self) -> bool {
         false
     }
+}
+
+impl Backend for Fuzz {
     fn open_store(&self, _: &str) -> Result<Opened, String> {
         Ok(Opened::Here(Box::new(MaildirStore::new(self.0.clone(), Inbox::Maildir))))
     }

@@ -11,6 +11,18 @@ use libfuzzer_sys::fuzz_target;
 
 struct AcceptLocal;
 
+/// No logins here.
+impl buzon::auth::sasl::Login for AcceptLocal {
+    fn credentials(&self) -> Option<&dyn buzon::auth::sasl::Credentials> {
+        None
+    }
+    fn random(&self, _: &mut [u8]) {}
+    fn auth_failed(&self, _: &str) {}
+    fn auth_blocked(&self) -> bool {
+        false
+    }
+}
+
 impl Backend for AcceptLocal {
     fn check_rcpt(&self, rcpt: &Address) -> RcptCheck {
         match rcpt.domain() {

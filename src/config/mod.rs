@@ -239,9 +239,20 @@ impl Config {
         }
     }
 
-    /// Connections kept for service class `class` (0 SMTP, 1 submission, 2 POP3, 3 IMAP).
+    /// Connections kept for service class `class` (0 SMTP, 1 submission, 2 POP3, 3 IMAP); a class
+    /// with no listener keeps nothing.
     pub fn reserved(&self, class: usize) -> usize {
-        self.reserved.get(class).map_or(0, |s| s.of(self.max_connections))
+        let listens = match class {
+            0 => !self.smtp_listen.is_empty(),
+            1 => !self.submission_listen.is_empty() || !self.submissions_listen.is_empty(),
+            2 => !self.pop3_listen.is_empty() || !self.pop3s_listen.is_empty(),
+            3 => !self.imap_listen.is_empty() || !self.imaps_listen.is_empty(),
+            _ => false,
+        };
+        match listens {
+            true => self.reserved.get(class).map_or(0, |s| s.of(self.max_connections)),
+            false => 0,
+        }
     }
 
     /// The built-in defaults every key falls back to.
@@ -545,6 +556,16 @@ impl Config {
                 "no listener configured: set `smtp.listen` (e.g. `smtp.listen = 0.0.0.0:25`)".into(),
             ));
         }
+        let kept: usize = (0..4).map(|class| c.reserved(class)).sum();
+        if kept >= c.max_connections {
+            return Err(err(
+                0,
+                format!(
+                    "the services' *.reserved_connections ({kept}) leave nothing of max_connections ({}): lower them",
+                    c.max_connections
+                ),
+            ));
+        }
         Ok(c)
     }
 
@@ -701,11 +722,28 @@ mod tests {
             ("relay.smarthost = smtp.example.net:0", "HOST:PORT"),
             ("dns.servers = nameserver", "ADDR"),
             ("no equals sign", "key = value"),
+            ("workers = 0", "from 1 to 1024"),
+            ("imap.reserved_connections = 80%", "at most 50%"),
+            ("smtp.reserved_connections = lots", "percentage"),
+            ("pop3.timeout = 1m", "10 minutes"),
         ] {
             let e = parse(&format!("smtp.listen = 127.0.0.1:25\n{t}\n")).unwrap_err();
             assert_eq!(e.line, 2, "{t}");
             assert!(e.message.contains(want), "{t}: {e}");
         }
+    }
+
+    #[test]
+    fn reserved_shares_must_leave_room_and_count_only_for_listeners() {
+        let c = parse("smtp.listen = 127.0.0.1:25\nimap.reserved_connections = 40%\nmax_connections = 100\n")
+            .unwrap();
+        assert_eq!((c.reserved(0), c.reserved(3)), (10, 0), "IMAP does not listen: it keeps nothing");
+        let e = parse(
+            "smtp.listen = 127.0.0.1:25\nimap.listen = 127.0.0.1:143\nmax_connections = 100\n\
+             smtp.reserved_connections = 60\nimap.reserved_connections = 40\n",
+        )
+        .unwrap_err();
+        assert!(e.message.contains("leave nothing of max_connections"), "{e}");
     }
 
     #[test]

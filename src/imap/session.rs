@@ -23,7 +23,8 @@ use std::io::{self, Write};
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use crate::auth::sasl::{Credentials, Mechanism, TlsInfo};
+pub use crate::auth::sasl::Login;
+use crate::auth::sasl::{Mechanism, TlsInfo};
 use crate::imap::command::ParseError;
 use crate::imap::types::{Command, Flag, SeqNum, SeqSet};
 use crate::imap::{encode, fetch, mutf7};
@@ -57,17 +58,7 @@ pub struct Peer {
 }
 
 /// What the session asks of the server it runs in, so that it stays free of network I/O.
-pub trait Backend {
-    /// The user database for LOGIN and AUTHENTICATE.
-    fn credentials(&self) -> Option<&dyn Credentials>;
-    /// Fills `buf` with random bytes (SASL nonces).
-    fn random(&self, buf: &mut [u8]);
-    /// A login failed (`user` is empty when SASL did not tell); the caller counts it.
-    fn auth_failed(&self, user: &str);
-    /// A login succeeded.
-    fn auth_succeeded(&self, _user: &str, _mechanism: &str) {}
-    /// The client's address has failed too often lately: logins are refused for now.
-    fn auth_blocked(&self) -> bool;
+pub trait Backend: Login {
     /// Opens the logged-in user's folder tree (the caller takes the user's identity for the rest of
     /// the session), or hands the session to a process of the user's own. The error text is for
     /// the log.

@@ -11,7 +11,7 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use crate::auth::sasl::{self, ChannelBinding, Conversation, Credentials, Failure, Mechanism, TlsInfo, Turn};
+use crate::auth::sasl::{self, ChannelBinding, Conversation, Failure, Mechanism, TlsInfo, Turn};
 use crate::pop3::command::{self, Command, CommandError, Verb};
 
 /// Limits and names a session needs (built once from the configuration).
@@ -49,18 +49,8 @@ pub trait Maildrop {
 }
 
 /// What the session asks of the server it runs in, so that it stays free of I/O.
-pub trait Backend {
-    /// The user database for USER/PASS and AUTH.
-    fn credentials(&self) -> Option<&dyn Credentials>;
-    /// Fills `buf` with random bytes (SASL nonces).
-    fn random(&self, buf: &mut [u8]);
-    /// A login failed (`user` is empty when SASL did not tell); the caller counts it.
-    fn auth_failed(&self, user: &str);
-    /// A login succeeded.
-    fn auth_succeeded(&self, _user: &str, _mechanism: &str) {}
-    /// The client's address has failed too often lately: logins are refused for now.
-    fn auth_blocked(&self) -> bool;
-}
+/// What the session asks of the server: the login machinery every protocol shares.
+pub use crate::auth::sasl::Login as Backend;
 
 /// Why the maildrop could not be opened.
 #[derive(Clone, Debug, PartialEq, Eq)]

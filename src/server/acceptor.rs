@@ -234,14 +234,9 @@ fn until(t: Instant) -> Duration {
     t.saturating_duration_since(Instant::now())
 }
 
-/// The connection limits of `config`: a service that does not listen keeps no share.
+/// The connection limits of `config`.
 fn limits(config: &Config) -> Limits {
-    let mut reserved = [0; 4];
-    for (service, addrs) in super::listen_table(config) {
-        if !addrs.is_empty() {
-            reserved[service.class()] = config.reserved(service.class());
-        }
-    }
+    let reserved = [0, 1, 2, 3].map(|class| config.reserved(class));
     Limits { max: config.max_connections, per_ip: config.max_connections_per_ip, reserved }
 }
 

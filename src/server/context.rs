@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime};
 
 use crate::addr::Address;
 use crate::auth::limiter::{Limiter, Limits};
-use crate::auth::sasl::{Credentials, Mechanism, ScramHash, ScramKeys};
+use crate::auth::sasl::{Credentials, Login, Mechanism, ScramHash, ScramKeys};
 use crate::auth::{UserDb, scheme::Stored};
 use crate::config::{Config, UsersSpec};
 use crate::local::{Resolution, Resolver};
@@ -174,10 +174,6 @@ impl Backend for ConnBackend<'_> {
         }
     }
 
-    fn credentials(&self) -> Option<&dyn Credentials> {
-        Some(&self.ctx.users)
-    }
-
     fn spool_free(&self) -> Option<u64> {
         free_space(&self.ctx.config.data_dir)
     }
@@ -193,6 +189,13 @@ impl Backend for ConnBackend<'_> {
             Resolution::Deliver(dests) => dests.iter().any(|d| same_user(&d.account, user)),
             _ => false,
         }
+    }
+}
+
+/// The login machinery the three protocols share: the user database, the brute-force limiter.
+impl Login for ConnBackend<'_> {
+    fn credentials(&self) -> Option<&dyn Credentials> {
+        Some(&self.ctx.users)
     }
 
     fn random(&self, buf: &mut [u8]) {

@@ -12,7 +12,8 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use crate::addr::Address;
-use crate::auth::sasl::{Credentials, Mechanism};
+pub use crate::auth::sasl::Login;
+use crate::auth::sasl::Mechanism;
 use crate::smtp::command::{self, Body, Command, CommandError, RcptTo, Verb};
 use crate::smtp::reply::Reply;
 
@@ -66,12 +67,8 @@ pub enum RcptCheck {
 
 /// What the session asks of the server it runs in (recipient checks; later logins and sender
 /// ownership), supplied by the caller so the session itself stays free of I/O.
-pub trait Backend {
+pub trait Backend: Login {
     fn check_rcpt(&self, rcpt: &Address) -> RcptCheck;
-    /// The user database for AUTH.
-    fn credentials(&self) -> Option<&dyn Credentials> {
-        None
-    }
     /// Whether the authenticated `user` may use `sender` in MAIL FROM.
     fn sender_allowed(&self, _user: &str, _sender: Option<&Address>) -> bool {
         true
@@ -79,16 +76,6 @@ pub trait Backend {
     /// Free octets on the spool's file system, when known.
     fn spool_free(&self) -> Option<u64> {
         None
-    }
-    /// Fills `buf` with random bytes (SASL nonces).
-    fn random(&self, _buf: &mut [u8]) {}
-    /// A login failed; the caller counts it against the client's address.
-    fn auth_failed(&self, _user: &str) {}
-    /// A login succeeded.
-    fn auth_succeeded(&self, _user: &str, _mechanism: &str) {}
-    /// The client's address has failed too often lately: AUTH is refused for now.
-    fn auth_blocked(&self) -> bool {
-        false
     }
 }
 

@@ -8,6 +8,22 @@ use super::{
     AuthError, ChannelBinding, Credentials, Exchange, Mechanism, Step, decode_base64, encode_base64,
 };
 
+/// What every protocol's session asks of the server to log a client in: SMTP AUTH, POP3
+/// USER/PASS/APOP/AUTH, IMAP LOGIN/AUTHENTICATE. The server's connection context implements it
+/// once for the three.
+pub trait Login {
+    /// The user database; None: no login is possible now.
+    fn credentials(&self) -> Option<&dyn Credentials>;
+    /// Fills `buf` with random bytes (SASL nonces).
+    fn random(&self, buf: &mut [u8]);
+    /// A login failed (`user` is empty when SASL did not tell); the caller counts it.
+    fn auth_failed(&self, user: &str);
+    /// A login succeeded.
+    fn auth_succeeded(&self, _user: &str, _mechanism: &str) {}
+    /// The client's address has failed too often lately: logins are refused for now.
+    fn auth_blocked(&self) -> bool;
+}
+
 /// What a session knows of its TLS layer.
 #[derive(Clone, Debug)]
 pub struct TlsInfo {

@@ -16,7 +16,7 @@ mod scram;
 
 use std::fmt;
 
-pub use conversation::{Conversation, Failure, TlsInfo, Turn, initial_response, usable};
+pub use conversation::{Conversation, Failure, Login, TlsInfo, Turn, initial_response, usable};
 pub use scram::scram_keys;
 use subtle::ConstantTimeEq;
 

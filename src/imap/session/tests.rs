@@ -47,8 +47,8 @@ impl TestBackend {
     }
 }
 
-impl Backend for TestBackend {
-    fn credentials(&self) -> Option<&dyn Credentials> {
+impl Login for TestBackend {
+    fn credentials(&self) -> Option<&dyn crate::auth::sasl::Credentials> {
         Some(&self.creds)
     }
     fn random(&self, buf: &mut [u8]) {
@@ -60,6 +60,9 @@ impl Backend for TestBackend {
     fn auth_blocked(&self) -> bool {
         self.blocked
     }
+}
+
+impl Backend for TestBackend {
     fn open_store(&self, _user: &str) -> Result<Opened, String> {
         if self.store_down {
             Err("/var/mail/mrose: permission denied".into())

@@ -1,6 +1,7 @@
 //! Unit tests of the POP3 session state machine: transcripts in, responses and actions out.
 
 use super::*;
+use crate::auth::sasl::Credentials;
 use crate::auth::sasl::tests::TestCreds;
 use std::cell::RefCell;
 

@@ -21,8 +21,8 @@ use std::time::{Duration, Instant};
 
 use super::io::{Bytes, ClientWriter, Input, Io};
 use super::relay::Relay;
-use super::{Connection, Env, Handshake, Wait, Wake, Yield, handshake, yielded};
-use crate::auth::sasl::Credentials;
+use super::{Connection, Env, Handshake, NoLogin, Wait, Wake, Yield, handshake, yielded};
+use crate::auth::sasl::{Credentials, Login};
 use crate::config::{Config, MailboxKind, in_networks};
 use crate::imap::command::{self, Assembler, Step};
 use crate::imap::session::{self, AppendStart, Mode, Opened, Outcome, Peer, Session};
@@ -62,22 +62,25 @@ struct Backend<'a> {
     handoff: RefCell<Option<UnixStream>>,
 }
 
-impl session::Backend for Backend<'_> {
+impl Login for Backend<'_> {
     fn credentials(&self) -> Option<&dyn Credentials> {
-        crate::smtp::session::Backend::credentials(&self.conn)
+        self.conn.credentials()
     }
     fn random(&self, buf: &mut [u8]) {
-        crate::smtp::session::Backend::random(&self.conn, buf)
+        self.conn.random(buf)
     }
     fn auth_failed(&self, user: &str) {
-        crate::smtp::session::Backend::auth_failed(&self.conn, user)
+        self.conn.auth_failed(user)
     }
     fn auth_succeeded(&self, user: &str, mechanism: &str) {
-        crate::smtp::session::Backend::auth_succeeded(&self.conn, user, mechanism)
+        self.conn.auth_succeeded(user, mechanism)
     }
     fn auth_blocked(&self) -> bool {
-        crate::smtp::session::Backend::auth_blocked(&self.conn)
+        self.conn.auth_blocked()
     }
+}
+
+impl session::Backend for Backend<'_> {
     fn open_store(&self, user: &str) -> Result<Opened, String> {
         let ctx = self.conn.ctx;
         // A system user's mailbox that this process (no longer root) cannot open as its owner: the
@@ -106,20 +109,8 @@ impl session::Backend for Backend<'_> {
     }
 }
 
-/// A session in a mail process: logged in before it started, so nothing of the login machinery.
-struct MailBackend;
-
-impl session::Backend for MailBackend {
-    fn credentials(&self) -> Option<&dyn Credentials> {
-        None
-    }
-    fn random(&self, buf: &mut [u8]) {
-        crate::server::context::fill_random(buf)
-    }
-    fn auth_failed(&self, _user: &str) {}
-    fn auth_blocked(&self) -> bool {
-        true
-    }
+/// A session in a mail process was logged in before it started.
+impl session::Backend for NoLogin {
     fn open_store(&self, _user: &str) -> Result<Opened, String> {
         Err("already logged in".into())
     }
@@ -342,7 +333,7 @@ impl Imap {
     fn run_with(&mut self, wake: Wake, env: &Env, backend: Option<&Backend>) -> io::Result<Option<Wait>> {
         let b: &dyn session::Backend = match backend {
             Some(b) => b,
-            None => &MailBackend,
+            None => &NoLogin,
         };
         let mut wake = wake;
         loop {

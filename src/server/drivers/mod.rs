@@ -82,6 +82,23 @@ impl Env<'_> {
     }
 }
 
+/// The login machinery of a session in a mail process: it was logged in before it started, so
+/// there is nothing to check and every login is refused.
+pub struct NoLogin;
+
+impl crate::auth::sasl::Login for NoLogin {
+    fn credentials(&self) -> Option<&dyn crate::auth::sasl::Credentials> {
+        None
+    }
+    fn random(&self, buf: &mut [u8]) {
+        crate::server::context::fill_random(buf)
+    }
+    fn auth_failed(&self, _user: &str) {}
+    fn auth_blocked(&self) -> bool {
+        true
+    }
+}
+
 /// A connection a runner can resume.
 pub trait Connection: Send {
     fn resume(&mut self, wake: Wake, env: &Env) -> Yield;

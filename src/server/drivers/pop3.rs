@@ -16,8 +16,7 @@ use std::time::{Duration, Instant};
 
 use super::io::{Input, Io};
 use super::relay::Relay;
-use super::{Connection, Env, Handshake, Wait, Wake, Yield, handshake, yielded};
-use crate::auth::sasl::Credentials;
+use super::{Connection, Env, Handshake, NoLogin, Wait, Wake, Yield, handshake, yielded};
 use crate::config::{Config, MailboxKind, in_networks};
 use crate::local::Resolver;
 use crate::netio::Stream;
@@ -28,40 +27,6 @@ use crate::server::{Service, Slot};
 use crate::store::maildrop::{DropError, Maildrop};
 use crate::store::owner::{Owner, become_owner};
 use crate::transport::Transport;
-
-impl session::Backend for ConnBackend<'_> {
-    fn credentials(&self) -> Option<&dyn Credentials> {
-        crate::smtp::session::Backend::credentials(self)
-    }
-    fn random(&self, buf: &mut [u8]) {
-        crate::smtp::session::Backend::random(self, buf)
-    }
-    fn auth_failed(&self, user: &str) {
-        crate::smtp::session::Backend::auth_failed(self, user)
-    }
-    fn auth_succeeded(&self, user: &str, mechanism: &str) {
-        crate::smtp::session::Backend::auth_succeeded(self, user, mechanism)
-    }
-    fn auth_blocked(&self) -> bool {
-        crate::smtp::session::Backend::auth_blocked(self)
-    }
-}
-
-/// A session in a mail process: logged in before it started, so nothing of the login machinery.
-struct MailBackend;
-
-impl session::Backend for MailBackend {
-    fn credentials(&self) -> Option<&dyn Credentials> {
-        None
-    }
-    fn random(&self, buf: &mut [u8]) {
-        crate::server::context::fill_random(buf)
-    }
-    fn auth_failed(&self, _user: &str) {}
-    fn auth_blocked(&self) -> bool {
-        true
-    }
-}
 
 /// The session's view of an opened maildrop.
 struct View<'a>(&'a Maildrop);
@@ -398,7 +363,7 @@ impl Backend<'_> {
     fn get(&self) -> &dyn session::Backend {
         match self {
             Backend::Server(b) => b,
-            Backend::Mail => &MailBackend,
+            Backend::Mail => &NoLogin,
         }
     }
 

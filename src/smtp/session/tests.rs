@@ -9,6 +9,18 @@ struct Users {
     asked: RefCell<Vec<String>>,
 }
 
+/// No logins here.
+impl Login for Users {
+    fn credentials(&self) -> Option<&dyn crate::auth::sasl::Credentials> {
+        None
+    }
+    fn random(&self, _: &mut [u8]) {}
+    fn auth_failed(&self, _: &str) {}
+    fn auth_blocked(&self) -> bool {
+        false
+    }
+}
+
 impl Backend for Users {
     fn check_rcpt(&self, rcpt: &Address) -> RcptCheck {
         self.asked.borrow_mut().push(rcpt.to_string());
@@ -469,12 +481,16 @@ impl Backend for Accounts {
     fn check_rcpt(&self, _: &Address) -> RcptCheck {
         RcptCheck::Accept
     }
-    fn credentials(&self) -> Option<&dyn crate::auth::sasl::Credentials> {
-        Some(self)
-    }
     fn sender_allowed(&self, user: &str, sender: Option<&Address>) -> bool {
         sender.is_none_or(|a| a.to_string() == user)
     }
+}
+
+impl Login for Accounts {
+    fn credentials(&self) -> Option<&dyn crate::auth::sasl::Credentials> {
+        Some(self)
+    }
+    fn random(&self, _: &mut [u8]) {}
     fn auth_failed(&self, _: &str) {
         self.failures.set(self.failures.get() + 1);
     }
