@@ -753,6 +753,62 @@ class SlowClients(CrowdCase):
         got = recv_until(pop_sock, b"\r\n.\r\n", timeout=60)
         self.assertIn(b"%07d the quick" % 399_999, got, "the stalled POP3 reader got the whole message")
 
+    def test_mailbox_fetch_to_slow_readers_waits_in_the_loop(self):
+        """workers = 1: 20 clients each ask for a whole 4 MiB mailbox (`FETCH 1:* BODY[]` over 40
+        messages of 100 KiB) and then read nothing. Between two messages a FETCH whose client is
+        not reading waits in the event loop, so the server gains no thread for them (a thread per
+        stalled reader would be 20 more) and other clients are served at once; then the readers
+        read, and each gets all 40 messages and the tagged OK."""
+        s = self.start_server("workers = 1\nmax_connections_per_ip = 100\n", imap=True)
+        text = b"".join(b"%05d the quick brown fox jumps over the lazy dog\r\n" % i for i in range(2000))
+        with smtp_client(s.port) as c:
+            for i in range(40):
+                c.sendmail("x@remote.test", [ALICE[0]], b"Subject: part %d\r\n\r\n" % i + text)
+        before = threads(s.proc.pid)
+
+        readers = []
+        for i in range(20):
+            sock = socket.socket()
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            sock.bind((source(i), 0))
+            sock.connect((HOST, s.imap_port))
+            self.addCleanup(sock.close)
+            sock.settimeout(10)
+            self.assertTrue(sock.recv(4096).startswith(b"* OK"))
+            sock.sendall(b"a LOGIN alice@example.test secret-alice\r\nb SELECT INBOX\r\n"
+                         b"c FETCH 1:* BODY[]\r\n")
+            readers.append(sock)
+        time.sleep(1.5)  # every FETCH now waits on a full socket
+        during = threads(s.proc.pid)
+        self.assertLessEqual(during, before + 2,
+                             f"server threads {before} before, {during} with 20 stalled mailbox "
+                             f"FETCHes and workers = 1: a FETCH waiting for its reader must hold no thread")
+
+        t0 = time.monotonic()
+        c = IMAP(s.imap_port, NORMAL)
+        self.addCleanup(quietly, c.shutdown)
+        c.login(*BOB)
+        self.assertEqual(c.select("INBOX")[0], "OK")
+        took = time.monotonic() - t0
+        self.assertLess(took, 5, f"with 20 stalled FETCHes and workers = 1, a login took {took:.1f} s")
+
+        def drain(sock):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 * MIB)
+            sock.settimeout(60)
+            data = bytearray()
+            while not data.endswith(b"\r\n") or b"\r\nc " not in data[-200:]:
+                chunk = sock.recv(1 << 20)
+                if not chunk:
+                    break
+                data += chunk
+            return bytes(data)
+
+        with ThreadPoolExecutor(20) as ex:
+            got = list(ex.map(drain, readers))
+        for i, data in enumerate(got):
+            self.assertEqual(data.count(b"%05d the quick" % 1999), 40, f"reader {i} got every message")
+            self.assertIn(b"\r\nc OK", data[-200:], f"reader {i} got the tagged OK")
+
     def test_login_timeout(self):
         """login_timeout = 2s: an IMAP session that has not logged in within it gets `* BYE` and
         is closed within 2-5 s of connecting, even when it keeps sending NOOPs (it is a limit on

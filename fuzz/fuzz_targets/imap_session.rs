@@ -78,7 +78,8 @@ fuzz_target!(|data: &[u8]| {
     let mut s = Session::new(params, peer);
     let mut out = Vec::new();
     if let Ok((tag, cmd)) = command::parse(b"a LOGIN u p") {
-        let _ = s.on_command(tag, cmd, &backend, &mut out);
+        let actions = s.on_command(tag, cmd, &backend);
+        let _ = s.perform_into(actions, &mut out);
     }
     let mut asm = Assembler::new(4096, 1 << 16, 1 << 17);
     let mut rest = data;
@@ -91,14 +92,14 @@ fuzz_target!(|data: &[u8]| {
         };
         rest = tail;
         let line = line.strip_suffix(b"\r").unwrap_or(line);
-        let outcome = match s.mode() {
+        let actions = match s.mode() {
             Mode::Closed | Mode::HandedOff => break,
-            Mode::Idle => s.idle_done(line, &mut out),
-            Mode::SaslResponse => s.on_sasl_line(line, &backend, &mut out),
+            Mode::Idle => s.idle_done(line),
+            Mode::SaslResponse => s.on_sasl_line(line, &backend),
             Mode::Command => match asm.line(line) {
                 Step::Complete(buf) => match command::parse_owned(buf) {
-                    Ok((tag, cmd)) => s.on_command(tag, cmd, &backend, &mut out),
-                    Err(e) => s.on_parse_error(e, &mut out),
+                    Ok((tag, cmd)) => s.on_command(tag, cmd, &backend),
+                    Err(e) => s.on_parse_error(e),
                 },
                 Step::NeedLiteral { len, .. } => {
                     let n = (len as usize).min(rest.len());
@@ -109,11 +110,12 @@ fuzz_target!(|data: &[u8]| {
                 Step::TooBig { .. } => continue,
             },
         };
-        match outcome {
+        match s.perform_into(actions, &mut out) {
             Ok(Outcome::Close) | Err(_) => break,
             _ => {}
         }
-        let _ = s.idle_poll(&mut out);
+        let actions = s.idle_poll();
+        let _ = s.perform_into(actions, &mut out);
     }
     drop(s);
     assert!(out.is_empty() || out.ends_with(b"\r\n"), "a response did not end in CRLF");

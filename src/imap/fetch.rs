@@ -4,6 +4,7 @@
 //! side effect of a non-peek body fetch.
 
 use std::io::{self, Write};
+use std::ops::Range;
 
 use crate::imap::encode;
 use crate::imap::message::{self, BinaryError, Parsed, Piece};
@@ -51,6 +52,82 @@ fn unknown_cte(_: BinaryError) -> FetchError {
 impl From<FolderError> for FetchError {
     fn from(e: FolderError) -> Self {
         FetchError::Folder(e)
+    }
+}
+
+/// A FETCH being answered, one message at a time: the caller (the connection's driver) calls
+/// [`FetchJob::step`] until it returns false, writing each message's response to the client as
+/// fast as the client reads, and may wait between two messages; the session then completes the
+/// command with [`FetchJob::end`]. Holds the resolved message ranges, not the responses.
+#[derive(Debug)]
+pub struct FetchJob {
+    tag: String,
+    uid: bool,
+    items: Vec<FetchAtt>,
+    opts: FetchOpts,
+    ranges: std::vec::IntoIter<Range<usize>>,
+    current: Range<usize>,
+    expunged: bool,
+    stopped: Option<FolderError>,
+}
+
+/// How a [`FetchJob`] ended, for the session's tagged completion.
+#[derive(Debug)]
+pub struct FetchEnd {
+    pub tag: String,
+    pub uid: bool,
+    /// Some messages were expunged by another session before they could be sent (skipped).
+    pub expunged: bool,
+    /// The error that stopped the FETCH before its last message (nothing of that message was sent).
+    pub stopped: Option<FolderError>,
+}
+
+impl FetchJob {
+    /// `ranges` are message indexes (as [`crate::imap::search::resolve_ranges`] gives them);
+    /// `items` without repeats ([`dedup`]).
+    pub fn new(tag: String, items: Vec<FetchAtt>, opts: FetchOpts, ranges: Vec<Range<usize>>) -> FetchJob {
+        FetchJob {
+            tag,
+            uid: opts.uid,
+            items,
+            opts,
+            ranges: ranges.into_iter(),
+            current: 0..0,
+            expunged: false,
+            stopped: None,
+        }
+    }
+
+    /// Writes the next message's `* n FETCH (...)`; false once there is none left (or an error
+    /// stopped the command: [`FetchJob::end`] tells). An `Err` (reading the message or writing to
+    /// the client failed in the middle of a response) leaves the connection unusable.
+    pub fn step(&mut self, folder: &mut dyn Folder, out: &mut dyn Write) -> io::Result<bool> {
+        if self.stopped.is_some() {
+            return Ok(false);
+        }
+        let index = loop {
+            if let Some(i) = self.current.next() {
+                break i;
+            }
+            match self.ranges.next() {
+                Some(r) => self.current = r,
+                None => return Ok(false),
+            }
+        };
+        match fetch(out, folder, index, &self.items, self.opts) {
+            Ok(()) => {}
+            Err(FetchError::Folder(FolderError::Expunged)) => self.expunged = true,
+            Err(FetchError::Folder(e)) => {
+                self.stopped = Some(e);
+                return Ok(false);
+            }
+            Err(FetchError::Io(e)) => return Err(e),
+        }
+        Ok(true)
+    }
+
+    pub fn end(self) -> FetchEnd {
+        FetchEnd { tag: self.tag, uid: self.uid, expunged: self.expunged, stopped: self.stopped }
     }
 }
 

@@ -4,11 +4,13 @@
 //! RFC 5258 LIST-EXTENDED, RFC 3348 CHILDREN, RFC 5819 LIST-STATUS, RFC 6154 SPECIAL-USE; RFC 4731
 //! ESEARCH, RFC 5182 SEARCHRES; RFC 8438 STATUS=SIZE; RFC 6855 UTF8=ACCEPT; RFC 5530 response codes).
 //!
-//! The caller (imap/conn.rs) reads a command, parses it and calls [`Session::on_command`], which writes
-//! every response line of that command to the given writer and says what to do next ([`Outcome`]).
+//! The caller (the connection's driver, server/drivers/imap.rs) reads a command, parses it and calls
+//! [`Session::on_command`], which answers with [`Action`]s, as the SMTP and POP3 sessions do: bytes
+//! to send, a FETCH to stream ([`FetchJob`], one message at a time, so the driver may wait for a
+//! slow reader between messages and then calls [`Session::fetch_done`]), STARTTLS, or the end.
 //! [`Session::mode`] tells how to read the next line: a command, a SASL response
 //! ([`Session::on_sasl_line`]) or the `DONE` that ends IDLE ([`Session::idle_done`], with
-//! [`Session::idle_poll`] about once a second meanwhile). Every command is checked against one
+//! [`Session::idle_poll`] whenever the mailbox may have changed). Every command is checked against one
 //! dispatch table ([`TABLE`]) listing its handler and the states where it is allowed.
 
 mod anystate;
@@ -17,17 +19,20 @@ mod list;
 mod mailbox;
 pub use mailbox::AppendStart;
 mod selected;
+mod table;
+pub use table::{Entry, TABLE, Verb};
+use table::{Reply, SEL};
 
 use std::borrow::Cow;
-use std::io::{self, Write};
 use std::net::IpAddr;
 use std::sync::Arc;
 
 pub use crate::auth::sasl::Login;
 use crate::auth::sasl::{Mechanism, TlsInfo};
 use crate::imap::command::ParseError;
+use crate::imap::fetch::{self, FetchJob};
 use crate::imap::types::{Command, Flag, SeqNum, SeqSet};
-use crate::imap::{encode, fetch, mutf7};
+use crate::imap::{encode, mutf7};
 use crate::store::folder::{self, Changes, Flags, Folder, FolderError, Store, Uid};
 
 /// Limits and names a session needs (built once from the configuration).
@@ -90,7 +95,23 @@ pub enum Mode {
     HandedOff,
 }
 
-/// What the caller does after writing the responses.
+/// What the caller does, in order (the session writes nothing itself).
+#[derive(Debug)]
+pub enum Action {
+    /// Write these bytes (complete response lines, CRLF included).
+    Reply(Vec<u8>),
+    /// Send a FETCH's responses: call [`FetchJob::step`] with [`Session::fetch_folder`] until it
+    /// returns false (the client may be waited for between two messages), then carry out what
+    /// [`Session::fetch_done`] gives. Always the last action of its list.
+    Fetch(FetchJob),
+    /// Start TLS now (the `OK` is in the replies before), then call [`Session::on_tls`]; input
+    /// already buffered must be thrown away (RFC 3501 6.2.1, as RFC 3207 4.2 / CVE-2011-0411).
+    StartTls,
+    /// Close the connection (after writing everything before it).
+    Close,
+}
+
+/// How a command ends: the session turns it into the last [`Action`]; the drivers keep it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Outcome {
     Continue,
@@ -111,132 +132,6 @@ pub enum State {
 }
 
 use State::{Authenticated, NotAuthenticated, Selected};
-
-/// The command families of the dispatch table (UID variants share a row).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Verb {
-    Capability,
-    Noop,
-    Logout,
-    StartTls,
-    Authenticate,
-    Login,
-    Enable,
-    Select,
-    Create,
-    Delete,
-    Rename,
-    Subscribe,
-    Unsubscribe,
-    List,
-    Lsub,
-    Namespace,
-    Status,
-    Append,
-    Check,
-    Close,
-    Unselect,
-    Expunge,
-    UidExpunge,
-    Search,
-    Fetch,
-    Store,
-    Copy,
-    Move,
-    Idle,
-    Id,
-}
-
-impl Verb {
-    pub fn of(cmd: &Command) -> Verb {
-        match cmd {
-            Command::Capability => Verb::Capability,
-            Command::Noop => Verb::Noop,
-            Command::Logout => Verb::Logout,
-            Command::StartTls => Verb::StartTls,
-            Command::Authenticate { .. } => Verb::Authenticate,
-            Command::Login { .. } => Verb::Login,
-            Command::Enable(_) => Verb::Enable,
-            Command::Select { .. } => Verb::Select,
-            Command::Create(_) => Verb::Create,
-            Command::Delete(_) => Verb::Delete,
-            Command::Rename { .. } => Verb::Rename,
-            Command::Subscribe(_) => Verb::Subscribe,
-            Command::Unsubscribe(_) => Verb::Unsubscribe,
-            Command::List(_) => Verb::List,
-            Command::Lsub { .. } => Verb::Lsub,
-            Command::Namespace => Verb::Namespace,
-            Command::Status { .. } => Verb::Status,
-            Command::Append { .. } => Verb::Append,
-            Command::Check => Verb::Check,
-            Command::Close => Verb::Close,
-            Command::Unselect => Verb::Unselect,
-            Command::Expunge => Verb::Expunge,
-            Command::UidExpunge(_) => Verb::UidExpunge,
-            Command::Search { .. } => Verb::Search,
-            Command::Fetch { .. } => Verb::Fetch,
-            Command::Store { .. } => Verb::Store,
-            Command::Copy { .. } => Verb::Copy,
-            Command::Move { .. } => Verb::Move,
-            Command::Idle => Verb::Idle,
-            Command::Id(_) => Verb::Id,
-        }
-    }
-}
-
-/// What a handler answers: the tagged completion, or `None` when a continuation was written and the
-/// completion comes later (SASL, IDLE).
-type Reply = io::Result<Option<Tagged>>;
-
-type Handler = fn(&mut Session, &str, Command, &dyn Backend, &mut dyn Write) -> Reply;
-
-/// One row of the dispatch table.
-pub struct Entry {
-    pub verb: Verb,
-    /// States in which the command is accepted; elsewhere a tagged BAD answers.
-    pub allowed: &'static [State],
-    handler: Handler,
-}
-
-const ANY: &[State] = &[NotAuthenticated, Authenticated, Selected];
-const AUTH: &[State] = &[Authenticated, Selected];
-const SEL: &[State] = &[Selected];
-
-/// RFC 3501 6.1-6.4 and the extensions: which command in which state, in one place.
-pub const TABLE: &[Entry] = &[
-    Entry { verb: Verb::Capability, allowed: ANY, handler: Session::capability },
-    Entry { verb: Verb::Noop, allowed: ANY, handler: Session::noop },
-    Entry { verb: Verb::Logout, allowed: ANY, handler: Session::logout },
-    Entry { verb: Verb::Id, allowed: ANY, handler: Session::id },
-    Entry { verb: Verb::StartTls, allowed: &[NotAuthenticated], handler: Session::starttls },
-    Entry { verb: Verb::Authenticate, allowed: &[NotAuthenticated], handler: Session::authenticate },
-    Entry { verb: Verb::Login, allowed: &[NotAuthenticated], handler: Session::login },
-    // RFC 5161 3.1: ENABLE only in the authenticated state (RFC 6855 3: before any SELECT).
-    Entry { verb: Verb::Enable, allowed: &[Authenticated], handler: Session::enable },
-    Entry { verb: Verb::Select, allowed: AUTH, handler: Session::select },
-    Entry { verb: Verb::Create, allowed: AUTH, handler: Session::create },
-    Entry { verb: Verb::Delete, allowed: AUTH, handler: Session::delete },
-    Entry { verb: Verb::Rename, allowed: AUTH, handler: Session::rename },
-    Entry { verb: Verb::Subscribe, allowed: AUTH, handler: Session::subscribe },
-    Entry { verb: Verb::Unsubscribe, allowed: AUTH, handler: Session::subscribe },
-    Entry { verb: Verb::List, allowed: AUTH, handler: Session::list },
-    Entry { verb: Verb::Lsub, allowed: AUTH, handler: Session::lsub },
-    Entry { verb: Verb::Namespace, allowed: AUTH, handler: Session::namespace },
-    Entry { verb: Verb::Status, allowed: AUTH, handler: Session::status },
-    Entry { verb: Verb::Append, allowed: AUTH, handler: Session::append },
-    // RFC 2177 3: IDLE in the authenticated state too.
-    Entry { verb: Verb::Idle, allowed: AUTH, handler: Session::idle },
-    Entry { verb: Verb::Check, allowed: SEL, handler: Session::check },
-    Entry { verb: Verb::Close, allowed: SEL, handler: Session::close },
-    Entry { verb: Verb::Unselect, allowed: SEL, handler: Session::unselect },
-    Entry { verb: Verb::Expunge, allowed: SEL, handler: Session::expunge },
-    Entry { verb: Verb::UidExpunge, allowed: SEL, handler: Session::expunge },
-    Entry { verb: Verb::Search, allowed: SEL, handler: Session::search },
-    Entry { verb: Verb::Fetch, allowed: SEL, handler: Session::fetch },
-    Entry { verb: Verb::Store, allowed: SEL, handler: Session::store },
-    Entry { verb: Verb::Copy, allowed: SEL, handler: Session::copy },
-    Entry { verb: Verb::Move, allowed: SEL, handler: Session::copy },
-];
 
 /// The capabilities offered in every state (RFC 3501 7.2.1; RFC 9051 7.2.2).
 const BASE_CAPABILITIES: &str = "IMAP4rev1 IMAP4rev2 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UNSELECT \
@@ -337,6 +232,8 @@ pub struct Session {
     handed_off: bool,
     /// The message of the APPEND being received, streamed to the store (see [`Session::append_begin`]).
     staging: Option<mailbox::Pending>,
+    /// The FETCH a handler set up, for [`Session::on_command`] to hand to the caller.
+    fetching: Option<FetchJob>,
 }
 
 impl Session {
@@ -356,6 +253,7 @@ impl Session {
             idle_tag: None,
             handed_off: false,
             staging: None,
+            fetching: None,
         }
     }
 
@@ -421,24 +319,20 @@ impl Session {
         self.tls.as_ref().map(|t| t.description.as_str())
     }
 
-    /// One parsed command: writes all its responses, the tagged one last.
-    pub fn on_command(
-        &mut self,
-        tag: String,
-        cmd: Command,
-        b: &dyn Backend,
-        out: &mut dyn Write,
-    ) -> io::Result<Outcome> {
+    /// One parsed command: its responses, the tagged one last (or an [`Action::Fetch`] whose
+    /// completion [`Session::fetch_done`] gives).
+    pub fn on_command(&mut self, tag: String, cmd: Command, b: &dyn Backend) -> Vec<Action> {
+        let mut out = Vec::new();
         if self.state == State::Logout {
-            return Ok(Outcome::Close);
+            return vec![Action::Close];
         }
         if self.mode() != Mode::Command {
             // The caller should have fed this line elsewhere; answer without disturbing the exchange.
-            return self.finish(&tag, bad("Command not expected now"), out);
+            return self.answer(&tag, bad("Command not expected now"), out);
         }
         let verb = Verb::of(&cmd);
         let Some(entry) = TABLE.iter().find(|e| e.verb == verb) else {
-            return self.finish(&tag, bad("Unknown command"), out);
+            return self.answer(&tag, bad("Unknown command"), out);
         };
         if !entry.allowed.contains(&self.state) {
             let text = match self.state {
@@ -447,7 +341,7 @@ impl Session {
                 Authenticated | Selected if entry.allowed.contains(&NotAuthenticated) => "Already logged in",
                 _ => "Command not valid in this state",
             };
-            return self.finish(&tag, bad(text), out);
+            return self.answer(&tag, bad(text), out);
         }
         // RFC 3501 7.4.1: no EXPUNGE responses while answering FETCH, STORE or SEARCH (the UID forms
         // may have them).
@@ -457,26 +351,29 @@ impl Session {
                 | Command::Store { uid: false, .. }
                 | Command::Search { uid: false, .. }
         );
-        let reply = (entry.handler)(self, &tag, cmd, b, out)?;
-        let Some(reply) = reply else { return Ok(Outcome::Continue) };
-        if self.state == Selected && reply.then == Outcome::Continue {
-            self.report_changes(expunges, out)?;
-            if self.state == State::Logout {
-                return Ok(Outcome::Close);
+        let reply = (entry.handler)(self, &tag, cmd, b, &mut out);
+        let Some(reply) = reply else {
+            let mut actions = actions(out, Outcome::Continue);
+            if let Some(job) = self.fetching.take() {
+                actions.push(Action::Fetch(job));
             }
-        }
-        self.finish(&tag, reply, out)
+            return actions;
+        };
+        let outcome = self.complete(&tag, reply, expunges, &mut out);
+        actions(out, outcome)
     }
 
     /// A command that did not parse: a tagged BAD when its tag was read, else an untagged one.
-    pub fn on_parse_error(&mut self, err: ParseError, out: &mut dyn Write) -> io::Result<Outcome> {
+    pub fn on_parse_error(&mut self, err: ParseError) -> Vec<Action> {
         if self.state == State::Logout {
-            return Ok(Outcome::Close);
+            return vec![Action::Close];
         }
         let text = clean_text(&err.message);
         match err.tag {
-            Some(tag) if !tag.is_empty() && tag.bytes().all(is_tag_char) => self.finish(&tag, bad(text), out),
-            _ => self.finish("*", bad(text), out),
+            Some(tag) if !tag.is_empty() && tag.bytes().all(is_tag_char) => {
+                self.answer(&tag, bad(text), Vec::new())
+            }
+            _ => self.answer("*", bad(text), Vec::new()),
         }
     }
 
@@ -486,73 +383,119 @@ impl Session {
         self.open.as_ref().map(|o| o.folder.watch_paths()).unwrap_or_default()
     }
 
-    pub fn idle_poll(&mut self, out: &mut dyn Write) -> io::Result<()> {
-        if self.idle_tag.is_none() {
-            return Ok(());
+    /// In IDLE: the changes of the selected mailbox since the last look, if any (RFC 2177 3).
+    pub fn idle_poll(&mut self) -> Vec<Action> {
+        let mut out = Vec::new();
+        if self.idle_tag.is_some() && self.open.as_mut().is_some_and(|o| o.folder.changed()) {
+            self.report_changes(true, &mut out);
         }
-        let changed = self.open.as_mut().is_some_and(|o| o.folder.changed());
-        if changed {
-            self.report_changes(true, out)?;
-        }
-        Ok(())
+        let outcome = if self.state == State::Logout { Outcome::Close } else { Outcome::Continue };
+        actions(out, outcome)
     }
 
     /// The line after IDLE's continuation: `DONE` ends it (RFC 2177 3).
-    pub fn idle_done(&mut self, line: &[u8], out: &mut dyn Write) -> io::Result<Outcome> {
+    pub fn idle_done(&mut self, line: &[u8]) -> Vec<Action> {
+        let mut out = Vec::new();
         let Some(tag) = self.idle_tag.take() else {
-            return self.finish("*", bad("No IDLE in progress"), out);
+            return self.answer("*", bad("No IDLE in progress"), out);
         };
         if !line.eq_ignore_ascii_case(b"DONE") {
-            return self.finish(&tag, bad("Expected DONE"), out);
+            return self.answer(&tag, bad("Expected DONE"), out);
         }
         if self.state == Selected {
-            self.report_changes(true, out)?;
+            self.report_changes(true, &mut out);
+            if self.state == State::Logout {
+                return actions(out, Outcome::Close);
+            }
         }
-        self.finish(&tag, ok("IDLE terminated"), out)
+        self.answer(&tag, ok("IDLE terminated"), out)
     }
 
     /// RFC 3501 5.4: the client was idle for too long.
-    pub fn autologout(&mut self, out: &mut dyn Write) -> io::Result<()> {
+    pub fn autologout(&mut self) -> Vec<Action> {
         self.end("autologout");
-        out.write_all(b"* BYE Autologout; idle for too long\r\n")
+        actions(b"* BYE Autologout; idle for too long\r\n".to_vec(), Outcome::Close)
     }
 
     /// The server is stopping (RFC 3501 7.1.5).
-    pub fn shutdown(&mut self, out: &mut dyn Write) -> io::Result<()> {
+    pub fn shutdown(&mut self) -> Vec<Action> {
         self.end("shutdown");
-        out.write_all(b"* BYE Server shutting down\r\n")
+        actions(b"* BYE Server shutting down\r\n".to_vec(), Outcome::Close)
+    }
+
+    /// Carries out `actions` into `out` whole, FETCH responses included, and says how they end:
+    /// for callers that keep the answer in memory (tests, fuzzing). The drivers stream instead.
+    pub fn perform_into(&mut self, actions: Vec<Action>, out: &mut Vec<u8>) -> std::io::Result<Outcome> {
+        let mut next = Outcome::Continue;
+        let mut todo = actions;
+        while !todo.is_empty() {
+            let mut more = Vec::new();
+            for action in todo {
+                match action {
+                    Action::Reply(bytes) => out.extend_from_slice(&bytes),
+                    Action::Fetch(mut job) => {
+                        while let Some(folder) = self.fetch_folder() {
+                            if !job.step(folder, out)? {
+                                break;
+                            }
+                        }
+                        more = self.fetch_done(job);
+                    }
+                    Action::StartTls => next = Outcome::StartTls,
+                    Action::Close => next = Outcome::Close,
+                }
+            }
+            todo = more;
+        }
+        Ok(next)
     }
 
     // --- internals ---
 
-    /// Writes the tagged completion, counts errors and applies the error limit.
-    fn finish(&mut self, tag: &str, reply: Tagged, out: &mut dyn Write) -> io::Result<Outcome> {
-        let mut line = Vec::with_capacity(64);
-        line.extend_from_slice(tag.as_bytes());
-        line.push(b' ');
-        line.extend_from_slice(reply.status.as_bytes());
-        if let Some(code) = &reply.code {
-            line.extend_from_slice(b" [");
-            line.extend_from_slice(code.as_bytes());
-            line.push(b']');
+    /// A command's end after its handler: the updates of the selected mailbox (RFC 3501 7.3-7.4,
+    /// EXPUNGEs only when `expunges`), then the tagged completion.
+    fn complete(&mut self, tag: &str, reply: Tagged, expunges: bool, out: &mut Vec<u8>) -> Outcome {
+        if self.state == Selected && reply.then == Outcome::Continue {
+            self.report_changes(expunges, out);
+            if self.state == State::Logout {
+                return Outcome::Close;
+            }
         }
-        line.push(b' ');
-        line.extend_from_slice(reply.text.as_bytes());
-        line.extend_from_slice(b"\r\n");
-        out.write_all(&line)?;
+        self.finish(tag, reply, out)
+    }
+
+    /// The tagged completion after the untagged responses in `out`, as actions.
+    fn answer(&mut self, tag: &str, reply: Tagged, mut out: Vec<u8>) -> Vec<Action> {
+        let outcome = self.finish(tag, reply, &mut out);
+        actions(out, outcome)
+    }
+
+    /// Writes the tagged completion, counts errors and applies the error limit.
+    fn finish(&mut self, tag: &str, reply: Tagged, out: &mut Vec<u8>) -> Outcome {
+        out.extend_from_slice(tag.as_bytes());
+        out.push(b' ');
+        out.extend_from_slice(reply.status.as_bytes());
+        if let Some(code) = &reply.code {
+            out.extend_from_slice(b" [");
+            out.extend_from_slice(code.as_bytes());
+            out.push(b']');
+        }
+        out.push(b' ');
+        out.extend_from_slice(reply.text.as_bytes());
+        out.extend_from_slice(b"\r\n");
         if reply.counts {
             self.errors += 1;
             if self.errors >= self.params.max_errors {
                 log::info!("session={} event=imap_too_many_errors errors={}", self.peer.sid, self.errors);
                 self.end("errors");
-                out.write_all(b"* BYE Too many errors\r\n")?;
-                return Ok(Outcome::Close);
+                out.extend_from_slice(b"* BYE Too many errors\r\n");
+                return Outcome::Close;
             }
         }
         if reply.then == Outcome::Close {
             self.end("logout");
         }
-        Ok(reply.then)
+        reply.then
     }
 
     /// Enters the Logout state: releases the folder and logs the end of a login.
@@ -588,9 +531,9 @@ impl Session {
 
     /// RFC 3501 7.3-7.4: syncs the selected folder and writes the untagged updates (EXPUNGE, EXISTS,
     /// RECENT, FETCH FLAGS) for changes made by others.
-    fn report_changes(&mut self, expunges: bool, out: &mut dyn Write) -> io::Result<()> {
+    fn report_changes(&mut self, expunges: bool, out: &mut Vec<u8>) {
         let rev2 = self.rev2;
-        let Some(open) = self.open.as_mut() else { return Ok(()) };
+        let Some(open) = self.open.as_mut() else { return };
         let changes = match open.folder.sync(expunges) {
             Ok(c) => c,
             // The selected mailbox was deleted, or its UIDs were renumbered (a new UIDVALIDITY),
@@ -605,20 +548,19 @@ impl Session {
                     self.peer.sid,
                     clean_text(&e.to_string())
                 );
-                return Ok(());
+                return;
             }
         };
-        let buf = changes_text(&changes, open.folder.messages(), rev2);
-        if buf.is_empty() { Ok(()) } else { out.write_all(&buf) }
+        out.extend_from_slice(&changes_text(&changes, open.folder.messages(), rev2));
     }
 
     /// Ends the session with `* BYE` (RFC 3501 7.1.5) when its selected mailbox is gone.
-    fn lost_mailbox(&mut self, why: &str, out: &mut dyn Write) -> io::Result<()> {
+    fn lost_mailbox(&mut self, why: &str, out: &mut Vec<u8>) {
         log::info!("session={} event=logout reason=mailbox_lost detail=\"{why}\"", self.peer.sid);
         self.open = None;
         self.idle_tag = None;
         self.state = State::Logout;
-        out.write_all(format!("* BYE {why}\r\n").as_bytes())
+        out.extend_from_slice(format!("* BYE {why}\r\n").as_bytes());
     }
 
     /// Whether `$`-free message-number sets stay within the view (RFC 3501 9: a message number above
@@ -701,6 +643,20 @@ fn normalize_inbox(name: String) -> String {
     } else {
         name
     }
+}
+
+/// Responses, then what the outcome asks of the caller.
+fn actions(out: Vec<u8>, outcome: Outcome) -> Vec<Action> {
+    let mut actions = Vec::with_capacity(2);
+    if !out.is_empty() {
+        actions.push(Action::Reply(out));
+    }
+    match outcome {
+        Outcome::Continue => {}
+        Outcome::StartTls => actions.push(Action::StartTls),
+        Outcome::Close => actions.push(Action::Close),
+    }
+    actions
 }
 
 /// The untagged lines for a sync's changes.

@@ -238,10 +238,16 @@ impl EventLoop {
         let token = Token(CONN_BASE + key);
         let mut fds = [None; 2];
         let mut failed = None;
-        if wait.read
+        let interest = match (wait.read, wait.write) {
+            (true, true) => Some(Interest::READABLE | Interest::WRITABLE),
+            (true, false) => Some(Interest::READABLE),
+            (false, true) => Some(Interest::WRITABLE),
+            (false, false) => None,
+        };
+        if let Some(interest) = interest
             && let Some(fd) = conn.fd()
         {
-            match self.poll.registry().register(&mut SourceFd(&fd), token, Interest::READABLE) {
+            match self.poll.registry().register(&mut SourceFd(&fd), token, interest) {
                 Ok(()) => fds[0] = Some(fd),
                 Err(e) => failed = Some(e),
             }

@@ -293,6 +293,38 @@ fn expunged_message_fails() {
 }
 
 #[test]
+fn job_sends_one_message_per_step() {
+    let mut f = folder();
+    let mut job = FetchJob::new("a".into(), vec![FetchAtt::Uid], FetchOpts::default(), vec![1..2, 0..1]);
+    let mut out = Vec::new();
+    assert!(job.step(&mut f, &mut out).unwrap());
+    assert_eq!(out, b"* 2 FETCH (UID 12)\r\n");
+    out.clear();
+    assert!(job.step(&mut f, &mut out).unwrap());
+    assert_eq!(out, b"* 1 FETCH (UID 10)\r\n");
+    out.clear();
+    assert!(!job.step(&mut f, &mut out).unwrap());
+    assert!(out.is_empty());
+    let end = job.end();
+    assert_eq!((end.tag.as_str(), end.uid, end.expunged, end.stopped.is_none()), ("a", false, false, true));
+}
+
+#[test]
+fn job_skips_expunged_messages_and_says_so() {
+    let mut f = folder();
+    f.expunged.push(0);
+    let opts = FetchOpts { uid: true, ..Default::default() };
+    let mut job = FetchJob::new("b".into(), vec![FetchAtt::Envelope], opts, vec![0..2]);
+    let mut out = Vec::new();
+    while job.step(&mut f, &mut out).unwrap() {}
+    let text = String::from_utf8(out).unwrap();
+    assert!(text.starts_with("* 2 FETCH (UID 12 ENVELOPE ("), "{text}");
+    assert_eq!(text.matches("FETCH").count(), 1, "{text}");
+    let end = job.end();
+    assert!(end.uid && end.expunged && end.stopped.is_none());
+}
+
+#[test]
 fn flags_and_dates() {
     let mut v = Vec::new();
     write_flags(

@@ -1,30 +1,28 @@
 //! IMAP session: the commands valid in every state (RFC 3501 6.1, RFC 9051 6.1): CAPABILITY, NOOP,
 //! LOGOUT, ID (RFC 2971); and ENABLE (RFC 5161, RFC 6855 UTF8=ACCEPT, RFC 9051 IMAP4rev2).
 
-use std::io::Write;
-
 use super::{Backend, Outcome, Reply, Session, bad, clean_text, ok};
 use crate::imap::types::Command;
 
 impl Session {
-    pub(super) fn capability(&mut self, _: &str, _: Command, _: &dyn Backend, out: &mut dyn Write) -> Reply {
-        out.write_all(format!("* CAPABILITY {}\r\n", self.capabilities()).as_bytes())?;
-        Ok(Some(ok("CAPABILITY completed")))
+    pub(super) fn capability(&mut self, _: &str, _: Command, _: &dyn Backend, out: &mut Vec<u8>) -> Reply {
+        out.extend_from_slice(format!("* CAPABILITY {}\r\n", self.capabilities()).as_bytes());
+        Some(ok("CAPABILITY completed"))
     }
 
-    pub(super) fn noop(&mut self, _: &str, _: Command, _: &dyn Backend, _: &mut dyn Write) -> Reply {
+    pub(super) fn noop(&mut self, _: &str, _: Command, _: &dyn Backend, _: &mut Vec<u8>) -> Reply {
         // RFC 3501 6.1.2: the untagged updates follow from on_command's sync.
-        Ok(Some(ok("NOOP completed")))
+        Some(ok("NOOP completed"))
     }
 
-    pub(super) fn logout(&mut self, _: &str, _: Command, _: &dyn Backend, out: &mut dyn Write) -> Reply {
+    pub(super) fn logout(&mut self, _: &str, _: Command, _: &dyn Backend, out: &mut Vec<u8>) -> Reply {
         // RFC 3501 6.1.3: BYE, then the tagged OK, then close.
-        out.write_all(b"* BYE buzon IMAP server logging out\r\n")?;
-        Ok(Some(ok("LOGOUT completed").then(Outcome::Close)))
+        out.extend_from_slice(b"* BYE buzon IMAP server logging out\r\n");
+        Some(ok("LOGOUT completed").then(Outcome::Close))
     }
 
     /// RFC 2971 3.1: our identity; the client's goes to the log.
-    pub(super) fn id(&mut self, _: &str, cmd: Command, _: &dyn Backend, out: &mut dyn Write) -> Reply {
+    pub(super) fn id(&mut self, _: &str, cmd: Command, _: &dyn Backend, out: &mut Vec<u8>) -> Reply {
         if let Command::Id(Some(fields)) = &cmd {
             let get = |k: &str| {
                 fields.iter().find(|(n, _)| n.eq_ignore_ascii_case(k)).and_then(|(_, v)| v.as_deref())
@@ -38,15 +36,15 @@ impl Session {
                 );
             }
         }
-        out.write_all(
+        out.extend_from_slice(
             format!("* ID (\"name\" \"buzon\" \"version\" \"{}\")\r\n", env!("CARGO_PKG_VERSION")).as_bytes(),
-        )?;
-        Ok(Some(ok("ID completed")))
+        );
+        Some(ok("ID completed"))
     }
 
     /// RFC 5161 3.1: ENABLED lists what this command turned on.
-    pub(super) fn enable(&mut self, _: &str, cmd: Command, _: &dyn Backend, out: &mut dyn Write) -> Reply {
-        let Command::Enable(caps) = cmd else { return Ok(Some(bad("Internal error"))) };
+    pub(super) fn enable(&mut self, _: &str, cmd: Command, _: &dyn Backend, out: &mut Vec<u8>) -> Reply {
+        let Command::Enable(caps) = cmd else { return Some(bad("Internal error")) };
         let mut line = String::from("* ENABLED");
         for cap in caps {
             // Unknown names are ignored (RFC 5161 3.1); ENABLED lists only what is new.
@@ -59,7 +57,7 @@ impl Session {
             }
         }
         line.push_str("\r\n");
-        out.write_all(line.as_bytes())?;
-        Ok(Some(ok("ENABLE completed")))
+        out.extend_from_slice(line.as_bytes());
+        Some(ok("ENABLE completed"))
     }
 }

@@ -2,9 +2,7 @@
 //! with SASL-IR (RFC 3501 6.2.2, RFC 4959, SASL RFC 4422), the cleartext rule (RFC 8314, RFC 3501
 //! LOGINDISABLED) and the RFC 5530 codes of failed logins.
 
-use std::io::{self, Write};
-
-use super::{Backend, Outcome, Reply, Session, State, Tagged, bad, clean_text, no, ok_code};
+use super::{Action, Backend, Outcome, Reply, Session, State, Tagged, bad, clean_text, no, ok_code};
 use crate::auth::sasl::{self, ChannelBinding, Conversation, Failure, Mechanism, TlsInfo, Turn};
 use crate::imap::types::Command;
 
@@ -25,22 +23,23 @@ impl Session {
 
     /// One SASL response line while [`super::Mode::SaslResponse`] (CRLF stripped). RFC 3501
     /// 6.2.2: "*" cancels and the server answers BAD; a response that is not base64 gets BAD.
-    pub fn on_sasl_line(&mut self, line: &[u8], b: &dyn Backend, out: &mut dyn Write) -> io::Result<Outcome> {
+    pub fn on_sasl_line(&mut self, line: &[u8], b: &dyn Backend) -> Vec<Action> {
+        let mut out = Vec::new();
         let Some(mut sasl) = self.sasl.take() else {
-            return self.finish("*", bad("No authentication in progress"), out);
+            return self.answer("*", bad("No authentication in progress"), out);
         };
         let Some(creds) = b.credentials() else {
-            return self.finish(&sasl.tag, no("UNAVAILABLE", "Temporary authentication failure"), out);
+            return self.answer(&sasl.tag, no("UNAVAILABLE", "Temporary authentication failure"), out);
         };
         let turn = sasl.conversation.line(line, creds);
         let tag = sasl.tag.clone();
         self.sasl = Some(sasl);
-        match self.sasl_turn(turn, b, out)? {
+        match self.sasl_turn(turn, b, &mut out) {
             Some(reply) => {
                 self.sasl = None;
-                self.finish(&tag, reply, out)
+                self.answer(&tag, reply, out)
             }
-            None => Ok(Outcome::Continue),
+            None => super::actions(out, Outcome::Continue),
         }
     }
 
@@ -58,44 +57,44 @@ impl Session {
         sasl::usable(*m, self.tls.as_ref(), self.cleartext_allowed())
     }
 
-    pub(super) fn starttls(&mut self, _: &str, _: Command, _: &dyn Backend, _: &mut dyn Write) -> Reply {
+    pub(super) fn starttls(&mut self, _: &str, _: Command, _: &dyn Backend, _: &mut Vec<u8>) -> Reply {
         if !self.params.starttls {
-            return Ok(Some(bad("STARTTLS is not offered")));
+            return Some(bad("STARTTLS is not offered"));
         }
         if self.tls_active() {
-            return Ok(Some(bad("TLS is already active")));
+            return Some(bad("TLS is already active"));
         }
-        Ok(Some(super::ok("Begin TLS negotiation now").then(Outcome::StartTls)))
+        Some(super::ok("Begin TLS negotiation now").then(Outcome::StartTls))
     }
 
-    pub(super) fn login(&mut self, _: &str, cmd: Command, b: &dyn Backend, _: &mut dyn Write) -> Reply {
-        let Command::Login { user, password } = cmd else { return Ok(Some(bad("Internal error"))) };
+    pub(super) fn login(&mut self, _: &str, cmd: Command, b: &dyn Backend, _: &mut Vec<u8>) -> Reply {
+        let Command::Login { user, password } = cmd else { return Some(bad("Internal error")) };
         if !self.cleartext_allowed() {
             // RFC 3501 6.2.3 LOGINDISABLED; RFC 5530 PRIVACYREQUIRED.
-            return Ok(Some(no("PRIVACYREQUIRED", "LOGIN is disabled without TLS; use STARTTLS first")));
+            return Some(no("PRIVACYREQUIRED", "LOGIN is disabled without TLS; use STARTTLS first"));
         }
         if b.auth_blocked() {
-            return Ok(Some(no("UNAVAILABLE", "Too many failed logins, try again later")));
+            return Some(no("UNAVAILABLE", "Too many failed logins, try again later"));
         }
         let Some(creds) = b.credentials() else {
-            return Ok(Some(no("UNAVAILABLE", "Temporary authentication failure")));
+            return Some(no("UNAVAILABLE", "Temporary authentication failure"));
         };
         let Ok(name) = String::from_utf8(user) else {
             b.auth_failed("");
-            return Ok(Some(auth_failed()));
+            return Some(auth_failed());
         };
         match creds.verify(&name, &password) {
             Ok(Some(user)) => {
                 b.auth_succeeded(&user, "LOGIN");
-                Ok(Some(self.logged_in(user, "LOGIN", b)))
+                Some(self.logged_in(user, "LOGIN", b))
             }
             Ok(None) => {
                 b.auth_failed(&name);
-                Ok(Some(auth_failed()))
+                Some(auth_failed())
             }
             Err(e) => {
                 log::warn!("session={} event=imap_auth_error error=\"{}\"", self.peer.sid, clean_text(&e));
-                Ok(Some(no("UNAVAILABLE", "Temporary authentication failure")))
+                Some(no("UNAVAILABLE", "Temporary authentication failure"))
             }
         }
     }
@@ -105,15 +104,15 @@ impl Session {
         tag: &str,
         cmd: Command,
         b: &dyn Backend,
-        out: &mut dyn Write,
+        out: &mut Vec<u8>,
     ) -> Reply {
         let Command::Authenticate { mechanism, initial } = cmd else {
-            return Ok(Some(bad("Internal error")));
+            return Some(bad("Internal error"));
         };
         let Some(mech) = Mechanism::from_name(&mechanism).filter(|m| self.params.auth_mechanisms.contains(m))
         else {
             // RFC 3501 6.2.2: an unsupported mechanism gets a tagged NO.
-            return Ok(Some(super::tagged("NO", None, "Unsupported authentication mechanism").counted()));
+            return Some(super::tagged("NO", None, "Unsupported authentication mechanism").counted());
         };
         if !self.mechanism_usable(&mech) {
             let text = if mech.needs_channel_binding() {
@@ -121,19 +120,19 @@ impl Session {
             } else {
                 "This mechanism is disabled without TLS; use STARTTLS first"
             };
-            return Ok(Some(no("PRIVACYREQUIRED", text)));
+            return Some(no("PRIVACYREQUIRED", text));
         }
         if b.auth_blocked() {
-            return Ok(Some(no("UNAVAILABLE", "Too many failed logins, try again later")));
+            return Some(no("UNAVAILABLE", "Too many failed logins, try again later"));
         }
         let Some(creds) = b.credentials() else {
-            return Ok(Some(no("UNAVAILABLE", "Temporary authentication failure")));
+            return Some(no("UNAVAILABLE", "Temporary authentication failure"));
         };
         // RFC 4959 3: "=" is an empty initial response.
         let initial = match initial.as_deref().map(sasl::initial_response) {
             None => None,
             Some(Some(v)) => Some(v),
-            Some(None) => return Ok(Some(bad("Cannot decode the initial response as base64"))),
+            Some(None) => return Some(bad("Cannot decode the initial response as base64")),
         };
         let mut random = |buf: &mut [u8]| b.random(buf);
         let (conversation, turn) = Conversation::start(
@@ -147,26 +146,26 @@ impl Session {
             &mut random,
         );
         self.sasl = conversation.map(|conversation| Sasl { tag: tag.to_string(), conversation });
-        let reply = self.sasl_turn(turn, b, out)?;
+        let reply = self.sasl_turn(turn, b, out);
         if reply.is_some() {
             self.sasl = None;
         }
-        Ok(reply)
+        reply
     }
 
     /// Writes a continuation (the exchange goes on: `None`) or says how it ended.
-    fn sasl_turn(&mut self, turn: Turn, b: &dyn Backend, out: &mut dyn Write) -> io::Result<Option<Tagged>> {
+    fn sasl_turn(&mut self, turn: Turn, b: &dyn Backend, out: &mut Vec<u8>) -> Option<Tagged> {
         match turn {
             Turn::Continue(text) => {
                 // RFC 3501 7.5: "+ " and the base64 challenge.
-                out.write_all(format!("+ {text}\r\n").as_bytes())?;
-                Ok(None)
+                out.extend_from_slice(format!("+ {text}\r\n").as_bytes());
+                None
             }
             Turn::Authenticated { user, mechanism } => {
                 b.auth_succeeded(&user, mechanism);
-                Ok(Some(self.logged_in(user, mechanism, b)))
+                Some(self.logged_in(user, mechanism, b))
             }
-            Turn::Failed(f) => Ok(Some(match f {
+            Turn::Failed(f) => Some(match f {
                 Failure::Cancelled => bad("Authentication cancelled"),
                 Failure::Malformed(m) => bad(m),
                 Failure::Temporary(e) => {
@@ -181,7 +180,7 @@ impl Session {
                     b.auth_failed("");
                     auth_failed()
                 }
-            })),
+            }),
         }
     }
 

@@ -2,8 +2,6 @@
 //! return options (RFC 5258), CHILDREN attributes (RFC 3348), LIST-STATUS (RFC 5819) and SPECIAL-USE
 //! (RFC 6154); and the `*`/`%` pattern matching.
 
-use std::io::Write;
-
 use super::{Backend, Reply, Session, bad, folder_error, normalize_inbox, ok};
 use crate::imap::types::{Command, ListReturn, ListSelect, StatusItem};
 use crate::store::folder::{DELIMITER, FolderEntry, FolderError};
@@ -26,25 +24,25 @@ struct Query {
 }
 
 impl Session {
-    pub(super) fn list(&mut self, _: &str, cmd: Command, _: &dyn Backend, out: &mut dyn Write) -> Reply {
-        let Command::List(args) = cmd else { return Ok(Some(bad("Internal error"))) };
+    pub(super) fn list(&mut self, _: &str, cmd: Command, _: &dyn Backend, out: &mut Vec<u8>) -> Reply {
+        let Command::List(args) = cmd else { return Some(bad("Internal error")) };
         let has = |o: ListSelect| args.select.contains(&o);
         let subscribed = has(ListSelect::Subscribed);
         let special = has(ListSelect::SpecialUse);
         let recursive = has(ListSelect::RecursiveMatch);
         // RFC 5258 3.1: RECURSIVEMATCH alone (or with REMOTE only) is a BAD.
         if recursive && !subscribed && !special {
-            return Ok(Some(bad("RECURSIVEMATCH needs another selection option")));
+            return Some(bad("RECURSIVEMATCH needs another selection option"));
         }
         let reference = match self.pattern_text(&args.reference) {
             Ok(r) => r,
-            Err(t) => return Ok(Some(t)),
+            Err(t) => return Some(t),
         };
         let mut raw = Vec::with_capacity(args.patterns.len());
         for p in &args.patterns {
             match self.pattern_text(p) {
                 Ok(p) => raw.push(p),
-                Err(t) => return Ok(Some(t)),
+                Err(t) => return Some(t),
             }
         }
         // RFC 3501 6.3.8: an empty pattern asks for the delimiter and the reference's root.
@@ -53,8 +51,8 @@ impl Session {
             let mut buf = b"* LIST (\\Noselect) \"/\" ".to_vec();
             self.write_mailbox(&mut buf, root);
             buf.extend_from_slice(b"\r\n");
-            out.write_all(&buf)?;
-            return Ok(Some(ok("LIST completed")));
+            out.extend_from_slice(&buf);
+            return Some(ok("LIST completed"));
         }
         let patterns: Vec<String> = raw
             .iter()
@@ -62,7 +60,7 @@ impl Session {
             .map(|p| normalize_inbox(format!("{reference}{p}")))
             .collect();
         if patterns.iter().any(|p| p.len() > MAX_PATTERN) {
-            return Ok(Some(bad("Pattern too long")));
+            return Some(bad("Pattern too long"));
         }
         let q = Query {
             patterns,
@@ -79,7 +77,7 @@ impl Session {
         };
         let entries = match self.folders() {
             Ok(e) => e,
-            Err(e) => return Ok(Some(folder_error(&self.peer.sid, &e))),
+            Err(e) => return Some(folder_error(&self.peer.sid, &e)),
         };
         let tree = Tree::new(&entries);
         for (i, e) in entries.iter().enumerate() {
@@ -122,34 +120,34 @@ impl Session {
                     }
                 }
             }
-            out.write_all(&buf)?;
+            out.extend_from_slice(&buf);
         }
-        Ok(Some(ok("LIST completed")))
+        Some(ok("LIST completed"))
     }
 
     /// RFC 3501 6.3.9: subscribed names matching; with a trailing `%`, unsubscribed parents of
     /// subscribed names too, as `\Noselect`.
-    pub(super) fn lsub(&mut self, _: &str, cmd: Command, _: &dyn Backend, out: &mut dyn Write) -> Reply {
-        let Command::Lsub { reference, pattern } = cmd else { return Ok(Some(bad("Internal error"))) };
+    pub(super) fn lsub(&mut self, _: &str, cmd: Command, _: &dyn Backend, out: &mut Vec<u8>) -> Reply {
+        let Command::Lsub { reference, pattern } = cmd else { return Some(bad("Internal error")) };
         let (reference, pattern) = match (self.pattern_text(&reference), self.pattern_text(&pattern)) {
             (Ok(r), Ok(p)) => (r, p),
-            (Err(t), _) | (_, Err(t)) => return Ok(Some(t)),
+            (Err(t), _) | (_, Err(t)) => return Some(t),
         };
         if pattern.is_empty() {
             let root = reference.find(DELIMITER).and_then(|i| reference.get(..=i)).unwrap_or("");
             let mut buf = b"* LSUB (\\Noselect) \"/\" ".to_vec();
             self.write_mailbox(&mut buf, root);
             buf.extend_from_slice(b"\r\n");
-            out.write_all(&buf)?;
-            return Ok(Some(ok("LSUB completed")));
+            out.extend_from_slice(&buf);
+            return Some(ok("LSUB completed"));
         }
         let full = normalize_inbox(format!("{reference}{pattern}"));
         if full.len() > MAX_PATTERN {
-            return Ok(Some(bad("Pattern too long")));
+            return Some(bad("Pattern too long"));
         }
         let entries = match self.folders() {
             Ok(e) => e,
-            Err(e) => return Ok(Some(folder_error(&self.peer.sid, &e))),
+            Err(e) => return Some(folder_error(&self.peer.sid, &e)),
         };
         let tree = Tree::new(&entries);
         let trailing_percent = full.ends_with('%');
@@ -170,9 +168,9 @@ impl Session {
                 if noselect { b"* LSUB (\\Noselect) \"/\" ".to_vec() } else { b"* LSUB () \"/\" ".to_vec() };
             self.write_mailbox(&mut buf, &e.name);
             buf.extend_from_slice(b"\r\n");
-            out.write_all(&buf)?;
+            out.extend_from_slice(&buf);
         }
-        Ok(Some(ok("LSUB completed")))
+        Some(ok("LSUB completed"))
     }
 
     /// A reference or pattern as text (same encoding as mailbox names; wildcards are ASCII).

@@ -2,10 +2,10 @@
 //! EXAMINE, CREATE, DELETE, RENAME, SUBSCRIBE, UNSUBSCRIBE, NAMESPACE (RFC 2342), STATUS (RFC 8438
 //! SIZE) and APPEND (RFC 4315 APPENDUID, RFC 5530 codes).
 
-use std::io::{self, Write};
+use std::io::Write;
 
 use super::{
-    Backend, Open, Outcome, Reply, Session, State, Tagged, bad, folder_error, no, ok, ok_code, store_flags,
+    Action, Backend, Open, Reply, Session, State, Tagged, bad, folder_error, no, ok, ok_code, store_flags,
 };
 use crate::imap::command;
 use crate::imap::types::{Command, StatusItem};
@@ -19,13 +19,13 @@ pub(super) enum Pending {
 }
 
 /// What [`Session::append_begin`] decided.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum AppendStart {
     /// Send the literal through [`Session::append_write`].
     Stream,
-    /// The command is answered (the outcome says what next): skip its literal if the client sends
-    /// it anyway (LITERAL+) and the rest of the command.
-    Answered(Outcome),
+    /// The command is answered (carry out these actions): skip its literal if the client sends it
+    /// anyway (LITERAL+) and the rest of the command.
+    Answered(Vec<Action>),
 }
 
 impl Session {
@@ -34,21 +34,14 @@ impl Session {
     /// and the size (RFC 7889 TOOBIG), and starts writing the message into the store (RFC 3501
     /// 6.3.11) so that it never sits in memory; or answers it at once (for a synchronizing literal
     /// before the client sends it, RFC 3501 7.5).
-    pub fn append_begin(
-        &mut self,
-        head: &[u8],
-        len: u64,
-        _: &dyn Backend,
-        out: &mut dyn Write,
-    ) -> io::Result<AppendStart> {
+    pub fn append_begin(&mut self, head: &[u8], len: u64, _: &dyn Backend) -> AppendStart {
         self.staging = None;
         let (tag, cmd) = match command::append_head(head) {
             Ok(t) => t,
-            Err(e) => return self.on_parse_error(e, out).map(AppendStart::Answered),
+            Err(e) => return AppendStart::Answered(self.on_parse_error(e)),
         };
-        let answer = |s: &mut Session, t: Tagged, out: &mut dyn Write| {
-            s.finish(&tag, t, out).map(AppendStart::Answered)
-        };
+        let out = Vec::new();
+        let answer = |s: &mut Session, t: Tagged, out: Vec<u8>| AppendStart::Answered(s.answer(&tag, t, out));
         if !matches!(self.state, State::Authenticated | State::Selected) {
             return answer(self, bad("Not logged in"), out);
         }
@@ -72,7 +65,7 @@ impl Session {
         match store.stage(&name, len, date.map(|d| d.unix)) {
             Ok(st) => {
                 self.staging = Some(Pending::Staging(st));
-                Ok(AppendStart::Stream)
+                AppendStart::Stream
             }
             Err(FolderError::NotFound) => answer(self, no("TRYCREATE", "Mailbox does not exist"), out),
             Err(e) => {
@@ -100,31 +93,31 @@ impl Session {
 
 impl Session {
     /// SELECT and EXAMINE (RFC 3501 6.3.1-2, RFC 9051 6.3.2-3).
-    pub(super) fn select(&mut self, _: &str, cmd: Command, _: &dyn Backend, out: &mut dyn Write) -> Reply {
-        let Command::Select { mailbox, readonly } = cmd else { return Ok(Some(bad("Internal error"))) };
+    pub(super) fn select(&mut self, _: &str, cmd: Command, _: &dyn Backend, out: &mut Vec<u8>) -> Reply {
+        let Command::Select { mailbox, readonly } = cmd else { return Some(bad("Internal error")) };
         // RFC 3501 6.3.1: selecting closes the current mailbox first, even when the new SELECT fails;
         // RFC 7162 3.2.11 / RFC 9051 7.1: say so with OK [CLOSED].
         if self.open.is_some() {
             self.deselect();
-            out.write_all(b"* OK [CLOSED] Previous mailbox closed\r\n")?;
+            out.extend_from_slice(b"* OK [CLOSED] Previous mailbox closed\r\n");
         }
         let name = match self.mailbox_name(&mailbox) {
             Ok(n) => n,
-            Err(t) => return Ok(Some(t)),
+            Err(t) => return Some(t),
         };
-        let Some(store) = self.store.as_mut() else { return Ok(Some(no("UNAVAILABLE", "No store"))) };
+        let Some(store) = self.store.as_mut() else { return Some(no("UNAVAILABLE", "No store")) };
         let folder = match store.open(&name, readonly) {
             Ok(f) => f,
-            Err(e) => return Ok(Some(folder_error(&self.peer.sid, &e))),
+            Err(e) => return Some(folder_error(&self.peer.sid, &e)),
         };
         let mut buf = Vec::with_capacity(512);
         self.select_text(&mut buf, folder.as_ref());
-        out.write_all(&buf)?;
+        out.extend_from_slice(&buf);
         let code = if folder.readonly() { "READ-ONLY" } else { "READ-WRITE" };
         let what = if readonly { "EXAMINE completed" } else { "SELECT completed" };
         self.open = Some(Open { folder, saved: Vec::new() });
         self.state = State::Selected;
-        Ok(Some(ok_code(code, what)))
+        Some(ok_code(code, what))
     }
 
     /// The untagged responses of SELECT (RFC 3501 6.3.1, RFC 9051 6.3.2).
@@ -165,111 +158,111 @@ impl Session {
     }
 
     /// RFC 3501 6.3.3: a trailing delimiter declares the intent to create children; it is dropped.
-    pub(super) fn create(&mut self, _: &str, cmd: Command, _: &dyn Backend, _: &mut dyn Write) -> Reply {
-        let Command::Create(raw) = cmd else { return Ok(Some(bad("Internal error"))) };
+    pub(super) fn create(&mut self, _: &str, cmd: Command, _: &dyn Backend, _: &mut Vec<u8>) -> Reply {
+        let Command::Create(raw) = cmd else { return Some(bad("Internal error")) };
         let name = match self.mailbox_name(&raw) {
             Ok(n) => n,
-            Err(t) => return Ok(Some(t)),
+            Err(t) => return Some(t),
         };
         let name = name.strip_suffix(folder::DELIMITER).unwrap_or(&name);
         if name.is_empty() {
-            return Ok(Some(no("CANNOT", "Empty mailbox name")));
+            return Some(no("CANNOT", "Empty mailbox name"));
         }
         if name == "INBOX" {
-            return Ok(Some(no("ALREADYEXISTS", "INBOX always exists")));
+            return Some(no("ALREADYEXISTS", "INBOX always exists"));
         }
         if has_wildcard(name) {
-            return Ok(Some(no("CANNOT", "Mailbox names cannot contain * or %")));
+            return Some(no("CANNOT", "Mailbox names cannot contain * or %"));
         }
         let r = match self.store.as_mut() {
             Some(s) => s.create(name),
             None => Err(FolderError::Temp("no store".into())),
         };
-        Ok(Some(self.done(r, "CREATE completed")))
+        Some(self.done(r, "CREATE completed"))
     }
 
     /// RFC 3501 6.3.4. Deleting the selected mailbox closes it first (as Dovecot does).
-    pub(super) fn delete(&mut self, _: &str, cmd: Command, _: &dyn Backend, out: &mut dyn Write) -> Reply {
-        let Command::Delete(raw) = cmd else { return Ok(Some(bad("Internal error"))) };
+    pub(super) fn delete(&mut self, _: &str, cmd: Command, _: &dyn Backend, out: &mut Vec<u8>) -> Reply {
+        let Command::Delete(raw) = cmd else { return Some(bad("Internal error")) };
         let name = match self.mailbox_name(&raw) {
             Ok(n) => n,
-            Err(t) => return Ok(Some(t)),
+            Err(t) => return Some(t),
         };
         if name == "INBOX" {
-            return Ok(Some(no("CANNOT", "INBOX cannot be deleted")));
+            return Some(no("CANNOT", "INBOX cannot be deleted"));
         }
-        self.close_if_selected(&name, false, out)?;
+        self.close_if_selected(&name, false, out);
         let r = match self.store.as_mut() {
             Some(s) => s.delete(&name),
             None => Err(FolderError::Temp("no store".into())),
         };
-        Ok(Some(self.done(r, "DELETE completed")))
+        Some(self.done(r, "DELETE completed"))
     }
 
     /// RFC 3501 6.3.5. Renaming the selected mailbox (or a parent of it) closes it first.
-    pub(super) fn rename(&mut self, _: &str, cmd: Command, _: &dyn Backend, out: &mut dyn Write) -> Reply {
-        let Command::Rename { from, to } = cmd else { return Ok(Some(bad("Internal error"))) };
+    pub(super) fn rename(&mut self, _: &str, cmd: Command, _: &dyn Backend, out: &mut Vec<u8>) -> Reply {
+        let Command::Rename { from, to } = cmd else { return Some(bad("Internal error")) };
         let (from, to) = match (self.mailbox_name(&from), self.mailbox_name(&to)) {
             (Ok(f), Ok(t)) => (f, t),
-            (Err(e), _) | (_, Err(e)) => return Ok(Some(e)),
+            (Err(e), _) | (_, Err(e)) => return Some(e),
         };
         if to.is_empty() {
-            return Ok(Some(no("CANNOT", "Empty mailbox name")));
+            return Some(no("CANNOT", "Empty mailbox name"));
         }
         if to == "INBOX" {
-            return Ok(Some(no("ALREADYEXISTS", "INBOX always exists")));
+            return Some(no("ALREADYEXISTS", "INBOX always exists"));
         }
         if has_wildcard(&to) {
-            return Ok(Some(no("CANNOT", "Mailbox names cannot contain * or %")));
+            return Some(no("CANNOT", "Mailbox names cannot contain * or %"));
         }
-        self.close_if_selected(&from, true, out)?;
+        self.close_if_selected(&from, true, out);
         let r = match self.store.as_mut() {
             Some(s) => s.rename(&from, &to),
             None => Err(FolderError::Temp("no store".into())),
         };
-        Ok(Some(self.done(r, "RENAME completed")))
+        Some(self.done(r, "RENAME completed"))
     }
 
     /// SUBSCRIBE and UNSUBSCRIBE (RFC 3501 6.3.6-7).
-    pub(super) fn subscribe(&mut self, _: &str, cmd: Command, _: &dyn Backend, _: &mut dyn Write) -> Reply {
+    pub(super) fn subscribe(&mut self, _: &str, cmd: Command, _: &dyn Backend, _: &mut Vec<u8>) -> Reply {
         let (raw, on) = match cmd {
             Command::Subscribe(n) => (n, true),
             Command::Unsubscribe(n) => (n, false),
-            _ => return Ok(Some(bad("Internal error"))),
+            _ => return Some(bad("Internal error")),
         };
         let name = match self.mailbox_name(&raw) {
             Ok(n) => n,
-            Err(t) => return Ok(Some(t)),
+            Err(t) => return Some(t),
         };
         let r = match self.store.as_mut() {
             Some(s) => s.subscribe(&name, on),
             None => Err(FolderError::Temp("no store".into())),
         };
-        Ok(Some(self.done(r, if on { "SUBSCRIBE completed" } else { "UNSUBSCRIBE completed" })))
+        Some(self.done(r, if on { "SUBSCRIBE completed" } else { "UNSUBSCRIBE completed" }))
     }
 
     /// RFC 2342 5: one personal namespace, no prefix, `/` as delimiter.
-    pub(super) fn namespace(&mut self, _: &str, _: Command, _: &dyn Backend, out: &mut dyn Write) -> Reply {
-        out.write_all(b"* NAMESPACE ((\"\" \"/\")) NIL NIL\r\n")?;
-        Ok(Some(ok("NAMESPACE completed")))
+    pub(super) fn namespace(&mut self, _: &str, _: Command, _: &dyn Backend, out: &mut Vec<u8>) -> Reply {
+        out.extend_from_slice(b"* NAMESPACE ((\"\" \"/\")) NIL NIL\r\n");
+        Some(ok("NAMESPACE completed"))
     }
 
     /// RFC 3501 6.3.10, RFC 9051 6.3.11. On the selected mailbox the figures come from the session's
     /// view, so they agree with what the client was told.
-    pub(super) fn status(&mut self, _: &str, cmd: Command, _: &dyn Backend, out: &mut dyn Write) -> Reply {
-        let Command::Status { mailbox, items } = cmd else { return Ok(Some(bad("Internal error"))) };
+    pub(super) fn status(&mut self, _: &str, cmd: Command, _: &dyn Backend, out: &mut Vec<u8>) -> Reply {
+        let Command::Status { mailbox, items } = cmd else { return Some(bad("Internal error")) };
         let name = match self.mailbox_name(&mailbox) {
             Ok(n) => n,
-            Err(t) => return Ok(Some(t)),
+            Err(t) => return Some(t),
         };
         let st = match self.status_of(&name) {
             Ok(s) => s,
-            Err(e) => return Ok(Some(folder_error(&self.peer.sid, &e))),
+            Err(e) => return Some(folder_error(&self.peer.sid, &e)),
         };
         let mut buf = Vec::with_capacity(128);
         self.status_line(&mut buf, &name, &st, &items);
-        out.write_all(&buf)?;
-        Ok(Some(ok("STATUS completed")))
+        out.extend_from_slice(&buf);
+        Some(ok("STATUS completed"))
     }
 
     /// The STATUS figures of a mailbox (from the view when it is the selected one).
@@ -319,21 +312,21 @@ impl Session {
     }
 
     /// RFC 3501 6.3.11, RFC 4315 3 APPENDUID, RFC 3501 [TRYCREATE].
-    pub(super) fn append(&mut self, _: &str, cmd: Command, _: &dyn Backend, _: &mut dyn Write) -> Reply {
+    pub(super) fn append(&mut self, _: &str, cmd: Command, _: &dyn Backend, _: &mut Vec<u8>) -> Reply {
         let Command::Append { mailbox, flags, date, message } = cmd else {
-            return Ok(Some(bad("Internal error")));
+            return Some(bad("Internal error"));
         };
         let name = match self.mailbox_name(&mailbox) {
             Ok(n) => n,
-            Err(t) => return Ok(Some(t)),
+            Err(t) => return Some(t),
         };
-        let Some(flags) = store_flags(&flags) else { return Ok(Some(bad(r"\Recent cannot be set"))) };
+        let Some(flags) = store_flags(&flags) else { return Some(bad(r"\Recent cannot be set")) };
         let max = self.params.max_append;
         if max > 0 && u64::try_from(message.len()).unwrap_or(u64::MAX) > max {
             // RFC 7889 4 / RFC 4469 TOOBIG.
-            return Ok(Some(no("TOOBIG", format!("Message too big (limit {max} octets)"))));
+            return Some(no("TOOBIG", format!("Message too big (limit {max} octets)")));
         }
-        let Some(store) = self.store.as_mut() else { return Ok(Some(no("UNAVAILABLE", "No store"))) };
+        let Some(store) = self.store.as_mut() else { return Some(no("UNAVAILABLE", "No store")) };
         let date = date.map(|d| d.unix);
         // The message was streamed into the store while it arrived (append_begin), or is inline.
         let stored = match self.staging.take() {
@@ -346,16 +339,16 @@ impl Session {
         match stored {
             Ok(r) => {
                 let uid = r.dest.first().copied().unwrap_or(0);
-                Ok(Some(ok_code(format!("APPENDUID {} {uid}", r.uidvalidity), "APPEND completed")))
+                Some(ok_code(format!("APPENDUID {} {uid}", r.uidvalidity), "APPEND completed"))
             }
             // RFC 3501 6.3.11: a missing mailbox gets TRYCREATE so the client may CREATE and retry.
-            Err(FolderError::NotFound) => Ok(Some(no("TRYCREATE", "Mailbox does not exist"))),
-            Err(e) => Ok(Some(folder_error(&self.peer.sid, &e))),
+            Err(FolderError::NotFound) => Some(no("TRYCREATE", "Mailbox does not exist")),
+            Err(e) => Some(folder_error(&self.peer.sid, &e)),
         }
     }
 
     /// Closes the selected mailbox when `name` is it (or, with `parents`, one of its parents).
-    fn close_if_selected(&mut self, name: &str, parents: bool, out: &mut dyn Write) -> std::io::Result<()> {
+    fn close_if_selected(&mut self, name: &str, parents: bool, out: &mut Vec<u8>) {
         let hit = self.open.as_ref().is_some_and(|o| {
             let sel = o.folder.name();
             sel == name
@@ -363,9 +356,8 @@ impl Session {
         });
         if hit {
             self.deselect();
-            out.write_all(b"* OK [CLOSED] Mailbox closed\r\n")?;
+            out.extend_from_slice(b"* OK [CLOSED] Mailbox closed\r\n");
         }
-        Ok(())
     }
 
     /// A store result as the tagged reply.

@@ -2,27 +2,25 @@
 //! (RFC 3691), EXPUNGE and UID EXPUNGE (RFC 4315), SEARCH with ESEARCH and SAVE (RFC 4731, RFC 5182),
 //! FETCH, STORE, COPY with COPYUID (RFC 4315), MOVE (RFC 6851); and IDLE (RFC 2177).
 
-use std::io::Write;
-
 use super::{
-    Backend, Reply, Session, Tagged, bad, flags_fetch, folder_error, no, ok, ok_code, seq_text, store_flags,
-    tagged,
+    Action, Backend, Reply, Session, Tagged, bad, flags_fetch, folder_error, no, ok, ok_code, seq_text,
+    store_flags, tagged,
 };
-use crate::imap::fetch::{self, FetchError, FetchOpts};
+use crate::imap::fetch::{self, FetchJob, FetchOpts};
 use crate::imap::search;
 use crate::imap::types::{Command, SearchReturn, SeqSet, StoreOp};
 use crate::imap::{encode, session::Open};
-use crate::store::folder::{DELETED, FlagOp, Flags, FolderError, Uid};
+use crate::store::folder::{DELETED, FlagOp, Flags, Folder, FolderError, Uid};
 
 impl Session {
     /// RFC 3501 6.4.1: nothing to flush; the sync after it reports changes.
-    pub(super) fn check(&mut self, _: &str, _: Command, _: &dyn Backend, _: &mut dyn Write) -> Reply {
-        Ok(Some(ok("CHECK completed")))
+    pub(super) fn check(&mut self, _: &str, _: Command, _: &dyn Backend, _: &mut Vec<u8>) -> Reply {
+        Some(ok("CHECK completed"))
     }
 
     /// RFC 3501 6.4.2: removes `\Deleted` messages without EXPUNGE responses (not when read-only)
     /// and leaves the selected state, even when the expunge fails.
-    pub(super) fn close(&mut self, _: &str, _: Command, _: &dyn Backend, _: &mut dyn Write) -> Reply {
+    pub(super) fn close(&mut self, _: &str, _: Command, _: &dyn Backend, _: &mut Vec<u8>) -> Reply {
         let mut reply = ok("CLOSE completed");
         if let Some(open) = self.open.as_mut()
             && !open.folder.readonly()
@@ -31,21 +29,21 @@ impl Session {
             reply = folder_error(&self.peer.sid, &e);
         }
         self.deselect();
-        Ok(Some(reply))
+        Some(reply)
     }
 
     /// RFC 3691 2: leaves the selected state without expunging.
-    pub(super) fn unselect(&mut self, _: &str, _: Command, _: &dyn Backend, _: &mut dyn Write) -> Reply {
+    pub(super) fn unselect(&mut self, _: &str, _: Command, _: &dyn Backend, _: &mut Vec<u8>) -> Reply {
         self.deselect();
-        Ok(Some(ok("UNSELECT completed")))
+        Some(ok("UNSELECT completed"))
     }
 
     /// EXPUNGE (RFC 3501 6.4.3) and UID EXPUNGE (RFC 4315 2.1): `* n EXPUNGE` for each message removed.
-    pub(super) fn expunge(&mut self, _: &str, cmd: Command, _: &dyn Backend, out: &mut dyn Write) -> Reply {
+    pub(super) fn expunge(&mut self, _: &str, cmd: Command, _: &dyn Backend, out: &mut Vec<u8>) -> Reply {
         let sid = self.peer.sid.clone();
-        let Some(open) = self.open.as_mut() else { return Ok(Some(bad("No mailbox selected"))) };
+        let Some(open) = self.open.as_mut() else { return Some(bad("No mailbox selected")) };
         if open.folder.readonly() {
-            return Ok(Some(no("READ-ONLY", "Mailbox is read-only")));
+            return Some(no("READ-ONLY", "Mailbox is read-only"));
         }
         let uids: Option<Vec<Uid>> = match &cmd {
             Command::UidExpunge(set) => {
@@ -57,20 +55,20 @@ impl Session {
         };
         match open.folder.expunge(uids.as_deref()) {
             Ok(nums) => {
-                out.write_all(&expunge_text(&nums))?;
-                Ok(Some(ok("EXPUNGE completed")))
+                out.extend_from_slice(&expunge_text(&nums));
+                Some(ok("EXPUNGE completed"))
             }
-            Err(e) => Ok(Some(folder_error(&sid, &e))),
+            Err(e) => Some(folder_error(&sid, &e)),
         }
     }
 
     /// RFC 3501 6.4.4 / RFC 9051 6.4.4: `* SEARCH`, or `* ESEARCH` with RETURN options or under
     /// IMAP4rev2; RETURN (SAVE) keeps the result for `$` (RFC 5182).
-    pub(super) fn search(&mut self, tag: &str, cmd: Command, _: &dyn Backend, out: &mut dyn Write) -> Reply {
-        let Command::Search { uid, ret, charset, key } = cmd else { return Ok(Some(bad("Internal error"))) };
+    pub(super) fn search(&mut self, tag: &str, cmd: Command, _: &dyn Backend, out: &mut Vec<u8>) -> Reply {
+        let Command::Search { uid, ret, charset, key } = cmd else { return Some(bad("Internal error")) };
         let sid = self.peer.sid.clone();
         let rev2 = self.rev2;
-        let Some(open) = self.open.as_mut() else { return Ok(Some(bad("No mailbox selected"))) };
+        let Some(open) = self.open.as_mut() else { return Some(bad("No mailbox selected")) };
         // RFC 9051 6.4.4: no RETURN means ALL (ESEARCH) under IMAP4rev2; RFC 4731 3.1: RETURN () = ALL.
         let ret = match ret {
             Some(r) if r.is_empty() => Some(vec![SearchReturn::All]),
@@ -87,7 +85,7 @@ impl Session {
             if save {
                 open.saved.clear();
             }
-            return Ok(Some(no("BADCHARSET (US-ASCII UTF-8)", "Unsupported charset")));
+            return Some(no("BADCHARSET (US-ASCII UTF-8)", "Unsupported charset"));
         }
         let found = match search::search(open.folder.as_mut(), &key, &open.saved) {
             Ok(f) => f,
@@ -95,7 +93,7 @@ impl Session {
                 if save {
                     open.saved.clear();
                 }
-                return Ok(Some(folder_error(&sid, &e)));
+                return Some(folder_error(&sid, &e));
             }
         };
         let msgs = open.folder.messages();
@@ -111,8 +109,8 @@ impl Session {
                 line.push_str(&format!(" {n}"));
             }
             line.push_str("\r\n");
-            out.write_all(line.as_bytes())?;
-            return Ok(Some(ok("SEARCH completed")));
+            out.extend_from_slice(line.as_bytes());
+            return Some(ok("SEARCH completed"));
         };
         let has = |o: SearchReturn| opts.contains(&o);
         if save {
@@ -157,64 +155,78 @@ impl Session {
                 buf.extend_from_slice(format!(" COUNT {}", nums.len()).as_bytes());
             }
             buf.extend_from_slice(b"\r\n");
-            out.write_all(&buf)?;
+            out.extend_from_slice(&buf);
         }
-        Ok(Some(ok("SEARCH completed")))
+        Some(ok("SEARCH completed"))
     }
 
-    /// RFC 3501 6.4.5 / 6.4.8. A message expunged by another session meanwhile is skipped: FETCH
-    /// answers NO [EXPUNGEISSUED] (RFC 2180 4.1.2, RFC 5530), UID FETCH OK [EXPUNGEISSUED] (a UID
-    /// that is gone is not an error, RFC 9051 6.4.9). The other messages are sent either way.
-    pub(super) fn fetch(&mut self, _: &str, cmd: Command, _: &dyn Backend, out: &mut dyn Write) -> Reply {
-        let Command::Fetch { uid, set, items } = cmd else { return Ok(Some(bad("Internal error"))) };
-        let sid = self.peer.sid.clone();
+    /// RFC 3501 6.4.5 / 6.4.8: the responses are sent by the caller, a message at a time, from the
+    /// [`FetchJob`] this leaves in `self.fetching`; [`Session::fetch_done`] completes the command.
+    pub(super) fn fetch(&mut self, tag: &str, cmd: Command, _: &dyn Backend, _: &mut Vec<u8>) -> Reply {
+        let Command::Fetch { uid, set, items } = cmd else { return Some(bad("Internal error")) };
         let opts = FetchOpts { uid, utf8: self.utf8(), rev2: self.rev2 };
         let open = match self.target(uid, &set) {
             Ok(o) => o,
-            Err(t) => return Ok(Some(t)),
+            Err(t) => return Some(t),
         };
         // Repeated items are answered once, and each message once however often the set names it.
         let items = fetch::dedup(items);
         let ranges = search::resolve_ranges(&set, open.folder.messages(), uid, &open.saved);
-        let mut expunged = false;
-        for i in ranges.into_iter().flatten() {
-            match fetch::fetch(out, open.folder.as_mut(), i, &items, opts) {
-                Ok(()) => {}
-                Err(FetchError::Folder(FolderError::Expunged)) => expunged = true,
-                // RFC 3516 4.2: BINARY of a part in an encoding the server does not know.
-                Err(e @ FetchError::Folder(_)) if crate::imap::fetch::is_unknown_cte(&e) => {
-                    return Ok(Some(no("UNKNOWN-CTE", "Unknown Content-Transfer-Encoding")));
-                }
-                Err(FetchError::Folder(e)) => return Ok(Some(folder_error(&sid, &e))),
-                Err(FetchError::Io(e)) => return Err(e),
+        self.fetching = Some(FetchJob::new(tag.to_string(), items, opts, ranges));
+        None
+    }
+
+    /// The end of a FETCH whose responses the caller sent ([`Action::Fetch`]). A message expunged by
+    /// another session meanwhile was skipped: FETCH answers NO [EXPUNGEISSUED] (RFC 2180 4.1.2, RFC
+    /// 5530), UID FETCH OK [EXPUNGEISSUED] (a UID that is gone is not an error, RFC 9051 6.4.9). The
+    /// other messages were sent either way.
+    pub fn fetch_done(&mut self, job: FetchJob) -> Vec<Action> {
+        let end = job.end();
+        let reply = match &end.stopped {
+            // RFC 3516 4.2: BINARY of a part in an encoding the server does not know.
+            Some(FolderError::Cannot(s)) if s == fetch::UNKNOWN_CTE => {
+                no("UNKNOWN-CTE", "Unknown Content-Transfer-Encoding")
             }
+            Some(e) => folder_error(&self.peer.sid, e),
+            None => match (end.expunged, end.uid) {
+                (false, _) => ok("FETCH completed"),
+                (true, true) => ok_code("EXPUNGEISSUED", "Some messages were expunged meanwhile"),
+                (true, false) => no("EXPUNGEISSUED", "Some messages were expunged meanwhile"),
+            },
+        };
+        // RFC 3501 7.4.1: no EXPUNGE responses after a FETCH (a UID FETCH may have them).
+        let mut out = Vec::new();
+        let outcome = self.complete(&end.tag, reply, end.uid, &mut out);
+        super::actions(out, outcome)
+    }
+
+    /// The selected folder, for sending the responses of an [`Action::Fetch`].
+    pub fn fetch_folder(&mut self) -> Option<&mut dyn Folder> {
+        match self.open.as_mut() {
+            Some(o) => Some(o.folder.as_mut()),
+            None => None,
         }
-        Ok(Some(match (expunged, uid) {
-            (false, _) => ok("FETCH completed"),
-            (true, true) => ok_code("EXPUNGEISSUED", "Some messages were expunged meanwhile"),
-            (true, false) => no("EXPUNGEISSUED", "Some messages were expunged meanwhile"),
-        }))
     }
 
     /// RFC 3501 6.4.6: changes flags and, unless .SILENT, answers `* n FETCH (FLAGS (...))` (with the
     /// UID for UID STORE, RFC 3501 6.4.8).
-    pub(super) fn store(&mut self, _: &str, cmd: Command, _: &dyn Backend, out: &mut dyn Write) -> Reply {
+    pub(super) fn store(&mut self, _: &str, cmd: Command, _: &dyn Backend, out: &mut Vec<u8>) -> Reply {
         let Command::Store { uid, set, op, silent, flags } = cmd else {
-            return Ok(Some(bad("Internal error")));
+            return Some(bad("Internal error"));
         };
         let sid = self.peer.sid.clone();
         let rev2 = self.rev2;
-        let Some(flags) = store_flags(&flags) else { return Ok(Some(bad(r"\Recent cannot be stored"))) };
+        let Some(flags) = store_flags(&flags) else { return Some(bad(r"\Recent cannot be stored")) };
         let open = match self.target(uid, &set) {
             Ok(o) => o,
-            Err(t) => return Ok(Some(t)),
+            Err(t) => return Some(t),
         };
         if open.folder.readonly() {
-            return Ok(Some(no("READ-ONLY", "Mailbox is read-only")));
+            return Some(no("READ-ONLY", "Mailbox is read-only"));
         }
         let idx = search::resolve(&set, open.folder.messages(), uid, &open.saved);
         if idx.is_empty() {
-            return Ok(Some(ok("STORE completed")));
+            return Some(ok("STORE completed"));
         }
         let op = match op {
             StoreOp::Replace => FlagOp::Replace,
@@ -222,7 +234,7 @@ impl Session {
             StoreOp::Remove => FlagOp::Remove,
         };
         if let Err(e) = open.folder.store(&idx, op, &flags) {
-            return Ok(Some(folder_error(&sid, &e)));
+            return Some(folder_error(&sid, &e));
         }
         if !silent {
             let msgs = open.folder.messages();
@@ -232,50 +244,50 @@ impl Session {
                     flags_fetch(&mut buf, i + 1, m, uid.then_some(m.uid), rev2);
                 }
             }
-            out.write_all(&buf)?;
+            out.extend_from_slice(&buf);
         }
-        Ok(Some(ok("STORE completed")))
+        Some(ok("STORE completed"))
     }
 
     /// COPY (RFC 3501 6.4.7, RFC 4315 COPYUID) and MOVE (RFC 6851 3: `* OK [COPYUID ...]`, then the
     /// EXPUNGE responses, then the tagged OK).
-    pub(super) fn copy(&mut self, _: &str, cmd: Command, _: &dyn Backend, out: &mut dyn Write) -> Reply {
+    pub(super) fn copy(&mut self, _: &str, cmd: Command, _: &dyn Backend, out: &mut Vec<u8>) -> Reply {
         let (uid, set, mailbox, moving) = match cmd {
             Command::Copy { uid, set, mailbox } => (uid, set, mailbox, false),
             Command::Move { uid, set, mailbox } => (uid, set, mailbox, true),
-            _ => return Ok(Some(bad("Internal error"))),
+            _ => return Some(bad("Internal error")),
         };
         let what = if moving { "MOVE" } else { "COPY" };
         let dest = match self.mailbox_name(&mailbox) {
             Ok(n) => n,
-            Err(t) => return Ok(Some(t)),
+            Err(t) => return Some(t),
         };
         let sid = self.peer.sid.clone();
         if let Err(t) = self.target(uid, &set) {
-            return Ok(Some(t));
+            return Some(t);
         }
         let Session { store, open, .. } = self;
         let (Some(store), Some(open)) = (store.as_mut(), open.as_mut()) else {
-            return Ok(Some(bad("No mailbox selected")));
+            return Some(bad("No mailbox selected"));
         };
         if moving && open.folder.readonly() {
-            return Ok(Some(no("READ-ONLY", "Mailbox is read-only")));
+            return Some(no("READ-ONLY", "Mailbox is read-only"));
         }
         let idx = search::resolve(&set, open.folder.messages(), uid, &open.saved);
         if idx.is_empty() {
-            return Ok(Some(ok(format!("{what} completed"))));
+            return Some(ok(format!("{what} completed")));
         }
         let res = match store.copy(open.folder.as_mut(), &idx, &dest) {
             Ok(r) => r,
             // RFC 3501 6.4.7: the client may CREATE and try again.
-            Err(FolderError::NotFound) => return Ok(Some(no("TRYCREATE", "Mailbox does not exist"))),
-            Err(e) => return Ok(Some(folder_error(&sid, &e))),
+            Err(FolderError::NotFound) => return Some(no("TRYCREATE", "Mailbox does not exist")),
+            Err(e) => return Some(folder_error(&sid, &e)),
         };
         let code = format!("COPYUID {} {} {}", res.uidvalidity, seq_text(&res.source), seq_text(&res.dest));
         if !moving {
-            return Ok(Some(ok_code(code, "COPY completed")));
+            return Some(ok_code(code, "COPY completed"));
         }
-        out.write_all(format!("* OK [{code}] Moved\r\n").as_bytes())?;
+        out.extend_from_slice(format!("* OK [{code}] Moved\r\n").as_bytes());
         // RFC 6851 3.3: the moved messages leave the source as an expunge of exactly them.
         let uids: Vec<Uid> =
             idx.iter().filter_map(|&i| open.folder.messages().get(i).map(|m| m.uid)).collect();
@@ -284,22 +296,22 @@ impl Session {
             open.folder.store(&idx, FlagOp::Add, &deleted).and_then(|()| open.folder.expunge(Some(&uids)));
         match removed {
             Ok(nums) => {
-                out.write_all(&expunge_text(&nums))?;
-                Ok(Some(ok("MOVE completed")))
+                out.extend_from_slice(&expunge_text(&nums));
+                Some(ok("MOVE completed"))
             }
-            Err(e) => Ok(Some(folder_error(&sid, &e))),
+            Err(e) => Some(folder_error(&sid, &e)),
         }
     }
 
     /// RFC 2177 3: `+ idling`; updates come from idle_poll until DONE.
-    pub(super) fn idle(&mut self, tag: &str, _: Command, _: &dyn Backend, out: &mut dyn Write) -> Reply {
-        out.write_all(b"+ idling\r\n")?;
+    pub(super) fn idle(&mut self, tag: &str, _: Command, _: &dyn Backend, out: &mut Vec<u8>) -> Reply {
+        out.extend_from_slice(b"+ idling\r\n");
         self.idle_tag = Some(tag.to_string());
         // Whatever is pending goes out at once.
         if self.open.is_some() {
-            self.report_changes(true, out)?;
+            self.report_changes(true, out);
         }
-        Ok(None)
+        None
     }
 
     /// The selected folder, after checking that a message-number set stays within it.

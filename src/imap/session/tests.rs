@@ -104,8 +104,15 @@ fn run(s: &mut Session, b: &TestBackend, tag: &str, cmd: Command) -> String {
 
 fn run_outcome(s: &mut Session, b: &TestBackend, tag: &str, cmd: Command) -> (String, Outcome) {
     let mut out = Vec::new();
-    let o = s.on_command(tag.to_string(), cmd, b, &mut out).unwrap();
+    let actions = s.on_command(tag.to_string(), cmd, b);
+    let o = s.perform_into(actions, &mut out).unwrap();
     (String::from_utf8(out).unwrap(), o)
+}
+
+/// Carries out what a session call gave, into `out`.
+fn act(s: &mut Session, out: &mut Vec<u8>, f: impl FnOnce(&mut Session) -> Vec<Action>) -> Outcome {
+    let actions = f(s);
+    s.perform_into(actions, out).unwrap()
 }
 
 /// Output with every flag list after `FLAGS ` written as `_`, so that tests do not depend on how
@@ -357,23 +364,23 @@ fn authenticate_plain_with_continuation_and_cancel() {
     assert_eq!(s.mode(), Mode::SaslResponse);
     let mut out = Vec::new();
     // RFC 3501 6.2.2: "*" cancels with BAD.
-    s.on_sasl_line(b"*", &b, &mut out).unwrap();
+    act(&mut s, &mut out, |s| s.on_sasl_line(b"*", &b));
     assert_eq!(String::from_utf8(out).unwrap(), "a1 BAD Authentication cancelled\r\n");
     assert_eq!(s.mode(), Mode::Command);
 
     assert_eq!(run(&mut s, &b, "a2", auth()), "+ \r\n");
     let mut out = Vec::new();
-    s.on_sasl_line(b"not base64!", &b, &mut out).unwrap();
+    act(&mut s, &mut out, |s| s.on_sasl_line(b"not base64!", &b));
     assert_eq!(String::from_utf8(out).unwrap(), "a2 BAD Cannot decode the response as base64\r\n");
 
     assert_eq!(run(&mut s, &b, "a3", auth()), "+ \r\n");
     let mut out = Vec::new();
-    s.on_sasl_line(sasl::encode_base64(b"\0mrose\0nope").as_bytes(), &b, &mut out).unwrap();
+    act(&mut s, &mut out, |s| s.on_sasl_line(sasl::encode_base64(b"\0mrose\0nope").as_bytes(), &b));
     assert_eq!(String::from_utf8(out).unwrap(), "a3 NO [AUTHENTICATIONFAILED] Authentication failed\r\n");
 
     assert_eq!(run(&mut s, &b, "a4", auth()), "+ \r\n");
     let mut out = Vec::new();
-    assert_eq!(s.on_sasl_line(&plain_ir(), &b, &mut out).unwrap(), Outcome::Continue);
+    assert_eq!(act(&mut s, &mut out, |s| s.on_sasl_line(&plain_ir(), &b)), Outcome::Continue);
     assert_eq!(String::from_utf8(out).unwrap(), format!("a4 OK [CAPABILITY {BASE}] Logged in\r\n"));
     assert_eq!(s.state(), State::Authenticated);
 }
@@ -459,8 +466,8 @@ fn error_limit_closes_with_bye() {
     let perr =
         |tag: Option<&str>| ParseError { tag: tag.map(String::from), message: "Unknown command".into() };
     let mut out = Vec::new();
-    assert_eq!(s.on_parse_error(perr(Some("x1")), &mut out).unwrap(), Outcome::Continue);
-    assert_eq!(s.on_parse_error(perr(None), &mut out).unwrap(), Outcome::Continue);
+    assert_eq!(act(&mut s, &mut out, |s| s.on_parse_error(perr(Some("x1")))), Outcome::Continue);
+    assert_eq!(act(&mut s, &mut out, |s| s.on_parse_error(perr(None))), Outcome::Continue);
     assert_eq!(String::from_utf8(out).unwrap(), "x1 BAD Unknown command\r\n* BAD Unknown command\r\n");
     // A failed login counts too.
     let (got, o) = run_outcome(&mut s, &b, "x3", login_cmd("mrose", "guess"));
@@ -474,12 +481,12 @@ fn autologout_and_shutdown_say_bye() {
     let b = TestBackend::new();
     let mut s = selected(&b);
     let mut out = Vec::new();
-    s.autologout(&mut out).unwrap();
+    act(&mut s, &mut out, |s| s.autologout());
     assert_eq!(out, b"* BYE Autologout; idle for too long\r\n");
     assert_eq!(s.mode(), Mode::Closed);
     let mut s = logged_in(&b);
     let mut out = Vec::new();
-    s.shutdown(&mut out).unwrap();
+    act(&mut s, &mut out, |s| s.shutdown());
     assert_eq!(out, b"* BYE Server shutting down\r\n");
 }
 

@@ -4,7 +4,9 @@
 //! the connection waits in the event loop; an IDLE is woken at once by a change of its mailbox
 //! (inotify on the folder's files, through the loop's [`Watcher`](super::Watcher)), or looks once a
 //! second where there is no watcher (a mail process). An APPEND's message goes to the store as it
-//! arrives. A system user's mailbox that the server (no longer root) cannot open as its owner is
+//! arrives. A FETCH is sent a message at a time ([`FetchJob`]): once 64 KiB wait for a client that
+//! is not reading, the connection waits in the loop for the socket to drain (60 s at most without
+//! progress), so a reader that stalls holds no thread. A system user's mailbox that the server (no longer root) cannot open as its owner is
 //! served by the user's mail process, to which the connection is then relayed (relay.rs).
 //! Deadlines: `login_timeout` from connect until a login, and for a line once begun; a literal
 //! within `login_timeout` plus its size at `smtp.min_data_rate`; `imap.timeout` (RFC 3501 5.4
@@ -22,18 +24,15 @@ use std::time::{Duration, Instant};
 use super::io::{Bytes, ClientWriter, Input, Io};
 use super::relay::Relay;
 use super::{Connection, Env, Handshake, NoLogin, Wait, Wake, Yield, handshake, yielded};
-use crate::auth::sasl::{Credentials, Login};
-use crate::config::{Config, MailboxKind, in_networks};
+use crate::config::{Config, in_networks};
 use crate::imap::command::{self, Assembler, Step};
-use crate::imap::session::{self, AppendStart, Mode, Opened, Outcome, Peer, Session};
-use crate::local::Resolver;
+use crate::imap::fetch::FetchJob;
+use crate::imap::session::{self, Action, AppendStart, Mode, Outcome, Peer, Session};
 use crate::netio::Stream;
 use crate::server::context::{ConnBackend, Context};
 use crate::server::mailproc::{Handed, Status};
 use crate::server::{Service, Slot};
-use crate::store::folder::Store;
-use crate::store::imapdir::{Inbox, MaildirStore};
-use crate::store::owner::{AsOwner, Owner, become_owner, spool_group};
+use crate::store::owner::become_owner;
 use crate::transport::Transport;
 
 /// The longest command line (without literals); RFC 7162 3 asks for at least 8192 octets.
@@ -43,115 +42,15 @@ const MAX_LITERAL: u64 = 64 * 1024;
 /// How often an IDLE with no watcher looks for changes.
 const IDLE_TICK: Duration = Duration::from_secs(1);
 
-/// Whose files the session works on: the owner's identity and the mail spool's group.
-type Identity = (Option<Owner>, Option<u32>);
+mod backend;
+use backend::{Backend, Identity, open_here};
 
-/// An opened store, whose it is, and that identity taken for the current run.
-type OpenedHere = (Box<dyn Store>, Identity, Option<AsOwner>);
+/// The most a FETCH response holds before it waits for the client (within one message's response;
+/// between two messages the connection waits in the loop once 64 KiB are waiting).
+const FETCH_BUFFER: usize = 256 * 1024;
 
-/// The IMAP session's view of the server for one run on a worker: the shared login machinery plus
-/// the user's mail store.
-struct Backend<'a> {
-    conn: ConnBackend<'a>,
-    peer: SocketAddr,
-    tls: bool,
-    /// The identity taken at login, for the rest of this run (and kept for the next ones).
-    guard: RefCell<Option<AsOwner>>,
-    identity: Cell<Option<Identity>>,
-    /// The mail process's socket of a login handed over ([`Opened::Elsewhere`]).
-    handoff: RefCell<Option<UnixStream>>,
-}
-
-impl Login for Backend<'_> {
-    fn credentials(&self) -> Option<&dyn Credentials> {
-        self.conn.credentials()
-    }
-    fn random(&self, buf: &mut [u8]) {
-        self.conn.random(buf)
-    }
-    fn auth_failed(&self, user: &str) {
-        self.conn.auth_failed(user)
-    }
-    fn auth_succeeded(&self, user: &str, mechanism: &str) {
-        self.conn.auth_succeeded(user, mechanism)
-    }
-    fn auth_blocked(&self) -> bool {
-        self.conn.auth_blocked()
-    }
-}
-
-impl session::Backend for Backend<'_> {
-    fn open_store(&self, user: &str) -> Result<Opened, String> {
-        let ctx = self.conn.ctx;
-        // A system user's mailbox that this process (no longer root) cannot open as its owner: the
-        // session goes on in the user's mail process (server/mailproc.rs).
-        if let Some(helper) = &ctx.helper
-            && !crate::server::privs::is_root()
-        {
-            let dest = ctx.resolver.mail_home(user)?.inbox;
-            // SAFETY: geteuid has no preconditions.
-            if dest.uid.is_some_and(|u| u != unsafe { libc::geteuid() }) {
-                let (sock, status) = helper.open_session(user, "imap", self.conn.sid, self.peer, self.tls)?;
-                return match status {
-                    Status::Ok => {
-                        *self.handoff.borrow_mut() = Some(sock);
-                        Ok(Opened::Elsewhere)
-                    }
-                    _ => Err("the mail process could not open the mailbox".into()),
-                };
-            }
-        }
-        let (store, identity, guard) =
-            open_here(&ctx.resolver, ctx.config.mbox_lock_timeout, self.conn.sid, user)?;
-        *self.guard.borrow_mut() = guard;
-        self.identity.set(Some(identity));
-        Ok(Opened::Here(store))
-    }
-}
-
-/// A session in a mail process was logged in before it started.
-impl session::Backend for NoLogin {
-    fn open_store(&self, _user: &str) -> Result<Opened, String> {
-        Err("already logged in".into())
-    }
-}
-
-/// Opens `user`'s folders here with the owner's file-system identity (taken now, when running as
-/// root; the guard holds it for this run).
-fn open_here(
-    resolver: &Resolver,
-    lock_timeout: Duration,
-    sid: &str,
-    user: &str,
-) -> Result<OpenedHere, String> {
-    let home = resolver.mail_home(user)?;
-    let dest = &home.inbox;
-    let owner = dest.uid.zip(dest.gid).map(|(uid, gid)| Owner { uid, gid });
-    let group = match dest.kind {
-        MailboxKind::Mbox => spool_group(&dest.path),
-        MailboxKind::Maildir => None,
-    };
-    let guard = become_owner(owner, group)?;
-    let inbox = match dest.kind {
-        MailboxKind::Maildir => Inbox::Maildir,
-        MailboxKind::Mbox => Inbox::Mbox { path: dest.path.clone(), lock_timeout },
-    };
-    log::info!(
-        "session={sid} event=imap_open user={user} inbox={} folders={}",
-        dest.path.display(),
-        home.folders.display()
-    );
-    let mut store = MaildirStore::new(home.folders, inbox);
-    // The special-use folders (Sent, Drafts, Trash, Junk, Archive) exist from the first login on,
-    // so a client may APPEND to Sent before it ever LISTs; a failure here shows at LIST again.
-    if let Err(e) = store.list() {
-        log::warn!("session={sid} event=imap_folders_failed user={user} error=\"{e}\"");
-    }
-    Ok((Box::new(store), (owner, group), guard))
-}
-
-/// Buffers what the session writes and passes it to the client in 64 KiB pieces, so a FETCH of a
-/// whole mailbox never sits in memory.
+/// Buffers a FETCH's responses and passes them to the client in pieces of at most
+/// [`FETCH_BUFFER`], so the literals of a large message never sit in memory.
 struct Out<'a> {
     buf: &'a mut Vec<u8>,
     stream: ClientWriter<'a>,
@@ -167,7 +66,7 @@ impl<'a> Out<'a> {
 impl Write for Out<'_> {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
         self.buf.extend_from_slice(data);
-        if self.buf.len() >= 64 * 1024 {
+        if self.buf.len() >= FETCH_BUFFER {
             self.flush()?;
         }
         Ok(data.len())
@@ -211,6 +110,11 @@ enum Phase {
         began: Instant,
         watching: bool,
     },
+    /// Sending a FETCH's responses; `stalled`: since when the client has not been reading.
+    Fetching {
+        job: FetchJob,
+        stalled: Option<Instant>,
+    },
     /// The rest of the session is the user's mail process's.
     Relay(Relay),
 }
@@ -234,6 +138,10 @@ pub struct Imap {
     append: bool,
     /// The command was answered before its end (a refused APPEND).
     skip: bool,
+    /// What that answer asked for, done once the command's end is read.
+    skipped: Outcome,
+    /// How long a FETCH waits for a client that does not read.
+    write_timeout: Duration,
     connected: Instant,
     since: Instant,
 }
@@ -264,6 +172,7 @@ impl Imap {
             },
         );
         let now = Instant::now();
+        let write_timeout = crate::server::acceptor::write_timeout(service, &ctx.config);
         Imap {
             config: Arc::clone(&ctx.config),
             asm: assembler(false, ctx.config.message_size_limit),
@@ -280,6 +189,8 @@ impl Imap {
             partial: false,
             append: false,
             skip: false,
+            skipped: Outcome::Continue,
+            write_timeout,
             connected: now,
             since: now,
         }
@@ -294,7 +205,8 @@ impl Imap {
                 self.peer
             );
             if env.shutting_down {
-                self.session.shutdown(&mut self.io.out)?;
+                let actions = self.session.shutdown();
+                self.perform(actions);
                 return Ok(None);
             }
             match (self.service, self.ctx.as_ref().and_then(|c| c.tls.clone())) {
@@ -423,27 +335,32 @@ impl Imap {
                 Phase::Idle { began, watching } => {
                     let (began, watching) = (*began, *watching);
                     if matches!(wake, Wake::Notify | Wake::Timer) {
-                        self.session.idle_poll(&mut Out::to(&mut self.io))?;
+                        let actions = self.session.idle_poll();
+                        if self.perform(actions) == Outcome::Close {
+                            return Ok(None);
+                        }
                         wake = Wake::Ready;
                     }
-                    let outcome = match self.io.line(MAX_LINE)? {
+                    let actions = match self.io.line(MAX_LINE)? {
                         Input::Line(l) => {
                             let l = l.to_vec();
-                            self.session.idle_done(&l, &mut self.io.out)?
+                            self.session.idle_done(&l)
                         }
-                        Input::TooLong => self.session.idle_done(b"", &mut self.io.out)?,
+                        Input::TooLong => self.session.idle_done(b""),
                         Input::Eof => return Ok(None),
                         Input::Pending => {
                             self.io.flush()?;
                             if env.shutting_down || self.session.mode() == Mode::Closed {
-                                self.session.shutdown(&mut self.io.out)?;
+                                let actions = self.session.shutdown();
+                                self.perform(actions);
                                 return Ok(None);
                             }
                             // RFC 2177 3: clients re-issue IDLE at least every 29 minutes.
                             let end = began + self.config.imap_timeout;
                             if now >= end {
                                 log::info!("session={} event=timeout", self.sid);
-                                self.session.autologout(&mut self.io.out)?;
+                                let actions = self.session.autologout();
+                                self.perform(actions);
                                 return Ok(None);
                             }
                             let until = if watching { end } else { end.min(now + IDLE_TICK) };
@@ -455,7 +372,37 @@ impl Imap {
                     }
                     self.phase = Phase::Command;
                     self.since = now;
-                    outcome
+                    self.perform(actions)
+                }
+                Phase::Fetching { job, stalled } => {
+                    // A message at a time; once 64 KiB wait for a client that is not reading, the
+                    // connection waits in the loop (holding no thread) until it reads again.
+                    let parks = self.io.blocker.is_some();
+                    loop {
+                        if self.io.out.len() >= 64 * 1024 {
+                            if parks && !self.io.writable_now() {
+                                let since = *stalled.get_or_insert(now);
+                                let limit = since + self.write_timeout;
+                                if now >= limit {
+                                    log::info!("session={} event=timeout during=fetch", self.sid);
+                                    return Ok(None);
+                                }
+                                return Ok(Some(Wait { write: true, until: Some(limit), ..Wait::default() }));
+                            }
+                            *stalled = None;
+                            self.io.flush()?;
+                        }
+                        let Some(folder) = self.session.fetch_folder() else { break };
+                        if !job.step(folder, &mut Out::to(&mut self.io))? {
+                            break;
+                        }
+                    }
+                    let Phase::Fetching { job, .. } = std::mem::replace(&mut self.phase, Phase::Command)
+                    else {
+                        return Ok(None);
+                    };
+                    let actions = self.session.fetch_done(job);
+                    self.perform(actions)
                 }
                 Phase::Command => match self.session.mode() {
                     Mode::Closed => return Ok(None),
@@ -485,19 +432,26 @@ impl Imap {
                             _ => false,
                         };
                         // What changed before the watch was set is seen now.
-                        self.session.idle_poll(&mut Out::to(&mut self.io))?;
                         self.phase = Phase::Idle { began: now, watching };
+                        let actions = self.session.idle_poll();
+                        if self.perform(actions) == Outcome::Close {
+                            return Ok(None);
+                        }
                         continue;
                     }
                     Mode::SaslResponse => match self.io.line(MAX_LINE)? {
                         Input::Line(l) => {
                             let l = l.to_vec();
-                            self.session.on_sasl_line(&l, b, &mut self.io.out)?
+                            let actions = self.session.on_sasl_line(&l, b);
+                            self.perform(actions)
                         }
-                        Input::TooLong => self.session.on_parse_error(
-                            command::ParseError { tag: None, message: "line too long".into() },
-                            &mut self.io.out,
-                        )?,
+                        Input::TooLong => {
+                            let actions = self.session.on_parse_error(command::ParseError {
+                                tag: None,
+                                message: "line too long".into(),
+                            });
+                            self.perform(actions)
+                        }
                         Input::Eof => return Ok(None),
                         Input::Pending => return self.wait_for_command(now, env),
                     },
@@ -509,10 +463,11 @@ impl Imap {
                             self.session.append_abort();
                             self.partial = false;
                             self.skip = false;
-                            self.session.on_parse_error(
-                                command::ParseError { tag: None, message: "command line too long".into() },
-                                &mut self.io.out,
-                            )?
+                            let actions = self.session.on_parse_error(command::ParseError {
+                                tag: None,
+                                message: "command line too long".into(),
+                            });
+                            self.perform(actions)
                         }
                         Input::Line(l) => {
                             let l = l.to_vec();
@@ -554,7 +509,8 @@ impl Imap {
     fn wait_for_command(&mut self, now: Instant, env: &Env) -> io::Result<Option<Wait>> {
         self.io.flush()?;
         if env.shutting_down && !self.partial {
-            self.session.shutdown(&mut self.io.out)?;
+            let actions = self.session.shutdown();
+            self.perform(actions);
             return Ok(None);
         }
         let c = &self.config;
@@ -567,7 +523,8 @@ impl Imap {
         };
         if now >= deadline {
             log::info!("session={} event=timeout", self.sid);
-            self.session.autologout(&mut self.io.out)?;
+            let actions = self.session.autologout();
+            self.perform(actions);
             return Ok(None);
         }
         Ok(Some(Wait { read: true, until: Some(deadline), ..Wait::default() }))
@@ -583,22 +540,21 @@ impl Imap {
         Ok(Some(match self.asm.line(&l) {
             Step::Complete(_) if std::mem::take(&mut self.skip) => {
                 self.partial = false;
-                Outcome::Continue
+                std::mem::replace(&mut self.skipped, Outcome::Continue)
             }
             Step::Complete(buf) => {
                 self.partial = false;
-                let mut w = Out::to(&mut self.io);
-                let outcome = match command::parse_owned(buf) {
-                    Ok((tag, cmd)) => self.session.on_command(tag, cmd, b, &mut w)?,
-                    Err(e) => self.session.on_parse_error(e, &mut w)?,
+                let actions = match command::parse_owned(buf) {
+                    Ok((tag, cmd)) => self.session.on_command(tag, cmd, b),
+                    Err(e) => self.session.on_parse_error(e),
                 };
                 self.session.append_abort();
-                outcome
+                self.perform(actions)
             }
             // RFC 3501 6.3.11: an APPEND's message is written to the store as it arrives, never held whole.
             Step::NeedLiteral { len, sync } if len > MAX_LITERAL && self.append => {
                 self.partial = true;
-                let start = self.session.append_begin(self.asm.head(), len, b, &mut Out::to(&mut self.io))?;
+                let start = self.session.append_begin(self.asm.head(), len, b);
                 let sink = match start {
                     AppendStart::Stream => {
                         if sync {
@@ -608,16 +564,17 @@ impl Imap {
                         }
                         Sink::Append
                     }
-                    AppendStart::Answered(outcome) if sync => {
+                    AppendStart::Answered(actions) if sync => {
                         // The client waits for `+`: the command ends here.
                         self.asm.reset();
                         self.partial = false;
-                        return Ok(Some(outcome));
+                        return Ok(Some(self.perform(actions)));
                     }
                     // RFC 7888 4: a non-synchronizing literal comes anyway; it and the rest of the
-                    // command are read and dropped.
-                    AppendStart::Answered(_) => {
+                    // command are read and dropped (what the answer says next waits until then).
+                    AppendStart::Answered(actions) => {
                         self.skip = true;
+                        self.skipped = self.perform(actions);
                         Sink::Drop
                     }
                 };
@@ -681,6 +638,23 @@ fn is_append(line: &[u8]) -> bool {
     let mut words = line.splitn(3, |&b| b == b' ');
     words.next();
     words.next().is_some_and(|w| w.eq_ignore_ascii_case(b"APPEND"))
+}
+
+impl Imap {
+    /// Carries out the session's actions: replies into the output buffer, a FETCH into the phase
+    /// that sends it; what comes after them is the outcome.
+    fn perform(&mut self, actions: Vec<Action>) -> Outcome {
+        let mut next = Outcome::Continue;
+        for action in actions {
+            match action {
+                Action::Reply(bytes) => self.io.out.extend_from_slice(&bytes),
+                Action::Fetch(job) => self.phase = Phase::Fetching { job, stalled: None },
+                Action::StartTls => next = Outcome::StartTls,
+                Action::Close => next = Outcome::Close,
+            }
+        }
+        next
+    }
 }
 
 impl Connection for Imap {
@@ -747,6 +721,8 @@ pub fn handed(sock: UnixStream, h: &Handed) -> Option<Imap> {
         partial: false,
         append: false,
         skip: false,
+        skipped: Outcome::Continue,
+        write_timeout: Duration::from_secs(60),
         connected: now,
         since: now,
     })

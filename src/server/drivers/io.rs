@@ -212,6 +212,11 @@ impl Io {
         Ok(Bytes::Data(self.buffered()))
     }
 
+    /// Whether the client's socket takes a write now without waiting.
+    pub fn writable_now(&self) -> bool {
+        self.stream.fd().is_some_and(writable_now)
+    }
+
     /// Sends the replies waiting in `out`.
     pub fn flush(&mut self) -> io::Result<()> {
         if !self.out.is_empty() {

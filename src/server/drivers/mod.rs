@@ -38,6 +38,8 @@ pub enum Wake {
 pub struct Wait {
     /// The client's descriptor becoming readable.
     pub read: bool,
+    /// The client's descriptor becoming writable (a client that stopped reading a long answer).
+    pub write: bool,
     /// Another descriptor (a mail process's socket while relaying): readable, and writable when asked.
     pub other: Option<(RawFd, bool)>,
     /// A time to be woken with [`Wake::Timer`].
@@ -168,8 +170,10 @@ pub fn run_here(conn: &mut dyn Connection) {
             Yield::Wait(w) => w,
         };
         let mut fds = Vec::with_capacity(2);
-        if let (true, Some(fd)) = (wait.read, conn.fd()) {
-            fds.push(libc::pollfd { fd, events: libc::POLLIN, revents: 0 });
+        if let (true, Some(fd)) = (wait.read || wait.write, conn.fd()) {
+            let events =
+                if wait.read { libc::POLLIN } else { 0 } | if wait.write { libc::POLLOUT } else { 0 };
+            fds.push(libc::pollfd { fd, events, revents: 0 });
         }
         if let Some((fd, write)) = wait.other {
             let events = libc::POLLIN | if write { libc::POLLOUT } else { 0 };

@@ -58,7 +58,7 @@ impl Relay {
                     }
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                        return Ok(Some(Wait { read: false, other: Some((mfd, true)), until: None }));
+                        return Ok(Some(Wait { other: Some((mfd, true)), ..Wait::default() }));
                     }
                     Err(e) => return Err(e),
                 }
@@ -77,7 +77,7 @@ impl Relay {
                     if self.to_mail.capacity() > CHUNK {
                         self.to_mail = Vec::new();
                     }
-                    return Ok(Some(Wait { read: true, other: Some((mfd, false)), until: None }));
+                    return Ok(Some(Wait { read: true, other: Some((mfd, false)), ..Wait::default() }));
                 }
             }
         }

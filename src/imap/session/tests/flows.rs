@@ -332,20 +332,20 @@ fn idle_with_an_update() {
     assert_eq!(run(&mut s, &b, "A002", Command::Idle), "+ idling\r\n");
     assert_eq!(s.mode(), Mode::Idle);
     let mut out = Vec::new();
-    s.idle_poll(&mut out).unwrap();
+    act(&mut s, &mut out, |s| s.idle_poll());
     assert!(out.is_empty());
     b.world.deliver("INBOX", "news", 0);
-    s.idle_poll(&mut out).unwrap();
+    act(&mut s, &mut out, |s| s.idle_poll());
     assert_eq!(String::from_utf8(out).unwrap(), "* 4 EXISTS\r\n* 4 RECENT\r\n");
     let mut out = Vec::new();
-    assert_eq!(s.idle_done(b"done", &mut out).unwrap(), Outcome::Continue);
+    assert_eq!(act(&mut s, &mut out, |s| s.idle_done(b"done")), Outcome::Continue);
     assert_eq!(String::from_utf8(out).unwrap(), "A002 OK IDLE terminated\r\n");
     assert_eq!(s.mode(), Mode::Command);
     // Anything but DONE is a BAD; IDLE works unselected too.
     run(&mut s, &b, "A003", Command::Unselect);
     assert_eq!(run(&mut s, &b, "A004", Command::Idle), "+ idling\r\n");
     let mut out = Vec::new();
-    s.idle_done(b"NOOP", &mut out).unwrap();
+    act(&mut s, &mut out, |s| s.idle_done(b"NOOP"));
     assert_eq!(String::from_utf8(out).unwrap(), "A004 BAD Expected DONE\r\n");
 }
 
