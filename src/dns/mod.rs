@@ -3,12 +3,14 @@
 //! failures are told apart by `DnsError::is_permanent`.
 
 pub mod cache;
+pub mod lookup;
 pub mod resolvconf;
 pub mod resolver;
 pub mod wire;
 
 use std::fmt;
 
+pub use lookup::{Lookup, Table};
 pub use resolver::{Resolver, ResolverOptions};
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -169,8 +169,12 @@ impl Resolver {
             .collect())
     }
 
-    /// Records of `qtype` for `name` after CNAME chasing, from the cache or the servers.
-    /// `Ok(empty)` is NODATA.
+    /// Records of `qtype` (a `wire::TYPE_*`) for `name` after CNAME chasing, from the cache or the
+    /// servers. `Ok(empty)` is NODATA, `Err(NxDomain)` a name that does not exist.
+    pub fn records(&self, name: &str, qtype: u16) -> Result<Vec<RData>, DnsError> {
+        self.lookup(name, qtype)
+    }
+
     fn lookup(&self, name: &str, qtype: u16) -> Result<Vec<RData>, DnsError> {
         let name = wire::normalize_name(name).map_err(|e| DnsError::Malformed(format!("{name:?}: {e}")))?;
         match self.cache.get(&name, qtype, Instant::now()) {

@@ -314,7 +314,7 @@ fn job_skips_expunged_messages_and_says_so() {
     let mut f = folder();
     f.expunged.push(0);
     let opts = FetchOpts { uid: true, ..Default::default() };
-    let mut job = FetchJob::new("b".into(), vec![FetchAtt::Envelope], opts, vec![0..2]);
+    let mut job = FetchJob::new("b".into(), vec![FetchAtt::Envelope], opts, vec![0..1, 1..2]);
     let mut out = Vec::new();
     while job.step(&mut f, &mut out).unwrap() {}
     let text = String::from_utf8(out).unwrap();
