@@ -9,6 +9,7 @@ pub mod cert;
 pub mod config;
 pub mod dns;
 pub mod durable;
+pub mod filters;
 pub mod imap;
 pub mod local;
 pub mod netio;

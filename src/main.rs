@@ -90,6 +90,7 @@ fn main() -> ExitCode {
             queue(config_path, &ops)
         }
         "cert" => cert(config_path, &operands),
+        "spf" | "dkim" | "dmarc" => filters(cmd, config_path, &operands),
         "version" | "-V" | "--version" => {
             println!("buzon {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS
@@ -253,6 +254,27 @@ fn queue(flag: Option<PathBuf>, args: &[String]) -> ExitCode {
         Err(e) => {
             eprintln!("buzon: {e}");
             ExitCode::from(EX_USAGE)
+        }
+    }
+}
+
+/// `buzon spf|dkim|dmarc ...`: the sender checks and DKIM keys by hand (filters/cli.rs).
+fn filters(cmd: &str, flag: Option<PathBuf>, args: &[String]) -> ExitCode {
+    let config = match load_config(flag) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("buzon: {e}");
+            return ExitCode::from(EX_CONFIG);
+        }
+    };
+    match buzon::filters::cli::run(cmd, &config, args, &mut std::io::stdout()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("buzon {cmd}: {e}");
+            ExitCode::from(match e {
+                buzon::filters::cli::CliError::Usage(_) => EX_USAGE,
+                buzon::filters::cli::CliError::Failed(_) => 1,
+            })
         }
     }
 }

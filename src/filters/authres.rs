@@ -1,0 +1,1 @@
+//! Authentication-Results (placeholder until the module lands).

@@ -1,0 +1,1 @@
+//! Content scanners (placeholder until the module lands).
