@@ -4,7 +4,7 @@
 //! acknowledged with 250, so the server removes them at start once they are stale.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufWriter, Write};
+use std::io::{self, BufWriter, Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -110,6 +110,35 @@ impl Incoming {
     pub fn finish(&mut self) -> io::Result<()> {
         self.out.flush()?;
         self.out.get_ref().sync_all()
+    }
+
+    /// Inserts `text` at offset `at` of the finished file (header fields the checks add below the
+    /// Return-Path line): a new file is written beside it, copied in the kernel where it can be,
+    /// fsynced and renamed over the old one; on error the old file is as it was.
+    pub fn insert(&mut self, at: u64, text: &[u8]) -> io::Result<()> {
+        self.out.flush()?;
+        let tmp = self.path.with_extension("insert");
+        let mut src = File::open(&self.path)?;
+        let result = (|| {
+            let mut dst = OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
+            io::copy(&mut (&mut src).take(at), &mut dst)?;
+            dst.write_all(text)?;
+            io::copy(&mut src, &mut dst)?;
+            dst.sync_all()?;
+            fs::rename(&tmp, &self.path)?;
+            Ok(dst)
+        })();
+        match result {
+            Ok(dst) => {
+                self.out = BufWriter::with_capacity(64 * 1024, dst);
+                self.written += text.len() as u64;
+                Ok(())
+            }
+            Err(e) => {
+                let _ = fs::remove_file(&tmp);
+                Err(e)
+            }
+        }
     }
 
     /// Removes the spool file (after delivery, or when the message is refused).

@@ -11,8 +11,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// Where recipients' accounts come from.
+pub mod filters;
 mod values;
 
+pub use filters::Filters;
 use values::*;
 pub use values::{
     Cidr, MailboxKind, MailboxTemplate, OutboundTls, Share, Smarthost, SmarthostTls, UsersSpec, in_networks,
@@ -105,6 +107,8 @@ pub struct Config {
     pub queue_min_backoff: Duration,
     pub queue_max_backoff: Duration,
     pub queue_delay_warning: Option<Duration>,
+    /// The inbound checks, content scanners and DKIM signing (config/filters.rs).
+    pub filters: Filters,
 }
 
 /// A configuration error: where, and what is wrong.
@@ -324,6 +328,7 @@ impl Config {
             queue_min_backoff: Duration::from_secs(300),
             queue_max_backoff: Duration::from_secs(3600),
             queue_delay_warning: None,
+            filters: Filters::default(),
         }
     }
 
@@ -376,7 +381,7 @@ impl Config {
             };
             let key = key.trim();
             let value = value.trim();
-            if !KEYS.contains(&key) {
+            if !KEYS.contains(&key) && !filters::KEYS.contains(&key) {
                 let hint = match closest(key) {
                     Some(k) => format!(" (did you mean `{k}`?)"),
                     None => " (see buzon.conf(5) for the list of keys)".to_string(),
@@ -513,6 +518,7 @@ impl Config {
                         v(parse_duration(value).map(|x| c.queue_delay_warning = Some(x)))?
                     }
                 }
+                k if filters::KEYS.contains(&k) => v(c.filters.set(k, value))?,
                 _ => return Err(err(n, format!("key `{key}` is known but not handled (a bug)"))),
             }
         }
@@ -673,6 +679,7 @@ impl Config {
         kv("queue.min_backoff", secs(self.queue_min_backoff));
         kv("queue.max_backoff", secs(self.queue_max_backoff));
         kv("queue.delay_warning", self.queue_delay_warning.map(secs).unwrap_or_default());
+        self.filters.print(&mut kv);
         o
     }
 

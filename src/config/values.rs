@@ -274,6 +274,7 @@ pub(super) fn parse_level(v: &str) -> Result<log::LevelFilter, String> {
 /// The known key closest to a misspelt one, if any is close enough.
 pub(super) fn closest(key: &str) -> Option<&'static str> {
     KEYS.iter()
+        .chain(super::filters::KEYS)
         .map(|k| (levenshtein(key, k), *k))
         .filter(|(d, k)| *d <= 3.max(k.len() / 4))
         .min()

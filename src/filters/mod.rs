@@ -7,5 +7,7 @@ pub mod authres;
 pub mod cli;
 pub mod dkim;
 pub mod dmarc;
+pub mod dnsbl;
+pub mod greylist;
 pub mod scan;
 pub mod spf;

@@ -19,7 +19,7 @@ use crate::queue::Queue;
 use crate::queue::wake::Waker;
 use crate::server::Service;
 use crate::server::helper::PasswordHelper;
-use crate::smtp::session::{Backend, Params, RcptCheck};
+use crate::smtp::session::{Backend, MailCheck, Params, RcptCheck};
 use crate::store::StoreOptions;
 use crate::tls::ServerTls;
 
@@ -36,6 +36,8 @@ pub struct Context {
     pub(crate) tls: Option<Arc<ServerTls>>,
     /// The privileged helper, when the server dropped root for system users.
     pub(crate) helper: Option<Arc<PasswordHelper>>,
+    /// The inbound checks' DNS and greylist.
+    pub(crate) checks: crate::server::checks::Checks,
     users: DbCredentials,
     limiter: Arc<Limiter>,
     pop3: Arc<crate::pop3::session::Params>,
@@ -97,7 +99,9 @@ impl Context {
         };
         // The counts stay; the limits are this configuration's.
         limiter.set_limits(limits(&config));
+        let checks = crate::server::checks::Checks::new(&config)?;
         Ok(Context {
+            checks,
             pop3: Arc::new(pop3),
             pop3s: Arc::new(pop3s),
             imap: Arc::new(imap),
@@ -176,6 +180,14 @@ impl Backend for ConnBackend<'_> {
 
     fn spool_free(&self) -> Option<u64> {
         free_space(&self.ctx.config.data_dir)
+    }
+
+    fn check_mail(&self, sender: Option<&Address>, helo: &str) -> MailCheck {
+        crate::server::checks::mail(self.ctx, self.sid, self.ip, sender, helo)
+    }
+
+    fn check_recipient(&self, sender: Option<&Address>, rcpt: &Address) -> Option<crate::smtp::reply::Reply> {
+        crate::server::checks::recipient(self.ctx, self.sid, self.ip, sender, rcpt)
     }
 
     /// RFC 6409 6.1: a user sends as addresses that are theirs: delivered to

@@ -4,6 +4,7 @@
 
 pub mod acceptor;
 pub mod activation;
+pub mod checks;
 pub mod context;
 pub mod drivers;
 pub mod eventloop;

@@ -65,6 +65,25 @@ pub enum RcptCheck {
     Perm(String),
 }
 
+/// What the sender checks at MAIL found (SPF), kept with the transaction for the message's headers
+/// and for the checks at the end of the message (DMARC).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Checked {
+    /// Header fields to add to the message (`Received-SPF: ...`), without line ends.
+    pub fields: Vec<String>,
+    /// Authentication-Results resinfo parts (`spf=pass smtp.mailfrom=example.org`).
+    pub results: Vec<String>,
+    /// The domain SPF checked and whether it passed.
+    pub spf: Option<(String, bool)>,
+}
+
+/// The verdict of the checks at MAIL.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MailCheck {
+    Accept(Checked),
+    Refuse(Reply),
+}
+
 /// What the session asks of the server it runs in (recipient checks; later logins and sender
 /// ownership), supplied by the caller so the session itself stays free of I/O.
 pub trait Backend: Login {
@@ -75,6 +94,15 @@ pub trait Backend: Login {
     }
     /// Free octets on the spool's file system, when known.
     fn spool_free(&self) -> Option<u64> {
+        None
+    }
+    /// The checks on a client that is neither logged in nor in relay.networks, at MAIL (DNS
+    /// blocklists, SPF).
+    fn check_mail(&self, _sender: Option<&Address>, _helo: &str) -> MailCheck {
+        MailCheck::Accept(Checked::default())
+    }
+    /// The checks on such a client at each accepted RCPT (greylisting): `Some` refuses it.
+    fn check_recipient(&self, _sender: Option<&Address>, _rcpt: &Address) -> Option<Reply> {
         None
     }
 }
@@ -128,6 +156,8 @@ pub struct Transaction {
     pub eight_bit: bool,
     /// RFC 1870 SIZE= from MAIL.
     pub declared_size: Option<u64>,
+    /// What the sender checks found (empty for trusted clients).
+    pub checked: Checked,
 }
 
 /// What became of a message after DATA or BDAT LAST.
@@ -141,6 +171,8 @@ pub enum MessageResult {
     Temp(String),
     /// Refused for good: 5xx.
     Perm(String),
+    /// Refused by a check on the message (DMARC, a virus, spam), with its own reply.
+    Refused(Reply),
 }
 
 /// Where the session is in the command sequence.
@@ -392,6 +424,7 @@ impl Session {
             // Storage trouble is ours, not the client's: not counted as a client error.
             MessageResult::Temp(m) => Step::reply(Reply::new(451, "4.3.0", m)),
             MessageResult::Perm(m) => Step::reply(Reply::new(554, "5.3.0", m)),
+            MessageResult::Refused(reply) => Step::reply(reply),
         }
     }
 
@@ -525,8 +558,16 @@ impl Session {
         if backend.spool_free().is_some_and(|free| free < need) {
             return Step::reply(Reply::new(452, "4.3.1", "Insufficient system storage"));
         }
+        let checked = match self.trusted() {
+            true => Checked::default(),
+            false => match backend.check_mail(from.as_ref(), self.helo.as_deref().unwrap_or("")) {
+                MailCheck::Accept(c) => c,
+                MailCheck::Refuse(reply) => return self.fail(reply),
+            },
+        };
         self.reset_transaction();
         self.transaction = Some(Transaction {
+            checked,
             sender: from,
             recipients: Vec::new(),
             smtputf8: params.smtputf8,
@@ -559,6 +600,15 @@ impl Session {
             return self.fail(Reply::new(553, "5.6.7", text));
         }
         let reply = match backend.check_rcpt(&addr) {
+            RcptCheck::Accept if !self.trusted() => {
+                let sender = self.transaction.as_ref().and_then(|t| t.sender.as_ref());
+                match backend.check_recipient(sender, &addr) {
+                    // A temporary refusal (greylisting) is no client error.
+                    Some(reply) if reply.code() < 500 => return Step::reply(reply),
+                    Some(reply) => reply,
+                    None => return self.accept(addr),
+                }
+            }
             RcptCheck::Accept => return self.accept(addr),
             // RFC 5321 3.6.1: relaying only for clients this server trusts (relay.networks).
             RcptCheck::NotLocal if self.peer.relay_allowed => return self.accept(addr),
@@ -570,6 +620,11 @@ impl Session {
             RcptCheck::Perm(m) => Reply::new(550, "5.1.1", format!("<{addr}>: {m}")),
         };
         self.fail(reply)
+    }
+
+    /// A logged-in client or one in relay.networks: the sender checks do not apply.
+    fn trusted(&self) -> bool {
+        self.user.is_some() || self.peer.relay_allowed
     }
 
     /// Adds a recipient (once) to the transaction.

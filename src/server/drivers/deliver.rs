@@ -6,11 +6,14 @@
 
 use std::time::SystemTime;
 
+use crate::config::MailboxKind;
 use crate::local::Resolution;
 use crate::queue::wake::Wake;
 use crate::queue::{Envelope, QueuedRcpt, RcptState};
+use crate::server::checks::{self, Inspected};
 use crate::server::context::Context;
 use crate::smtp::data::ChunkDecoder;
+use crate::smtp::reply::Reply;
 use crate::smtp::session::{MessageResult, Session};
 use crate::spool::Incoming;
 use crate::store;
@@ -24,6 +27,8 @@ pub struct Inbound {
     pub octets: u64,
     /// Length of the Return-Path line, which relaying leaves out.
     pub body_offset: u64,
+    /// Length of the trace fields (Return-Path, Received): the message itself starts there.
+    pub trace_len: u64,
     /// One decoder for all BDAT chunks of the message: a CR ending one chunk pairs with the LF that
     /// opens the next (RFC 3030 allows a chunk to end anywhere).
     pub chunks: ChunkDecoder,
@@ -49,7 +54,7 @@ impl Inbound {
 /// mailboxes (all or none), and whatever cannot be delivered now (other
 /// domains, a local failure) into the queue. Only then is it acknowledged.
 pub fn finish(inbound: Inbound, session: &Session, ctx: &Context, sid: &str) -> MessageResult {
-    let Inbound { id, file, error, too_big, octets, body_offset, .. } = inbound;
+    let Inbound { id, file, error, too_big, octets, body_offset, trace_len, .. } = inbound;
     if too_big {
         log::info!(
             "session={sid} id={id} event=reject reason=size size={octets} limit={}",
@@ -72,6 +77,30 @@ pub fn finish(inbound: Inbound, session: &Session, ctx: &Context, sid: &str) -> 
         log::error!("session={sid} id={id} event=spool_error error=\"{e}\"");
         return MessageResult::Temp("Error: local error writing the message; try again later".into());
     }
+    let peer = session.peer();
+    let trusted = session.user().is_some() || peer.relay_allowed;
+    let junk = match checks::message(ctx, sid, peer.ip, tx, trusted, file.path(), trace_len) {
+        Inspected::Accept { fields, junk } => {
+            if !fields.is_empty()
+                && let Err(e) = file.insert(body_offset, fields.as_bytes())
+            {
+                log::error!("session={sid} id={id} event=spool_error error=\"{e}\"");
+                return MessageResult::Temp("Error: local error writing the message; try again later".into());
+            }
+            junk
+        }
+        Inspected::Refuse(reply) => {
+            log::info!(
+                "session={sid} id={id} event=reject reason=\"{}\"",
+                reply.text_lines().join(" ").replace('"', "'")
+            );
+            return MessageResult::Refused(reply);
+        }
+        Inspected::Defer(why) => {
+            log::warn!("session={sid} id={id} event=deferred reason=\"{why}\"");
+            return MessageResult::Refused(Reply::new(451, "4.7.1", format!("{why}; try again later")));
+        }
+    };
     let sender = tx.sender.as_ref().map(|a| a.to_string()).unwrap_or_default();
     let all: Vec<String> = tx.recipients.iter().map(|r| r.to_string()).collect();
     let mut dests = Vec::new();
@@ -86,7 +115,13 @@ pub fn finish(inbound: Inbound, session: &Session, ctx: &Context, sid: &str) -> 
             Resolution::Deliver(d) => {
                 for m in d.mailboxes {
                     let owner = m.uid.zip(m.gid).map(|(uid, gid)| store::Owner { uid, gid });
-                    dests.push(store::Dest { kind: m.kind, path: m.path, owner, account: Some(m.account) });
+                    // Mail the checks call spam goes to the Maildir++ Junk folder (RFC 6154 \\Junk);
+                    // an mbox user gets it in the inbox, marked by its X-Spam header.
+                    let path = match (junk, m.kind) {
+                        (true, MailboxKind::Maildir) => m.path.join(".Junk"),
+                        _ => m.path,
+                    };
+                    dests.push(store::Dest { kind: m.kind, path, owner, account: Some(m.account) });
                     owners.push(rcpt.to_string());
                 }
                 for f in d.files {

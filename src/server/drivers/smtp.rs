@@ -364,6 +364,7 @@ impl Smtp {
             too_big: false,
             octets: 0,
             body_offset,
+            trace_len: header.len() as u64,
             chunks: ChunkDecoder::new(),
         };
         match Incoming::create(&self.ctx.config.data_dir, &inbound.id)

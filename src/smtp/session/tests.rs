@@ -635,3 +635,72 @@ fn junk_commands_beyond_the_limit_end_the_session() {
     assert_eq!(step.next, Next::Close);
     assert_eq!(step.reply.map(|r| r.code()), Some(421));
 }
+
+/// Refuses senders at spam.example (as a blocklist or SPF would), records an SPF result for the
+/// others, and greylists recipients named grey.
+struct Checking;
+
+impl Login for Checking {
+    fn credentials(&self) -> Option<&dyn crate::auth::sasl::Credentials> {
+        None
+    }
+    fn random(&self, _: &mut [u8]) {}
+    fn auth_failed(&self, _: &str) {}
+    fn auth_blocked(&self) -> bool {
+        false
+    }
+}
+
+impl Backend for Checking {
+    fn check_rcpt(&self, _: &Address) -> RcptCheck {
+        RcptCheck::Accept
+    }
+    fn check_mail(&self, sender: Option<&Address>, helo: &str) -> MailCheck {
+        match sender {
+            Some(a) if a.domain() == "spam.example" => {
+                MailCheck::Refuse(Reply::new(550, "5.7.23", format!("SPF fail (helo {helo})")))
+            }
+            _ => MailCheck::Accept(Checked {
+                fields: vec!["Received-SPF: pass".into()],
+                results: vec!["spf=pass smtp.mailfrom=ok.example".into()],
+                spf: Some(("ok.example".into(), true)),
+            }),
+        }
+    }
+    fn check_recipient(&self, _: Option<&Address>, rcpt: &Address) -> Option<Reply> {
+        (rcpt.local() == "grey").then(|| Reply::new(450, "4.7.1", "greylisted"))
+    }
+}
+
+#[test]
+fn sender_checks_at_mail_and_rcpt_for_untrusted_clients_only() {
+    let mut s = session();
+    let b = Checking;
+    for (line, want) in [
+        ("EHLO client.example", "250-"),
+        ("MAIL FROM:<x@spam.example>", "550 5.7.23 SPF fail (helo client.example)"),
+        ("MAIL FROM:<x@ok.example>", "250 2.1.0"),
+        ("RCPT TO:<grey@example.org>", "450 4.7.1 greylisted"),
+        ("RCPT TO:<alice@example.org>", "250 2.1.5"),
+    ] {
+        let got = wire(&s.on_line(line.as_bytes(), &b));
+        assert!(got.starts_with(want), "{line:?}: got {got:?}, want {want:?}");
+    }
+    let t = s.transaction().unwrap();
+    assert_eq!(t.checked.spf, Some(("ok.example".into(), true)));
+    assert_eq!(t.checked.fields, ["Received-SPF: pass"]);
+    // The refusal at MAIL counted as an error; the greylisting 450 did not.
+    assert_eq!(s.errors(), 1);
+
+    // A client in relay.networks (or logged in) skips them.
+    let mut s = session_with(true, 100);
+    for (line, want) in [
+        ("EHLO client.example", "250-"),
+        ("MAIL FROM:<x@spam.example>", "250 2.1.0"),
+        ("RCPT TO:<grey@example.org>", "250 2.1.5"),
+    ] {
+        let got = wire(&s.on_line(line.as_bytes(), &b));
+        assert!(got.starts_with(want), "{line:?}: got {got:?}, want {want:?}");
+    }
+    assert_eq!(s.transaction().unwrap().checked, Checked::default());
+}
