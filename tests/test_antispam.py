@@ -6,6 +6,7 @@ accepted after the delay, never for logged-in clients), and what the checks leav
 
 import os
 import smtplib
+import socket
 import time
 import unittest
 
@@ -90,6 +91,30 @@ class Checks(unittest.TestCase):
             c.login("bob@example.test", "secret-bob")
             c.sendmail("bob@example.test", ["alice@example.test"], MSG % 3)
         self.assertEqual(len(delivered(s)), 2, "a logged-in client is not greylisted")
+
+    def test_talking_before_the_greeting_is_refused(self):
+        """smtp.greet_pause = 2s: a client that sends EHLO before the greeting gets
+        `554 5.5.1 ... talking before the greeting` and is disconnected (logged as pregreet); a
+        client that waits gets the 220 after the pause and delivers."""
+        s = self.server("smtp.greet_pause = 2s\nspf = off\ndmarc = off\ndkim.verify = no\n")
+        sock = socket.create_connection((s.host, s.port), source_address=("127.0.0.6", 0), timeout=10)
+        self.addCleanup(sock.close)
+        sock.sendall(b"EHLO eager.test\r\n")
+        got = b""
+        while True:
+            chunk = sock.recv(4096)
+            if not chunk:
+                break
+            got += chunk
+        self.assertTrue(got.startswith(b"554 5.5.1"), got)
+        self.assertIn(b"talking before the greeting", got)
+        self.assertNotIn(b"220", got)
+        t0 = time.monotonic()
+        with client(s, "127.0.0.7") as c:
+            self.assertGreaterEqual(time.monotonic() - t0, 1.5, "the greeting waited for the pause")
+            c.sendmail("carol@remote.test", ["alice@example.test"], MSG % 4)
+        self.assertEqual(len(delivered(s)), 1)
+        self.assertIn("reason=pregreet client=127.0.0.6", s.read_log())
 
 
 if __name__ == "__main__":

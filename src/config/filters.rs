@@ -45,6 +45,8 @@ pub struct Filters {
     pub spam_reject_score: f64,
     pub scan_failure: ScanFailure,
     pub scan_timeout: Duration,
+    /// Port 25 waits this long before its greeting; a client that talks first is refused.
+    pub greet_pause: Duration,
 }
 
 pub const KEYS: &[&str] = &[
@@ -63,6 +65,7 @@ pub const KEYS: &[&str] = &[
     "spam.reject_score",
     "scan.on_failure",
     "scan.timeout",
+    "smtp.greet_pause",
 ];
 
 impl Default for Filters {
@@ -83,6 +86,7 @@ impl Default for Filters {
             spam_reject_score: 15.0,
             scan_failure: ScanFailure::Tempfail,
             scan_timeout: Duration::from_secs(30),
+            greet_pause: Duration::from_secs(1),
         }
     }
 }
@@ -149,6 +153,12 @@ impl Filters {
                 }
             }
             "scan.timeout" => self.scan_timeout = parse_duration(value)?,
+            "smtp.greet_pause" => {
+                self.greet_pause = match value {
+                    "0" | "0s" => Duration::ZERO,
+                    _ => parse_duration(value)?,
+                }
+            }
             _ => return Err(format!("`{key}` is not a filter key")),
         }
         Ok(())
@@ -184,6 +194,7 @@ impl Filters {
         };
         kv("scan.on_failure", failure.into());
         kv("scan.timeout", format!("{}s", self.scan_timeout.as_secs()));
+        kv("smtp.greet_pause", format!("{}s", self.greet_pause.as_secs()));
     }
 }
 

@@ -52,6 +52,9 @@ enum Phase {
         began: Instant,
         greet: bool,
     },
+    /// Port 25's pause before the greeting (`smtp.greet_pause`): a client that talks before it is
+    /// refused (a spam engine that does not wait for the server).
+    Pause(Instant),
     Command,
     /// A failed login's answer, held back until then (the brute-force brake), as a timer.
     Held(Instant, Step),
@@ -108,6 +111,16 @@ impl Smtp {
         }
     }
 
+    /// Whether this connection waits `smtp.greet_pause` before its greeting: port 25 only, and not
+    /// for clients the checks trust (relay.networks, checks.skip_networks).
+    fn greet_pause(&self) -> bool {
+        let c = &self.ctx.config;
+        self.service == Service::Smtp
+            && !c.filters.greet_pause.is_zero()
+            && !in_networks(&c.relay_networks, self.peer.ip())
+            && crate::server::checks::applies(c, self.peer.ip())
+    }
+
     fn timeout(&self) -> Duration {
         self.ctx.config.smtp_timeout
     }
@@ -129,6 +142,8 @@ impl Smtp {
                 // RFC 8314 3.3: the handshake comes before the greeting.
                 self.start_tls()?;
                 self.phase = Phase::Handshake { began: Instant::now(), greet: true };
+            } else if self.greet_pause() {
+                self.phase = Phase::Pause(Instant::now() + self.ctx.config.filters.greet_pause);
             } else {
                 self.session.greeting().write_to(&mut self.io.out);
             }
@@ -152,6 +167,31 @@ impl Smtp {
                         }
                         Handshake::Wait(w) => return Ok(Some(w)),
                         Handshake::Failed => return Ok(None),
+                    }
+                }
+                Phase::Pause(until) => {
+                    let until = *until;
+                    match self.io.bytes()? {
+                        Bytes::Data(_) => {
+                            log::info!(
+                                "session={} event=reject reason=pregreet client={}",
+                                self.sid,
+                                self.peer
+                            );
+                            let text =
+                                format!("{} Error: talking before the greeting", self.ctx.config.hostname);
+                            Reply::new(554, "5.5.1", text).write_to(&mut self.io.out);
+                            return Ok(None);
+                        }
+                        Bytes::Eof => return Ok(None),
+                        Bytes::Pending if now < until => {
+                            return Ok(Some(Wait { read: true, until: Some(until), ..Wait::default() }));
+                        }
+                        Bytes::Pending => {
+                            self.session.greeting().write_to(&mut self.io.out);
+                            self.since = now;
+                            self.phase = Phase::Command;
+                        }
                     }
                 }
                 Phase::Held(until, _) => {
