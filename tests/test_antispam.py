@@ -116,6 +116,35 @@ class Checks(unittest.TestCase):
         self.assertEqual(len(delivered(s)), 1)
         self.assertIn("reason=pregreet client=127.0.0.6", s.read_log())
 
+    def test_spf_reject_and_tag(self):
+        """spf = reject, with dnsmasq serving `v=spf1 -all` for forged.test and
+        `v=spf1 ip4:127.0.0.0/8 -all` for good.test: MAIL FROM a forged.test address is refused
+        with `550 5.7.23`; a good.test sender is accepted and its message carries
+        `Received-SPF: pass` and `Authentication-Results: <hostname>; spf=pass
+        smtp.mailfrom=...`; a sender whose domain has no SPF record gets `spf=none`."""
+        s = self.server("spf = reject\ndmarc = off\ndkim.verify = no\nsmtp.greet_pause = 0\n", [
+            "--txt-record=forged.test,v=spf1 -all",
+            "--txt-record=good.test,v=spf1 ip4:127.0.0.0/8 -all",
+        ])
+        with client(s, "127.0.0.8") as c:
+            c.ehlo("client.test")
+            code, text = c.mail("ceo@forged.test")
+            self.assertEqual(code, 550, text)
+            self.assertIn(b"5.7.23", text)
+            c.rset()
+            c.sendmail("news@good.test", ["alice@example.test"], MSG % 5)
+            c.sendmail("someone@nospf.test", ["alice@example.test"], MSG % 6)
+        got = sorted(delivered(s), key=lambda m: b"checks-6" in m)
+        self.assertEqual(len(got), 2)
+        head = got[0].split(b"\n\n", 1)[0]
+        self.assertIn(b"Received-SPF: pass", head)
+        self.assertRegex(head, rb"Authentication-Results: mx\.example\.test;\s+spf=pass smtp\.mailfrom=news@good\.test")
+        self.assertTrue(head.startswith(b"Return-Path: <news@good.test>\n"), head[:200])
+        self.assertLess(head.index(b"Authentication-Results:"), head.index(b"Received: from"))
+        head = got[1].split(b"\n\n", 1)[0]
+        self.assertRegex(head, rb"spf=none smtp\.mailfrom=someone@nospf\.test")
+        self.assertIn("event=spf result=fail", s.read_log())
+
 
 if __name__ == "__main__":
     unittest.main()
