@@ -147,9 +147,10 @@ pub fn normalize_name(name: &str) -> Result<String, WireError> {
             return Err(WireError::BadName("label longer than 63 octets"));
         }
         // RFC 2181 11 allows any octet, but a name we send must round-trip through our own
-        // decoder unescaped: printable ASCII other than the escape character.
-        if label.bytes().any(|b| !b.is_ascii_graphic() || b == b'\\') {
-            return Err(WireError::BadName("control, space or backslash in name"));
+        // decoder unescaped: printable ASCII or space (SPF macros make names with spaces, RFC 7208
+        // 7.3), other than the escape character.
+        if label.bytes().any(|b| !(b.is_ascii_graphic() || b == b' ') || b == b'\\') {
+            return Err(WireError::BadName("control character or backslash in name"));
         }
     }
     Ok(name.to_ascii_lowercase())
@@ -283,7 +284,7 @@ impl Reader<'_> {
                         out.push('.');
                     }
                     for &b in label {
-                        if b.is_ascii_graphic() && b != b'.' && b != b'\\' {
+                        if (b.is_ascii_graphic() || b == b' ') && b != b'.' && b != b'\\' {
                             out.push(char::from(b.to_ascii_lowercase()));
                         } else {
                             out.push_str(&format!("\\{b:03}"));
@@ -599,11 +600,13 @@ mod tests {
             "a".repeat(64),
             format!("{name253}c"),
             "bücher.de".into(),
-            "a b.c".into(),
+            "a\tb.c".into(),
             "a\\.b".into(),
         ];
         for b in bad {
             assert!(normalize_name(&b).is_err(), "{b:?} accepted");
         }
+        // A space is an octet like another (RFC 2181 11; SPF's %_ macro makes such names).
+        assert_eq!(normalize_name("A B.c").unwrap(), "a b.c");
     }
 }
