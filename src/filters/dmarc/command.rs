@@ -62,7 +62,14 @@ fn check(config: &Config, args: &[String], out: &mut dyn Write) -> Result<(), Cl
     let dkim_refs: Vec<(&str, bool)> = dkim.iter().map(|(d, p)| (d.as_str(), *p)).collect();
     let ev = Evidence { spf: spf.as_ref().map(|(d, p)| (d.as_str(), *p)), dkim: &dkim_refs };
     let d = evaluate(&dns, &from, &ev, draw.unwrap_or_else(super::draw));
+    // The field the SMTP side would add for these results.
     let mut ar = AuthResults::new(&config.hostname);
+    if let Some((domain, pass)) = ev.spf {
+        ar.add("spf", if pass { "pass" } else { "fail" }, None, &[("smtp.mailfrom", domain)]);
+    }
+    for (domain, pass) in ev.dkim {
+        ar.add("dkim", if *pass { "pass" } else { "fail" }, None, &[("header.d", domain)]);
+    }
     d.add_to(&mut ar);
     let text = format!(
         "result: {}\nfrom-domain: {}\npolicy-domain: {}\npolicy: {}\ndisposition: {}\nreason: {}\n{}\n",
