@@ -87,7 +87,11 @@ pub fn cli(config: &Config, args: &[String], out: &mut dyn Write) -> Result<(), 
                 .read_to_end(&mut msg)
                 .map_err(|e| CliError::Failed(format!("reading stdin: {e}")))?;
             let dns = crate::dns::Resolver::from_system(&config.dns_servers).map_err(CliError::Failed)?;
-            for v in verify_message(&msg, &dns, now()) {
+            let verdicts = verify_message(&msg, &dns, now());
+            if verdicts.is_empty() {
+                writeln!(out, "dkim=none").map_err(write_err)?;
+            }
+            for v in verdicts {
                 writeln!(out, "{}", describe(&v)).map_err(write_err)?;
             }
             Ok(())
@@ -197,6 +201,17 @@ fn keygen(
         .map_err(|e| failed(format!("{}: cannot write: {e}", path.display())))?;
     give_to_service_user(config, &[&dir, &path]).map_err(failed)?;
     writeln!(out, "; key: {}", path.display()).map_err(write_err)?;
+    let other = if ed25519 { KeyType::Rsa } else { KeyType::Ed25519 };
+    if dir.join(key::file_name(domain, &selector, other)).exists() {
+        // Two TXT records at one name: buzon picks the one of the signature's k=, but verifiers
+        // that read only the first record (dkimpy, for one) fail one of the two signatures.
+        writeln!(
+            out,
+            "; note: selector {selector} now has an RSA and an Ed25519 key: publish both TXT records; \
+             some verifiers read only one record per name, a selector per algorithm avoids that"
+        )
+        .map_err(write_err)?;
+    }
     writeln!(out, "{}", zone_line(domain, &selector, &key.record())).map_err(write_err)
 }
 
