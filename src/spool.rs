@@ -4,7 +4,7 @@
 //! acknowledged with 250, so the server removes them at start once they are stale.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufWriter, Read, Write};
+use std::io::{self, BufWriter, Read, Seek, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -113,25 +113,37 @@ impl Incoming {
     }
 
     /// Inserts `text` at offset `at` of the finished file (header fields the checks add below the
-    /// Return-Path line): a new file is written beside it, copied in the kernel where it can be,
-    /// fsynced and renamed over the old one; on error the old file is as it was.
-    pub fn insert(&mut self, at: u64, text: &[u8]) -> io::Result<()> {
+    /// Return-Path line) and leaves out the byte ranges in `drop` (sorted, after `at`: fields
+    /// removed from the message's header): a new file is written beside it, copied in the kernel
+    /// where it can be, fsynced and renamed over the old one; on error the old file is as it was.
+    pub fn splice(&mut self, at: u64, text: &[u8], drop: &[std::ops::Range<u64>]) -> io::Result<()> {
         self.out.flush()?;
-        let tmp = self.path.with_extension("insert");
+        let tmp = self.path.with_extension("splice");
         let mut src = File::open(&self.path)?;
         let result = (|| {
             let mut dst = OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
             io::copy(&mut (&mut src).take(at), &mut dst)?;
             dst.write_all(text)?;
+            let mut pos = at;
+            let mut dropped = 0;
+            for r in drop {
+                if r.start < pos || r.end < r.start {
+                    return Err(io::Error::other("splice: ranges out of order"));
+                }
+                io::copy(&mut (&mut src).take(r.start - pos), &mut dst)?;
+                src.seek(io::SeekFrom::Start(r.end))?;
+                dropped += r.end - r.start;
+                pos = r.end;
+            }
             io::copy(&mut src, &mut dst)?;
             dst.sync_all()?;
             fs::rename(&tmp, &self.path)?;
-            Ok(dst)
+            Ok((dst, dropped))
         })();
         match result {
-            Ok(dst) => {
+            Ok((dst, dropped)) => {
                 self.out = BufWriter::with_capacity(64 * 1024, dst);
-                self.written += text.len() as u64;
+                self.written = self.written + text.len() as u64 - dropped;
                 Ok(())
             }
             Err(e) => {
@@ -159,6 +171,21 @@ impl Drop for Incoming {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn splice_inserts_and_drops() {
+        let d = tempfile::tempdir().unwrap();
+        prepare_dirs(d.path()).unwrap();
+        let mut f = Incoming::create(d.path(), "s1").unwrap();
+        f.write(b"Return-Path: <a@b>\nX-A: 1\nX-B: 2\n\nbody\n").unwrap();
+        f.finish().unwrap();
+        f.splice(19, b"New: yes\n", &[19..26, 26..26]).unwrap();
+        assert_eq!(fs::read(f.path()).unwrap(), b"Return-Path: <a@b>\nNew: yes\nX-B: 2\n\nbody\n");
+        assert_eq!(f.size(), 41);
+        assert!(f.splice(19, b"", &[30..31, 20..21]).is_err());
+        assert_eq!(fs::read(f.path()).unwrap(), b"Return-Path: <a@b>\nNew: yes\nX-B: 2\n\nbody\n");
+        assert_eq!(fs::read_dir(incoming_dir(d.path())).unwrap().count(), 1, "no temp file left");
+    }
 
     #[test]
     fn ids_are_unique_and_sortable_width() {

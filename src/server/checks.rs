@@ -4,7 +4,11 @@
 //! become header fields (Authentication-Results, Received-SPF) or a refusal. The checks themselves
 //! are in filters/; this is where they meet the configuration, the DNS and the log.
 
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
 use std::net::IpAddr;
+use std::ops::Range;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -12,11 +16,12 @@ use crate::addr::Address;
 use crate::config::filters::Mode;
 use crate::config::{Config, in_networks};
 use crate::dns;
-use crate::filters::dnsbl;
+use crate::filters::{authres, dkim, dmarc, dnsbl};
+use crate::filters::authres::AuthResults;
 use crate::filters::greylist::{Grey, Greylist};
 use crate::server::context::Context;
 use crate::smtp::reply::Reply;
-use crate::smtp::session::{Checked, MailCheck};
+use crate::smtp::session::{Checked, MailCheck, Transaction};
 
 /// What the checks keep for the life of a configuration.
 pub struct Checks {
@@ -138,117 +143,260 @@ fn spf_stage(
         let why: String = why.chars().filter(|c| !c.is_control()).take(300).collect();
         return Some(Reply::new(550, "5.7.23", format!("SPF check failed for {}: {why}", r.domain)));
     }
-    let received = r.received_spf(ip, helo, &config.hostname);
-    if !received.is_empty() {
-        checked.fields.push(received);
-    }
+    checked.fields.push(r.received_spf(ip, helo, &config.hostname));
     let property = match r.scope {
-        Scope::MailFrom => format!("smtp.mailfrom={}", authres_value(&r.sender)),
-        Scope::Helo => format!("smtp.helo={}", authres_value(helo)),
+        Scope::MailFrom => ("smtp.mailfrom".to_string(), r.sender.clone()),
+        Scope::Helo => ("smtp.helo".to_string(), helo.to_string()),
     };
-    checked.results.push(format!("spf={} {property}", r.result.as_str()));
+    checked.results.push(("spf".into(), r.result.as_str().into(), vec![property]));
     if r.scope == Scope::MailFrom && !r.domain.is_empty() {
         checked.spf = Some((r.domain.clone(), r.result == SpfResult::Pass));
     }
     None
 }
 
-/// A property value (RFC 8601 2.2: a token, else a quoted string).
-fn authres_value(v: &str) -> String {
-    const TSPECIALS: &[u8] = b"()<>,;:\\\"/[]?=";
-    let token =
-        !v.is_empty() && v.bytes().all(|b| b == b'@' || (b.is_ascii_graphic() && !TSPECIALS.contains(&b)));
-    if token {
-        v.to_string()
-    } else {
-        let esc: String = v
-            .chars()
-            .filter(|c| !c.is_control())
-            .flat_map(|c| if c == '"' || c == '\\' { vec!['\\', c] } else { vec![c] })
-            .collect();
-        format!("\"{esc}\"")
+/// The largest header section the message checks read (a larger one is not checked: DKIM and DMARC
+/// find nothing).
+const MAX_HEADER: u64 = 256 * 1024;
+
+/// The spooled message's header section: its fields (LF line ends, the blank line left out) and
+/// where its body starts in the file.
+struct Header {
+    text: Vec<u8>,
+    body_at: u64,
+}
+
+/// Reads the header section of the message that starts at `start` in the spool file; `None` when
+/// it is over [`MAX_HEADER`].
+fn read_header(path: &Path, start: u64) -> io::Result<Option<Header>> {
+    let mut f = File::open(path)?;
+    f.seek(SeekFrom::Start(start))?;
+    let mut r = BufReader::new(f).take(MAX_HEADER + 1);
+    let mut text = Vec::new();
+    let mut line = Vec::new();
+    let mut at = start;
+    loop {
+        line.clear();
+        let n = r.read_until(b'\n', &mut line)?;
+        at += n as u64;
+        if n == 0 || line == b"\n" {
+            break; // the blank line, or a message that is all header
+        }
+        text.extend_from_slice(&line);
+        if text.len() as u64 > MAX_HEADER {
+            return Ok(None);
+        }
+    }
+    Ok(Some(Header { text, body_at: at }))
+}
+
+/// LF line ends to CRLF (the spool keeps LF; DKIM works on the message as it travels).
+fn crlf(lf: &[u8], out: &mut Vec<u8>) {
+    for &b in lf {
+        if b == b'\n' {
+            out.push(b'\r');
+        }
+        out.push(b);
+    }
+}
+
+/// Header fields as (start, end, name) byte ranges of an LF header section, continuation lines
+/// included.
+fn field_ranges(header: &[u8]) -> Vec<(usize, usize, &[u8])> {
+    let mut out: Vec<(usize, usize, &[u8])> = Vec::new();
+    let mut pos = 0;
+    for line in header.split_inclusive(|&b| b == b'\n') {
+        let end = pos + line.len();
+        match (line.first(), out.last_mut()) {
+            (Some(b' ' | b'\t'), Some(last)) => last.1 = end,
+            _ => {
+                let name = line.iter().position(|&b| b == b':').map_or(&line[..0], |i| &line[..i]);
+                out.push((pos, end, name));
+            }
+        }
+        pos = end;
+    }
+    out
+}
+
+/// Feeds the body (from `at` to the end of the file) to `feed`, as CRLF text in pieces.
+fn feed_body(path: &Path, at: u64, feed: &mut dyn FnMut(&[u8])) -> io::Result<()> {
+    let mut f = File::open(path)?;
+    f.seek(SeekFrom::Start(at))?;
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut out = Vec::with_capacity(80 * 1024);
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            return Ok(());
+        }
+        out.clear();
+        crlf(&buf[..n], &mut out);
+        feed(&out);
     }
 }
 
 /// What the checks at the end of a message decided.
 #[derive(Debug)]
 pub enum Inspected {
-    /// Deliver it, with these header fields (each line ending in `\n`) below its Return-Path;
-    /// `junk`: into the recipients' Junk folders.
-    Accept { fields: String, junk: bool },
+    /// Deliver it, with `fields` (LF line ends) put below its Return-Path and the header bytes in
+    /// `drop` (file offsets: forged Authentication-Results) left out; `junk`: into the recipients'
+    /// Junk folders.
+    Accept { fields: String, drop: Vec<Range<u64>>, junk: bool },
     /// Refused with this reply (DMARC reject, a virus, a spam score over the limit).
     Refuse(Reply),
     /// A check that must run could not (a scanner down under `scan.on_failure = tempfail`).
     Defer(String),
 }
 
-/// The largest header section the message checks read (a larger one is not checked: DKIM and DMARC
-/// find nothing).
-const MAX_HEADER: u64 = 256 * 1024;
-
-/// The header section of the spooled message at `path` from offset `start` (LF line ends, without
-/// the blank line), or `None` when it is over [`MAX_HEADER`].
-fn read_header(path: &std::path::Path, start: u64) -> std::io::Result<Option<Vec<u8>>> {
-    use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
-    let mut f = std::fs::File::open(path)?;
-    f.seek(SeekFrom::Start(start))?;
-    let mut r = BufReader::new(f).take(MAX_HEADER + 1);
-    let mut header = Vec::new();
-    let mut line = Vec::new();
-    loop {
-        line.clear();
-        if r.read_until(b'\n', &mut line)? == 0 {
-            break; // a message that is all header
-        }
-        if line == b"\n" {
-            break;
-        }
-        header.extend_from_slice(&line);
-        if header.len() as u64 > MAX_HEADER {
-            return Ok(None);
-        }
-    }
-    Ok(Some(header))
-}
-
-/// The checks at the end of a message from an untrusted client, on the spooled file at `path`
-/// whose message starts at `start` (after the trace fields).
+/// The checks at the end of a message, on the spooled file at `path` whose message starts at
+/// `start` (after the trace fields): for an untrusted client DKIM, DMARC and the scanners, whose
+/// results join SPF's in one Authentication-Results field; for a trusted one, DKIM signing.
 pub fn message(
     ctx: &Context,
     sid: &str,
     ip: IpAddr,
-    tx: &crate::smtp::session::Transaction,
+    tx: &Transaction,
     trusted: bool,
-    path: &std::path::Path,
+    path: &Path,
     start: u64,
 ) -> Inspected {
-    let (config, checks) = (ctx.config.as_ref(), &ctx.checks);
-    let mut results = tx.checked.results.clone();
-    let junk = false;
-    if !trusted && applies(config, ip) {
-        let header = match read_header(path, start) {
-            Ok(h) => h,
-            Err(e) => return Inspected::Defer(format!("cannot read the message: {e}")),
-        };
-        if header.is_none() {
+    let config = ctx.config.as_ref();
+    let header = match read_header(path, start) {
+        Ok(Some(h)) => h,
+        Ok(None) => {
+            log::info!("session={sid} event=checks_skipped reason=\"header section over {MAX_HEADER} octets\"");
+            Header { text: Vec::new(), body_at: start }
+        }
+        Err(e) => return Inspected::Defer(format!("cannot read the message: {e}")),
+    };
+    let mut fields = String::new();
+    if trusted || !applies(config, ip) {
+        if trusted {
+            sign(ctx, sid, path, &header, &mut fields);
+        }
+        return Inspected::Accept { fields, drop: Vec::new(), junk: false };
+    }
+    let mut ar = AuthResults::new(&config.hostname);
+    for (method, result, props) in &tx.checked.results {
+        let props: Vec<(&str, &str)> = props.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        ar.add(method, result, None, &props);
+    }
+    // DKIM (RFC 6376 6).
+    let mut verdicts = Vec::new();
+    if config.filters.dkim_verify && !header.text.is_empty() {
+        let mut head = Vec::with_capacity(header.text.len() + header.text.len() / 20);
+        crlf(&header.text, &mut head);
+        let mut verifier = dkim::Verifier::new(&head);
+        if let Err(e) = feed_body(path, header.body_at, &mut |b| verifier.feed(b)) {
+            return Inspected::Defer(format!("cannot read the message: {e}"));
+        }
+        verdicts = verifier.finish(ctx.checks.dns.as_ref(), now_unix());
+        for v in &verdicts {
             log::info!(
-                "session={sid} event=checks_skipped reason=\"header section over {MAX_HEADER} octets\""
+                "session={sid} event=dkim result={} domain={} selector={}{}",
+                v.result.as_str(),
+                v.domain,
+                v.selector,
+                v.reason.as_ref().map(|r| format!(" reason=\"{r}\"")).unwrap_or_default()
+            );
+            ar.add(
+                "dkim",
+                v.result.as_str(),
+                v.reason.as_deref(),
+                &[("header.d", &v.domain), ("header.s", &v.selector), ("header.b", &v.header_b)],
             );
         }
-        let _ = (checks, &mut results);
-    }
-    let mut fields = String::new();
-    if !results.is_empty() {
-        fields.push_str(&format!("Authentication-Results: {}", config.hostname));
-        for r in &results {
-            fields.push_str(";\n\t");
-            fields.push_str(r);
+        if verdicts.is_empty() {
+            ar.add("dkim", "none", None, &[]);
         }
-        fields.push('\n');
     }
+    // DMARC (RFC 7489 6.6).
+    let mut junk = false;
+    if config.filters.dmarc != Mode::Off {
+        match dmarc::from_domain(&header.text) {
+            Ok(from) => {
+                let dkim: Vec<(&str, bool)> =
+                    verdicts.iter().map(|v| (v.domain.as_str(), v.result == dkim::DkimResult::Pass)).collect();
+                let ev = dmarc::Evidence {
+                    spf: tx.checked.spf.as_ref().map(|(d, pass)| (d.as_str(), *pass)),
+                    dkim: &dkim,
+                };
+                let d = dmarc::evaluate(ctx.checks.dns.as_ref(), &from, &ev, dmarc::draw());
+                log::info!(
+                    "session={sid} event=dmarc result={} from={} policy={} disposition={}{}",
+                    d.result.as_str(),
+                    d.from_domain,
+                    d.policy.as_str(),
+                    d.disposition.as_str(),
+                    d.reason.as_ref().map(|r| format!(" reason=\"{r}\"")).unwrap_or_default()
+                );
+                d.add_to(&mut ar);
+                if config.filters.dmarc == Mode::Reject {
+                    match d.disposition {
+                        dmarc::Policy::Reject => {
+                            return Inspected::Refuse(Reply::new(
+                                550,
+                                "5.7.1",
+                                format!("Email rejected per DMARC policy for {}", d.from_domain),
+                            ));
+                        }
+                        dmarc::Policy::Quarantine => junk = true,
+                        dmarc::Policy::None => {}
+                    }
+                }
+            }
+            Err(e) => log::info!("session={sid} event=dmarc result=none reason=\"{e}\""),
+        }
+    }
+    // RFC 8601 5: fields that claim our name and came with the message are removed.
+    let drop: Vec<Range<u64>> = field_ranges(&header.text)
+        .into_iter()
+        .filter(|(s, e, name)| {
+            name.eq_ignore_ascii_case(b"Authentication-Results")
+                && authres::is_ours(&header.text[*s + name.len() + 1..*e], &config.hostname)
+        })
+        .map(|(s, e, _)| start + s as u64..start + e as u64)
+        .collect();
+    if !drop.is_empty() {
+        log::info!("session={sid} event=forged_authres removed={}", drop.len());
+    }
+    fields.push_str(&ar.header());
+    fields.push('\n');
     for f in &tx.checked.fields {
         fields.push_str(f);
         fields.push('\n');
     }
-    Inspected::Accept { fields, junk }
+    Inspected::Accept { fields: fields.replace("\r\n", "\n"), drop, junk }
+}
+
+/// DKIM-signs the mail of a trusted client whose From: domain has a key in `data_dir/dkim`.
+fn sign(ctx: &Context, sid: &str, path: &Path, header: &Header, fields: &mut String) {
+    let Ok(domain) = dmarc::from_domain(&header.text) else { return };
+    let dir = ctx.config.data_dir.join("dkim");
+    let keys = match dkim::keys_for(&dir, &domain, ctx.config.filters.dkim_selector.as_deref()) {
+        Ok(k) if k.is_empty() => return,
+        Ok(k) => k,
+        Err(e) => {
+            log::warn!("session={sid} event=dkim_sign_failed domain={domain} error=\"{e}\"");
+            return;
+        }
+    };
+    let mut head = Vec::new();
+    crlf(&header.text, &mut head);
+    let mut signer = dkim::Signer::new(keys, &head, now_unix());
+    if let Err(e) = feed_body(path, header.body_at, &mut |b| signer.feed(b)) {
+        log::warn!("session={sid} event=dkim_sign_failed domain={domain} error=\"{e}\"");
+        return;
+    }
+    match signer.finish() {
+        Ok(sigs) => {
+            log::info!("session={sid} event=dkim_signed domain={domain} signatures={}", sigs.len());
+            for s in sigs {
+                fields.push_str(&s.replace("\r\n", "\n"));
+                fields.push('\n');
+            }
+        }
+        Err(e) => log::warn!("session={sid} event=dkim_sign_failed domain={domain} error=\"{e}\""),
+    }
 }

@@ -65,14 +65,18 @@ pub enum RcptCheck {
     Perm(String),
 }
 
+/// One Authentication-Results result: method, result, properties (`ptype.property`, value).
+pub type AuthResult = (String, String, Vec<(String, String)>);
+
 /// What the sender checks at MAIL found (SPF), kept with the transaction for the message's headers
 /// and for the checks at the end of the message (DMARC).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Checked {
     /// Header fields to add to the message (`Received-SPF: ...`), without line ends.
     pub fields: Vec<String>,
-    /// Authentication-Results resinfo parts (`spf=pass smtp.mailfrom=example.org`).
-    pub results: Vec<String>,
+    /// Authentication-Results results: method, result, properties (`spf`, `pass`,
+    /// `[("smtp.mailfrom", "a@example.org")]`).
+    pub results: Vec<AuthResult>,
     /// The domain SPF checked and whether it passed.
     pub spf: Option<(String, bool)>,
 }

@@ -80,9 +80,9 @@ pub fn finish(inbound: Inbound, session: &Session, ctx: &Context, sid: &str) -> 
     let peer = session.peer();
     let trusted = session.user().is_some() || peer.relay_allowed;
     let junk = match checks::message(ctx, sid, peer.ip, tx, trusted, file.path(), trace_len) {
-        Inspected::Accept { fields, junk } => {
-            if !fields.is_empty()
-                && let Err(e) = file.insert(body_offset, fields.as_bytes())
+        Inspected::Accept { fields, drop, junk } => {
+            if !(fields.is_empty() && drop.is_empty())
+                && let Err(e) = file.splice(body_offset, fields.as_bytes(), &drop)
             {
                 log::error!("session={sid} id={id} event=spool_error error=\"{e}\"");
                 return MessageResult::Temp("Error: local error writing the message; try again later".into());
