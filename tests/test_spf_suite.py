@@ -166,7 +166,8 @@ def run_suite(binary):
                     exp = next((line[len("explanation: "):] for line in out if line.startswith("explanation: ")), None)
                     prob = next((line[len("problem: "):] for line in out if line.startswith("problem: ")), None)
                     want = case["result"] if isinstance(case["result"], list) else [case["result"]]
-                    ok = got in want
+                    # Every run also prints the Received-SPF field (RFC 7208 9.1) with that result.
+                    ok = got in want and any(line.startswith(f"Received-SPF: {got} (") for line in out)
                     want_exp = case.get("explanation")
                     if want_exp is not None:
                         # No explanation is the harness's default text "DEFAULT". Explanations are
