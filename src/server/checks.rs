@@ -16,9 +16,9 @@ use crate::addr::Address;
 use crate::config::filters::Mode;
 use crate::config::{Config, in_networks};
 use crate::dns;
-use crate::filters::{authres, dkim, dmarc, dnsbl};
 use crate::filters::authres::AuthResults;
 use crate::filters::greylist::{Grey, Greylist};
+use crate::filters::{authres, dkim, dmarc, dnsbl};
 use crate::server::context::Context;
 use crate::smtp::reply::Reply;
 use crate::smtp::session::{Checked, MailCheck, Transaction};
@@ -265,7 +265,9 @@ pub fn message(
     let header = match read_header(path, start) {
         Ok(Some(h)) => h,
         Ok(None) => {
-            log::info!("session={sid} event=checks_skipped reason=\"header section over {MAX_HEADER} octets\"");
+            log::info!(
+                "session={sid} event=checks_skipped reason=\"header section over {MAX_HEADER} octets\""
+            );
             Header { text: Vec::new(), body_at: start }
         }
         Err(e) => return Inspected::Defer(format!("cannot read the message: {e}")),
@@ -316,8 +318,10 @@ pub fn message(
     if config.filters.dmarc != Mode::Off {
         match dmarc::from_domain(&header.text) {
             Ok(from) => {
-                let dkim: Vec<(&str, bool)> =
-                    verdicts.iter().map(|v| (v.domain.as_str(), v.result == dkim::DkimResult::Pass)).collect();
+                let dkim: Vec<(&str, bool)> = verdicts
+                    .iter()
+                    .map(|v| (v.domain.as_str(), v.result == dkim::DkimResult::Pass))
+                    .collect();
                 let ev = dmarc::Evidence {
                     spf: tx.checked.spf.as_ref().map(|(d, pass)| (d.as_str(), *pass)),
                     dkim: &dkim,

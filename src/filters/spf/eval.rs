@@ -77,7 +77,7 @@ impl Vars for Scope<'_, '_> {
     }
 }
 
-/// RFC 7208 4.3: a usable domain: at most 253 octets, labels of 1 to 63 printable octets, more
+/// RFC 7208 4.3: a usable domain: at most 253 octets, labels of 1 to 63 printable octets or spaces (%_ makes them, RFC 7208 7.3), more
 /// than one label. A single trailing dot is allowed and dropped.
 pub fn valid_domain(domain: &str) -> Option<String> {
     let d = domain.strip_suffix('.').unwrap_or(domain);
@@ -87,7 +87,7 @@ pub fn valid_domain(domain: &str) -> Option<String> {
         && d.split('.').all(|l| {
             !l.is_empty()
                 && l.len() <= 63
-                && l.bytes().all(|b| b.is_ascii_graphic() && !b"\\[]@".contains(&b))
+                && l.bytes().all(|b| (b.is_ascii_graphic() || b == b' ') && !b"\\[]@".contains(&b))
         });
     ok.then(|| d.to_ascii_lowercase())
 }

@@ -662,7 +662,11 @@ impl Backend for Checking {
             }
             _ => MailCheck::Accept(Checked {
                 fields: vec!["Received-SPF: pass".into()],
-                results: vec![("spf".into(), "pass".into(), vec![("smtp.mailfrom".into(), "x@ok.example".into())])],
+                results: vec![(
+                    "spf".into(),
+                    "pass".into(),
+                    vec![("smtp.mailfrom".into(), "x@ok.example".into())],
+                )],
                 spf: Some(("ok.example".into(), true)),
             }),
         }
