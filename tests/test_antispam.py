@@ -5,13 +5,16 @@ accepted after the delay, never for logged-in clients), and what the checks leav
 (checks.skip_networks is emptied, since loopback is skipped by default)."""
 
 import os
+import re
+import shutil
 import smtplib
 import socket
+import tempfile
 import time
 import unittest
 
-from harness import Server, free_port
-from test_relay import Dns
+from harness import Server, free_port, run_buzon
+from test_relay import Dns, free_port_on, wait_for
 
 MSG = (b"From: Carol <carol@remote.test>\r\nTo: alice@example.test\r\nSubject: checks\r\n"
        b"Message-ID: <checks-%d@remote.test>\r\n\r\nhello\r\n")
@@ -144,6 +147,97 @@ class Checks(unittest.TestCase):
         head = got[1].split(b"\n\n", 1)[0]
         self.assertRegex(head, rb"spf=none smtp\.mailfrom=someone@nospf\.test")
         self.assertIn("event=spf result=fail", s.read_log())
+
+
+class TwoServers(unittest.TestCase):
+    """Two instances on loopback with dnsmasq: A (a.test) signs what its users send with a key made
+    by `buzon dkim keygen`; B (b.test) checks what it receives with the shipped defaults (spf = tag
+    here raised to reject, dkim.verify = yes, dmarc = enforce), loopback not skipped."""
+
+    def setUp(self):
+        self.port = free_port_on("127.0.0.2", "127.0.0.3")
+        keys = tempfile.mkdtemp(prefix="buzon-keys-")
+        self.addCleanup(shutil.rmtree, keys, True)
+        conf = os.path.join(keys, "buzon.conf")
+        with open(conf, "w") as f:
+            f.write(f"data_dir = {keys}\nsmtp.listen = 127.0.0.1:{free_port()}\n")
+        out = run_buzon("dkim", "-c", conf, "keygen", "a.test", "--selector", "s1").stdout
+        line = [l for l in out.splitlines() if "IN TXT" in l][0]
+        self.assertTrue(line.startswith("s1._domainkey.a.test. IN TXT ("), line)
+        strings = re.findall(r'"([^"]*)"', line)
+        self.assertTrue(len(strings) >= 2 and all(len(x) <= 255 for x in strings), line)
+        self.dns = Dns([
+            "--mx-host=b.test,mx.b.test,10", "--host-record=mx.b.test,127.0.0.3",
+            "--txt-record=a.test,v=spf1 ip4:127.0.0.0/8 -all",
+            "--txt-record=_dmarc.a.test,v=DMARC1; p=reject",
+            "--txt-record=s1._domainkey.a.test," + ",".join(strings),
+            "--txt-record=forged.test,v=spf1 -all",
+            "--txt-record=_dmarc.q.test,v=DMARC1; p=quarantine",
+        ])
+        self.addCleanup(self.dns.stop)
+        common = (f"dns.servers = 127.0.0.1:{self.dns.port}\noutbound.port = {self.port}\n"
+                  "outbound.tls = none\nsmtp.greet_pause = 0\n")
+        self.a = Server(host="127.0.0.2", port=self.port, domain="a.test", users=("pepe",),
+                        extra=common + "relay.networks = 127.0.0.0/8\n")
+        self.b = Server(host="127.0.0.3", port=self.port, domain="b.test", users=("maria",),
+                        extra=common + "checks.skip_networks =\nspf = reject\n")
+        for srv in (self.a, self.b):
+            self.addCleanup(srv.cleanup)
+        os.makedirs(os.path.join(self.a.tmp, "data", "dkim"), mode=0o700)
+        shutil.copy(os.path.join(keys, "dkim", "a.test.s1.rsa.pem"), os.path.join(self.a.tmp, "data", "dkim"))
+        self.b.start()
+        self.a.start()
+
+    def maria(self, folder=""):
+        return delivered(self.b, "maria", folder)
+
+    def test_signed_at_a_verified_at_b(self):
+        """pepe@a.test writes to maria@b.test through A: B's Authentication-Results says
+        spf=pass, dkim=pass (header.d=a.test, header.s=s1) and dmarc=pass, and the message has
+        A's DKIM-Signature; an Authentication-Results field that claims B's name and came with
+        the message is removed."""
+        body = (b"From: Pepe <pepe@a.test>\r\nTo: maria@b.test\r\nSubject: firmado\r\n"
+                b"Authentication-Results: mx.b.test; dkim=pass header.d=bank.test\r\n"
+                b"Message-ID: <e2e-1@a.test>\r\n\r\nHola Maria.\r\n")
+        with smtplib.SMTP("127.0.0.2", self.port) as c:
+            c.sendmail("pepe@a.test", ["maria@b.test"], body)
+        [m] = wait_for(lambda: self.maria(), what="delivery at b")
+        head = m.split(b"\n\n", 1)[0].decode()
+        self.assertIn("DKIM-Signature: v=1; a=rsa-sha256; c=relaxed/relaxed; d=a.test; s=s1;", head)
+        ar = re.findall(r"^Authentication-Results:(.*(?:\n[ \t].*)*)", head, re.M)
+        self.assertEqual(len(ar), 1, head)
+        ar = " ".join(ar[0].split())
+        self.assertTrue(ar.startswith("mx.b.test;"), ar)
+        self.assertIn("spf=pass smtp.mailfrom=pepe@a.test", ar)
+        self.assertRegex(ar, r"dkim=pass header\.d=a\.test header\.s=s1 header\.b=\S{8}")
+        self.assertIn("dmarc=pass header.from=a.test", ar)
+        self.assertNotIn("bank.test", head, "the forged Authentication-Results is gone")
+        self.assertIn("event=dkim_signed domain=a.test signatures=1", self.a.read_log())
+
+    def test_forged_from_under_reject_is_refused(self):
+        """A client that is not A sends From: boss@a.test (p=reject) without A's signature and
+        from an envelope domain without SPF: `550 5.7.1` at the end of DATA, nothing stored; a
+        sender whose domain says `-all` is refused at MAIL with `550 5.7.23`; a p=quarantine
+        failure is delivered into maria's Junk folder."""
+        forged = (b"From: Boss <boss@a.test>\r\nTo: maria@b.test\r\nSubject: urgent wire transfer\r\n"
+                  b"Message-ID: <e2e-2@evil.test>\r\n\r\nPay now.\r\n")
+        with client(self.b, "127.0.0.9") as c:
+            with self.assertRaises(smtplib.SMTPDataError) as e:
+                c.sendmail("x@evil.test", ["maria@b.test"], forged)
+            self.assertEqual(e.exception.smtp_code, 550)
+            self.assertIn(b"5.7.1", e.exception.smtp_error)
+            self.assertIn(b"DMARC", e.exception.smtp_error)
+            with self.assertRaises(smtplib.SMTPSenderRefused) as e:
+                c.sendmail("ceo@forged.test", ["maria@b.test"], MSG % 7)
+            self.assertEqual(e.exception.smtp_code, 550)
+            self.assertIn(b"5.7.23", e.exception.smtp_error)
+            c.sendmail("x@evil.test", ["maria@b.test"],
+                       b"From: q@q.test\r\nTo: maria@b.test\r\nSubject: maybe\r\n\r\nhm\r\n")
+        [junk] = wait_for(lambda: self.maria(".Junk"), what="delivery into Junk")
+        self.assertIn(b"dmarc=fail header.from=q.test", junk)
+        self.assertEqual(self.maria(), [], "nothing forged reached the inbox")
+        log = self.b.read_log()
+        self.assertIn("event=dmarc result=fail from=a.test policy=reject disposition=reject", log)
 
 
 if __name__ == "__main__":
