@@ -43,9 +43,11 @@ pub fn spamd_check(
     parse_spamd_reply(&reply).map_err(|e| fail(e.0))
 }
 
-/// Splits a reply into its status line, its header lines and (once it has all of it) its body.
-/// None while the header block is incomplete.
-fn split_reply(r: &[u8]) -> Option<(&[u8], Vec<&[u8]>, Option<&[u8]>)> {
+/// A reply's status line, its header lines and (once it has all of it) its body.
+type Parts<'a> = (&'a [u8], Vec<&'a [u8]>, Option<&'a [u8]>);
+
+/// Splits a reply into its parts; None while the header block is incomplete.
+fn split_reply(r: &[u8]) -> Option<Parts<'_>> {
     let mut lines = Vec::new();
     let mut pos = 0;
     loop {
