@@ -98,7 +98,7 @@ enum Stream {
 impl Session {
     /// Connects to `addr` within the time left before `deadline`.
     pub(crate) fn connect(addr: &ScanAddr, timeout: Duration) -> Result<Session, ScanError> {
-        let deadline = Instant::now() + timeout;
+        let deadline = deadline_after(timeout);
         let stream = match addr {
             ScanAddr::Unix(path) => Stream::Unix(connect_unix(path, deadline)?),
             ScanAddr::Tcp(s) => {
@@ -111,7 +111,7 @@ impl Session {
 
     /// Connects to `host`:`port` (the rspamd URL's parts).
     pub(crate) fn connect_host(host: &Host, port: u16, timeout: Duration) -> Result<Session, ScanError> {
-        let deadline = Instant::now() + timeout;
+        let deadline = deadline_after(timeout);
         Ok(Session { stream: Stream::Tcp(connect_tcp(host, port, deadline)?), deadline, timeout })
     }
 
@@ -209,6 +209,12 @@ impl Write for Session {
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
     }
+}
+
+/// Now plus `timeout`, or a day from now for a timeout too large to add.
+fn deadline_after(timeout: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(timeout).unwrap_or(now + Duration::from_secs(86_400))
 }
 
 fn time_left(deadline: Instant) -> Option<Duration> {

@@ -47,11 +47,7 @@ pub fn clamd_scan(addr: &ScanAddr, msg: &mut dyn Read, timeout: Duration) -> Res
 
 fn send(s: &mut Session, msg: &mut dyn Read) -> Result<(), StreamError> {
     s.write_all(b"zINSTREAM\0").map_err(StreamError::Peer)?;
-    let mut frame = |out: &mut dyn Write, n: usize| {
-        let len = u32::try_from(n).unwrap_or(u32::MAX);
-        out.write_all(&len.to_be_bytes())
-    };
-    stream_message(msg, s, None, CHUNK, &mut frame)?;
+    stream_message(msg, s, None, CHUNK, true)?;
     s.write_all(&[0, 0, 0, 0]).map_err(StreamError::Peer)?;
     Ok(())
 }

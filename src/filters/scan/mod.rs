@@ -45,16 +45,18 @@ pub struct SpamScore {
     pub action: Option<String>,
 }
 
-/// Copies `msg` to `out` in chunks of at most `chunk` bytes, calling `frame` before each chunk
-/// (clamd's length prefix) and stopping after `limit` bytes when given. Returns the bytes copied.
+/// Copies `msg` to `out` in chunks of at most `chunk` bytes, each preceded by its length as 4
+/// bytes big-endian when `framed` (clamd's INSTREAM), stopping after `limit` bytes when given.
+/// Returns the bytes of message copied.
 pub(crate) fn stream_message(
     msg: &mut dyn std::io::Read,
     out: &mut dyn std::io::Write,
     limit: Option<u64>,
     chunk: usize,
-    frame: &mut dyn FnMut(&mut dyn std::io::Write, usize) -> std::io::Result<()>,
+    framed: bool,
 ) -> Result<u64, StreamError> {
-    let mut buf = vec![0u8; chunk];
+    let head = if framed { 4 } else { 0 };
+    let mut buf = vec![0u8; head + chunk];
     let mut total = 0u64;
     loop {
         let want = match limit {
@@ -64,14 +66,17 @@ pub(crate) fn stream_message(
         if want == 0 {
             return Ok(total);
         }
-        let n = match msg.read(&mut buf[..want]) {
+        let n = match msg.read(&mut buf[head..head + want]) {
             Ok(0) => return Ok(total),
             Ok(n) => n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(StreamError::Message(e)),
         };
-        frame(out, n).map_err(StreamError::Peer)?;
-        out.write_all(&buf[..n]).map_err(StreamError::Peer)?;
+        if framed {
+            let len = u32::try_from(n).unwrap_or(u32::MAX);
+            buf[..4].copy_from_slice(&len.to_be_bytes());
+        }
+        out.write_all(&buf[..head + n]).map_err(StreamError::Peer)?;
         total += n as u64;
     }
 }

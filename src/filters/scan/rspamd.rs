@@ -45,7 +45,7 @@ pub fn rspamd_check(
     let mut s = Session::connect_host(&u.host, u.port, timeout).map_err(|e| fail(e.0))?;
     let head = request_head(&u.path, &u.authority, len, meta);
     s.write_all(head.as_bytes()).map_err(|e| fail(s.describe("sending the request", &e)))?;
-    let sent = stream_message(msg, &mut s, Some(len), CHUNK, &mut |_: &mut dyn Write, _| Ok(()));
+    let sent = stream_message(msg, &mut s, Some(len), CHUNK, false);
     match sent {
         Ok(n) if n == len => {}
         Ok(n) => return Err(fail(format!("the message has {n} bytes, not the {len} announced"))),

@@ -29,7 +29,7 @@ pub fn spamd_check(
     }
     head.push_str("\r\n");
     s.write_all(head.as_bytes()).map_err(|e| fail(s.describe("sending the request", &e)))?;
-    let sent = stream_message(msg, &mut s, Some(len), CHUNK, &mut |_: &mut dyn Write, _| Ok(()));
+    let sent = stream_message(msg, &mut s, Some(len), CHUNK, false);
     match sent {
         Ok(n) if n == len => {}
         Ok(n) => return Err(fail(format!("the message has {n} bytes, not the {len} announced"))),

@@ -147,6 +147,18 @@ fn clamd_clean_over_unix() {
 }
 
 #[test]
+fn huge_timeout_is_no_overflow() {
+    let (_dir, addr, h) = unix_server(|mut s| {
+        read_instream(&mut s);
+        s.write_all(b"stream: OK\0").unwrap();
+    });
+    assert_eq!(clamd_scan(&addr, &mut Cursor::new(b"x"), Duration::MAX), Ok(ClamVerdict::Clean));
+    h.join().unwrap();
+    let e = clamd_scan(&addr, &mut Cursor::new(b"x"), Duration::ZERO).unwrap_err();
+    assert!(e.0.contains("deadline"), "{e}");
+}
+
+#[test]
 fn clamd_infected_over_tcp() {
     let (addr, h) = tcp_server(|mut s| {
         read_instream(&mut s);
