@@ -9,6 +9,7 @@
 
 mod command;
 pub mod from;
+mod idna;
 pub mod orgdomain;
 pub mod record;
 #[cfg(test)]
@@ -79,7 +80,7 @@ pub struct Evidence<'a> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Dmarc {
     pub result: DmarcResult,
-    /// Lowercased, without a trailing dot.
+    /// Lowercased, without a trailing dot, U-labels as A-labels.
     pub from_domain: String,
     /// Where the record was found: the From domain or its Organizational Domain.
     pub policy_domain: Option<String>,
@@ -138,7 +139,11 @@ enum Found {
 }
 
 fn discover(dns: &dyn Lookup, domain: &str) -> Found {
-    let txts = match dns.txt(&format!("_dmarc.{domain}")) {
+    let name = format!("_dmarc.{domain}");
+    if name.len() > 253 || !name.is_ascii() {
+        return Found::Nothing; // no such name can exist in the DNS (RFC 1035 2.3.4)
+    }
+    let txts = match dns.txt(&name) {
         Ok(t) => t,
         Err(DnsError::NxDomain) => return Found::Nothing,
         Err(e) => return Found::DnsFailure(e),
@@ -165,7 +170,7 @@ fn domain_ok(d: &str) -> bool {
 /// Whether `id` is aligned with the From domain (3.1.1, 3.1.2): the same name (strict), or the
 /// same Organizational Domain (relaxed).
 fn aligned(id: &str, from: &str, from_org: &str, mode: Alignment) -> bool {
-    let id = id.trim_end_matches('.').to_ascii_lowercase();
+    let id = idna::to_ascii(id.trim_end_matches('.'));
     match mode {
         Alignment::Strict => id == from,
         Alignment::Relaxed => id == from || organizational_domain(&id) == from_org,
@@ -175,7 +180,7 @@ fn aligned(id: &str, from: &str, from_org: &str, mode: Alignment) -> bool {
 /// Evaluates DMARC for a message whose RFC5322.From domain is `from_domain`. `draw` is a uniform
 /// random number in 0..=99 (see [`draw`]); the policy is enacted when `draw < pct`.
 pub fn evaluate(dns: &dyn Lookup, from_domain: &str, ev: &Evidence, draw: u8) -> Dmarc {
-    let from = from_domain.trim_end_matches('.').to_ascii_lowercase();
+    let from = idna::to_ascii(from_domain.trim_end_matches('.'));
     if !domain_ok(&from) {
         return Dmarc::new(DmarcResult::PermError, &from, format!("invalid From domain {from:?}"));
     }

@@ -35,16 +35,17 @@ fn rules() -> &'static [u8] {
     s
 }
 
-/// Whether `rule` is a line of the sorted list (bisection over byte offsets: each step finds the
-/// line around the middle and keeps the half that can still hold `rule`).
-fn listed(rule: &[u8]) -> bool {
+/// Whether `prefix` + `rule` is a line of the sorted list (bisection over byte offsets: each step
+/// finds the line around the middle and keeps the half that can still hold the rule).
+fn listed(prefix: &str, rule: &str) -> bool {
     let text = rules();
+    let key = || prefix.bytes().chain(rule.bytes());
     let (mut lo, mut hi) = (0usize, text.len());
     while lo < hi {
         let mid = lo + (hi - lo) / 2;
         let start = text[lo..mid].iter().rposition(|&b| b == b'\n').map_or(lo, |i| lo + i + 1);
         let end = text[start..].iter().position(|&b| b == b'\n').map_or(text.len(), |i| start + i);
-        match text[start..end].cmp(rule) {
+        match text[start..end].iter().copied().cmp(key()) {
             std::cmp::Ordering::Equal => return true,
             std::cmp::Ordering::Less => lo = end + 1,
             std::cmp::Ordering::Greater => hi = start,
@@ -53,23 +54,21 @@ fn listed(rule: &[u8]) -> bool {
     false
 }
 
-/// The number of labels of `labels` (a domain's labels, leftmost first) that form its public
-/// suffix: at least 1, since the implicit rule is `*`.
-fn suffix_labels(labels: &[&str]) -> usize {
-    let n = labels.len();
-    let joined = |from: usize| labels[from..].join(".");
+/// The number of labels of `domain` that form its public suffix: at least 1, since the implicit
+/// rule is `*`.
+fn suffix_labels(domain: &str) -> usize {
+    // Each suffix of the domain, longest first: (labels in it, the suffix).
+    let starts = std::iter::once(0).chain(domain.match_indices('.').map(|(i, _)| i + 1));
+    let suffixes: Vec<&str> = starts.map(|i| &domain[i..]).collect();
+    let n = suffixes.len();
     // An exception rule prevails over every other rule; its suffix is the rule minus its first label.
-    for from in 0..n {
-        if listed(format!("!{}", joined(from)).as_bytes()) {
-            return n - from - 1;
-        }
+    if let Some(i) = suffixes.iter().position(|s| listed("!", s)) {
+        return n - i - 1;
     }
     // Otherwise the matching rule with the most labels: `a.b.c` listed as such, or `*.b.c`.
-    for from in 0..n {
-        if listed(joined(from).as_bytes())
-            || (from + 1 < n && listed(format!("*.{}", joined(from + 1)).as_bytes()))
-        {
-            return n - from;
+    for (i, s) in suffixes.iter().enumerate() {
+        if listed("", s) || suffixes.get(i + 1).is_some_and(|parent| listed("*.", parent)) {
+            return n - i;
         }
     }
     1
@@ -79,11 +78,11 @@ fn suffix_labels(labels: &[&str]) -> usize {
 /// dot; a domain that is itself a public suffix (or has empty labels) is its own.
 pub fn organizational_domain(domain: &str) -> String {
     let d = domain.trim_end_matches('.').to_ascii_lowercase();
-    let labels: Vec<&str> = d.split('.').collect();
-    if labels.iter().any(|l| l.is_empty()) {
-        return d;
+    if d.len() > 253 || d.split('.').any(str::is_empty) {
+        return d; // not a domain name (RFC 1035 2.3.4)
     }
-    let keep = suffix_labels(&labels) + 1;
+    let labels: Vec<&str> = d.split('.').collect();
+    let keep = suffix_labels(&d) + 1;
     if keep > labels.len() {
         return d;
     }
@@ -102,8 +101,7 @@ mod tests {
             return None;
         }
         let o = organizational_domain(&d);
-        let labels: Vec<&str> = d.split('.').collect();
-        (suffix_labels(&labels) < labels.len()).then_some(o)
+        (suffix_labels(&d) < d.split('.').count()).then_some(o)
     }
 
     #[test]
@@ -206,7 +204,8 @@ mod tests {
         assert!(lines.len() > 9000, "{}", lines.len());
         assert!(lines.windows(2).all(|w| w[0] < w[1]), "not sorted or duplicated");
         assert!(lines.iter().all(|l| !l.starts_with(b"//") && !l.contains(&b' ')));
-        assert!(lines.iter().all(|l| listed(l)));
-        assert!(!listed(b"example") && !listed(b"") && !listed(b"zzzzzzzz"));
+        assert!(lines.iter().all(|l| std::str::from_utf8(l).is_ok_and(|l| listed("", l))));
+        assert!(listed("!", "www.ck") && listed("*.", "ck") && listed("", "co.uk"));
+        assert!(!listed("", "example") && !listed("", "") && !listed("", "zzzzzzzz") && !listed("*.", "uk"));
     }
 }

@@ -235,3 +235,19 @@ fn authentication_results_entry() {
     d.add_to(&mut ar);
     assert_eq!(ar.header(), "Authentication-Results: mx.example.org; dmarc=pass header.from=example.com");
 }
+
+#[test]
+fn internationalized_domains_are_looked_up_as_a_labels() {
+    let t = table(&[("_dmarc.xn--bcher-kva.example", "v=DMARC1; p=reject; adkim=s")]);
+    let d = evaluate(&t, "BÜCHER.example", &Evidence::default(), 0);
+    assert_eq!((d.result, d.from_domain.as_str()), (DmarcResult::Fail, "xn--bcher-kva.example"));
+    let ev = Evidence { spf: None, dkim: &[("xn--bcher-kva.example", true)] };
+    assert_eq!(evaluate(&t, "bücher.example", &ev, 0).result, DmarcResult::Pass);
+    assert_eq!(
+        evaluate(&t, "xn--bcher-kva.example", &spf("post.bücher.example", true), 0).result,
+        DmarcResult::Pass
+    );
+    // Names too long to look up have no record.
+    let long = format!("{}.example.com", ["a"; 120].join("."));
+    assert_eq!(evaluate(&t, &long, &Evidence::default(), 0).result, DmarcResult::None);
+}
