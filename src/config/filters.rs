@@ -140,9 +140,21 @@ impl Filters {
             }
             "greylist.delay" => self.greylist_delay = parse_duration(value)?,
             "checks.skip_networks" => self.skip_networks = parse_nets(value)?,
-            "clamd" => self.clamd = opt(value),
-            "spamd" => self.spamd = opt(value),
-            "rspamd" => self.rspamd = opt(value),
+            "clamd" | "spamd" => {
+                if !value.is_empty() {
+                    crate::filters::scan::ScanAddr::parse(value)?;
+                }
+                match key {
+                    "clamd" => self.clamd = opt(value),
+                    _ => self.spamd = opt(value),
+                }
+            }
+            "rspamd" => {
+                if !value.is_empty() && !value.starts_with("http://") {
+                    return Err(format!("{value:?}: expected an http:// URL such as http://127.0.0.1:11333"));
+                }
+                self.rspamd = opt(value)
+            }
             "spam.junk_score" => self.spam_junk_score = parse_score(value)?,
             "spam.reject_score" => self.spam_reject_score = parse_score(value)?,
             "scan.on_failure" => {
@@ -221,6 +233,10 @@ mod tests {
         assert!(f.set("dnsbl", "bad zone!").is_err());
         assert!(f.set("spam.junk_score", "NaN").is_err());
         assert!(f.set("scan.on_failure", "maybe").is_err());
+        assert!(f.set("clamd", "unix:").is_err());
+        assert!(f.set("rspamd", "https://x").is_err());
+        f.set("clamd", "unix:/run/clamav/clamd.ctl").unwrap();
+        f.set("spamd", "127.0.0.1:783").unwrap();
         let mut out = Vec::new();
         f.print(&mut |k, v| out.push(format!("{k} = {v}")));
         assert!(out.contains(&"spf = reject".to_string()));

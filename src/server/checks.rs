@@ -13,11 +13,12 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::addr::Address;
-use crate::config::filters::Mode;
+use crate::config::filters::{Mode, ScanFailure};
 use crate::config::{Config, in_networks};
 use crate::dns;
 use crate::filters::authres::AuthResults;
 use crate::filters::greylist::{Grey, Greylist};
+use crate::filters::scan::{self, ScanAddr};
 use crate::filters::{authres, dkim, dmarc, dnsbl};
 use crate::server::context::Context;
 use crate::smtp::reply::Reply;
@@ -353,6 +354,38 @@ pub fn message(
             Err(e) => log::info!("session={sid} event=dmarc result=none reason=\"{e}\""),
         }
     }
+    // Content scanners.
+    let mut spam_fields = String::new();
+    match scan(ctx, sid, ip, tx, path, start) {
+        Scanned::Clean => {}
+        Scanned::Virus(name) => {
+            return Inspected::Refuse(Reply::new(
+                554,
+                "5.7.1",
+                format!("Message refused: infected with {name}"),
+            ));
+        }
+        Scanned::Score(score, scanner) => {
+            let f = &config.filters;
+            log::info!("session={sid} event=spam_score scanner={scanner} score={score:.1}");
+            if score >= f.spam_reject_score {
+                return Inspected::Refuse(Reply::new(
+                    550,
+                    "5.7.1",
+                    format!("Message refused as spam (score {score:.1}, limit {})", f.spam_reject_score),
+                ));
+            }
+            let is_spam = score >= f.spam_junk_score;
+            junk |= is_spam;
+            spam_fields = format!(
+                "X-Spam: {}\nX-Spam-Score: {score:.1} ({scanner}, junk at {}, refused at {})\n",
+                if is_spam { "Yes" } else { "No" },
+                f.spam_junk_score,
+                f.spam_reject_score
+            );
+        }
+        Scanned::Failed(why) => return Inspected::Defer(why),
+    }
     // RFC 8601 5: fields that claim our name and came with the message are removed.
     let drop: Vec<Range<u64>> = field_ranges(&header.text)
         .into_iter()
@@ -371,7 +404,92 @@ pub fn message(
         fields.push_str(f);
         fields.push('\n');
     }
+    fields.push_str(&spam_fields);
     Inspected::Accept { fields: fields.replace("\r\n", "\n"), drop, junk }
+}
+
+/// What the content scanners found.
+enum Scanned {
+    Clean,
+    Virus(String),
+    /// A spam score, and which scanner gave it.
+    Score(f64, &'static str),
+    /// A scanner failed and `scan.on_failure = tempfail`.
+    Failed(String),
+}
+
+/// Runs the configured scanners on the message (from `start` in the spool file): clamd first, then
+/// spamd or rspamd. A scanner that fails is logged; under `scan.on_failure = tempfail` the
+/// message is then deferred.
+fn scan(ctx: &Context, sid: &str, ip: IpAddr, tx: &Transaction, path: &Path, start: u64) -> Scanned {
+    let f = &ctx.config.filters;
+    if f.clamd.is_none() && f.spamd.is_none() && f.rspamd.is_none() {
+        return Scanned::Clean;
+    }
+    let failed = |why: String| {
+        log::warn!("session={sid} event=scan_failed error=\"{why}\"");
+        match f.scan_failure {
+            ScanFailure::Tempfail => {
+                Some(Scanned::Failed("Error: the content scanner is unavailable".into()))
+            }
+            ScanFailure::Accept => None,
+        }
+    };
+    let open = || -> io::Result<(File, u64)> {
+        let mut file = File::open(path)?;
+        let len = file.metadata()?.len().saturating_sub(start);
+        file.seek(SeekFrom::Start(start))?;
+        Ok((file, len))
+    };
+    if let Some(addr) = &f.clamd {
+        let verdict = ScanAddr::parse(addr)
+            .map_err(scan::ScanError)
+            .and_then(|a| open().map_err(|e| scan::ScanError(e.to_string())).map(|(file, _)| (a, file)))
+            .and_then(|(a, mut file)| scan::clamd_scan(&a, &mut file, f.scan_timeout));
+        match verdict {
+            Ok(scan::ClamVerdict::Infected(name)) => {
+                log::info!("session={sid} event=reject reason=virus virus=\"{name}\"");
+                return Scanned::Virus(name);
+            }
+            Ok(scan::ClamVerdict::Clean) => {}
+            Err(e) => {
+                if let Some(s) = failed(format!("clamd: {e}")) {
+                    return s;
+                }
+            }
+        }
+    }
+    let score = if let Some(addr) = &f.spamd {
+        ScanAddr::parse(addr)
+            .map_err(scan::ScanError)
+            .and_then(|a| {
+                open().map_err(|e| scan::ScanError(e.to_string())).map(|(file, len)| (a, file, len))
+            })
+            .and_then(|(a, mut file, len)| scan::spamd_check(&a, &mut file, len, None, f.scan_timeout))
+            .map(|s| (s.score, "spamd"))
+    } else if let Some(url) = &f.rspamd {
+        let rcpt: Vec<String> = tx.recipients.iter().map(|r| r.to_string()).collect();
+        let from = tx.sender.as_ref().map(|a| a.to_string()).unwrap_or_default();
+        let meta = scan::RspamdMeta {
+            ip: Some(ip),
+            from: Some(&from),
+            rcpt: &rcpt,
+            hostname: None,
+            queue_id: Some(sid),
+            ..scan::RspamdMeta::default()
+        };
+        open()
+            .map_err(|e| scan::ScanError(e.to_string()))
+            .and_then(|(mut file, len)| scan::rspamd_check(url, &mut file, len, &meta, f.scan_timeout))
+            .map(|s| (s.score, "rspamd"))
+    } else {
+        return Scanned::Clean;
+    };
+    match score {
+        Ok((score, scanner)) if score.is_finite() => Scanned::Score(score, scanner),
+        Ok(_) => failed("spam scanner: the score is not a number".into()).unwrap_or(Scanned::Clean),
+        Err(e) => failed(e.to_string()).unwrap_or(Scanned::Clean),
+    }
 }
 
 /// DKIM-signs the mail of a trusted client whose From: domain has a key in `data_dir/dkim`.
