@@ -214,6 +214,18 @@ class TwoServers(unittest.TestCase):
         self.assertNotIn("bank.test", head, "the forged Authentication-Results is gone")
         self.assertIn("event=dkim_signed domain=a.test signatures=1", self.a.read_log())
 
+    def test_sendmail_mail_is_signed_too(self):
+        """A message dropped with `buzon sendmail -t` on A (as mail(1) or cron would) is signed
+        when picked up, and B finds dkim=pass and dmarc=pass."""
+        text = ("From: pepe@a.test\nTo: maria@b.test\nSubject: from cron\n\nnightly report\n")
+        r = run_buzon("sendmail", "-C", self.a.config, "-t", "-f", "pepe@a.test", stdin=text)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        [m] = wait_for(lambda: self.maria(), what="delivery at b")
+        head = " ".join(m.split(b"\n\n", 1)[0].decode().split())
+        self.assertIn("d=a.test; s=s1;", head)
+        self.assertRegex(head, r"dkim=pass header\.d=a\.test")
+        self.assertIn("dmarc=pass header.from=a.test", head)
+
     def test_forged_from_under_reject_is_refused(self):
         """A client that is not A sends From: boss@a.test (p=reject) without A's signature and
         from an envelope domain without SPF: `550 5.7.1` at the end of DATA, nothing stored; a

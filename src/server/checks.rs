@@ -276,7 +276,7 @@ pub fn message(
     let mut fields = String::new();
     if trusted || !applies(config, ip) {
         if trusted {
-            sign(ctx, sid, path, &header, &mut fields);
+            fields = sign(config, sid, path, &header);
         }
         return Inspected::Accept { fields, drop: Vec::new(), junk: false };
     }
@@ -492,16 +492,31 @@ fn scan(ctx: &Context, sid: &str, ip: IpAddr, tx: &Transaction, path: &Path, sta
     }
 }
 
+/// The DKIM-Signature fields (LF line ends) for the message spooled at `path` from `start`, when
+/// its From: domain has keys in `data_dir/dkim`; empty otherwise, or when signing fails (logged:
+/// the message still goes, unsigned). For mail that sendmail(8) drops.
+pub fn dkim_signature(config: &Config, id: &str, path: &Path, start: u64) -> String {
+    match read_header(path, start) {
+        Ok(Some(header)) => sign(config, id, path, &header),
+        Ok(None) => String::new(),
+        Err(e) => {
+            log::warn!("id={id} event=dkim_sign_failed error=\"{e}\"");
+            String::new()
+        }
+    }
+}
+
 /// DKIM-signs the mail of a trusted client whose From: domain has a key in `data_dir/dkim`.
-fn sign(ctx: &Context, sid: &str, path: &Path, header: &Header, fields: &mut String) {
-    let Ok(domain) = dmarc::from_domain(&header.text) else { return };
-    let dir = ctx.config.data_dir.join("dkim");
-    let keys = match dkim::keys_for(&dir, &domain, ctx.config.filters.dkim_selector.as_deref()) {
-        Ok(k) if k.is_empty() => return,
+fn sign(config: &Config, sid: &str, path: &Path, header: &Header) -> String {
+    let mut fields = String::new();
+    let Ok(domain) = dmarc::from_domain(&header.text) else { return fields };
+    let dir = config.data_dir.join("dkim");
+    let keys = match dkim::keys_for(&dir, &domain, config.filters.dkim_selector.as_deref()) {
+        Ok(k) if k.is_empty() => return fields,
         Ok(k) => k,
         Err(e) => {
             log::warn!("session={sid} event=dkim_sign_failed domain={domain} error=\"{e}\"");
-            return;
+            return fields;
         }
     };
     let mut head = Vec::new();
@@ -509,7 +524,7 @@ fn sign(ctx: &Context, sid: &str, path: &Path, header: &Header, fields: &mut Str
     let mut signer = dkim::Signer::new(keys, &head, now_unix());
     if let Err(e) = feed_body(path, header.body_at, &mut |b| signer.feed(b)) {
         log::warn!("session={sid} event=dkim_sign_failed domain={domain} error=\"{e}\"");
-        return;
+        return fields;
     }
     match signer.finish() {
         Ok(sigs) => {
@@ -521,4 +536,5 @@ fn sign(ctx: &Context, sid: &str, path: &Path, header: &Header, fields: &mut Str
         }
         Err(e) => log::warn!("session={sid} event=dkim_sign_failed domain={domain} error=\"{e}\""),
     }
+    fields
 }

@@ -368,6 +368,14 @@ impl Worker {
             Err(ComposeError::Io(e)) => return Err(Fault::Temp(e.to_string())),
         };
         incoming.finish().map_err(|e| Fault::Temp(format!("spool: {e}")))?;
+        // Local mail leaving for the world is signed like a logged-in user's.
+        let signature =
+            crate::server::checks::dkim_signature(&self.config, &id, incoming.path(), composed.body_offset);
+        if !signature.is_empty() {
+            incoming
+                .splice(composed.body_offset, signature.as_bytes(), &[])
+                .map_err(|e| Fault::Temp(format!("spool: {e}")))?;
+        }
         let mut env = Envelope::new(&id, &composed.sender, &composed.recipients, SystemTime::now());
         env.body_offset = composed.body_offset;
         env.smtputf8 = composed.smtputf8;
