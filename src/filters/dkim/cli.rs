@@ -169,10 +169,11 @@ pub fn describe(v: &Verdict) -> String {
     s
 }
 
-/// The default selector: `s` and the year and month, e.g. `s202612`.
-fn default_selector(now: u64) -> String {
+/// The default selector: `s` (RSA) or `e` (Ed25519) and the year and month, e.g. `s202612`: one
+/// selector per algorithm, since a verifier may read only the first TXT record of a name.
+fn default_selector(now: u64, ed25519: bool) -> String {
     let (y, m, _) = crate::timefmt::civil_from_days((now / 86_400) as i64);
-    format!("s{y:04}{m:02}")
+    format!("{}{y:04}{m:02}", if ed25519 { 'e' } else { 's' })
 }
 
 fn keygen(
@@ -183,7 +184,7 @@ fn keygen(
     out: &mut dyn Write,
 ) -> Result<(), CliError> {
     let failed = |m: String| CliError::Failed(format!("dkim keygen: {m}"));
-    let selector = selector.unwrap_or_else(|| default_selector(now()));
+    let selector = selector.unwrap_or_else(|| default_selector(now(), ed25519));
     let kind = if ed25519 { KeyType::Ed25519 } else { KeyType::Rsa };
     let dir = config.data_dir.join("dkim");
     let path = dir.join(key::file_name(domain, &selector, kind));

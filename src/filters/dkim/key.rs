@@ -289,9 +289,9 @@ pub fn file_name(domain: &str, selector: &str, key: KeyType) -> String {
     format!("{}.{selector}.{kind}.pem", domain.to_ascii_lowercase())
 }
 
-/// The signing keys of `domain` in `dir`: those of `selector`, or with `None` those of the
-/// selector whose newest key file is the newest (a new selector takes over once its key is
-/// written). RSA first, then Ed25519. No key at all is an empty list, not an error.
+/// The signing keys of `domain` in `dir`: those of `selector`, or with `None` the newest key of
+/// each type (a new selector takes over once its key is written). RSA first, then Ed25519. No key
+/// at all is an empty list, not an error.
 pub fn keys_for(dir: &Path, domain: &str, selector: Option<&str>) -> Result<Vec<SigningKey>, String> {
     let domain = domain.trim_end_matches('.').to_ascii_lowercase();
     let prefix = format!("{domain}.");
@@ -319,25 +319,23 @@ pub fn keys_for(dir: &Path, domain: &str, selector: Option<&str>) -> Result<Vec<
         let mtime = entry.metadata().and_then(|m| m.modified()).ok();
         found.push((sel.to_string(), kind, entry.path(), mtime));
     }
-    let chosen = match selector {
-        Some(s) => s.to_string(),
-        None => match found.iter().max_by(|a, b| a.3.cmp(&b.3).then_with(|| a.0.cmp(&b.0))) {
-            Some(newest) => newest.0.clone(),
-            None => return Ok(Vec::new()),
-        },
-    };
+    // With a selector: its keys. Without: the newest key of each type, whose selectors may differ
+    // (one selector per algorithm, as `keygen` makes them: verifiers such as dkimpy read only the
+    // first TXT record of a name).
     let mut keys = Vec::new();
     for kind in [KeyType::Rsa, KeyType::Ed25519] {
-        for (sel, k, path, _) in &found {
-            if *sel == chosen && *k == kind {
-                let pem = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
-                let key = SigningKey::from_pem(&domain, sel, &pem)
-                    .map_err(|e| format!("{}: {e}", path.display()))?;
-                if KeyType::of(key.algorithm()) != kind {
-                    return Err(format!("{}: the key inside is not {kind:?}", path.display()));
-                }
-                keys.push(key);
+        let newest = found
+            .iter()
+            .filter(|f| f.1 == kind)
+            .max_by(|a, b| a.3.cmp(&b.3).then_with(|| a.0.cmp(&b.0)));
+        if let Some((sel, _, path, _)) = newest {
+            let pem = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+            let key =
+                SigningKey::from_pem(&domain, sel, &pem).map_err(|e| format!("{}: {e}", path.display()))?;
+            if KeyType::of(key.algorithm()) != kind {
+                return Err(format!("{}: the key inside is not {kind:?}", path.display()));
             }
+            keys.push(key);
         }
     }
     Ok(keys)
