@@ -47,6 +47,10 @@ pub struct Filters {
     pub scan_timeout: Duration,
     /// Port 25 waits this long before its greeting; a client that talks first is refused.
     pub greet_pause: Duration,
+    /// Connections to port 25 a client address may open a minute (0: no limit).
+    pub connection_rate: u32,
+    /// Messages (MAIL commands) a client address may send a minute (0: no limit).
+    pub message_rate: u32,
 }
 
 pub const KEYS: &[&str] = &[
@@ -66,6 +70,8 @@ pub const KEYS: &[&str] = &[
     "scan.on_failure",
     "scan.timeout",
     "smtp.greet_pause",
+    "smtp.connection_rate",
+    "smtp.message_rate",
 ];
 
 impl Default for Filters {
@@ -87,6 +93,8 @@ impl Default for Filters {
             scan_failure: ScanFailure::Tempfail,
             scan_timeout: Duration::from_secs(30),
             greet_pause: Duration::from_secs(1),
+            connection_rate: 0,
+            message_rate: 0,
         }
     }
 }
@@ -105,6 +113,10 @@ fn parse_score(v: &str) -> Result<f64, String> {
         Ok(x) if x.is_finite() => Ok(x),
         _ => Err(format!("{v:?}: expected a number such as 5 or 7.5")),
     }
+}
+
+fn parse_rate(v: &str) -> Result<u32, String> {
+    v.parse::<u32>().map_err(|_| format!("{v:?}: expected a number a minute (0: no limit)"))
 }
 
 fn opt(v: &str) -> Option<String> {
@@ -165,6 +177,8 @@ impl Filters {
                 }
             }
             "scan.timeout" => self.scan_timeout = parse_duration(value)?,
+            "smtp.connection_rate" => self.connection_rate = parse_rate(value)?,
+            "smtp.message_rate" => self.message_rate = parse_rate(value)?,
             "smtp.greet_pause" => {
                 self.greet_pause = match value {
                     "0" | "0s" => Duration::ZERO,
@@ -207,6 +221,8 @@ impl Filters {
         kv("scan.on_failure", failure.into());
         kv("scan.timeout", format!("{}s", self.scan_timeout.as_secs()));
         kv("smtp.greet_pause", format!("{}s", self.greet_pause.as_secs()));
+        kv("smtp.connection_rate", self.connection_rate.to_string());
+        kv("smtp.message_rate", self.message_rate.to_string());
     }
 }
 

@@ -9,5 +9,6 @@ pub mod dkim;
 pub mod dmarc;
 pub mod dnsbl;
 pub mod greylist;
+pub mod rate;
 pub mod scan;
 pub mod spf;

@@ -18,6 +18,7 @@ use crate::config::{Config, in_networks};
 use crate::dns;
 use crate::filters::authres::AuthResults;
 use crate::filters::greylist::{Grey, Greylist};
+use crate::filters::rate::Rate;
 use crate::filters::scan::{self, ScanAddr};
 use crate::filters::{authres, dkim, dmarc, dnsbl};
 use crate::server::context::Context;
@@ -28,6 +29,9 @@ use crate::smtp::session::{Checked, MailCheck, Transaction};
 pub struct Checks {
     pub dns: Arc<dns::Resolver>,
     greylist: Option<Greylist>,
+    /// Port 25 connections and messages a minute per client address.
+    pub connections: Rate,
+    messages: Rate,
 }
 
 impl Checks {
@@ -35,7 +39,7 @@ impl Checks {
         let dns = Arc::new(dns::Resolver::from_system(&config.dns_servers)?);
         let f = &config.filters;
         let greylist = f.greylist.then(|| Greylist::open(config.data_dir.join("greylist"), f.greylist_delay));
-        Ok(Checks { dns, greylist })
+        Ok(Checks { dns, greylist, connections: Rate::default(), messages: Rate::default() })
     }
 }
 
@@ -54,6 +58,13 @@ pub fn mail(ctx: &Context, sid: &str, ip: IpAddr, sender: Option<&Address>, helo
     let (config, checks) = (ctx.config.as_ref(), &ctx.checks);
     if !applies(config, ip) {
         return MailCheck::Accept(Checked::default());
+    }
+    if !checks.messages.allow(ip, std::time::Instant::now(), config.filters.message_rate) {
+        log::info!(
+            "session={sid} event=reject reason=message_rate client={ip} limit={}",
+            config.filters.message_rate
+        );
+        return MailCheck::Refuse(Reply::new(452, "4.3.2", format!("Error: too much mail from {ip}")));
     }
     for zone in &config.filters.dnsbl {
         match dnsbl::check(checks.dns.as_ref(), ip, zone) {

@@ -324,10 +324,8 @@ pub fn keys_for(dir: &Path, domain: &str, selector: Option<&str>) -> Result<Vec<
     // first TXT record of a name).
     let mut keys = Vec::new();
     for kind in [KeyType::Rsa, KeyType::Ed25519] {
-        let newest = found
-            .iter()
-            .filter(|f| f.1 == kind)
-            .max_by(|a, b| a.3.cmp(&b.3).then_with(|| a.0.cmp(&b.0)));
+        let newest =
+            found.iter().filter(|f| f.1 == kind).max_by(|a, b| a.3.cmp(&b.3).then_with(|| a.0.cmp(&b.0)));
         if let Some((sel, _, path, _)) = newest {
             let pem = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
             let key =

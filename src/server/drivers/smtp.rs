@@ -114,9 +114,13 @@ impl Smtp {
     /// Whether this connection waits `smtp.greet_pause` before its greeting: port 25 only, and not
     /// for clients the checks trust (relay.networks, checks.skip_networks).
     fn greet_pause(&self) -> bool {
+        self.untrusted_intake() && !self.ctx.config.filters.greet_pause.is_zero()
+    }
+
+    /// A port 25 client the checks do not trust (not in relay.networks nor checks.skip_networks).
+    fn untrusted_intake(&self) -> bool {
         let c = &self.ctx.config;
         self.service == Service::Smtp
-            && !c.filters.greet_pause.is_zero()
             && !in_networks(&c.relay_networks, self.peer.ip())
             && crate::server::checks::applies(c, self.peer.ip())
     }
@@ -142,6 +146,21 @@ impl Smtp {
                 // RFC 8314 3.3: the handshake comes before the greeting.
                 self.start_tls()?;
                 self.phase = Phase::Handshake { began: Instant::now(), greet: true };
+            } else if self.untrusted_intake()
+                && !self.ctx.checks.connections.allow(
+                    self.peer.ip(),
+                    Instant::now(),
+                    self.ctx.config.filters.connection_rate,
+                )
+            {
+                log::info!("session={} event=reject reason=connection_rate client={}", self.sid, self.peer);
+                let text = format!(
+                    "{} Error: too many connections from {}",
+                    self.ctx.config.hostname,
+                    self.peer.ip()
+                );
+                Reply::new(421, "4.7.0", text).write_to(&mut self.io.out);
+                return Ok(None);
             } else if self.greet_pause() {
                 self.phase = Phase::Pause(Instant::now() + self.ctx.config.filters.greet_pause);
             } else {
