@@ -148,6 +148,28 @@ class Checks(unittest.TestCase):
         self.assertRegex(head, rb"spf=none smtp\.mailfrom=someone@nospf\.test")
         self.assertIn("event=spf result=fail", s.read_log())
 
+    def test_rate_limits_per_address(self):
+        """smtp.connection_rate = 3 and smtp.message_rate = 2: the 4th connection within a minute
+        from one address gets `421 4.7.0 ... too many connections` at once; the 3rd MAIL within a
+        minute gets `452 4.3.2 ... too much mail`; another address is not held back."""
+        s = self.server("smtp.connection_rate = 3\nsmtp.message_rate = 2\nsmtp.greet_pause = 0\n"
+                        "spf = off\ndmarc = off\ndkim.verify = no\n")
+        with client(s, "127.0.0.10") as c:
+            c.sendmail("carol@remote.test", ["alice@example.test"], MSG % 8)
+            c.sendmail("carol@remote.test", ["alice@example.test"], MSG % 9)
+            code, text = c.mail("carol@remote.test")
+            self.assertEqual(code, 452, text)
+            self.assertIn(b"4.3.2 Error: too much mail from 127.0.0.10", text)
+        for _ in range(2):
+            client(s, "127.0.0.10").quit()
+        with self.assertRaises(smtplib.SMTPConnectError) as e:
+            client(s, "127.0.0.10")
+        self.assertEqual(e.exception.smtp_code, 421)
+        self.assertIn(b"too many connections from 127.0.0.10", e.exception.smtp_error)
+        with client(s, "127.0.0.11") as c:
+            c.sendmail("carol@remote.test", ["alice@example.test"], MSG % 10)
+        self.assertEqual(len(delivered(s)), 3)
+
 
 class TwoServers(unittest.TestCase):
     """Two instances on loopback with dnsmasq: A (a.test) signs what its users send with a key made
