@@ -10,6 +10,7 @@ import io
 import os
 import shutil
 import signal
+import smtplib
 import socket
 import subprocess
 import sys
@@ -21,7 +22,7 @@ import zipfile
 from email.message import EmailMessage
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import ROOT, free_port, requires  # noqa: E402
+from harness import ROOT, Server, free_port, requires  # noqa: E402
 
 CLAMD = shutil.which("clamd") or "/usr/sbin/clamd"
 SPAMD = shutil.which("spamd") or "/usr/sbin/spamd"
@@ -263,6 +264,69 @@ worker "normal" {{
         for line in out.splitlines():
             if "scan: " in line:
                 print(line[line.index("scan: "):], file=sys.stderr)
+
+    def server(self, extra):
+        s = Server(extra="checks.skip_networks =\nsmtp.greet_pause = 0\nspf = off\ndmarc = off\n"
+                         "dkim.verify = no\n" + extra)
+        self.addCleanup(s.cleanup)
+        s.start()
+        return s
+
+    def send(self, s, name, src="127.0.0.12"):
+        """Sends one of the test messages with smtplib; the reply to its end of DATA."""
+        with open(os.path.join(self.msgs, name), "rb") as f:
+            msg = f.read()
+        with smtplib.SMTP(s.host, s.port, source_address=(src, 0), timeout=60) as c:
+            try:
+                c.sendmail("sender@remote.test", ["alice@example.test"], msg)
+                return 250, b""
+            except smtplib.SMTPDataError as e:
+                return e.smtp_code, e.smtp_error
+
+    def inbox(self, s):
+        d = os.path.join(s.tmp, "mail", s.domain, "alice", "Maildir")
+        return {sub: sorted(os.listdir(os.path.join(d, sub))) if os.path.isdir(os.path.join(d, sub)) else []
+                for sub in ("new", ".Junk/new")}
+
+    def test_server_refuses_viruses_and_spam(self):
+        """A buzon with clamd and spamd configured: EICAR (raw, base64 and zipped in MIME) is
+        refused at the end of DATA with `554 5.7.1` and never stored; GTUBE (score 1000) with
+        `550 5.7.1`; the clean message is delivered with `X-Spam: No` and its score."""
+        s = self.server(f"clamd = unix:{self.clamd_sock}\nspamd = 127.0.0.1:{self.spamd_port}\n")
+        for name in ("eicar-raw.eml", "eicar-base64.eml", "eicar-zip.eml"):
+            code, text = self.send(s, name)
+            self.assertEqual(code, 554, (name, text))
+            self.assertIn(b"5.7.1 Message refused: infected with Buzon.Test.EICAR", text)
+        code, text = self.send(s, "gtube.eml")
+        self.assertEqual(code, 550, text)
+        self.assertIn(b"5.7.1 Message refused as spam (score 1000", text)
+        self.assertEqual(self.send(s, "clean.eml")[0], 250)
+        box = self.inbox(s)
+        self.assertEqual(len(box["new"]), 1, box)
+        with open(os.path.join(s.tmp, "mail", s.domain, "alice", "Maildir", "new", box["new"][0]), "rb") as f:
+            head = f.read().split(b"\n\n", 1)[0]
+        self.assertIn(b"X-Spam: No", head)
+        self.assertRegex(head, rb"X-Spam-Score: -?\d+\.\d \(spamd")
+        self.assertEqual(s.read_log().count("reason=virus"), 3)
+
+    def test_rspamd_junk_and_a_scanner_that_is_down(self):
+        """rspamd: GTUBE is refused (score over spam.reject_score); with spam.junk_score = -100
+        every message lands in Junk (`X-Spam: Yes`). A clamd that is not running defers the
+        message with `451 4.7.1` (scan.on_failure = tempfail) and nothing is stored; with
+        scan.on_failure = accept it is delivered unscanned."""
+        s = self.server(f"rspamd = http://127.0.0.1:{self.rspamd_port}\nspam.junk_score = -100\n")
+        self.assertEqual(self.send(s, "gtube.eml")[0], 550)
+        self.assertEqual(self.send(s, "clean.eml")[0], 250)
+        self.assertEqual(len(self.inbox(s)[".Junk/new"]), 1, self.inbox(s))
+        down = os.path.join(self.tmp, "no-such-clamd.sock")
+        s = self.server(f"clamd = unix:{down}\n")
+        code, text = self.send(s, "clean.eml")
+        self.assertEqual(code, 451, text)
+        self.assertIn(b"4.7.1", text)
+        self.assertEqual(self.inbox(s), {"new": [], ".Junk/new": []})
+        s = self.server(f"clamd = unix:{down}\nscan.on_failure = accept\n")
+        self.assertEqual(self.send(s, "clean.eml")[0], 250)
+        self.assertIn("event=scan_failed", s.read_log())
 
 
 if __name__ == "__main__":

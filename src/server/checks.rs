@@ -415,6 +415,10 @@ pub fn message(
         fields.push_str(f);
         fields.push('\n');
     }
+    if junk && spam_fields.is_empty() {
+        // DMARC quarantine without a spam scanner: mbox users see it here (no Junk folder).
+        spam_fields.push_str("X-Spam: Yes (DMARC quarantine)\n");
+    }
     fields.push_str(&spam_fields);
     Inspected::Accept { fields: fields.replace("\r\n", "\n"), drop, junk }
 }
