@@ -8,7 +8,8 @@
 #                   systemd units, examples, /etc/buzon/buzon.conf if absent, /var/lib/buzon with
 #                   its sendmail drop box; make uninstall
 #   make bench      bench/bench.sh, bench/imap.sh and bench/idle.sh (root; installs postfix and
-#                   dovecot-imapd if missing); make bench-imap, make bench-idle: one part alone
+#                   dovecot-imapd if missing) and bench/checks.py (the sender checks' cost a
+#                   message); make bench-imap, make bench-idle, make bench-checks: one part alone
 #   make fuzz       every cargo-fuzz target in fuzz/ for FUZZ_SECONDS each (nightly toolchain)
 
 CARGO        ?= cargo
@@ -29,7 +30,7 @@ BIN   := target/release/buzon
 MAN5  := man/buzon.conf.5
 MAN8  := man/buzon.8
 
-.PHONY: all run test check lint-man install uninstall bench bench-imap bench-idle fuzz fuzz-smoke clean
+.PHONY: all run test check lint-man install uninstall bench bench-imap bench-idle bench-checks fuzz fuzz-smoke clean
 
 all:
 	$(CARGO) build --release
@@ -112,6 +113,10 @@ bench: all
 	bash bench/bench.sh
 	bash bench/imap.sh
 	bash bench/idle.sh
+	$(PYTHON) bench/checks.py
+
+bench-checks: all
+	$(PYTHON) bench/checks.py
 
 bench-imap: all
 	bash bench/imap.sh
