@@ -20,6 +20,7 @@ import time
 import unittest
 
 from harness import BINARY, free_port, requires
+from test_relay import Dns
 
 SYSTEM_PYTHON = "/usr/bin/python3"
 DNSMASQ = shutil.which("dnsmasq") or "/usr/sbin/dnsmasq"
@@ -78,32 +79,12 @@ def txt_strings(record, size=200):
     return [record[i:i + size] for i in range(0, len(record), size)]
 
 
-class Dnsmasq:
-    """dnsmasq on 127.0.0.1:<port>, answering TXT records for *.test (other names: NXDOMAIN)."""
+class Dnsmasq(Dns):
+    """dnsmasq on 127.0.0.1:<port> (test_relay.Dns), answering these TXT records, each given as its
+    character-strings."""
 
     def __init__(self, txt):
-        self.port = free_port()
-        args = [DNSMASQ, "--no-daemon", f"--port={self.port}", "--listen-address=127.0.0.1",
-                "--bind-interfaces", "--no-resolv", "--no-hosts", "--conf-file=/dev/null", "--local=/test/",
-                "--log-facility=-", "--pid-file=",
-                "--user=root" if os.geteuid() == 0 else "--user=" + os.environ.get("USER", "nobody")]
-        for name, strings in txt.items():
-            args.append("--txt-record=" + name + "," + ",".join(strings))
-        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        deadline = time.time() + 5
-        while time.time() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError("dnsmasq failed: " + self.proc.stderr.read().decode())
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-                if s.connect_ex(("127.0.0.1", self.port)) == 0:
-                    return
-            time.sleep(0.05)
-        raise RuntimeError("dnsmasq did not start")
-
-    def stop(self):
-        self.proc.terminate()
-        self.proc.wait(5)
-        self.proc.stderr.close()
+        super().__init__(["--txt-record=" + name + "," + ",".join(strings) for name, strings in txt.items()])
 
 
 MESSAGES = {

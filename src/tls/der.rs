@@ -3,7 +3,7 @@
 //! that picks the hash for RFC 5929 tls-server-end-point. Nothing else of the certificate is interpreted.
 
 /// One DER element: (tag, contents, what follows it).
-fn tlv(input: &[u8]) -> Result<(u8, &[u8], &[u8]), &'static str> {
+pub(crate) fn tlv(input: &[u8]) -> Result<(u8, &[u8], &[u8]), &'static str> {
     let (&tag, rest) = input.split_first().ok_or("truncated")?;
     let (&first, rest) = rest.split_first().ok_or("truncated")?;
     // X.690 8.1.3: short form below 0x80, else 0x80|n followed by n length octets (0x80 alone would be

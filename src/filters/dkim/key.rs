@@ -90,26 +90,9 @@ pub fn parse_record(txt: &[u8]) -> Result<PublicKey, KeyError> {
     })
 }
 
-// A bounded DER reader (X.690 8.1, definite lengths only): enough for SubjectPublicKeyInfo.
-
-/// One element: (tag, contents, what follows).
-fn tlv(input: &[u8]) -> Result<(u8, &[u8], &[u8]), &'static str> {
-    let (&tag, rest) = input.split_first().ok_or("truncated")?;
-    let (&first, rest) = rest.split_first().ok_or("truncated")?;
-    let (len, rest) = if first < 0x80 {
-        (first as usize, rest)
-    } else {
-        let n = (first & 0x7f) as usize;
-        if n == 0 || n > 3 || rest.len() < n {
-            return Err("bad length");
-        }
-        (rest[..n].iter().fold(0usize, |acc, &b| (acc << 8) | b as usize), &rest[n..])
-    };
-    if rest.len() < len {
-        return Err("truncated");
-    }
-    Ok((tag, &rest[..len], &rest[len..]))
-}
+// DER (X.690 8.1, definite lengths only) through the certificate code's reader: enough for
+// SubjectPublicKeyInfo.
+use crate::tls::der::tlv;
 
 const SEQUENCE: u8 = 0x30;
 const INTEGER: u8 = 0x02;
