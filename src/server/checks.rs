@@ -161,7 +161,8 @@ fn spf_stage(
         Scope::Helo => ("smtp.helo".to_string(), helo.to_string()),
     };
     checked.results.push(("spf".into(), r.result.as_str().into(), vec![property]));
-    if r.scope == Scope::MailFrom && !r.domain.is_empty() {
+    // RFC 7489 4.1: for the null sender, DMARC takes the SPF result of the HELO identity.
+    if !r.domain.is_empty() {
         checked.spf = Some((r.domain.clone(), r.result == SpfResult::Pass));
     }
     None
