@@ -26,6 +26,7 @@ SYSTEM_PYTHON = "/usr/bin/python3"
 DNSMASQ = shutil.which("dnsmasq") or "/usr/sbin/dnsmasq"
 OPENSSL = shutil.which("openssl")
 TESTKEY = shutil.which("opendkim-testkey") or "/usr/sbin/opendkim-testkey"
+TESTMSG = shutil.which("opendkim-testmsg") or "/usr/sbin/opendkim-testmsg"
 DOMAIN = "example.test"
 
 
@@ -211,6 +212,29 @@ class Dkim(unittest.TestCase):
                         self.assertEqual(len(out), 1, out)
                         self.assertTrue(out[0].startswith(f"dkim=pass header.d={DOMAIN} header.s={sel} "
                                                           f"header.a={alg}"), out)
+
+    def test_opendkim_signatures_are_read(self):
+        """Messages signed by OpenDKIM's library (opendkim-testmsg with the pyrsa key; it reads LF
+        text) are parsed and judged: that tool signs rsa-sha1 only, which RFC 8301 3.1 forbids
+        verifiers to accept, so each is a permerror naming the algorithm, never a pass or a crash."""
+        key = os.path.join(self.tmp, "opendkim.key")
+        with open(key, "w") as f:
+            f.write(self.rsa_pem)
+        os.chmod(key, 0o600)
+        # (opendkim-testmsg's own parser refuses the other two test messages: "dkim_chunk(): Syntax
+        # error" on header lines with trailing blanks and on an empty body.)
+        for name, msg in [("plain", MESSAGES["plain"])]:
+            with self.subTest(msg=name):
+                r = subprocess.run([TESTMSG, "-d", DOMAIN, "-k", key, "-s", "pyrsa", "-t", self.tmp],
+                                   input=msg.replace("\r\n", "\n").encode(), capture_output=True, timeout=30)
+                self.assertEqual(r.returncode, 0, r.stderr)
+                signed = r.stdout.decode()
+                self.assertIn("a=rsa-sha1;", " ".join(signed.split()))
+                out = self.verify(signed)
+                self.assertEqual(len(out), 1, out)
+                self.assertTrue(out[0].startswith(f"dkim=permerror header.d={DOMAIN} header.s=pyrsa "
+                                                  "header.a=rsa-sha1"), out)
+                self.assertIn("RFC 8301", out[0])
 
     def test_dkimpy_length_tag(self):
         for canon in (["relaxed", "relaxed"], ["simple", "simple"]):
