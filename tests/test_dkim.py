@@ -274,14 +274,16 @@ class Dkim(unittest.TestCase):
                 tampered = twice.replace("Subject:", "Subject: x")
                 self.assertEqual(self.py_verify(tampered), [False, False])
 
-    def test_buzon_signs_lf_files_and_newest_selector(self):
+    def test_buzon_signs_lf_files_with_the_newest_key_of_each_type(self):
         msg = MESSAGES["plain"].replace("\r\n", "\n")
         signed = self.buzon("sign", DOMAIN, stdin=msg.encode())
         self.assertNotIn("\r", signed)
-        # Without --selector: the newest selector's keys (bed was made last).
+        # Without --selector: the newest RSA key (brsa) and the newest Ed25519 key (bed), each under
+        # its own selector.
+        self.assertIn("s=brsa;", signed)
         self.assertIn("s=bed;", signed)
-        self.assertEqual(self.py_verify(signed.replace("\n", "\r\n")), [True])
-        self.assertTrue(self.verify(signed)[0].startswith("dkim=pass"))
+        self.assertEqual(self.py_verify(signed.replace("\n", "\r\n")), [True, True])
+        self.assertEqual([l.split()[0] for l in self.verify(signed)], ["dkim=pass", "dkim=pass"])
 
     def test_keygen_refuses_overwrite_and_writes_private_files(self):
         r = subprocess.run([BINARY, "dkim", "-c", self.config, "keygen", DOMAIN, "--selector", "brsa"],
