@@ -4,6 +4,7 @@ accepted after the delay, never for logged-in clients), and what the checks leav
 (Authentication-Results). Clients are Python's smtplib, connecting from chosen loopback addresses
 (checks.skip_networks is emptied, since loopback is skipped by default)."""
 
+import imaplib
 import os
 import re
 import shutil
@@ -201,8 +202,10 @@ class TwoServers(unittest.TestCase):
                   "outbound.tls = none\nsmtp.greet_pause = 0\n")
         self.a = Server(host="127.0.0.2", port=self.port, domain="a.test", users=("pepe",),
                         extra=common + "relay.networks = 127.0.0.0/8\n")
+        self.imap_port = free_port("127.0.0.3")
         self.b = Server(host="127.0.0.3", port=self.port, domain="b.test", users=("maria",),
-                        extra=common + "checks.skip_networks =\nspf = reject\n")
+                        extra=common + "checks.skip_networks =\nspf = reject\n"
+                        f"imap.listen = 127.0.0.3:{self.imap_port}\nauth.cleartext_networks = 127.0.0.0/8\n")
         for srv in (self.a, self.b):
             self.addCleanup(srv.cleanup)
         os.makedirs(os.path.join(self.a.tmp, "data", "dkim"), mode=0o700)
@@ -269,6 +272,15 @@ class TwoServers(unittest.TestCase):
                        b"From: q@q.test\r\nTo: maria@b.test\r\nSubject: maybe\r\n\r\nhm\r\n")
         [junk] = wait_for(lambda: self.maria(".Junk"), what="delivery into Junk")
         self.assertIn(b"dmarc=fail header.from=q.test", junk)
+        self.assertIn(b"X-Spam: Yes", junk)
+        # An IMAP client sees it in the \\Junk folder (RFC 6154).
+        with imaplib.IMAP4("127.0.0.3", self.imap_port) as im:
+            im.login("maria@b.test", "secret-maria")
+            typ, lines = im.list()
+            self.assertTrue(any(b"\\Junk" in l and l.endswith(b"\"Junk\"") for l in lines), lines)
+            self.assertEqual(im.select("Junk"), ("OK", [b"1"]))
+            typ, data = im.fetch("1", "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+            self.assertIn(b"Subject: maybe", data[0][1])
         self.assertEqual(self.maria(), [], "nothing forged reached the inbox")
         log = self.b.read_log()
         self.assertIn("event=dmarc result=fail from=a.test policy=reject disposition=reject", log)
