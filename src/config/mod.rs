@@ -200,6 +200,11 @@ pub const KEYS: &[&str] = &[
     "queue.delay_warning",
 ];
 
+/// Every key the file may set: [`KEYS`], then the Fighting spam keys ([`filters::KEYS`]).
+pub fn all_keys() -> impl Iterator<Item = &'static str> {
+    KEYS.iter().chain(filters::KEYS).copied()
+}
+
 /// SASL mechanisms offered by default (DIGEST-MD5 is historic, RFC 6331: only on request).
 pub const DEFAULT_MECHANISMS: &[&str] =
     &["SCRAM-SHA-256-PLUS", "SCRAM-SHA-256", "SCRAM-SHA-1-PLUS", "SCRAM-SHA-1", "CRAM-MD5", "PLAIN", "LOGIN"];
