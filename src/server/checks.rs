@@ -48,9 +48,10 @@ fn now_unix() -> u64 {
 }
 
 /// Whether the checks apply to a client at `ip` (the session has already left out logged-in
-/// clients and relay.networks).
+/// clients and relay.networks). A client without an address (inetd over a pipe or a unix socket:
+/// a local program) is this machine's, as loopback is.
 pub fn applies(config: &Config, ip: IpAddr) -> bool {
-    !in_networks(&config.filters.skip_networks, ip)
+    !ip.is_unspecified() && !in_networks(&config.filters.skip_networks, ip)
 }
 
 /// At MAIL: the DNS blocklists, then SPF.

@@ -85,6 +85,8 @@ pub struct Smtp {
     inbound: Option<Inbound>,
     /// When the client was last answered: the idle timeout counts from here.
     since: Instant,
+    /// A TCP connection (not inetd's pipe or unix socket, whose other end is a local program).
+    tcp: bool,
 }
 
 impl Smtp {
@@ -97,7 +99,9 @@ impl Smtp {
             Peer { ip: peer.ip(), port: peer.port(), relay_allowed, cleartext_auth },
         );
         let now = Instant::now();
+        let tcp = matches!(stream, Transport::Tcp(_));
         Smtp {
+            tcp,
             io: Io::new(Stream::Plain(stream)),
             session,
             sid: spool::new_queue_id(),
@@ -117,10 +121,12 @@ impl Smtp {
         self.untrusted_intake() && !self.ctx.config.filters.greet_pause.is_zero()
     }
 
-    /// A port 25 client the checks do not trust (not in relay.networks nor checks.skip_networks).
+    /// A port 25 TCP client the checks do not trust (not in relay.networks nor
+    /// checks.skip_networks).
     fn untrusted_intake(&self) -> bool {
         let c = &self.ctx.config;
         self.service == Service::Smtp
+            && self.tcp
             && !in_networks(&c.relay_networks, self.peer.ip())
             && crate::server::checks::applies(c, self.peer.ip())
     }
