@@ -15,6 +15,7 @@ pub mod local;
 pub mod netio;
 pub mod pop3;
 pub mod queue;
+pub mod records;
 pub mod sendmail;
 pub mod server;
 pub mod smtp;

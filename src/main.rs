@@ -16,6 +16,9 @@ const USAGE: &str = "usage: buzon serve [-c file]
        buzon passwd [-c file] [-s scheme] user
        buzon queue list | flush [id] | delete id [-c file]
        buzon cert self-signed [-c file] [--days n] [--force] [name ...]
+       buzon dkim keygen DOMAIN [--selector S] [--ed25519] [-c file] | dkim sign | dkim verify
+       buzon spf check IP SENDER [HELO] | dmarc check FROM-DOMAIN ... [-c file]
+       buzon dns-records DOMAIN [-c file]
        buzon sendmail [-t] [-i] [-f sender] [-F name] [-C file] [recipient ...]
        sendmail ... | mailq [-C file] | newaliases [-C file]
        buzon version";
@@ -90,7 +93,7 @@ fn main() -> ExitCode {
             queue(config_path, &ops)
         }
         "cert" => cert(config_path, &operands),
-        "spf" | "dkim" | "dmarc" => filters(cmd, config_path, &operands),
+        "spf" | "dkim" | "dmarc" | "dns-records" => filters(cmd, config_path, &operands),
         "version" | "-V" | "--version" => {
             println!("buzon {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS

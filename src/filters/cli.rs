@@ -1,4 +1,5 @@
-//! `buzon spf ...`, `buzon dkim ...`, `buzon dmarc ...`: the checks and the key tools by hand.
+//! `buzon spf ...`, `buzon dkim ...`, `buzon dmarc ...`: the checks and the key tools by hand;
+//! `buzon dns-records DOMAIN`: what to publish.
 
 use std::io::Write;
 
@@ -19,12 +20,13 @@ impl std::fmt::Display for CliError {
     }
 }
 
-/// Runs `buzon COMMAND ARGS...` for COMMAND `spf`, `dkim` or `dmarc`.
+/// Runs `buzon COMMAND ARGS...` for COMMAND `spf`, `dkim`, `dmarc` or `dns-records`.
 pub fn run(command: &str, config: &Config, args: &[String], out: &mut dyn Write) -> Result<(), CliError> {
     match command {
         "spf" => super::spf::cli(config, args, out),
         "dkim" => super::dkim::cli(config, args, out),
         "dmarc" => super::dmarc::cli(config, args, out),
+        "dns-records" => crate::records::cli(config, args, out),
         _ => Err(CliError::Usage(format!("unknown command {command}"))),
     }
 }

@@ -16,7 +16,7 @@ mod verify;
 #[cfg(test)]
 mod tests;
 
-pub use cli::cli;
+pub use cli::{cli, zone_line};
 pub use key::{SigningKey, keys_for};
 pub use sign::Signer;
 pub use verify::{MAX_SIGNATURES, Verifier};
