@@ -54,6 +54,11 @@ pub fn applies(config: &Config, ip: IpAddr) -> bool {
     !ip.is_unspecified() && !in_networks(&config.filters.skip_networks, ip)
 }
 
+/// Text from the network or DNS made safe for one log line: no control characters, no quotes.
+fn log_text(s: &str) -> String {
+    s.chars().filter(|c| !c.is_control()).map(|c| if c == '"' { '\'' } else { c }).take(300).collect()
+}
+
 /// At MAIL: the DNS blocklists, then SPF.
 pub fn mail(ctx: &Context, sid: &str, ip: IpAddr, sender: Option<&Address>, helo: &str) -> MailCheck {
     let (config, checks) = (ctx.config.as_ref(), &ctx.checks);
@@ -70,17 +75,13 @@ pub fn mail(ctx: &Context, sid: &str, ip: IpAddr, sender: Option<&Address>, helo
     for zone in &config.filters.dnsbl {
         match dnsbl::check(checks.dns.as_ref(), ip, zone) {
             Ok(Some(listing)) => {
+                // The zone's TXT text goes into the log and the reply: no control characters, no quotes.
+                let text = log_text(listing.text.as_deref().unwrap_or(""));
                 log::info!(
-                    "session={sid} event=reject reason=dnsbl client={ip} zone={zone} answer=\"{}\" text=\"{}\"",
-                    listing.meaning(),
-                    listing.text.as_deref().unwrap_or("")
+                    "session={sid} event=reject reason=dnsbl client={ip} zone={zone} answer=\"{}\" text=\"{text}\"",
+                    listing.meaning()
                 );
-                let why = match &listing.text {
-                    Some(t) => {
-                        format!("; {}", t.chars().filter(|c| !c.is_control()).take(200).collect::<String>())
-                    }
-                    None => String::new(),
-                };
+                let why = if text.is_empty() { String::new() } else { format!("; {text}") };
                 return MailCheck::Refuse(Reply::new(
                     554,
                     "5.7.1",
@@ -149,7 +150,7 @@ fn spf_stage(
         r.result.as_str(),
         if r.scope == Scope::Helo { "helo" } else { "mailfrom" },
         r.domain,
-        r.problem.as_ref().map(|p| format!(" problem=\"{p}\"")).unwrap_or_default()
+        r.problem.as_ref().map(|p| format!(" problem=\"{}\"", log_text(p))).unwrap_or_default()
     );
     if config.filters.spf == Mode::Reject && r.result == SpfResult::Fail {
         let why = r.explanation.as_deref().unwrap_or("the domain does not allow this host to send its mail");
@@ -314,7 +315,7 @@ pub fn message(
                 v.result.as_str(),
                 v.domain,
                 v.selector,
-                v.reason.as_ref().map(|r| format!(" reason=\"{r}\"")).unwrap_or_default()
+                v.reason.as_ref().map(|r| format!(" reason=\"{}\"", log_text(r))).unwrap_or_default()
             );
             ar.add(
                 "dkim",
@@ -347,7 +348,7 @@ pub fn message(
                     d.from_domain,
                     d.policy.as_str(),
                     d.disposition.as_str(),
-                    d.reason.as_ref().map(|r| format!(" reason=\"{r}\"")).unwrap_or_default()
+                    d.reason.as_ref().map(|r| format!(" reason=\"{}\"", log_text(r))).unwrap_or_default()
                 );
                 d.add_to(&mut ar);
                 if config.filters.dmarc == Mode::Reject {
@@ -364,7 +365,7 @@ pub fn message(
                     }
                 }
             }
-            Err(e) => log::info!("session={sid} event=dmarc result=none reason=\"{e}\""),
+            Err(e) => log::info!("session={sid} event=dmarc result=none reason=\"{}\"", log_text(&e)),
         }
     }
     // Content scanners.
