@@ -1028,7 +1028,8 @@ class Flood(CrowdCase):
         self.assertTrue(late.line().startswith(b"220"))
         lines, closed = late.until_closed(5)
         self.assertTrue(closed and any(l.startswith(b"421") for l in lines),
-                        f"in stress mode a silent client is dropped after stress_timeout: {lines}, closed={closed}")
+                        f"in stress mode a silent client is dropped after stress_timeout: {lines}, closed={closed}; "
+                        f"server log:\n{s.read_log()}")
         for p in crowd:
             p.close()
         deadline = time.time() + 10

@@ -143,6 +143,8 @@ pub struct Imap {
     /// How long a FETCH waits for a client that does not read.
     write_timeout: Duration,
     connected: Instant,
+    /// Stress mode was on while it waited to log in: the shorter limit stands (see the SMTP driver).
+    stressed: bool,
     since: Instant,
 }
 
@@ -192,6 +194,7 @@ impl Imap {
             skipped: Outcome::Continue,
             write_timeout,
             connected: now,
+            stressed: false,
             since: now,
         }
     }
@@ -517,7 +520,9 @@ impl Imap {
         let deadline = if let Some(first_byte) = self.io.started {
             first_byte + c.login_timeout
         } else if self.session.logged_in_user().is_none() {
-            self.connected + if env.stress { c.login_timeout.min(c.stress_timeout) } else { c.login_timeout }
+            self.stressed |= env.stress;
+            self.connected
+                + if self.stressed { c.login_timeout.min(c.stress_timeout) } else { c.login_timeout }
         } else {
             self.since + c.imap_timeout
         };
@@ -724,6 +729,7 @@ pub fn handed(sock: UnixStream, h: &Handed) -> Option<Imap> {
         skipped: Outcome::Continue,
         write_timeout: Duration::from_secs(60),
         connected: now,
+        stressed: false,
         since: now,
     })
 }

@@ -78,6 +78,8 @@ pub struct Pop3 {
     phase: Phase,
     opened: Option<Opened>,
     connected: Instant,
+    /// Stress mode was on while it waited to log in: the shorter limit stands (see the SMTP driver).
+    stressed: bool,
     /// When the client was last answered.
     since: Instant,
 }
@@ -105,6 +107,7 @@ impl Pop3 {
             phase: Phase::Command,
             opened: None,
             connected: now,
+            stressed: false,
             since: now,
         }
     }
@@ -188,7 +191,8 @@ impl Pop3 {
                                 self.perform(actions)?;
                                 return Ok(None);
                             }
-                            let deadline = self.deadline(env.stress);
+                            self.stressed |= env.stress;
+                            let deadline = self.deadline();
                             if now >= deadline {
                                 log::info!("session={} event=timeout", self.sid);
                                 let actions = self.session.on_timeout();
@@ -214,13 +218,13 @@ impl Pop3 {
     }
 
     /// When a client waiting between commands is logged out.
-    fn deadline(&self, stress: bool) -> Instant {
+    fn deadline(&self) -> Instant {
         let c = &self.config;
         if let Some(first_byte) = self.io.started {
             return first_byte + c.login_timeout;
         }
         if self.session.user().is_none() {
-            let limit = if stress { c.login_timeout.min(c.stress_timeout) } else { c.login_timeout };
+            let limit = if self.stressed { c.login_timeout.min(c.stress_timeout) } else { c.login_timeout };
             return self.connected + limit;
         }
         self.since + c.pop3_timeout
@@ -439,6 +443,7 @@ pub fn handed(sock: UnixStream, h: &Handed) -> Option<Pop3> {
         phase: Phase::Command,
         opened: None,
         connected: now,
+        stressed: false,
         since: now,
     };
     let first = conn.session.on_opened(Ok(&View(&o.drop)));

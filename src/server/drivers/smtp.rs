@@ -85,6 +85,10 @@ pub struct Smtp {
     inbound: Option<Inbound>,
     /// When the client was last answered: the idle timeout counts from here.
     since: Instant,
+    /// Stress mode was on during the current wait: the shorter idle limit stands for it, even if
+    /// stress mode ends before the limit comes (otherwise the clients it drops would end stress
+    /// mode and hand the ones still waiting their long limit back).
+    stressed: bool,
     /// A TCP connection (not inetd's pipe or unix socket, whose other end is a local program).
     tcp: bool,
 }
@@ -111,6 +115,7 @@ impl Smtp {
             phase: Phase::Command,
             inbound: None,
             since: now,
+            stressed: false,
             ctx,
         }
     }
@@ -254,7 +259,8 @@ impl Smtp {
                                 self.session.on_shutdown().write_to(&mut self.io.out);
                                 return Ok(None);
                             }
-                            let idle = match env.stress {
+                            self.stressed |= env.stress;
+                            let idle = match self.stressed {
                                 true => self.ctx.config.stress_timeout.min(self.timeout()),
                                 false => self.timeout(),
                             };
@@ -271,6 +277,7 @@ impl Smtp {
                         }
                     };
                     self.since = now;
+                    self.stressed = false;
                     let delay = backend.delay.take();
                     if !delay.is_zero() {
                         self.io.flush()?;
