@@ -25,3 +25,4 @@ pub mod syslog;
 pub mod timefmt;
 pub mod tls;
 pub mod transport;
+pub mod web;
