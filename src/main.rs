@@ -313,12 +313,16 @@ fn print_embedded_notice(c: &Config) {
     eprintln!(
         "buzon: no {DEFAULT_CONFIG}: running on the embedded default (loopback only)\n\
          \x20 SMTP on {}, submission on {}\n\
+         \x20 IMAP on {}, POP3 on {}, webmail on http://{}/\n\
          \x20 local domains: {}\n\
          \x20 users in {users}, mail under {}\n\
          \x20 add a user:  buzon passwd alice@localhost\n\
          \x20 then try:    swaks --server 127.0.0.1:2525 --to alice@localhost",
         addrs(&c.smtp_listen),
         addrs(&c.submission_listen),
+        addrs(&c.imap_listen),
+        addrs(&c.pop3_listen),
+        addrs(&c.web.listen),
         c.local_domains.join(" "),
         c.mailbox.template,
     );

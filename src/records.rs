@@ -65,6 +65,37 @@ pub fn records(config: &Config, domain: &str) -> Result<String, String> {
     srv(&mut o, &domain, "imap", &config.imap_listen, host, "IMAP with STARTTLS");
     srv(&mut o, &domain, "pop3s", &config.pop3s_listen, host, "POP3 over TLS");
     srv(&mut o, &domain, "pop3", &config.pop3_listen, host, "POP3 with STLS");
+    if config.web.tls_listen.is_empty() && config.web.listen.is_empty() {
+        o.push_str(
+            "; Client self-configuration: no web listener (web.tls_listen) to answer it.
+",
+        );
+    } else {
+        // Thunderbird asks autoconfig.DOMAIN, Outlook autodiscover.DOMAIN; both then speak HTTPS
+        // to this host, whose certificate must carry these names too.
+        o.push_str(
+            "; Client self-configuration (Thunderbird autoconfig, Outlook autodiscover), served by
+",
+        );
+        o.push_str(
+            "; web.tls_listen; this host's certificate must name them too:
+",
+        );
+        for name in ["autoconfig", "autodiscover"] {
+            o.push_str(&format!(
+                "{:<32} IN CNAME {host}.
+",
+                format!("{name}.{domain}.")
+            ));
+        }
+        if config.web.tls_listen.iter().any(|a| a.port() == 443) {
+            let name = format!("_autodiscover._tcp.{domain}.");
+            o.push_str(&format!(
+                "{name:<32} IN SRV 0 1 443 {host}.
+"
+            ));
+        }
+    }
     Ok(o)
 }
 
@@ -103,6 +134,20 @@ mod tests {
         assert!(r.contains("_imaps._tcp.example.org.         IN SRV 0 1 993 mx.example.org."), "{r}");
         assert!(r.contains("_pop3s._tcp.example.org.         IN SRV 0 0 0 ."), "{r}");
         assert!(!r.contains("not in local_domains"));
+        assert!(r.contains("no web listener"));
+        let web = Config::parse(
+            &format!(
+                "hostname = mx.example.org\ndata_dir = {}\nweb.tls_listen = 0.0.0.0:443\n\
+                 tls.cert = /etc/ssl/c.pem\ntls.key = /etc/ssl/k.pem\n",
+                dir.path().display()
+            ),
+            "t",
+        )
+        .unwrap();
+        let r = records(&web, "example.org").unwrap();
+        assert!(r.contains("autoconfig.example.org.          IN CNAME mx.example.org."), "{r}");
+        assert!(r.contains("autodiscover.example.org.        IN CNAME mx.example.org."), "{r}");
+        assert!(r.contains("_autodiscover._tcp.example.org.  IN SRV 0 1 443 mx.example.org."), "{r}");
         assert!(records(&c, "other.example").unwrap().contains("not in local_domains"));
         assert!(records(&c, "bad domain").is_err());
         assert!(records(&c, "localhost").is_err());

@@ -61,6 +61,12 @@ pub fn rfc5322(t: SystemTime) -> String {
     )
 }
 
+/// `7 Dec 2026 14:05` in local time, for lists.
+pub fn short(t: SystemTime) -> String {
+    let tm = local(t);
+    format!("{} {} {} {:02}:{:02}", tm.mday, MONTHS[tm.mon], tm.year, tm.hour, tm.min)
+}
+
 // Howard Hinnant's algorithms for the proleptic Gregorian calendar, used by the
 // mbox From_ line and the certificate validity check.
 

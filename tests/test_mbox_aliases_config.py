@@ -229,7 +229,7 @@ class CommandLine(unittest.TestCase):
         import time
         if os.path.exists("/etc/buzon/buzon.conf"):
             self.skipTest("/etc/buzon/buzon.conf exists on this machine")
-        for port in (2525, 2587):
+        for port in (2525, 2587, 8080):
             with socket.socket() as probe:
                 if probe.connect_ex(("127.0.0.1", port)) == 0:
                     self.skipTest(f"port {port} is in use")
@@ -256,6 +256,14 @@ class CommandLine(unittest.TestCase):
                 c.starttls(context=ssl._create_unverified_context())
                 c.login("alice@localhost", "pw")
                 c.sendmail("alice@localhost", ["postmaster@localhost"], b"Subject: tour 2\r\n\r\nhello\r\n")
+            # The webmail and Thunderbird's autoconfig on 8080, as the README's tour says.
+            import urllib.request
+            with urllib.request.urlopen("http://127.0.0.1:8080/login", timeout=10) as r:
+                self.assertEqual(r.status, 200)
+                self.assertIn(b'name="password"', r.read())
+            with urllib.request.urlopen("http://127.0.0.1:8080/mail/config-v1.1.xml?emailaddress=alice@localhost",
+                                        timeout=10) as r:
+                self.assertIn(b"<port>1143</port>", r.read())
         finally:
             p.terminate()
             out, _ = p.communicate(timeout=10)

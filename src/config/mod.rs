@@ -13,6 +13,7 @@ use std::time::Duration;
 /// Where recipients' accounts come from.
 pub mod filters;
 mod values;
+pub mod web;
 
 pub use filters::Filters;
 use values::*;
@@ -20,6 +21,7 @@ pub use values::{
     Cidr, MailboxKind, MailboxTemplate, OutboundTls, Share, Smarthost, SmarthostTls, UsersSpec, in_networks,
     parse_duration, parse_size,
 };
+pub use web::Web;
 
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -109,6 +111,8 @@ pub struct Config {
     pub queue_delay_warning: Option<Duration>,
     /// The inbound checks, content scanners and DKIM signing (config/filters.rs).
     pub filters: Filters,
+    /// The webmail and client-setup listeners (config/web.rs).
+    pub web: Web,
 }
 
 /// A configuration error: where, and what is wrong.
@@ -202,7 +206,7 @@ pub const KEYS: &[&str] = &[
 
 /// Every key the file may set: [`KEYS`], then the Fighting spam keys ([`filters::KEYS`]).
 pub fn all_keys() -> impl Iterator<Item = &'static str> {
-    KEYS.iter().chain(filters::KEYS).copied()
+    KEYS.iter().chain(filters::KEYS).chain(web::KEYS).copied()
 }
 
 /// SASL mechanisms offered by default (DIGEST-MD5 is historic, RFC 6331: only on request).
@@ -334,6 +338,7 @@ impl Config {
             queue_max_backoff: Duration::from_secs(3600),
             queue_delay_warning: None,
             filters: Filters::default(),
+            web: Web::default(),
         }
     }
 
@@ -350,6 +355,7 @@ impl Config {
         c.submission_listen = lo(2587);
         c.pop3_listen = lo(1110);
         c.imap_listen = lo(1143);
+        c.web.listen = lo(8080);
         c.relay_networks = vec![Cidr::parse("127.0.0.0/8").unwrap_or(LOOPBACK4), LOOPBACK6];
         c.auth_cleartext_networks = c.relay_networks.clone();
         c
@@ -386,7 +392,7 @@ impl Config {
             };
             let key = key.trim();
             let value = value.trim();
-            if !KEYS.contains(&key) && !filters::KEYS.contains(&key) {
+            if !KEYS.contains(&key) && !filters::KEYS.contains(&key) && !web::KEYS.contains(&key) {
                 let hint = match closest(key) {
                     Some(k) => format!(" (did you mean `{k}`?)"),
                     None => " (see buzon.conf(5) for the list of keys)".to_string(),
@@ -524,6 +530,7 @@ impl Config {
                     }
                 }
                 k if filters::KEYS.contains(&k) => v(c.filters.set(k, value))?,
+                k if web::KEYS.contains(&k) => v(c.web.set(k, value))?,
                 _ => return Err(err(n, format!("key `{key}` is known but not handled (a bug)"))),
             }
         }
@@ -547,6 +554,9 @@ impl Config {
         if !c.imaps_listen.is_empty() && c.tls_cert.is_none() {
             return Err(err(0, "`imaps.listen` is implicit TLS: set `tls.cert` and `tls.key`".into()));
         }
+        if !c.web.tls_listen.is_empty() && c.tls_cert.is_none() {
+            return Err(err(0, "`web.tls_listen` is HTTPS: set `tls.cert` and `tls.key`".into()));
+        }
         if !c.submissions_listen.is_empty() && c.tls_cert.is_none() {
             return Err(err(
                 0,
@@ -561,6 +571,8 @@ impl Config {
             && c.pop3s_listen.is_empty()
             && c.imap_listen.is_empty()
             && c.imaps_listen.is_empty()
+            && c.web.listen.is_empty()
+            && c.web.tls_listen.is_empty()
         {
             return Err(err(
                 0,
@@ -685,6 +697,7 @@ impl Config {
         kv("queue.max_backoff", secs(self.queue_max_backoff));
         kv("queue.delay_warning", self.queue_delay_warning.map(secs).unwrap_or_default());
         self.filters.print(&mut kv);
+        self.web.print(&mut kv);
         o
     }
 

@@ -6,8 +6,6 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::KEYS;
-
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum UsersSpec {
     /// The Unix user database (getpwnam).
@@ -273,9 +271,8 @@ pub(super) fn parse_level(v: &str) -> Result<log::LevelFilter, String> {
 
 /// The known key closest to a misspelt one, if any is close enough.
 pub(super) fn closest(key: &str) -> Option<&'static str> {
-    KEYS.iter()
-        .chain(super::filters::KEYS)
-        .map(|k| (levenshtein(key, k), *k))
+    super::all_keys()
+        .map(|k| (levenshtein(key, k), k))
         .filter(|(d, k)| *d <= 3.max(k.len() / 4))
         .min()
         .map(|(_, k)| k)

@@ -82,6 +82,18 @@ pub fn run(config: Arc<Config>) -> Result<(), String> {
     Arc::new(runner).start()?;
     // Local submission (sendmail): held until the server stops, so a file in hand is finished.
     let _pickup = super::pickup::Pickup::start(Arc::clone(&config), Arc::clone(&queue), Arc::clone(&waker))?;
+    let watcher: Option<Arc<dyn Watcher + Send>> = match super::notify::Notifier::new() {
+        Ok(n) => Some(Arc::new(n)),
+        Err(e) => {
+            log::warn!(
+                "event=inotify_unavailable error=\"{e}\" effect=\"IDLE looks for changes every second\""
+            );
+            None
+        }
+    };
+    let mut lp = EventLoop::new(config.workers(), watcher.clone()).map_err(|e| format!("event loop: {e}"))?;
+    // Web sessions outlive reloads; their in-process IMAP sessions start on this loop.
+    let web = Arc::new(super::drivers::http::state::Web::new(Some(lp.spawner())));
     // One limiter for the process: a reload gives it new limits, never a new table.
     let limiter = Context::limiter(&config);
     let context = |config: &Arc<Config>, resolver: Arc<Resolver>| {
@@ -94,22 +106,13 @@ pub fn run(config: Arc<Config>) -> Result<(), String> {
             helper.clone(),
             Arc::clone(&limiter),
         )
+        .map(|c| c.with_web(Arc::clone(&web)))
     };
     // Sessions take the context current when they start; SIGHUP replaces it (reload.rs).
     let mut current = Arc::new(context(&config, resolver)?);
     let registry = Arc::new(Registry::default());
     let mut config = config;
     raise_fd_limit(&config);
-    let watcher: Option<Arc<dyn Watcher + Send>> = match super::notify::Notifier::new() {
-        Ok(n) => Some(Arc::new(n)),
-        Err(e) => {
-            log::warn!(
-                "event=inotify_unavailable error=\"{e}\" effect=\"IDLE looks for changes every second\""
-            );
-            None
-        }
-    };
-    let mut lp = EventLoop::new(config.workers(), watcher.clone()).map_err(|e| format!("event loop: {e}"))?;
 
     let mut stop_rx = signal_pipe(&lp.poll, &[libc::SIGTERM, libc::SIGINT], STOP)?;
     let mut hup_rx = signal_pipe(&lp.poll, &[libc::SIGHUP], HUP)?;
@@ -371,7 +374,8 @@ fn accept_all(
                     registry.len()
                 );
                 // On an implicit-TLS port a plaintext reply is noise to the client: just close.
-                if !matches!(service, Service::Submissions | Service::Pop3s | Service::Imaps) {
+                if !matches!(service, Service::Submissions | Service::Pop3s | Service::Imaps | Service::Https)
+                {
                     refuse(stream, &reply);
                 }
                 continue;
@@ -417,6 +421,9 @@ pub fn connection(
         Service::Imap | Service::Imaps => {
             Box::new(drivers::imap::Imap::new(ctx, stream, peer, service, slot))
         }
+        Service::Http | Service::Https => {
+            Box::new(drivers::http::Http::new(ctx, stream, peer, service, slot))
+        }
         _ => Box::new(drivers::smtp::Smtp::new(ctx, stream, peer, service, slot)),
     }
 }
@@ -426,6 +433,7 @@ fn busy(service: Service, hostname: &str) -> Vec<u8> {
     match service.class() {
         2 => b"-ERR [SYS/TEMP] Server too busy, try again later\r\n".to_vec(),
         3 => b"* BYE [UNAVAILABLE] Server too busy, try again later\r\n".to_vec(),
+        4 => drivers::http::refusal(503, "Server too busy, try again later"),
         _ => drivers::smtp::busy(hostname),
     }
 }
@@ -434,6 +442,7 @@ fn too_many_from(service: Service, hostname: &str) -> Vec<u8> {
     match service.class() {
         2 => b"-ERR [SYS/TEMP] Too many connections from your address\r\n".to_vec(),
         3 => b"* BYE [UNAVAILABLE] Too many connections from your address\r\n".to_vec(),
+        4 => drivers::http::refusal(429, "Too many connections from your address"),
         _ => drivers::smtp::too_many_from(hostname),
     }
 }

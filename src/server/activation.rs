@@ -67,6 +67,8 @@ pub fn service_for(name: &str, addr: SocketAddr, config: &Config) -> Option<Serv
         "pop3s" => Some(Service::Pop3s),
         "imap" | "imap2" => Some(Service::Imap),
         "imaps" => Some(Service::Imaps),
+        "http" | "web" => Some(Service::Http),
+        "https" => Some(Service::Https),
         _ => None,
     };
     if by_name.is_some() {
@@ -85,6 +87,8 @@ pub fn service_for(name: &str, addr: SocketAddr, config: &Config) -> Option<Serv
         995 => Some(Service::Pop3s),
         143 => Some(Service::Imap),
         993 => Some(Service::Imaps),
+        80 => Some(Service::Http),
+        443 => Some(Service::Https),
         _ => None,
     }
 }
@@ -113,6 +117,8 @@ mod tests {
         assert_eq!(service_for("", a("127.0.0.1:1143"), &c), Some(Service::Imap));
         assert_eq!(service_for("unknown", a("127.0.0.1:2525"), &c), Some(Service::Smtp));
         assert_eq!(service_for("", a("[::]:587"), &c), Some(Service::Submission));
-        assert_eq!(service_for("web", a("0.0.0.0:8080"), &c), None);
+        assert_eq!(service_for("web", a("0.0.0.0:8080"), &c), Some(Service::Http));
+        assert_eq!(service_for("", a("0.0.0.0:443"), &c), Some(Service::Https));
+        assert_eq!(service_for("other", a("0.0.0.0:8081"), &c), None);
     }
 }

@@ -55,7 +55,7 @@ pub fn applies(config: &Config, ip: IpAddr) -> bool {
 }
 
 /// Text from the network or DNS made safe for one log line: no control characters, no quotes.
-fn log_text(s: &str) -> String {
+pub fn log_text(s: &str) -> String {
     s.chars().filter(|c| !c.is_control()).map(|c| if c == '"' { '\'' } else { c }).take(300).collect()
 }
 

@@ -44,9 +44,17 @@ pub struct Context {
     pop3s: Arc<crate::pop3::session::Params>,
     imap: Arc<crate::imap::session::Params>,
     imaps: Arc<crate::imap::session::Params>,
+    /// The web sessions (the daemon's; none in inetd mode or a mail process).
+    pub(crate) web: Option<Arc<crate::server::drivers::http::state::Web>>,
 }
 
 impl Context {
+    /// The context with the process's web sessions (they outlive reloads, as the limiter does).
+    pub fn with_web(mut self, web: Arc<crate::server::drivers::http::state::Web>) -> Context {
+        self.web = Some(web);
+        self
+    }
+
     pub fn new(
         config: Arc<Config>,
         resolver: Arc<Resolver>,
@@ -121,6 +129,7 @@ impl Context {
             waker,
             tls,
             helper,
+            web: None,
         })
     }
 

@@ -36,10 +36,23 @@ pub struct Job {
     wake: Wake,
 }
 
-/// A connection back from its worker: parked (with what it waits for) or ended.
-struct Back {
-    key: usize,
-    conn: Option<(Box<dyn Connection>, Wait)>,
+/// A connection back from its worker: parked (with what it waits for) or ended; or a new
+/// connection a worker made (the webmail's channel to a user's IMAP session), see [`Spawner`].
+enum Back {
+    Conn { key: usize, conn: Option<(Box<dyn Connection>, Wait)> },
+    New(Box<dyn Connection>),
+}
+
+/// Starts connections on the loop from a worker.
+#[derive(Clone)]
+pub struct Spawner(Arc<Shared>);
+
+impl Spawner {
+    /// The loop takes `conn` and starts it on a worker, as it does an accepted connection.
+    pub fn spawn(&self, conn: Box<dyn Connection>) {
+        let _ = self.0.back.lock().unwrap_or_else(|p| p.into_inner()).send(Back::New(conn));
+        let _ = self.0.waker.wake();
+    }
 }
 
 /// What the workers share with the loop.
@@ -99,10 +112,10 @@ impl EventLoop {
                 blocker: Some(blocker),
             };
             let back = match conn.resume(wake, &env) {
-                Yield::Wait(w) => Back { key, conn: Some((conn, w)) },
+                Yield::Wait(w) => Back::Conn { key, conn: Some((conn, w)) },
                 Yield::Done => {
                     drop(conn); // closes the socket here, not on the loop's thread
-                    Back { key, conn: None }
+                    Back::Conn { key, conn: None }
                 }
             };
             let _ = s.back.lock().unwrap_or_else(|p| p.into_inner()).send(back);
@@ -127,6 +140,10 @@ impl EventLoop {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    pub fn spawner(&self) -> Spawner {
+        Spawner(Arc::clone(&self.shared))
     }
 
     pub fn set_stress(&self, on: bool) {
@@ -217,7 +234,14 @@ impl EventLoop {
 
     /// Connections coming back from workers.
     fn returns(&mut self) {
-        while let Ok(Back { key, conn }) = self.back.try_recv() {
+        while let Ok(back) = self.back.try_recv() {
+            let (key, conn) = match back {
+                Back::Conn { key, conn } => (key, conn),
+                Back::New(conn) => {
+                    self.start(conn);
+                    continue;
+                }
+            };
             match conn {
                 None => {
                     if let Some(w) = &self.shared.watcher {

@@ -37,6 +37,10 @@ pub enum Service {
     Imap,
     /// IMAP over implicit TLS (RFC 8314).
     Imaps,
+    /// The webmail and client setup over plain HTTP (loopback or behind a proxy).
+    Http,
+    /// The same over HTTPS.
+    Https,
 }
 
 impl Service {
@@ -49,13 +53,15 @@ impl Service {
             Service::Pop3s => "pop3s",
             Service::Imap => "imap",
             Service::Imaps => "imaps",
+            Service::Http => "http",
+            Service::Https => "https",
         }
     }
 }
 
 /// Each service with the addresses `*.listen` gives it, in one order for binding, socket activation
 /// and the log.
-pub fn listen_table(config: &Config) -> [(Service, &[std::net::SocketAddr]); 7] {
+pub fn listen_table(config: &Config) -> [(Service, &[std::net::SocketAddr]); 9] {
     [
         (Service::Smtp, &config.smtp_listen),
         (Service::Submission, &config.submission_listen),
@@ -64,6 +70,8 @@ pub fn listen_table(config: &Config) -> [(Service, &[std::net::SocketAddr]); 7] 
         (Service::Pop3s, &config.pop3s_listen),
         (Service::Imap, &config.imap_listen),
         (Service::Imaps, &config.imaps_listen),
+        (Service::Http, &config.web.listen),
+        (Service::Https, &config.web.tls_listen),
     ]
 }
 
@@ -106,13 +114,15 @@ pub fn resolver(
 
 impl Service {
     /// The class whose share of `max_connections` the service draws on: 0 SMTP intake,
-    /// 1 submission (both ports), 2 POP3 (both), 3 IMAP (both).
+    /// 1 submission (both ports), 2 POP3 (both), 3 IMAP (both); the web is class 4, which keeps no
+    /// share of its own.
     pub fn class(self) -> usize {
         match self {
             Service::Smtp => 0,
             Service::Submission | Service::Submissions => 1,
             Service::Pop3 | Service::Pop3s => 2,
             Service::Imap | Service::Imaps => 3,
+            Service::Http | Service::Https => 4,
         }
     }
 }

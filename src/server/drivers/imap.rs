@@ -680,6 +680,47 @@ pub fn busy() -> Vec<u8> {
     Session::busy()
 }
 
+/// A session for the webmail, in this process: `user`'s folders opened here with the owner's
+/// identity (taken again at each run, as after a login), logged in from the start, on one end of a
+/// socketpair whose other end is the webmail's IMAP client. No greeting: the client speaks first.
+pub fn preauth_here(
+    ctx: Arc<Context>,
+    sock: UnixStream,
+    user: &str,
+    peer: SocketAddr,
+) -> Result<Imap, String> {
+    let sid = crate::spool::new_queue_id();
+    sock.set_write_timeout(Some(Duration::from_secs(60))).map_err(|e| e.to_string())?;
+    let (store, identity, guard) = open_here(&ctx.resolver, ctx.config.mbox_lock_timeout, &sid, user)?;
+    drop(guard);
+    log::info!("session={sid} event=webmail_session user={user} client={peer}");
+    let p = Peer { ip: peer.ip(), port: peer.port(), cleartext_auth: false, tls: true, sid: sid.clone() };
+    let session = Session::preauth(ctx.imap_params(Service::Imap), p, user.to_string(), store);
+    let now = Instant::now();
+    Ok(Imap {
+        config: Arc::clone(&ctx.config),
+        asm: assembler(true, ctx.config.message_size_limit),
+        ctx: Some(ctx),
+        io: Io::new(Stream::Plain(Transport::Unix(sock))),
+        session,
+        sid,
+        peer,
+        service: Service::Imap,
+        _slot: None,
+        phase: Phase::Command,
+        identity: Some(identity),
+        logged_in: true,
+        partial: false,
+        append: false,
+        skip: false,
+        skipped: Outcome::Continue,
+        write_timeout: Duration::from_secs(60),
+        connected: now,
+        stressed: false,
+        since: now,
+    })
+}
+
 /// A session handed to this mail process: opens the user's folders (as this process's user) and
 /// tells the server with the status line; the connection is then run like any other. None when it
 /// ended there.

@@ -212,6 +212,16 @@ impl Io {
         Ok(Bytes::Data(self.buffered()))
     }
 
+    /// Reads once more what has arrived, after what is buffered (a request not complete yet).
+    pub fn more(&mut self) -> io::Result<Bytes<'_>> {
+        match self.fill_now() {
+            Ok(true) => Ok(Bytes::Data(self.buffered())),
+            Ok(false) => Ok(Bytes::Eof),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(Bytes::Pending),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Whether the client's socket takes a write now without waiting.
     pub fn writable_now(&self) -> bool {
         self.stream.fd().is_some_and(writable_now)

@@ -8,6 +8,7 @@
 //! (inetd mode, a mail process's sessions).
 
 pub mod deliver;
+pub mod http;
 pub mod imap;
 pub mod io;
 pub mod pop3;
