@@ -9,7 +9,8 @@
 #                   its sendmail drop box; make uninstall
 #   make bench      bench/bench.sh, bench/imap.sh and bench/idle.sh (root; installs postfix and
 #                   dovecot-imapd if missing) and bench/checks.py (the sender checks' cost a
-#                   message); make bench-imap, make bench-idle, make bench-checks: one part alone
+#                   message) and bench/web.py (page weight, memory of 100 web sessions);
+#                   make bench-imap, make bench-idle, make bench-checks, make bench-web: one part alone
 #   make fuzz       every cargo-fuzz target in fuzz/ for FUZZ_SECONDS each (nightly toolchain)
 
 CARGO        ?= cargo
@@ -30,7 +31,7 @@ BIN   := target/release/buzon
 MAN5  := man/buzon.conf.5
 MAN8  := man/buzon.8
 
-.PHONY: all run test check lint-man install uninstall bench bench-imap bench-idle bench-checks fuzz fuzz-smoke clean
+.PHONY: all run test check lint-man install uninstall bench bench-imap bench-idle bench-checks bench-web fuzz fuzz-smoke clean
 
 all:
 	$(CARGO) build --release
@@ -114,9 +115,13 @@ bench: all
 	bash bench/imap.sh
 	bash bench/idle.sh
 	$(PYTHON) bench/checks.py
+	$(PYTHON) bench/web.py
 
 bench-checks: all
 	$(PYTHON) bench/checks.py
+
+bench-web: all
+	$(PYTHON) bench/web.py
 
 bench-imap: all
 	bash bench/imap.sh

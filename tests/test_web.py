@@ -323,6 +323,34 @@ class Web(unittest.TestCase):
         self.assertEqual((status, body), (200, b""))
         self.assertEqual(Browser(self.web).get("/login")[0], 200, "and the server goes on")
 
+    def test_kept_alive_connections_wait_without_a_thread(self):
+        """200 browsers that keep their connection open between requests: the server gains no
+        thread, and each connection still serves its next request."""
+        def threads():
+            with open(f"/proc/{self.server.proc.pid}/status") as f:
+                return int([l.split()[1] for l in f if l.startswith("Threads:")][0])
+        conns = []
+        for _ in range(5):
+            c = http.client.HTTPConnection("127.0.0.1", self.web, timeout=20)
+            c.request("GET", "/login")
+            c.getresponse().read()
+        before = threads()
+        for i in range(200):
+            # Ten from each of 20 loopback addresses (max_connections_per_ip is 16).
+            c = http.client.HTTPConnection("127.0.0.1", self.web, timeout=20, source_address=(f"127.0.0.{10 + i % 20}", 0))
+            c.request("GET", "/static/style.css")
+            r = c.getresponse()
+            self.assertEqual(r.status, 200)
+            r.read()
+            conns.append(c)
+        self.assertLessEqual(threads(), before + 2, "kept-alive connections hold no thread")
+        for c in conns:
+            c.request("GET", "/login")
+            r = c.getresponse()
+            self.assertEqual(r.status, 200)
+            r.read()
+            c.close()
+
     # --- webmail -------------------------------------------------------------------------------
 
     def test_read_search_and_act_on_messages(self):
@@ -418,6 +446,79 @@ class Web(unittest.TestCase):
         self.assertIn(b"Check the recipients", page)
         self.assertIn(b"not an address", page, "what was typed is kept")
         self.assertNotIn("event=queued", self.server.read_log())
+
+
+ROOT_AND_USERADD = os.geteuid() == 0 and shutil.which("useradd") is not None
+
+
+@unittest.skipUnless(ROOT_AND_USERADD, "needs root and useradd (CI runs as root)")
+class WebSystemUsers(unittest.TestCase):
+    """The shipped configuration: system users, `user = ` a service user, started as root. The
+    webmail's IMAP session is the user's mail process, so every file it writes is the user's."""
+
+    def setUp(self):
+        from test_mailproc import SEQ
+        from test_privsep import useradd, userdel
+        import tempfile
+        self.base = tempfile.mkdtemp(prefix="buzon-websys-")
+        os.chmod(self.base, 0o755)
+        self.addCleanup(shutil.rmtree, self.base, True)
+        tag = f"{str(os.getpid())[-5:]}w{next(SEQ)}"
+        self.names = {"srv": f"bwsrv{tag}", "a": f"bwa{tag}", "b": f"bwb{tag}"}
+        self.pw = {}
+        for k, n in self.names.items():
+            self.addCleanup(userdel, n)
+            self.pw[k] = useradd(n, os.path.join(self.base, "home", n))
+        for u in ("a", "b"):
+            subprocess.run(["chpasswd"], input=f"{self.names[u]}:pw-{u}\n", text=True, check=True)
+        self.web = free_port()
+        s = Server(users=(), mailbox="maildir:~/Maildir", domain="example.test",
+                   extra=f"users = system\nuser = {self.names['srv']}\nweb.listen = 127.0.0.1:{self.web}\n"
+                         f"dns.servers = 127.0.0.1:{free_port()}\n")
+        with open(s.config) as f:
+            conf = "".join(l for l in f if not l.startswith("users = file:"))
+        with open(s.config, "w") as f:
+            f.write(conf)
+        os.chmod(s.tmp, 0o755)
+        self.addCleanup(s.cleanup)
+        self.server = s
+        s.start()
+
+    def test_read_and_send_as_a_system_user(self):
+        a, b = self.names["a"], self.names["b"]
+        with smtplib.SMTP("127.0.0.1", self.server.port, timeout=30) as c:
+            c.sendmail("x@remote.test", [f"{a}@example.test"], b"Subject: to a system user\r\n\r\nhello a\r\n")
+        w = Browser(self.web)
+        status, _, page = w.login(a, "wrong")
+        self.assertEqual(status, 403)
+        status, h, _ = w.login(a, "pw-a")
+        self.assertEqual(status, 303, self.server.read_log()[-3000:])
+        status, _, page = w.get("/folder?f=INBOX")
+        self.assertEqual(status, 200, page[:500])
+        self.assertIn(b"to a system user", page)
+        status, _, page = w.get("/msg?f=INBOX&uid=1")
+        self.assertIn(b"hello a", page)
+        self.assertIn("event=mailproc_session service=imap user=" + a, self.server.read_log(),
+                      "the webmail's session runs in the user's mail process")
+        cur = os.path.join(self.pw["a"].pw_dir, "Maildir", "cur")
+        files = os.listdir(cur)
+        self.assertEqual(len(files), 1)
+        self.assertTrue(files[0].endswith("S"), files)
+        self.assertEqual(os.stat(os.path.join(cur, files[0])).st_uid, self.pw["a"].pw_uid)
+        token = w.csrf(page)
+        status, _, _ = w.post_multipart("/compose", [
+            ("csrf", token), ("to", f"{b}@example.test"), ("subject", "from a, on the web"), ("body", "hi b"),
+            ("action", "send")])
+        self.assertEqual(status, 303)
+        bnew = os.path.join(self.pw["b"].pw_dir, "Maildir", "new")
+        deadline = time.time() + 15
+        while time.time() < deadline and not (os.path.isdir(bnew) and os.listdir(bnew)):
+            time.sleep(0.1)
+        self.assertTrue(os.path.isdir(bnew) and os.listdir(bnew), self.server.read_log()[-3000:])
+        sent = os.path.join(self.pw["a"].pw_dir, "Maildir", ".Sent", "cur")
+        [copy] = os.listdir(sent)
+        self.assertEqual(os.stat(os.path.join(sent, copy)).st_uid, self.pw["a"].pw_uid, "Sent is a's own")
+        self.assertEqual(w.get("/msg/raw?f=../../" + b + "/Maildir&uid=1")[0], 404)
 
 
 if __name__ == "__main__":
