@@ -313,7 +313,10 @@ pub fn message(frame: &Frame, m: &Message) -> String {
                 );
             }
             let src = Href("/msg/html", if m.images_shown { &q } else { &q[..2] });
-            w!(o, "<iframe sandbox=\"\" title=\"Message\" src=\"{src}\"></iframe>");
+            w!(
+                o,
+                "<iframe sandbox=\"allow-popups allow-popups-to-escape-sandbox\" title=\"Message\" src=\"{src}\"></iframe>"
+            );
             if let Some(t) = &text {
                 w!(o, "<details><summary>Plain text</summary><pre class=\"txt\">{t}</pre></details>");
             }

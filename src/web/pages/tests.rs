@@ -211,7 +211,7 @@ fn message_and_compose_links() {
     }
     assert!(!plain.contains("<iframe"));
     let html = page(&pages, "message-html.html");
-    assert!(html.contains("<iframe sandbox=\"\" title=\"Message\" src=\"/msg/html?f=x&amp;uid=42\">"));
+    assert!(html.contains("<iframe sandbox=\"allow-popups allow-popups-to-escape-sandbox\" title=\"Message\" src=\"/msg/html?f=x&amp;uid=42\">"));
     assert!(html.contains("href=\"/msg?f=x&amp;uid=42&amp;images=1\">Show remote images</a>"));
     let shown = page(&pages, "message-shown.html");
     assert!(

@@ -338,7 +338,7 @@ fn message_html(call: &Call, mail: &mut Mail) -> Result<Response, Error> {
     let images = call.param("images").as_deref() == Some("1");
     let img = if images { "img-src data: https: http:" } else { "img-src data:" };
     let csp = format!(
-        "sandbox; default-src 'none'; {img}; style-src 'unsafe-inline'; font-src data:; frame-ancestors 'self'"
+        "sandbox allow-popups allow-popups-to-escape-sandbox; default-src 'none'; {img}; style-src 'unsafe-inline'; font-src data:; frame-ancestors 'self'"
     );
     let doc = format!("<!doctype html><meta charset=\"utf-8\"><base target=\"_blank\">{}", scrub(&body));
     Ok(Response::html(200, doc)
