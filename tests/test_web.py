@@ -319,6 +319,14 @@ class Web(unittest.TestCase):
         self.assertTrue(raw(b"POST /login HTTP/1.1\r\nHost: x\r\nContent-Length: 999999999999\r\n\r\n").startswith(b"HTTP/1.1 413"))
         self.assertTrue(raw(b"POST /login HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\nabc").startswith(b"HTTP/1.1 400"))
         self.assertTrue(raw(b"GET / HTTP/2.0\r\nHost: x\r\n\r\n").startswith(b"HTTP/1.1 505"))
+        # RFC 9110 10.1.1: a client that waits for 100 Continue gets it, then its answer.
+        s = socket.create_connection(("127.0.0.1", self.web), timeout=10)
+        s.sendall(b"POST /login HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 5\r\n"
+                  b"Content-Type: application/x-www-form-urlencoded\r\n\r\n")
+        self.assertEqual(s.recv(100), b"HTTP/1.1 100 Continue\r\n\r\n")
+        s.sendall(b"a=b&c")
+        self.assertTrue(s.recv(100).startswith(b"HTTP/1.1 403"), "the login form's token is missing")
+        s.close()
         status, h, body = Browser(self.web).request("HEAD", "/login")
         self.assertEqual((status, body), (200, b""))
         self.assertEqual(Browser(self.web).get("/login")[0], 200, "and the server goes on")

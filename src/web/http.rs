@@ -71,6 +71,21 @@ pub fn parse(buf: &[u8], limits: &Limits) -> Parsed {
     }
 }
 
+/// Whether `buf` begins with a complete HTTP/1.1 request head that asks for `100 Continue` before
+/// it sends its body (RFC 9110 10.1.1); the caller answers it once, while the body is awaited.
+pub fn expects_continue(buf: &[u8], limits: &Limits) -> bool {
+    let window = &buf[..buf.len().min(limits.max_head)];
+    let mut slots = vec![httparse::EMPTY_HEADER; limits.max_headers];
+    let mut head = httparse::Request::new(&mut slots);
+    match head.parse(window) {
+        Ok(httparse::Status::Complete(_)) if head.version == Some(1) => head
+            .headers
+            .iter()
+            .any(|h| h.name.eq_ignore_ascii_case("expect") && h.value.eq_ignore_ascii_case(b"100-continue")),
+        _ => false,
+    }
+}
+
 fn parse_request(buf: &[u8], limits: &Limits) -> Result<Option<(Request, usize)>, u16> {
     let window = &buf[..buf.len().min(limits.max_head)];
     let mut slots = vec![httparse::EMPTY_HEADER; limits.max_headers];

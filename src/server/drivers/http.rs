@@ -57,6 +57,8 @@ pub struct Http {
     /// When the first byte of the request being read arrived.
     began: Option<Instant>,
     served: u32,
+    /// `100 Continue` was said for the request being read.
+    continued: bool,
 }
 
 /// A complete response for a client refused before it is served (limits, a plain-HTTP client
@@ -81,6 +83,7 @@ impl Http {
             since: now,
             began: None,
             served: 0,
+            continued: false,
         }
     }
 
@@ -165,6 +168,7 @@ impl Http {
                     match http::parse(self.io.buffered(), &self.limits()) {
                         Parsed::Complete(req, used) => {
                             self.io.consume(used);
+                            self.continued = false;
                             self.began = (!self.io.buffered().is_empty()).then_some(now);
                             self.served += 1;
                             let keep = req.keep_alive() && self.served < MAX_REQUESTS && !env.shutting_down;
@@ -206,6 +210,15 @@ impl Http {
                                 let _ = tcp.shutdown(std::net::Shutdown::Write);
                             }
                             self.phase = Phase::Linger(now + LINGER);
+                        }
+                        Parsed::Partial
+                            if !self.continued
+                                && http::expects_continue(self.io.buffered(), &self.limits()) =>
+                        {
+                            // RFC 9110 10.1.1: the head is acceptable, the client may send the body.
+                            self.continued = true;
+                            self.io.out.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
+                            self.io.flush()?;
                         }
                         Parsed::Partial => match self.io.more()? {
                             Bytes::Data(_) => {

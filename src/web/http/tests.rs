@@ -661,3 +661,21 @@ fn pseudo_random_requests_split_consistently() {
         }
     }
 }
+
+#[test]
+fn expect_continue_only_for_a_complete_1_1_head() {
+    let l = Limits::default();
+    assert!(expects_continue(
+        b"POST / HTTP/1.1\r\nHost: x\r\nExpect: 100-Continue\r\nContent-Length: 9\r\n\r\n",
+        &l
+    ));
+    assert!(
+        !expects_continue(b"POST / HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n", &l),
+        "head not over"
+    );
+    assert!(
+        !expects_continue(b"POST / HTTP/1.0\r\nExpect: 100-continue\r\n\r\n", &l),
+        "HTTP/1.0 knows no 100"
+    );
+    assert!(!expects_continue(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 9\r\n\r\n", &l));
+}
