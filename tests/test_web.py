@@ -390,6 +390,35 @@ class Web(unittest.TestCase):
         status, _, page = b.get("/folder?f=Trash")
         self.assertIn(b"first one", page)
 
+    def test_attachments_download_and_the_source_is_plain_text(self):
+        m = EmailMessage()
+        m["From"], m["To"], m["Subject"] = "carol@example.org", "alice@example.test", "the report"
+        m.set_content("See the attachment.")
+        pdf = b"%PDF-1.4\n" + bytes(range(256)) * 8
+        m.add_attachment(pdf, maintype="application", subtype="pdf", filename="Report <2026>.pdf")
+        m.add_attachment("<script>alert(1)</script>", subtype="html", filename="page.html")
+        with smtplib.SMTP("127.0.0.1", self.server.port, timeout=10) as c:
+            c.send_message(m)
+        b = self.logged_in()
+        status, _, page = b.get("/msg?f=INBOX&uid=1")
+        self.assertIn(b"See the attachment.", page)
+        self.assertIn(b"Report &lt;2026&gt;.pdf", page)
+        parts = re.findall(rb'/msg/part\?f=INBOX&amp;uid=1&amp;part=([0-9.]+)', page)
+        self.assertEqual(parts, [b"2", b"3"])
+        status, h, body = b.get("/msg/part?f=INBOX&uid=1&part=2")
+        self.assertEqual((status, body), (200, pdf))
+        self.assertTrue(h["Content-Disposition"].startswith("attachment;"), h["Content-Disposition"])
+        self.assertIn("filename*=UTF-8''Report%20%3C2026%3E.pdf", h["Content-Disposition"])
+        status, h, body = b.get("/msg/part?f=INBOX&uid=1&part=3")
+        self.assertEqual(h["Content-Type"], "application/octet-stream", "an HTML attachment is never rendered here")
+        self.assertTrue(h["Content-Security-Policy"].startswith("sandbox"))
+        self.assertEqual(b.get("/msg/part?f=INBOX&uid=1&part=9")[0], 404)
+        status, h, body = b.get("/msg/raw?f=INBOX&uid=1")
+        self.assertEqual(h["Content-Type"], "text/plain; charset=utf-8")
+        self.assertIn(b"Subject: the report", body)
+        status, h, js = b.get("/static/app.js")
+        self.assertEqual((status, h["Content-Type"]), (200, "text/javascript; charset=utf-8"))
+
     def test_compose_with_attachment_sends_and_keeps_a_copy_in_sent(self):
         b = self.logged_in()
         status, _, page = b.get("/compose")

@@ -287,3 +287,22 @@ impl Connection for Http {
         self.io.stream.fd()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_http_is_for_this_host_only() {
+        let a = |s: &str| s.parse::<SocketAddr>().unwrap();
+        assert!(local(a("127.0.0.1:1")));
+        assert!(local(a("127.8.9.10:1")));
+        assert!(local(a("[::1]:1")));
+        assert!(local(a("[::ffff:127.0.0.1]:1")), "IPv4-mapped loopback on a dual-stack socket");
+        assert!(!local(a("192.168.1.10:1")));
+        assert!(!local(a("[::ffff:192.168.1.10]:1")));
+        assert!(!local(a("[2001:db8::1]:1")));
+        assert_eq!(keep_alive(Duration::from_secs(30), true), Duration::from_secs(2));
+        assert_eq!(keep_alive(Duration::from_secs(30), false), Duration::from_secs(30));
+    }
+}
