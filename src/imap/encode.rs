@@ -12,7 +12,7 @@ pub fn string(out: &mut Vec<u8>, s: &[u8]) {
 }
 
 /// `"..."` with `"` and `\` escaped; the caller has checked that `s` may be quoted.
-fn quoted(out: &mut Vec<u8>, s: &[u8]) {
+pub fn quoted(out: &mut Vec<u8>, s: &[u8]) {
     out.push(b'"');
     for &b in s {
         if b == b'"' || b == b'\\' {

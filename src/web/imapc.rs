@@ -660,14 +660,7 @@ fn string(out: &mut Vec<u8>, s: &[u8]) -> Result<Option<Vec<u8>>> {
         out.extend_from_slice(s);
         return Ok(None);
     }
-    out.push(b'"');
-    for &b in s {
-        if b == b'"' || b == b'\\' {
-            out.push(b'\\');
-        }
-        out.push(b);
-    }
-    out.push(b'"');
+    crate::imap::encode::quoted(out, s);
     Ok(None)
 }
 

@@ -696,19 +696,34 @@ pub fn preauth_here(
     log::info!("session={sid} event=webmail_session user={user} client={peer}");
     let p = Peer { ip: peer.ip(), port: peer.port(), cleartext_auth: false, tls: true, sid: sid.clone() };
     let session = Session::preauth(ctx.imap_params(Service::Imap), p, user.to_string(), store);
+    let config = Arc::clone(&ctx.config);
+    let stream = Stream::Plain(Transport::Unix(sock));
+    Ok(logged_in(Some(ctx), config, stream, session, sid, peer, Some(identity)))
+}
+
+/// A session that is logged in from its start, on a socket pair (the webmail's, a mail process's).
+fn logged_in(
+    ctx: Option<Arc<Context>>,
+    config: Arc<Config>,
+    stream: Stream,
+    session: Session,
+    sid: String,
+    peer: SocketAddr,
+    identity: Option<Identity>,
+) -> Imap {
     let now = Instant::now();
-    Ok(Imap {
-        config: Arc::clone(&ctx.config),
-        asm: assembler(true, ctx.config.message_size_limit),
-        ctx: Some(ctx),
-        io: Io::new(Stream::Plain(Transport::Unix(sock))),
+    Imap {
+        asm: assembler(true, config.message_size_limit),
+        config,
+        ctx,
+        io: Io::new(stream),
         session,
         sid,
         peer,
         service: Service::Imap,
         _slot: None,
         phase: Phase::Command,
-        identity: Some(identity),
+        identity,
         logged_in: true,
         partial: false,
         append: false,
@@ -718,7 +733,7 @@ pub fn preauth_here(
         connected: now,
         stressed: false,
         since: now,
-    })
+    }
 }
 
 /// A session handed to this mail process: opens the user's folders (as this process's user) and
@@ -750,27 +765,5 @@ pub fn handed(sock: UnixStream, h: &Handed) -> Option<Imap> {
     let p =
         Peer { ip: peer.ip(), port: peer.port(), cleartext_auth: false, tls: req.tls, sid: sid.to_string() };
     let session = Session::preauth(params, p, req.user.clone(), store);
-    let now = Instant::now();
-    Some(Imap {
-        ctx: None,
-        config: Arc::clone(h.config),
-        io: Io::new(stream),
-        session,
-        sid: sid.to_string(),
-        peer,
-        service: Service::Imap,
-        _slot: None,
-        phase: Phase::Command,
-        identity: None,
-        asm: assembler(true, h.config.message_size_limit),
-        logged_in: true,
-        partial: false,
-        append: false,
-        skip: false,
-        skipped: Outcome::Continue,
-        write_timeout: Duration::from_secs(60),
-        connected: now,
-        stressed: false,
-        since: now,
-    })
+    Some(logged_in(None, Arc::clone(h.config), stream, session, sid.to_string(), peer, None))
 }

@@ -102,6 +102,19 @@ pub fn page(call: &Call, s: &Session, mail: &mut Mail) -> Result<Response, Error
             }
         }
     }
+    let forward = forward.map(|u| (f.as_str(), u, fwd_atts.as_slice()));
+    Ok(draw(s, &folders, &d, forward, draft_uid, None))
+}
+
+/// The compose page with `d` filled in; with a notice, the form came back with a problem (422).
+fn draw(
+    s: &Session,
+    folders: &[pages::Folder],
+    d: &Draft,
+    forward: Option<(&str, u32, &[Attachment])>,
+    draft_uid: Option<u32>,
+    notice: Option<&str>,
+) -> Response {
     let c = pages::Compose {
         to: &d.to,
         cc: &d.cc,
@@ -110,11 +123,11 @@ pub fn page(call: &Call, s: &Session, mail: &mut Mail) -> Result<Response, Error
         body: &d.body,
         in_reply_to: &d.in_reply_to,
         references: &d.references,
-        forward: forward.map(|u| (f.as_str(), u, fwd_atts.as_slice())),
+        forward,
         draft_uid,
     };
-    let frame = pages::Frame { user: &s.email, csrf: &s.csrf, folders: &folders, current: "", notice: None };
-    Ok(Response::html(200, pages::compose(&frame, &c)))
+    let frame = pages::Frame { user: &s.email, csrf: &s.csrf, folders, current: "", notice };
+    Response::html(if notice.is_some() { 422 } else { 200 }, pages::compose(&frame, &c))
 }
 
 /// `Re: ` once, not `Re: Re: `.
@@ -219,53 +232,44 @@ pub fn post(call: &Call, s: &Session) -> Result<Response, Error> {
         || bad
         || rcpts.iter().any(|r| !r.contains('@') || r.chars().any(|c| c.is_control() || c == ' '))
     {
-        return Ok(again(
-            call,
+        return Ok(draw(
             s,
             &folders,
             &d,
-            "Check the recipients: each needs a full address like name@example.org.",
+            None,
+            old_draft,
+            Some("Check the recipients: each needs a full address like name@example.org."),
         ));
     }
     if rcpts.len() > call.ctx.config.smtp_max_recipients {
-        return Ok(again(call, s, &folders, &d, "Too many recipients for one message."));
+        return Ok(draw(s, &folders, &d, None, old_draft, Some("Too many recipients for one message.")));
     }
     let msg = write(&d, &files, &date, &id, false);
     if msg.len() as u64 > call.ctx.config.message_size_limit {
-        return Ok(again(call, s, &folders, &d, "The message is larger than this server sends."));
-    }
-    if let Err(e) = super::mail::submit(call, &s.user, &s.email, &rcpts, &msg) {
-        log::error!("session={} event=webmail_submit_failed error=\"{e}\"", call.sid);
-        return Ok(again(
-            call,
+        return Ok(draw(
             s,
             &folders,
             &d,
-            "The message could not be queued; nothing was sent. Try again later.",
+            None,
+            old_draft,
+            Some("The message is larger than this server sends."),
+        ));
+    }
+    if let Err(e) = super::mail::submit(call, &s.user, &s.email, &rcpts, &msg) {
+        log::error!("session={} event=webmail_submit_failed error=\"{e}\"", call.sid);
+        return Ok(draw(
+            s,
+            &folders,
+            &d,
+            None,
+            old_draft,
+            Some("The message could not be queued; nothing was sent. Try again later."),
         ));
     }
     let sent = webmail::special(&folders, "\\Sent", "Sent");
     mail.append(&sent, &["\\Seen"], &msg)?;
     remove_draft(&mut mail, &drafts, old_draft)?;
     Ok(Response::redirect(&format!("/folder?f=INBOX&notice={}", url_encode("Message sent."))))
-}
-
-/// The compose page again with what was typed and what is wrong.
-fn again(call: &Call, s: &Session, folders: &[pages::Folder], d: &Draft, why: &str) -> Response {
-    let _ = call;
-    let c = pages::Compose {
-        to: &d.to,
-        cc: &d.cc,
-        bcc: &d.bcc,
-        subject: &d.subject,
-        body: &d.body,
-        in_reply_to: &d.in_reply_to,
-        references: &d.references,
-        forward: None,
-        draft_uid: None,
-    };
-    let frame = pages::Frame { user: &s.email, csrf: &s.csrf, folders, current: "", notice: Some(why) };
-    Response::html(422, pages::compose(&frame, &c))
 }
 
 fn remove_draft(mail: &mut Mail, drafts: &str, uid: Option<u32>) -> Result<(), Error> {
