@@ -39,7 +39,7 @@ impl Default for Web {
             listen: Vec::new(),
             tls_listen: Vec::new(),
             behind_proxy: false,
-            session_timeout: Duration::from_secs(3600),
+            session_timeout: Duration::from_secs(30 * 60),
             max_body: 0,
             timeout: Duration::from_secs(30),
         }
