@@ -1455,6 +1455,23 @@ class BadInput(ImapCase):
             pass
         self.raw().ok("NOOP")  # the server still serves
 
+    def test_long_command_lines_up_to_64k_and_a_tagged_bad_beyond(self):
+        """buzon(8) promises 64 KiB command lines (RFC 7162 4 asks at least 8,192): a 31,807-octet
+        ID completes; a longer line is read to its end and answered with a tagged BAD, so the
+        client is never left waiting, and the session goes on in step."""
+        r = self.raw()
+        tag = r.tag()
+        r.send(f'{tag} ID ("name" "'.encode() + b"x" * 31790 + b'")\r\n')
+        untagged, tagged = r.until(tag)
+        self.assertEqual(status_of(tagged), "OK", tagged)
+        self.assertTrue(untagged and untagged[0].startswith(b"* ID ("), untagged)
+        r.send(b'long1 ID ("name" "' + b"y" * 70000 + b'")\r\nlong2 NOOP\r\n')
+        _, tagged = r.until("long1")
+        self.assertEqual(status_of(tagged), "BAD", tagged)
+        self.assertIn(b"too long", tagged)
+        _, tagged = r.until("long2")
+        self.assertEqual(status_of(tagged), "OK", "the next command, pipelined behind, is in step")
+
     def test_no_big_literal_before_login(self):
         # Before authentication only small literals (a user name, a password) are taken.
         r = self.raw(user=None)

@@ -15,6 +15,9 @@ use std::time::Instant;
 use crate::netio::Stream;
 use crate::server::pool::{BlockGuard, Blocker};
 
+/// Octets of a too-long line kept for its answer ([`Io::too_long_head`]).
+const TOO_LONG_HEAD: usize = 64;
+
 /// How much one read takes from the stream.
 const READ_CHUNK: usize = 8192;
 
@@ -47,6 +50,8 @@ pub struct Io {
     pub out: Vec<u8>,
     /// Throwing a too-long line away up to its LF.
     discarding: bool,
+    /// The first octets of the last line thrown away as too long (an IMAP tag to answer).
+    pub too_long_head: Vec<u8>,
     /// When the first byte of the line being assembled arrived.
     pub started: Option<Instant>,
     /// The pool of the worker running the connection now (set at each run, cleared at park).
@@ -105,6 +110,7 @@ impl Io {
             start: 0,
             out: Vec::new(),
             discarding: false,
+            too_long_head: Vec::new(),
             started: None,
             blocker: None,
         }
@@ -169,6 +175,7 @@ impl Io {
             } else if let Some(i) = lf {
                 let len = i + 1;
                 if len > max {
+                    self.too_long_head = avail.get(..TOO_LONG_HEAD.min(len)).unwrap_or_default().to_vec();
                     self.consume(len);
                     self.started = (!self.buffered().is_empty()).then(Instant::now);
                     return Ok(Input::TooLong);
@@ -184,6 +191,7 @@ impl Io {
                 return Ok(Input::Line(line));
             } else if avail.len() >= max {
                 let n = avail.len();
+                self.too_long_head = avail.get(..TOO_LONG_HEAD.min(n)).unwrap_or_default().to_vec();
                 self.discarding = true;
                 self.consume(n);
                 continue;
