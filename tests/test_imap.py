@@ -1455,6 +1455,18 @@ class BadInput(ImapCase):
             pass
         self.raw().ok("NOOP")  # the server still serves
 
+    def test_names_that_are_not_modified_utf7_name_nothing(self):
+        """More invalid names than imap.max_errors allows BADs: each SELECT, STATUS or CREATE gets
+        NO, each LIST an empty OK, and the session goes on."""
+        r = self.raw()
+        for i in range(15):
+            name = ['"&Jjo"', '"a&"', '"&AGE"'][i % 3]
+            _, tagged = r.cmd(["SELECT", "STATUS", "CREATE"][i % 3] + f" {name}" + (" (MESSAGES)" if i % 3 == 1 else ""))
+            self.assertEqual(status_of(tagged), "NO", tagged)
+            untagged, tagged = r.cmd(f'LIST "" {name}')
+            self.assertEqual((untagged, status_of(tagged)), ([], "OK"))
+        r.ok("SELECT INBOX")
+
     def test_long_command_lines_up_to_64k_and_a_tagged_bad_beyond(self):
         """buzon(8) promises 64 KiB command lines (RFC 7162 4 asks at least 8,192): a 31,807-octet
         ID completes; a longer line is read to its end and answered with a tagged BAD, so the

@@ -578,10 +578,12 @@ impl Session {
     /// A mailbox name as the client sent it, decoded (modified UTF-7, or UTF-8 once enabled: RFC 3501
     /// 5.1.3, RFC 6855 3, RFC 9051 5.1), with `INBOX` in any case made `INBOX` (RFC 3501 5.1).
     fn mailbox_name(&self, raw: &[u8]) -> Result<String, Tagged> {
+        // A name that does not decode names no mailbox that can exist: NO, not BAD (the command
+        // is well formed), so it neither counts as a protocol error nor ends the session.
         let name = if self.utf8() {
-            String::from_utf8(raw.to_vec()).map_err(|_| bad("Mailbox name is not valid UTF-8"))?
+            String::from_utf8(raw.to_vec()).map_err(|_| no("CANNOT", "Mailbox name is not valid UTF-8"))?
         } else {
-            mutf7::decode(raw).ok_or_else(|| bad("Mailbox name is not valid modified UTF-7"))?
+            mutf7::decode(raw).ok_or_else(|| no("CANNOT", "Mailbox name is not valid modified UTF-7"))?
         };
         if name.chars().any(char::is_control) {
             return Err(no("CANNOT", "Mailbox name contains control characters"));

@@ -34,16 +34,11 @@ impl Session {
         if recursive && !subscribed && !special {
             return Some(bad("RECURSIVEMATCH needs another selection option"));
         }
-        let reference = match self.pattern_text(&args.reference) {
-            Ok(r) => r,
-            Err(t) => return Some(t),
-        };
-        let mut raw = Vec::with_capacity(args.patterns.len());
-        for p in &args.patterns {
-            match self.pattern_text(p) {
-                Ok(p) => raw.push(p),
-                Err(t) => return Some(t),
-            }
+        // A reference or pattern that does not decode matches no mailbox: an empty answer.
+        let Ok(reference) = self.pattern_text(&args.reference) else { return Some(ok("LIST completed")) };
+        let raw: Vec<String> = args.patterns.iter().filter_map(|p| self.pattern_text(p).ok()).collect();
+        if raw.is_empty() && !args.patterns.is_empty() {
+            return Some(ok("LIST completed"));
         }
         // RFC 3501 6.3.8: an empty pattern asks for the delimiter and the reference's root.
         if raw.iter().all(String::is_empty) && args.select.is_empty() {
@@ -131,7 +126,7 @@ impl Session {
         let Command::Lsub { reference, pattern } = cmd else { return Some(bad("Internal error")) };
         let (reference, pattern) = match (self.pattern_text(&reference), self.pattern_text(&pattern)) {
             (Ok(r), Ok(p)) => (r, p),
-            (Err(t), _) | (_, Err(t)) => return Some(t),
+            _ => return Some(ok("LSUB completed")),
         };
         if pattern.is_empty() {
             let root = reference.find(DELIMITER).and_then(|i| reference.get(..=i)).unwrap_or("");

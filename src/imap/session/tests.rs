@@ -624,13 +624,31 @@ fn mailbox_names_must_decode() {
     run(&mut s, &b, "a0", Command::Enable(vec!["UTF8=ACCEPT".into()]));
     assert_eq!(
         run(&mut s, &b, "a1", Command::Create(vec![b'X', 0xff])),
-        "a1 BAD Mailbox name is not valid UTF-8\r\n"
+        "a1 NO [CANNOT] Mailbox name is not valid UTF-8\r\n"
     );
     assert_eq!(run(&mut s, &b, "a2", Command::Create(mailbox("Entwürfe"))), "a2 OK CREATE completed\r\n");
     assert_eq!(
         run(&mut s, &b, "a3", list("", "Entw*")),
         "* LIST (\\HasNoChildren) \"/\" \"Entwürfe\"\r\na3 OK LIST completed\r\n"
     );
+}
+
+#[test]
+fn a_name_that_is_not_modified_utf7_names_nothing() {
+    let b = TestBackend::with_inbox();
+    let mut s = logged_in(&b);
+    for (tag, cmd) in [
+        ("b1", Command::Select { mailbox: b"&Jjo".to_vec(), readonly: false }),
+        ("b2", Command::Create(b"a&".to_vec())),
+    ] {
+        assert_eq!(
+            run(&mut s, &b, tag, cmd),
+            format!("{tag} NO [CANNOT] Mailbox name is not valid modified UTF-7\r\n")
+        );
+    }
+    assert_eq!(run(&mut s, &b, "b3", list("", "&Jjo*")), "b3 OK LIST completed\r\n");
+    assert_eq!(run(&mut s, &b, "b4", list("&AGE", "*")), "b4 OK LIST completed\r\n");
+    assert_eq!(run(&mut s, &b, "b5", Command::Noop), "b5 OK NOOP completed\r\n");
 }
 
 #[test]

@@ -466,7 +466,8 @@ impl Imap {
                             self.session.append_abort();
                             // A command's first line carries its tag: the answer is tagged, so the
                             // client is not left waiting (the line was read to its end: in sync).
-                            let tag = (!self.partial).then(|| command::tag_of(&self.io.too_long_head)).flatten();
+                            let tag =
+                                (!self.partial).then(|| command::tag_of(&self.io.too_long_head)).flatten();
                             self.partial = false;
                             self.skip = false;
                             let actions = self.session.on_parse_error(command::ParseError {
