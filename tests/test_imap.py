@@ -840,6 +840,21 @@ class Search(ImapCase):
                     flags="\\Seen $Paid", date="10-Oct-2024 12:00:00 +0000")
         r.close()
 
+    def test_search_from_sees_the_address_through_comments_and_groups(self):
+        r = self.raw()
+        self.append(r, "INBOX", msg("commented", b"x\r\n", b"dave(the boss)@example.test"))
+        self.append(r, "INBOX", b"From: Friends: =?utf-8?q?Zo=C3=AB?= <zoe (home) @example.test>;\r\n"
+                                b"Subject: group\r\n\r\nx\r\n")
+        m = imaplib.IMAP4("127.0.0.1", self.imap_port)
+        self.addCleanup(m.logout)
+        m.login(*ALICE)
+        m.select("INBOX")
+        self.assertEqual(m.search(None, "FROM", "dave@example.test"), ("OK", [b"5"]))
+        self.assertEqual(m.search(None, "FROM", "zoe@example.test"), ("OK", [b"6"]))
+        self.assertEqual(m.search(None, "FROM", "friends"), ("OK", [b"6"]))
+        m.literal = "Zoë".encode()
+        self.assertEqual(m.search("UTF-8", "FROM"), ("OK", [b"6"]), "the display name, decoded")
+
     def test_search_keys(self):
         r = self.raw()
         r.ok("SELECT INBOX")

@@ -27,7 +27,7 @@ pub use envelope::envelope;
 pub use parsed::{Parsed, Piece};
 pub use searchstream::{body_contains, header_contains, header_fields as stream_header_fields};
 pub use structure::body_structure;
-pub use text::{body_text, contains, fold, header_text, header_values, sent_date};
+pub use text::{body_text, contains, fold, header_text, header_values, search_values, sent_date};
 
 /// Why BINARY cannot give a part (RFC 3516 4.3).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

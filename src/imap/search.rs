@@ -363,7 +363,7 @@ impl Key {
             // RFC 3501 6.4.4 HEADER: an empty string matches every message with the field.
             Key::Header(name, needle) => {
                 let has =
-                    |h: &[u8]| message::header_values(h, name).iter().any(|v| message::contains(v, needle));
+                    |h: &[u8]| message::search_values(h, name).iter().any(|v| message::contains(v, needle));
                 if m.long_header()? { m.each_field(has)? } else { has(m.header()?) }
             }
             // A message without a valid Date: was sent on 1 Jan 1970 (Dovecot: date 0), so

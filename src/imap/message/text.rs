@@ -14,6 +14,79 @@ pub fn header_values(header: &[u8], name: &str) -> Vec<String> {
         .collect()
 }
 
+/// The fields that hold addresses (RFC 5322 3.6.2, 3.6.3).
+const ADDRESS_FIELDS: [&str; 6] = ["From", "Sender", "Reply-To", "To", "Cc", "Bcc"];
+
+/// What a header key searches in field `name`: its decoded value and, in an address field, also
+/// each address as its owner wrote it without comments or folding (`john(the man)@example.org`
+/// is found as `john@example.org`), with display names and group names decoded (RFC 2047).
+pub fn search_values(header: &[u8], name: &str) -> Vec<String> {
+    if !ADDRESS_FIELDS.iter().any(|f| f.eq_ignore_ascii_case(name)) {
+        return header_values(header, name);
+    }
+    fields(header)
+        .filter(|f| f.name.eq_ignore_ascii_case(name.as_bytes()))
+        .map(|f| match mailparse::parse_header(f.raw) {
+            Ok((h, _)) => {
+                let mut v = h.get_value();
+                if let Ok(list) = mailparse::addrparse_header(&h) {
+                    for a in list.iter() {
+                        let singles = match a {
+                            mailparse::MailAddr::Single(s) => std::slice::from_ref(s),
+                            mailparse::MailAddr::Group(g) => {
+                                v.push('\n');
+                                v.push_str(&g.group_name);
+                                g.addrs.as_slice()
+                            }
+                        };
+                        for s in singles {
+                            v.push('\n');
+                            if let Some(n) = &s.display_name {
+                                v.push_str(n);
+                                v.push(' ');
+                            }
+                            v.push_str(&without_comments(&s.addr));
+                        }
+                    }
+                }
+                v
+            }
+            Err(_) => String::from_utf8_lossy(f.raw).into_owned(),
+        })
+        .collect()
+}
+
+/// An address with comments and white space outside quoted strings removed (RFC 5322 3.2.2 CFWS).
+fn without_comments(addr: &str) -> String {
+    let (mut out, mut depth, mut quoted, mut escaped) =
+        (String::with_capacity(addr.len()), 0usize, false, false);
+    for c in addr.chars() {
+        match c {
+            _ if escaped => {
+                escaped = false;
+                if depth == 0 {
+                    out.push(c);
+                }
+            }
+            '\\' => {
+                escaped = true;
+                if depth == 0 {
+                    out.push(c);
+                }
+            }
+            '"' if depth == 0 => {
+                quoted = !quoted;
+                out.push(c);
+            }
+            '(' if !quoted => depth += 1,
+            ')' if !quoted && depth > 0 => depth -= 1,
+            c if depth > 0 || (!quoted && c.is_whitespace()) => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 /// Every field as `Name: decoded value`, one a line: what TEXT searches in the header.
 pub fn header_text(header: &[u8]) -> String {
     let mut s = String::new();

@@ -152,6 +152,35 @@ fn flags_sizes_and_dates_read_nothing() {
 }
 
 #[test]
+fn address_keys_see_through_comments_groups_and_encoded_words() {
+    use SearchKey as K;
+    let mut f = MemFolder::new(&[
+        (
+            1,
+            0,
+            false,
+            T,
+            "From: john(the man)@example.org\nTo: Team: =?utf-8?q?J=C3=B6rg?= <jo (x) @ ex.org>;\n\nhi\n",
+        ),
+        (2, 0, false, T, "From: \"Doe, Jane\" (work) <jane@example.org>\nSubject: john@example.org\n\nhi\n"),
+    ]);
+    let cases: Vec<(SearchKey, Vec<usize>)> = vec![
+        (K::From("john@example.org".into()), vec![0]),
+        (K::From("the man".into()), vec![0]),
+        (K::From("doe, jane".into()), vec![1]),
+        (K::From("jane@example.org".into()), vec![1]),
+        (K::To("jo@ex.org".into()), vec![0]),
+        (K::To("jörg".into()), vec![0]),
+        (K::To("team".into()), vec![0]),
+        // Only address fields are read as addresses.
+        (K::Subject("john@example.org".into()), vec![1]),
+    ];
+    for (key, want) in cases {
+        assert_eq!(run(&mut f, key.clone()), want, "{key:?}");
+    }
+}
+
+#[test]
 fn header_keys_read_headers_only() {
     use SearchKey as K;
     let mut f = folder();
