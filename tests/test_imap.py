@@ -820,6 +820,25 @@ class AppendFetch(ImapCase):
         self.assertEqual(flagset(f[1]["FLAGS"]), {"\\Answered", "$Done", "\\Seen"})
         self.assertEqual(flagset(f[2]["FLAGS"]), {"\\Answered", "$Done", "\\Seen", "\\Draft"})
 
+    def test_a_new_keyword_is_announced_before_a_fetch_uses_it(self):
+        """RFC 3501 7.2.6: the untagged FLAGS (and PERMANENTFLAGS) naming a new keyword come before
+        the FETCH that carries it, in the session that stored it and in another one watching."""
+        self.deliver(msg("one"))
+        r, other = self.raw(), self.raw()
+        r.ok("SELECT INBOX")
+        other.ok("SELECT INBOX")
+        untagged, _ = r.ok("STORE 1 +FLAGS ($Brandnew)")
+        flags = [i for i, u in enumerate(untagged) if u.startswith(b"* FLAGS ") and b"$Brandnew" in u]
+        fetches = [i for i, u in enumerate(untagged) if b"FETCH" in u and b"$Brandnew" in u]
+        self.assertTrue(flags and fetches and flags[0] < fetches[0], untagged)
+        self.assertTrue(any(b"PERMANENTFLAGS" in u and b"$Brandnew" in u for u in untagged), untagged)
+        untagged, _ = other.ok("NOOP")
+        flags = [i for i, u in enumerate(untagged) if u.startswith(b"* FLAGS ") and b"$Brandnew" in u]
+        fetches = [i for i, u in enumerate(untagged) if b"FETCH" in u and b"$Brandnew" in u]
+        self.assertTrue(flags and fetches and flags[0] < fetches[0], untagged)
+        untagged, _ = r.ok("STORE 1 +FLAGS ($Brandnew)")
+        self.assertFalse(any(u.startswith(b"* FLAGS ") for u in untagged), "announced once")
+
 
 class Search(ImapCase):
 

@@ -207,6 +207,41 @@ struct Open {
     folder: Box<dyn Folder>,
     /// The SEARCH result saved with RETURN (SAVE), as UIDs (RFC 5182 2.1).
     saved: Vec<Uid>,
+    /// The keywords the client has been told of with FLAGS (at SELECT, or since).
+    announced: Vec<String>,
+}
+
+impl Open {
+    fn new(folder: Box<dyn Folder>) -> Open {
+        let announced = folder.keywords();
+        Open { folder, saved: Vec::new(), announced }
+    }
+
+    /// RFC 3501 7.2.6: a keyword is announced with FLAGS (and PERMANENTFLAGS) before any FETCH
+    /// response uses it; writes them when the folder has keywords the client was not told of.
+    fn announce(&mut self, buf: &mut Vec<u8>) {
+        let keywords = self.folder.keywords();
+        if keywords.iter().any(|k| !self.announced.contains(k)) {
+            flags_text(buf, &keywords, self.folder.readonly());
+            self.announced = keywords;
+        }
+    }
+}
+
+/// `* FLAGS` and `* OK [PERMANENTFLAGS]` for a folder with these keywords (RFC 3501 7.2.6, 7.1;
+/// `\*`: new keywords may be stored; none permanent when read-only).
+fn flags_text(buf: &mut Vec<u8>, keywords: &[String], readonly: bool) {
+    let mut flags = String::from(r"\Answered \Flagged \Deleted \Seen \Draft");
+    for k in keywords {
+        flags.push(' ');
+        flags.push_str(k);
+    }
+    buf.extend_from_slice(format!("* FLAGS ({flags})\r\n").as_bytes());
+    if readonly {
+        buf.extend_from_slice(b"* OK [PERMANENTFLAGS ()] No permanent flags permitted\r\n");
+    } else {
+        buf.extend_from_slice(format!("* OK [PERMANENTFLAGS ({flags} \\*)] Flags permitted\r\n").as_bytes());
+    }
 }
 
 /// One IMAP server conversation.
@@ -551,6 +586,7 @@ impl Session {
                 return;
             }
         };
+        open.announce(out);
         out.extend_from_slice(&changes_text(&changes, open.folder.messages(), rev2));
     }
 

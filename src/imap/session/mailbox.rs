@@ -115,28 +115,14 @@ impl Session {
         out.extend_from_slice(&buf);
         let code = if folder.readonly() { "READ-ONLY" } else { "READ-WRITE" };
         let what = if readonly { "EXAMINE completed" } else { "SELECT completed" };
-        self.open = Some(Open { folder, saved: Vec::new() });
+        self.open = Some(Open::new(folder));
         self.state = State::Selected;
         Some(ok_code(code, what))
     }
 
     /// The untagged responses of SELECT (RFC 3501 6.3.1, RFC 9051 6.3.2).
     fn select_text(&self, buf: &mut Vec<u8>, f: &dyn Folder) {
-        let keywords = f.keywords();
-        let mut flags = String::from(r"\Answered \Flagged \Deleted \Seen \Draft");
-        for k in &keywords {
-            flags.push(' ');
-            flags.push_str(k);
-        }
-        buf.extend_from_slice(format!("* FLAGS ({flags})\r\n").as_bytes());
-        // RFC 3501 7.1: PERMANENTFLAGS; `\*`: new keywords may be stored. Empty when read-only.
-        if f.readonly() {
-            buf.extend_from_slice(b"* OK [PERMANENTFLAGS ()] No permanent flags permitted\r\n");
-        } else {
-            buf.extend_from_slice(
-                format!("* OK [PERMANENTFLAGS ({flags} \\*)] Flags permitted\r\n").as_bytes(),
-            );
-        }
+        super::flags_text(buf, &f.keywords(), f.readonly());
         let msgs = f.messages();
         buf.extend_from_slice(format!("* {} EXISTS\r\n", msgs.len()).as_bytes());
         if !self.rev2 {

@@ -236,6 +236,7 @@ impl Session {
         if let Err(e) = open.folder.store(&idx, op, &flags) {
             return Some(folder_error(&sid, &e));
         }
+        open.announce(out);
         if !silent {
             let msgs = open.folder.messages();
             let mut buf = Vec::with_capacity(idx.len() * 40);
