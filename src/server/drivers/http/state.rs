@@ -25,8 +25,8 @@ pub struct Session {
     pub user: String,
     /// The address mail is sent from.
     pub email: String,
-    /// Every form of the session carries it (RFC 6749-style double check is not needed: the
-    /// token is bound to the session and compared in constant time).
+    /// The CSRF token every form of the session carries; a POST is refused unless it brings this
+    /// token back (compared in constant time).
     pub csrf: String,
     last: Mutex<Instant>,
     /// The channel to the user's IMAP session, one request at a time.

@@ -10,7 +10,6 @@ use mailparse::{MailHeaderMap, ParsedMail};
 
 use super::app::{self, Call};
 use super::state::{self, Session};
-use crate::web::html;
 use crate::web::http::{Response, url_encode};
 use crate::web::imapc::{Arg, Client, Error};
 use crate::web::pages::{self, Attachment, Folder, Frame, Listing, Row};
@@ -464,7 +463,7 @@ fn action(call: &Call, s: &Session) -> Result<Response, Error> {
         "session={} event=web_action user={} op={op} folder=\"{}\" count={}",
         call.sid,
         s.user,
-        html::escape(&f),
+        crate::server::checks::log_text(&f),
         uids.len()
     );
     Ok(Response::redirect(if one && matches!(op, "flag" | "unflag") { &to_message } else { &back }))
