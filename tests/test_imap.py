@@ -839,6 +839,28 @@ class AppendFetch(ImapCase):
         untagged, _ = r.ok("STORE 1 +FLAGS ($Brandnew)")
         self.assertFalse(any(u.startswith(b"* FLAGS ") for u in untagged), "announced once")
 
+    def test_appended_and_copied_messages_are_recent_once(self):
+        """RFC 3501 2.3.2: a message APPENDed or COPYed is \\Recent for the first session to see
+        it (STATUS and EXAMINE show it without taking it), and for no other."""
+        r = self.raw()
+        self.append(r, "INBOX", msg("appended"), flags="\\Seen")
+        untagged, _ = r.ok("STATUS INBOX (RECENT)")
+        self.assertIn(b"RECENT 1", untagged[0])
+        untagged, _ = r.ok("EXAMINE INBOX")
+        self.assertIn(b"* 1 RECENT", untagged)
+        untagged, _ = r.ok("SELECT INBOX")
+        self.assertIn(b"* 1 RECENT", untagged)
+        self.assertIn(b"\\Recent", r.ok("FETCH 1 FLAGS")[0][0])
+        self.assertEqual(search_nums(r.ok("SEARCH RECENT")[0]), [1])
+        other = self.raw()
+        untagged, _ = other.ok("SELECT INBOX")
+        self.assertIn(b"* 0 RECENT", untagged, "claimed by the first session")
+        r.ok("CREATE Copies")
+        r.ok("COPY 1 Copies")
+        untagged, _ = other.ok("SELECT Copies")
+        self.assertIn(b"* 1 RECENT", untagged)
+        self.assertEqual(search_nums(other.ok("SEARCH RECENT")[0]), [1])
+
 
 class Search(ImapCase):
 
@@ -1574,6 +1596,20 @@ class BadInput(ImapCase):
 class MboxInbox(ImapCase):
     mailbox = "mbox:{tmp}/spool/%n"
     extra = "imap.folders = {tmp}/folders/%d/%n\n"
+
+    def test_an_appended_message_is_recent_once(self):
+        self.deliver(msg("delivered"))
+        r = self.raw()
+        r.ok("SELECT INBOX")
+        r.ok("UNSELECT")
+        self.append(r, "INBOX", msg("appended"), flags="\\Seen")
+        untagged, _ = r.ok("SELECT INBOX")
+        self.assertIn(b"* 1 RECENT", untagged)
+        # An mbox keeps the claim (Status: O) when the session leaves the mailbox.
+        r.ok("CLOSE")
+        other = self.raw()
+        untagged, _ = other.ok("SELECT INBOX")
+        self.assertIn(b"* 0 RECENT", untagged)
 
     def test_read_flags_and_expunge_persist(self):
         body = b"Subject: from line\r\n\r\nFrom the start of a line\r\n>From quoted\r\nend\r\n"

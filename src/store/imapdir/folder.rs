@@ -196,7 +196,7 @@ impl MaildirFolder {
                 flags: flags_from_name(&p.name, &self.keywords),
                 size: p.size,
                 internal_date: meta.mtime(),
-                recent: p.moved,
+                recent: p.recent,
             });
             self.files.push(FileRef { name: p.name.into_boxed_str(), in_new: p.in_new, gone: false });
         }

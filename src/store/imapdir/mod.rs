@@ -212,6 +212,7 @@ impl MaildirStore {
             }
         };
         let cur = dir.join("cur");
+        scan::unclaimed_from(dir, list.next);
         let mut placed: Vec<PathBuf> = Vec::with_capacity(staged.len());
         let mut entries: Vec<Entry> = Vec::with_capacity(staged.len());
         let mut uid = list.next;
@@ -351,7 +352,7 @@ fn status_of(dir: &Path, root: &Path) -> Result<Status, FolderError> {
     for m in &s.msgs {
         let f = msgfile::flags_from_name(&m.name, &s.keywords);
         st.messages += 1;
-        st.recent += u32::from(m.in_new);
+        st.recent += u32::from(m.recent);
         st.unseen += u32::from(f.system & SEEN == 0);
         st.deleted += u32::from(f.system & DELETED != 0);
         st.size += m.size;

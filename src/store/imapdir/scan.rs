@@ -11,7 +11,7 @@ use std::path::Path;
 
 use super::lock::DotLock;
 use super::msgfile::{
-    base_of, crlf_size, delivery_key, fsync_dir, move_noreplace, temp, usable_name, w_size,
+    base_of, crlf_size, delivery_key, fsync_dir, move_noreplace, temp, usable_name, w_size, write_durably,
 };
 use super::uidlist::{self, Entry, ReadList, UidList};
 use crate::store::folder::{FolderError, Uid};
@@ -26,8 +26,11 @@ pub struct Present {
     pub in_new: bool,
     /// CRLF size.
     pub size: u64,
-    /// This scan moved it from new/ to cur/: `\Recent` for the session that ran it.
+    /// This scan moved it from new/ to cur/.
     pub moved: bool,
+    /// `\Recent` for the session that ran the scan (RFC 3501 2.3.2): it claimed the message (a
+    /// read-write scan), or no session has claimed it yet (a read-only one).
+    pub recent: bool,
 }
 
 /// The folder as a scan found it.
@@ -142,10 +145,12 @@ pub fn scan(dir: &Path, root: &Path, move_new: bool, lock: &mut DotLock) -> Resu
             },
         };
         let was_moved = moved.binary_search(&name).is_ok();
-        msgs.push(Present { uid: e.uid, name, in_new, size, moved: was_moved });
+        msgs.push(Present { uid: e.uid, name, in_new, size, moved: was_moved, recent: was_moved });
         kept.push(e);
     }
 
+    // What no session had claimed before this scan, when the folder keeps no claim yet.
+    let unclaimed_from = list.next;
     // Files without a UID: delivery order.
     let mut fresh: Vec<(String, bool)> = files.into_values().collect();
     fresh.sort_by(|a, b| (delivery_key(&a.0), &a.0).cmp(&(delivery_key(&b.0), &b.0)));
@@ -170,7 +175,7 @@ pub fn scan(dir: &Path, root: &Path, move_new: bool, lock: &mut DotLock) -> Resu
             base: base_of(&name).to_string(),
             w: if w.is_some() { None } else { Some(size) },
         });
-        msgs.push(Present { uid, name, in_new, size, moved: was_moved });
+        msgs.push(Present { uid, name, in_new, size, moved: was_moved, recent: was_moved });
     }
 
     if rewrite {
@@ -180,8 +185,47 @@ pub fn scan(dir: &Path, root: &Path, move_new: bool, lock: &mut DotLock) -> Resu
     } else if !added.is_empty() {
         uidlist::append(dir, &added)?;
     }
+    claim_recent(dir, &mut msgs, move_new, unclaimed_from, list.next);
     let keywords = uidlist::read_keywords(dir)?;
     Ok(Scan { validity: list.validity, next: list.next, msgs, keywords })
+}
+
+/// The first UID no session has claimed as `\Recent`, kept beside the uidlist.
+const RECENT: &str = "buzon-recent";
+const RECENT_TMP: &str = "buzon-recent.tmp";
+
+/// Before messages get UIDs from `first` on outside a scan (APPEND, COPY; the caller holds the
+/// lock): a folder that keeps no claim yet starts one there, so they count as unclaimed.
+pub fn unclaimed_from(dir: &Path, first: Uid) {
+    if !dir.join(RECENT).exists()
+        && let Err(e) = write_durably(dir, RECENT, RECENT_TMP, format!("{first}\n").as_bytes())
+    {
+        log::warn!("imap: cannot keep the recent claim dir={} error={e}", dir.display());
+    }
+}
+
+/// RFC 3501 2.3.2 `\Recent`: the first session to see a message claims it. A delivery is claimed
+/// by moving it out of new/; an appended or copied message (written straight into cur/) by the
+/// first unclaimed UID that `buzon-recent` keeps, which a read-write scan moves past every message
+/// it sees (under the uidlist lock); a read-only scan (EXAMINE, STATUS) claims nothing and reports
+/// what is still unclaimed. Without the file, what had UIDs before this scan counts as claimed.
+/// The claim is advisory: a failure to keep it is logged, and can only show a message as recent
+/// twice, never lose one.
+fn claim_recent(dir: &Path, msgs: &mut [Present], move_new: bool, default_first: Uid, next: Uid) {
+    let first = fs::read_to_string(dir.join(RECENT))
+        .ok()
+        .and_then(|t| t.trim().parse::<Uid>().ok())
+        // Past the next UID: the list was made anew (a new UIDVALIDITY); the claim is stale.
+        .filter(|&f| f <= next)
+        .unwrap_or(default_first);
+    for m in msgs.iter_mut() {
+        m.recent = m.moved || m.uid >= first || (!move_new && m.in_new);
+    }
+    if move_new && first != next {
+        if let Err(e) = write_durably(dir, RECENT, RECENT_TMP, format!("{next}\n").as_bytes()) {
+            log::warn!("imap: cannot keep the recent claim dir={} error={e}", dir.display());
+        }
+    }
 }
 
 fn fresh_list(root: &Path, old: u32) -> UidList {

@@ -218,7 +218,9 @@ fn sync_sees_files_added_and_removed_by_hand() {
     assert_eq!(c.exists, Some(4));
     assert_eq!(uids(&*f), vec![1, 4, 5, 6]);
     assert_eq!(f.read_header(2).unwrap(), b"A: 1\r\n\r\n");
-    assert!(f.messages()[2].recent && f.messages()[3].recent && !f.messages()[0].recent);
+    // All recent for this session: it was the first to see the appended ones and the deliveries.
+    assert!(f.messages().iter().all(|m| m.recent));
+    assert!(!s.open("f", false).unwrap().messages().iter().any(|m| m.recent), "and no other session");
     assert!(files(&dir.join("new")).is_empty());
 }
 
@@ -377,7 +379,8 @@ fn recent_and_examine() {
     let st = s.status("INBOX").unwrap();
     assert_eq!((st.messages, st.recent, st.unseen, st.uidnext), (1, 1, 1, 2));
     let ro = s.open("INBOX", true).unwrap();
-    assert!(!ro.messages()[0].recent);
+    // RFC 3501 6.3.2: EXAMINE shows \Recent and takes it from no one.
+    assert!(ro.messages()[0].recent);
     assert_eq!(files(&root.join("new")), vec!["1800000000.M1P1.h"]);
     let mut ro = ro;
     assert_eq!(ro.store(&[0], FlagOp::Add, &flags(SEEN, &[])), Err(FolderError::ReadOnly));
@@ -395,6 +398,24 @@ fn recent_and_examine() {
 }
 
 #[test]
+fn appended_and_copied_messages_are_recent_for_the_first_session() {
+    let (_d, _root, mut s) = setup();
+    s.ensure_root().unwrap();
+    s.append("INBOX", &flags(SEEN, &[]), None, MSG).unwrap();
+    s.create("dest").unwrap();
+    assert_eq!(s.status("INBOX").unwrap().recent, 1, "STATUS counts it and claims nothing");
+    assert!(s.open("INBOX", true).unwrap().messages()[0].recent, "nor does EXAMINE");
+    let first = s.open("INBOX", false).unwrap();
+    assert!(first.messages()[0].recent, "the first read-write session claims it");
+    assert!(!s.open("INBOX", false).unwrap().messages()[0].recent, "and no other gets it");
+    assert_eq!(s.status("INBOX").unwrap().recent, 0);
+    let mut inbox = s.open("INBOX", false).unwrap();
+    s.copy(&mut *inbox, &[0], "dest").unwrap();
+    assert!(s.open("dest", false).unwrap().messages()[0].recent, "a copy is new where it lands");
+    assert!(!s.open("dest", false).unwrap().messages()[0].recent);
+}
+
+#[test]
 fn copy_hard_links_with_copyuid() {
     let (_d, root, mut s) = setup();
     s.append("INBOX", &flags(SEEN, &["Work"]), Some(1_400_000_000), MSG).unwrap();
@@ -409,7 +430,7 @@ fn copy_hard_links_with_copyuid() {
     let copied = &g.messages()[2];
     assert_eq!(copied.flags, flags(SEEN, &["Work"]));
     assert_eq!(copied.internal_date, 1_400_000_000);
-    assert!(!copied.recent);
+    assert!(copied.recent, "a copy is new where it lands (RFC 3501 2.3.2)");
     let (a, b) = (fs::metadata(f.file(0).unwrap()).unwrap(), fs::metadata(g.file(2).unwrap()).unwrap());
     assert_eq!(a.ino(), b.ino());
     assert!(g.file(2).unwrap().to_str().unwrap().ends_with(":2,Sb"), "keyword letters are per folder");
