@@ -221,10 +221,11 @@ fn claim_recent(dir: &Path, msgs: &mut [Present], move_new: bool, default_first:
     for m in msgs.iter_mut() {
         m.recent = m.moved || m.uid >= first || (!move_new && m.in_new);
     }
-    if move_new && first != next {
-        if let Err(e) = write_durably(dir, RECENT, RECENT_TMP, format!("{next}\n").as_bytes()) {
-            log::warn!("imap: cannot keep the recent claim dir={} error={e}", dir.display());
-        }
+    if move_new
+        && first != next
+        && let Err(e) = write_durably(dir, RECENT, RECENT_TMP, format!("{next}\n").as_bytes())
+    {
+        log::warn!("imap: cannot keep the recent claim dir={} error={e}", dir.display());
     }
 }
 
