@@ -133,7 +133,8 @@ fn draw(
 /// `Re: ` once, not `Re: Re: `.
 fn prefixed(prefix: &str, subject: &str) -> String {
     let p = prefix.trim_end();
-    if subject.len() >= p.len() && subject[..p.len()].eq_ignore_ascii_case(p) {
+    // `get`: the subject is the sender's text, and byte 3 may fall inside a character.
+    if subject.get(..p.len()).is_some_and(|head| head.eq_ignore_ascii_case(p)) {
         return subject.to_string();
     }
     format!("{prefix}{subject}")
@@ -471,6 +472,8 @@ mod tests {
         assert!(!sent.contains("Bcc:") && saved.contains("Bcc: carol@example.net"));
         assert_eq!(prefixed("Re: ", "RE: x"), "RE: x");
         assert_eq!(prefixed("Re: ", "x"), "Re: x");
+        assert_eq!(prefixed("Re: ", "Grüße"), "Re: Grüße", "no panic inside a character");
+        assert_eq!(prefixed("Fwd: ", "ü"), "Fwd: ü");
         assert!(quoted_printable(&"a".repeat(200)).lines().all(|l| l.len() <= 76));
     }
 }
