@@ -133,20 +133,6 @@ fn lf(message: &[u8]) -> Vec<u8> {
     out
 }
 
-/// Writes a message with CRLF line ends (IMAP APPEND wants them; RFC 5322 2.1).
-pub fn crlf(message: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(message.len() + message.len() / 40);
-    let mut prev = 0u8;
-    for &b in message {
-        if b == b'\n' && prev != b'\r' {
-            out.push(b'\r');
-        }
-        out.push(b);
-        prev = b;
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -154,7 +140,6 @@ mod tests {
     #[test]
     fn line_ends() {
         assert_eq!(lf(b"a\r\nb\nc\r\n"), b"a\nb\nc\n");
-        assert_eq!(crlf(b"a\r\nb\nc"), b"a\r\nb\r\nc");
         assert_eq!(lf(b"a\rb"), b"a\rb", "a bare CR stays");
     }
 }
