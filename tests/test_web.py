@@ -382,11 +382,19 @@ class Web(unittest.TestCase):
         c.noop()
         self.assertNotIn(b"\\Seen", c.uid("FETCH", "1", "(FLAGS)")[1][0])
         self.assertIn(b"\\Flagged", c.uid("FETCH", "2", "(FLAGS)")[1][0])
+        b.post("/msg/action", {"f": "INBOX", "uid": "1", "op": "read", "csrf": token})
+        c.noop()
+        self.assertIn(b"\\Seen", c.uid("FETCH", "1", "(FLAGS)")[1][0])
+        status, h, _ = b.post("/msg/action", [("f", "INBOX"), ("uid", "2"), ("op", "move"), ("to", "Archive"),
+                                              ("csrf", token)])
+        self.assertEqual((status, h["Location"]), (303, "/folder?f=INBOX"))
+        self.assertIn(b"second one", b.get("/folder?f=Archive")[2], "moved")
         status, h, _ = b.post("/msg/action", {"f": "INBOX", "uid": "1", "op": "delete", "csrf": token})
         self.assertEqual(status, 303)
         c.close()
-        self.assertEqual(c.select("INBOX")[1], [b"1"])
+        self.assertEqual(c.select("INBOX")[1], [b"0"])
         self.assertEqual(c.select("Trash")[1], [b"1"], "deleted means moved to Trash")
+        self.assertEqual(c.select("Archive")[1], [b"1"])
         status, _, page = b.get("/folder?f=Trash")
         self.assertIn(b"first one", page)
 
@@ -418,6 +426,43 @@ class Web(unittest.TestCase):
         self.assertIn(b"Subject: the report", body)
         status, h, js = b.get("/static/app.js")
         self.assertEqual((status, h["Content-Type"]), (200, "text/javascript; charset=utf-8"))
+
+    def test_a_long_folder_is_paged_newest_first(self):
+        with smtplib.SMTP("127.0.0.1", self.server.port, timeout=10) as c:
+            for i in range(55):
+                c.sendmail("carol@example.org", ["alice@example.test"], f"Subject: number {i:02}\r\n\r\nx\r\n")
+        b = self.logged_in()
+        page1 = b.get("/folder?f=INBOX")[2]
+        page2 = b.get("/folder?f=INBOX&page=2")[2]
+        self.assertEqual(len(re.findall(rb'name="uid" value="\d+"', page1)), 50)
+        self.assertEqual(len(re.findall(rb'name="uid" value="\d+"', page2)), 5)
+        self.assertIn(b"number 54", page1)
+        self.assertIn(b"number 00", page2)
+        self.assertNotIn(b"number 54", page2)
+        self.assertEqual(b.get("/folder?f=INBOX&page=999")[0], 200, "a page past the end shows the last")
+
+    def test_forward_keeps_the_attachments_left_ticked(self):
+        m = EmailMessage()
+        m["From"], m["To"], m["Subject"] = "carol@example.org", "alice@example.test", "with files"
+        m.set_content("two files")
+        m.add_attachment(b"first file", maintype="application", subtype="octet-stream", filename="one.bin")
+        m.add_attachment(b"second file", maintype="application", subtype="octet-stream", filename="two.bin")
+        with smtplib.SMTP("127.0.0.1", self.server.port, timeout=10) as c:
+            c.send_message(m)
+        b = self.logged_in()
+        status, _, page = b.get("/compose?f=INBOX&uid=1&mode=forward")
+        self.assertIn(b'name="fwd_part" value="2"', page)
+        self.assertIn(b'name="fwd_part" value="3"', page)
+        status, h, page = b.post_multipart("/compose", [
+            ("csrf", b.csrf(page)), ("to", "bob@example.test"), ("subject", "Fwd: with files"), ("body", "see"),
+            ("fwd_f", "INBOX"), ("fwd_uid", "1"), ("fwd_part", "3"), ("action", "send")])
+        self.assertEqual(status, 303, page[:1000])
+        self.wait_for(lambda: self.server.new_messages("bob"), "bob gets the forward")
+        import email
+        from email import policy
+        got = email.message_from_bytes(self.server.new_messages("bob")[0], policy=policy.default)
+        atts = {a.get_filename(): a.get_content() for a in got.iter_attachments()}
+        self.assertEqual(atts, {"two.bin": b"second file"}, "only the ticked attachment")
 
     def test_compose_with_attachment_sends_and_keeps_a_copy_in_sent(self):
         b = self.logged_in()
@@ -473,6 +518,16 @@ class Web(unittest.TestCase):
         self.wait_for(lambda: self.server.new_messages("bob"), "bob gets the draft once sent")
         c.close()
         self.assertEqual(c.select("Drafts")[1], [b"0"], "the draft is gone once sent")
+
+    def test_reply_to_a_subject_in_another_script(self):
+        """The Re: prefix is looked for in the sender's text: a subject whose third byte falls
+        inside a character (ü) once took the server down."""
+        self.deliver("alice@example.test", "Grüße aus Köln")
+        b = self.logged_in()
+        status, _, page = b.get("/compose?f=INBOX&uid=1&mode=reply")
+        self.assertEqual(status, 200)
+        self.assertIn("Re: Grüße aus Köln".encode(), page)
+        self.assertEqual(b.get("/folder?f=INBOX")[0], 200, "and the server goes on")
 
     def test_recipients_are_checked_before_anything_is_sent(self):
         b = self.logged_in()
