@@ -45,7 +45,12 @@
 #            nobody; /etc/dovecot is not read or touched; listens on
 #            127.0.0.1:<free port> only; ssl = no, plaintext auth allowed
 #
+# Concurrency (last, it changes the mailbox): CONC_CLIENTS sessions on INBOX at once for
+# CONC_SECONDS (bench/imap_concurrent.py): `FIGURE imapconc.<server>.<cmd>.median|p90` and the
+# number of commands that failed.
+#
 # Knobs: RUNS=3 MSGS=5000 CONNS=50 SEED=1 ONLY=buzon|dovecot DROP_CACHES=1
+#        CONC_CLIENTS=10 CONC_SECONDS=30
 #        BUZON=target/release/buzon KEEP=1 (keep the temp dir)
 # Safety: every address is 127.0.0.1; every wait is bounded; only processes
 # started here are stopped, by pid (buzon) or by Dovecot's master pid.
@@ -59,6 +64,8 @@ CLIENT=("$PY" "$HERE/imap_client.py")
 RUNS="${RUNS:-3}"
 MSGS="${MSGS:-5000}"
 CONNS="${CONNS:-50}"
+CONC_CLIENTS="${CONC_CLIENTS:-10}"
+CONC_SECONDS="${CONC_SECONDS:-30}"
 SEED="${SEED:-1}"
 ONLY="${ONLY:-}"
 DROP_CACHES="${DROP_CACHES:-1}"
@@ -332,6 +339,18 @@ for s in "${SERVERS[@]}"; do
     log "$s: $CONNS idle connections with INBOX selected"
     out="$("${CLIENT[@]}" conns --port "$(port_of "$s")" --pid "$("${s}_pid")" --server "$s" -n "$CONNS")" || true
     echo "$out" >>"$RESULTS"
+done
+
+# Last, as it changes the mailbox: CONC_CLIENTS sessions selecting, fetching, storing, expunging
+# and appending on the one INBOX for CONC_SECONDS (bench/imap_concurrent.py): latency per command
+# and the commands that failed (RFC 2180 4.1: none need to).
+CONC_OUT="$WORK/concurrent.txt"
+: >"$CONC_OUT"
+for s in "${SERVERS[@]}"; do
+    log "$s: $CONC_CLIENTS sessions at once on INBOX for ${CONC_SECONDS}s"
+    "$PY" "$HERE/imap_concurrent.py" --port "$(port_of "$s")" --user "bench@$DOMAIN" --password benchpass \
+        --clients "$CONC_CLIENTS" --seconds "$CONC_SECONDS" --label "$s" --allow-failures >>"$CONC_OUT" ||
+        echo "INFO imapconc.$s: the load generator failed" >>"$CONC_OUT"
     "${s}_stop"
 done
 
@@ -343,3 +362,4 @@ if [[ -s "$WORK/buzon.meta" && -s "$WORK/dovecot.meta" ]]; then
     "${CLIENT[@]}" compare "$WORK/buzon.meta" "$WORK/dovecot.meta"
 fi
 "$PY" "$HERE/imap_report.py" "$RESULTS"
+cat "$CONC_OUT"

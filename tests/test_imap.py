@@ -1366,6 +1366,49 @@ class IdleAndConcurrency(ImapCase):
         untagged, _ = b.ok("FETCH 1:* (UID)")
         self.assertEqual(sorted(fetch_map(untagged)), [1, 2])
 
+    def test_a_message_expunged_by_another_session_is_still_served_until_announced(self):
+        # RFC 2180 4.1.1 (what Dovecot does): B has not been told of A's expunge, so a FETCH
+        # of it still gives the message, and a STORE on it succeeds as a no-op (4.2.1).
+        self.deliver(msg("kept"))
+        self.deliver(msg("doomed", body=b"the doomed text\r\n"))
+        a, b = self.raw(), self.raw()
+        a.ok("SELECT INBOX")
+        b.ok("SELECT INBOX")
+        a.ok("STORE 2 +FLAGS.SILENT (\\Deleted)")
+        a.ok("EXPUNGE")
+        untagged, tagged = b.ok("FETCH 2 (FLAGS BODY[TEXT])")
+        self.assertEqual(fetch_map(untagged)[2]["BODY[TEXT]"], b"the doomed text\r\n", untagged)
+        self.assertEqual(find(untagged, "* 2 EXPUNGE"), [])
+        untagged, tagged = b.ok("STORE 1:2 +FLAGS (\\Flagged)")
+        self.assertIn(b"OK", tagged)
+        untagged, _ = b.ok("UID FETCH 1:* (FLAGS)")
+        self.assertIn(b"* 2 EXPUNGE", untagged, "a UID command may announce it")
+        untagged, _ = b.ok("FETCH 1:* (FLAGS)")
+        f = fetch_map(untagged)
+        self.assertEqual(sorted(f), [1])
+        self.assertIn("\\Flagged", flagset(f[1]["FLAGS"]))
+        # The file waits in tmp/ (which every Maildir reader passes over), not in cur/ or new/.
+        held = os.listdir(os.path.join(self.server.maildir("alice"), "tmp"))
+        self.assertEqual(len(held), 1, held)
+        self.assertTrue(held[0].endswith(".expunged"), held)
+
+    def test_six_sessions_on_one_mailbox_never_fail_a_command(self):
+        # Selecting, fetching, storing, expunging and appending at once (bench/imap_concurrent.py,
+        # 6 sessions for 6 s): every command gets OK, none NO [EXPUNGEISSUED].
+        for i in range(20):
+            self.deliver(msg(f"seed {i}"))
+        import subprocess
+        import sys
+        script = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                              "bench", "imap_concurrent.py")
+        r = subprocess.run([sys.executable, script, "--port", str(self.imap_port), "--user", ALICE[0],
+                            "--password", ALICE[1], "--clients", "6", "--seconds", "6", "--label", "test"],
+                           capture_output=True, text=True, timeout=120)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr + self.server.read_log()[-3000:])
+        self.assertIn("FIGURE imapconc.test.failures 0", r.stdout)
+        commands = int(re.search(r"imapconc.test.commands (\d+)", r.stdout).group(1))
+        self.assertGreater(commands, 100, r.stdout)
+
     def test_parallel_appends_and_deliveries_get_distinct_uids(self):
         import threading
         errors = []

@@ -253,8 +253,9 @@ pub trait Folder: Send {
     /// Keywords in use in this folder (for FLAGS and PERMANENTFLAGS).
     fn keywords(&self) -> Vec<String>;
     /// Looks for changes made by others. With `expunges == false` (during FETCH, STORE and SEARCH,
-    /// RFC 3501 7.4.1) messages removed by others stay in the view, reads of them fail with
-    /// [`FolderError::Expunged`], and they are announced at a later sync.
+    /// RFC 3501 7.4.1) messages removed by others stay in the view and are announced at a later
+    /// sync; until then reads of them give the message where the store still has it (RFC 2180
+    /// 4.1.1; Maildir holds it for a while) and fail with [`FolderError::Expunged`] otherwise.
     fn sync(&mut self, expunges: bool) -> Result<Changes, FolderError>;
     /// True when a cheap check (directory mtimes, file size) says that [`Folder::sync`] would find
     /// something; IDLE calls it about once a second.

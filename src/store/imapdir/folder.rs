@@ -12,8 +12,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::lock::DotLock;
 use super::msgfile::{
-    CrlfReader, MAX_KEYWORDS, apply, base_of, extra_letters, flags_from_name, fsync_dir, keyword_index,
-    name_with_flags, read_crlf, temp,
+    CrlfReader, HOLD_EXPUNGED, MAX_KEYWORDS, apply, base_of, expunge_file, extra_letters, flags_from_name,
+    fsync_dir, held_path, keyword_index, name_with_flags, read_crlf, sweep_held, temp,
 };
 use super::scan::{Scan, list_files, scan};
 use super::uidlist::{self, UIDLIST, valid_keyword};
@@ -127,6 +127,9 @@ impl MaildirFolder {
         let s = f.locked_scan()?;
         f.uidvalidity = s.validity;
         f.merge(s, true);
+        if !readonly {
+            sweep_held(dir, HOLD_EXPUNGED);
+        }
         Ok(f)
     }
 
@@ -358,25 +361,22 @@ impl Folder for MaildirFolder {
             self.keywords = add_keywords(&self.dir, &flags.keywords)?;
         }
         let mut found = None;
-        let mut vanished = false;
         let mut renamed = false;
+        // RFC 2180 4.2.1: a message another session expunged (this one not yet told) is left
+        // alone, and the STORE succeeds for the others, as Dovecot does.
         for &i in indexes {
             if self.files.get(i).is_none_or(|f| f.gone) {
-                vanished |= self.files.get(i).is_some();
                 continue;
             }
             let before = self.files.get(i).map(|f| f.name.clone());
             if self.set_flags(i, op, flags, &mut found)? {
                 renamed |= self.files.get(i).map(|f| &f.name) != before.as_ref();
-            } else {
-                vanished = true;
             }
         }
         if renamed {
             fsync_dir(&self.dir.join("cur"))?;
         }
-        // The others were changed; this tells the session that some could not be (RFC 2180 4.2).
-        if vanished { Err(FolderError::Expunged) } else { Ok(()) }
+        Ok(())
     }
 
     fn expunge(&mut self, uids: Option<&[Uid]>) -> Result<Vec<u32>, FolderError> {
@@ -398,7 +398,7 @@ impl Folder for MaildirFolder {
                 && only.as_ref().is_none_or(|u| u.binary_search(&info.uid).is_ok());
             let gone = !selected
                 || f.gone
-                || match fs::remove_file(self.path_of(&f)) {
+                || match expunge_file(&self.dir, &self.path_of(&f), base_of(&f.name)) {
                     Ok(()) => true,
                     Err(e) if e.kind() == io::ErrorKind::NotFound => {
                         if found.is_none() {
@@ -413,7 +413,7 @@ impl Folder for MaildirFolder {
                             }
                             Some((actual, in_new)) => {
                                 let p = self.dir.join(if *in_new { "new" } else { "cur" }).join(actual);
-                                match fs::remove_file(&p) {
+                                match expunge_file(&self.dir, &p, base_of(actual)) {
                                     Ok(()) => true,
                                     Err(e) if e.kind() == io::ErrorKind::NotFound => true,
                                     Err(e) => {
@@ -440,6 +440,7 @@ impl Folder for MaildirFolder {
         }
         if !out.is_empty() {
             fsync_dir(&self.dir.join("cur"))?;
+            sweep_held(&self.dir, HOLD_EXPUNGED);
         }
         match error {
             Some(e) if out.is_empty() => Err(e),
@@ -474,8 +475,15 @@ impl MaildirFolder {
         let Some(file) = self.files.get(index) else {
             return Err(FolderError::Temp(format!("no message at index {index}")));
         };
+        // RFC 2180 4.1.1: expunged by another session, this one not yet told: the data is still
+        // there, held in tmp/ for a while.
+        let held = |dir: &Path| match f(&held_path(dir, base_of(&file.name))) {
+            Ok(m) => Ok(m),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Err(FolderError::Expunged),
+            Err(e) => Err(temp("cannot read", &held_path(dir, base_of(&file.name)), &e)),
+        };
         if file.gone {
-            return Err(FolderError::Expunged);
+            return held(&self.dir);
         }
         let path = self.path_of(file);
         match f(&path) {
@@ -483,12 +491,12 @@ impl MaildirFolder {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 let map = self.index_files()?;
                 let Some((actual, in_new)) = map.get(base_of(&file.name)) else {
-                    return Err(FolderError::Expunged);
+                    return held(&self.dir);
                 };
                 let p = self.dir.join(if *in_new { "new" } else { "cur" }).join(actual);
                 match f(&p) {
                     Ok(m) => Ok(m),
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => Err(FolderError::Expunged),
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => held(&self.dir),
                     Err(e) => Err(temp("cannot read", &p, &e)),
                 }
             }

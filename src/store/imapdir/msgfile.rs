@@ -38,6 +38,56 @@ pub fn w_size(name: &str) -> Option<u64> {
     base_of(name).split(',').skip(1).find_map(|f| f.strip_prefix("W=")).and_then(|n| n.parse().ok())
 }
 
+/// RFC 2180 4.1.1: an expunged message's file waits in tmp/ under this suffix, readable by the
+/// sessions not yet told of the expunge, for [`HOLD_EXPUNGED`]; every Maildir reader ignores tmp/.
+pub const HELD_SUFFIX: &str = ".expunged";
+/// How long an expunged message stays readable (the sweep after an expunge or a SELECT removes it
+/// after that). A session told of the expunge never asks again; one that has not been told for
+/// this long (no NOOP, no IDLE, no command that may announce it) gets NO [EXPUNGEISSUED].
+pub const HOLD_EXPUNGED: std::time::Duration = std::time::Duration::from_secs(10 * 60);
+
+/// Where the expunged message with base name `base` waits.
+pub fn held_path(dir: &Path, base: &str) -> std::path::PathBuf {
+    dir.join("tmp").join(format!("{base}{HELD_SUFFIX}"))
+}
+
+/// Expunges the file at `path` (base name `base`) of the Maildir `dir`: it moves to tmp/ (a
+/// rename: one directory entry written, as an unlink) and is removed by [`sweep_held`] later.
+/// Where it cannot move (tmp/ missing), it is removed at once.
+pub fn expunge_file(dir: &Path, path: &Path, base: &str) -> io::Result<()> {
+    match fs::rename(path, held_path(dir, base)) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound && path.exists() => fs::remove_file(path),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Err(e),
+        Err(_) => fs::remove_file(path),
+    }
+}
+
+/// Removes the expunged files of `dir` held for longer than `hold` (their ctime is the time of
+/// the move); returns how many.
+pub fn sweep_held(dir: &Path, hold: std::time::Duration) -> usize {
+    use std::os::unix::fs::MetadataExt;
+    let tmp = dir.join("tmp");
+    let Ok(entries) = fs::read_dir(&tmp) else { return 0 };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    let limit = i64::try_from(hold.as_secs()).unwrap_or(i64::MAX);
+    let mut n = 0;
+    for e in entries.flatten() {
+        let name = e.file_name();
+        if !name.to_str().is_some_and(|s| s.ends_with(HELD_SUFFIX)) {
+            continue;
+        }
+        let Ok(meta) = e.metadata() else { continue };
+        if now.saturating_sub(meta.ctime()) >= limit && fs::remove_file(e.path()).is_ok() {
+            n += 1;
+        }
+    }
+    n
+}
+
 /// The leading decimal number of a name (delivery time in seconds), for arrival order.
 pub fn leading_number(name: &str) -> u64 {
     let digits = name.bytes().take_while(u8::is_ascii_digit).count();

@@ -2,6 +2,7 @@
 //! sync with other sessions and programs, Dovecot files, CRLF sizes (RFC 3501, RFC 4315).
 
 use std::fs;
+use std::io::Read;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
@@ -279,11 +280,49 @@ fn sync_without_expunges_keeps_them_in_view() {
     assert_eq!(c.exists, Some(3));
     assert_eq!(f.read(0), Err(FolderError::Expunged));
     assert_eq!(f.file(0), None);
-    assert_eq!(f.store(&[0, 1], FlagOp::Add, &flags(SEEN, &[])), Err(FolderError::Expunged));
+    // RFC 2180 4.2.1: the STORE succeeds; the message that is gone is left alone.
+    assert_eq!(f.store(&[0, 1], FlagOp::Add, &flags(SEEN, &[])), Ok(()));
+    assert_eq!(f.messages()[0].flags.system, 0);
     assert_eq!(f.messages()[1].flags.system, SEEN);
     let c = f.sync(true).unwrap();
     assert_eq!(c.expunged, vec![1]);
     assert_eq!(uids(&*f), vec![2, 3]);
+}
+
+#[test]
+fn expunged_by_another_session_stays_readable_until_told() {
+    let (_d, root, mut s) = setup();
+    s.append("INBOX", &Flags::default(), None, b"Subject: one\r\n\r\nfirst\r\n").unwrap();
+    s.append("INBOX", &Flags::default(), None, MSG).unwrap();
+    let mut a = s.open("INBOX", false).unwrap();
+    let mut b = s.open("INBOX", false).unwrap();
+    a.store(&[0], FlagOp::Add, &flags(DELETED, &[])).unwrap();
+    assert_eq!(a.expunge(None).unwrap(), vec![1]);
+    assert!(files(&root.join("cur")).len() == 1);
+    // b has not been told (a FETCH or STORE may not announce it, RFC 3501 7.4.1): RFC 2180 4.1.1,
+    // the data is still given, before and after b's sync found the file gone.
+    assert_eq!(b.read(0).unwrap(), b"Subject: one\r\n\r\nfirst\r\n");
+    b.sync(false).unwrap();
+    assert_eq!(b.read_header(0).unwrap(), b"Subject: one\r\n\r\n");
+    let mut text = Vec::new();
+    b.reader(0).unwrap().read_to_end(&mut text).unwrap();
+    assert_eq!(text, b"Subject: one\r\n\r\nfirst\r\n");
+    assert_eq!(b.store(&[0], FlagOp::Add, &flags(SEEN, &[])), Ok(()));
+    assert_eq!(b.sync(true).unwrap().expunged, vec![1]);
+    // Held in tmp/, where every Maildir reader looks past it, until the sweep.
+    let held = files(&root.join("tmp"));
+    assert_eq!(held.len(), 1);
+    assert!(held[0].ends_with(".expunged"), "{held:?}");
+    assert_eq!(super::msgfile::sweep_held(&root, Duration::from_secs(3600)), 0);
+    assert_eq!(super::msgfile::sweep_held(&root, Duration::ZERO), 1);
+    assert!(files(&root.join("tmp")).is_empty());
+    // Once swept, a session still not told gets EXPUNGEISSUED.
+    let mut c = s.open("INBOX", false).unwrap();
+    let mut d = s.open("INBOX", false).unwrap();
+    c.store(&[0], FlagOp::Add, &flags(DELETED, &[])).unwrap();
+    c.expunge(None).unwrap();
+    super::msgfile::sweep_held(&root, Duration::ZERO);
+    assert_eq!(d.read(0), Err(FolderError::Expunged));
 }
 
 #[test]
