@@ -489,6 +489,34 @@ class Listing(ImapCase):
         names = [parse(u[7:])[2] if u.startswith(b"* LIST") else parse(u[9:])[0] for u in untagged]
         self.assertEqual(names[0::2], names[1::2], untagged)
 
+    def test_subscriptions_outlive_their_mailbox_and_childinfo(self):
+        # RFC 3501 6.3.6: DELETE leaves the subscription; RFC 5258 3.4: LIST (SUBSCRIBED) shows
+        # it as \NonExistent, a plain LIST does not show it. Compared with Dovecot 2.3's answers.
+        r = self.raw()
+        for c in ("CREATE Gone", "SUBSCRIBE Gone", "DELETE Gone", "CREATE Fruit/Banana",
+                  "SUBSCRIBE Fruit/Banana", "CREATE Veg/Leek", "SUBSCRIBE Veg", "SUBSCRIBE Veg/Leek"):
+            r.ok(c)
+        got = list_map(r.ok('LIST (SUBSCRIBED) "" "*"')[0])
+        self.assertEqual(set(got["Gone"]), {"\\nonexistent", "\\subscribed"})
+        self.assertNotIn("Gone", list_map(r.ok('LIST "" "*"')[0]))
+        self.assertIn(b'"Gone"', b"".join(r.ok('LSUB "" "*"')[0]))
+        untagged, _ = r.ok('LIST (SUBSCRIBED RECURSIVEMATCH) "" "%"')
+        lines = {parse(u[7:])[2].decode(): u for u in find(untagged, "* LIST ")}
+        self.assertIn(b'("CHILDINFO" ("SUBSCRIBED"))', lines["Fruit"], "a parent listed for its child")
+        self.assertNotIn(b"\\Subscribed", lines["Fruit"])
+        self.assertIn(b'("CHILDINFO" ("SUBSCRIBED"))', lines["Veg"])
+        self.assertNotIn("Fruit/Banana", lines)
+        # With "*" the child is listed itself: no line for the parent that is not subscribed.
+        untagged, _ = r.ok('LIST (SUBSCRIBED RECURSIVEMATCH) "" "*"')
+        lines = {parse(u[7:])[2].decode(): u for u in find(untagged, "* LIST ")}
+        self.assertNotIn("Fruit", lines)
+        self.assertIn("Fruit/Banana", lines)
+        self.assertIn(b"CHILDINFO", lines["Veg"])
+        self.assertNotIn(b"CHILDINFO", lines["Veg/Leek"])
+        r.ok("CREATE Gone")  # the old subscription applies again
+        self.assertEqual(set(list_map(r.ok('LIST (SUBSCRIBED) "" "Gone"')[0])["Gone"]),
+                         {"\\hasnochildren", "\\subscribed"})
+
     def test_special_use_folders_exist_right_after_login(self):
         # Mail arrives before the user ever logs in; the client's first command after LOGIN
         # is an APPEND to Sent or a STATUS, with no LIST before it.

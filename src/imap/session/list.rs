@@ -79,18 +79,30 @@ impl Session {
             if !q.patterns.iter().any(|p| matches(p.as_bytes(), e.name.as_bytes())) {
                 continue;
             }
-            let has_children = tree.descendants(i).next().is_some();
+            // Children that exist: a subscription alone (RFC 3501 6.3.6) is not a child.
+            let has_children = tree.descendants(i).any(|d| entries.get(d).is_some_and(|c| c.selectable));
             // A name that is neither a folder nor a parent is only a subscription left behind: shown
             // only when subscriptions are asked for (RFC 5258 3.4 \NonExistent).
             if !e.selectable && !has_children && !q.subscribed {
                 continue;
             }
             let picked = q.picks(e);
-            // RFC 5258 3.1 / 4 example 9: with RECURSIVEMATCH, a parent whose descendants are picked is
-            // listed too, with CHILDINFO.
-            let child_picked =
-                q.recursive && tree.descendants(i).any(|d| entries.get(d).is_some_and(|c| q.picks(c)));
-            if !picked && !child_picked {
+            // RFC 5258 3.1, 3.5: with RECURSIVEMATCH a listed mailbox with a descendant that the
+            // selection options pick gets CHILDINFO; a mailbox not picked itself is listed for
+            // such a descendant only when the patterns do not list that descendant anyway (the
+            // "%" case of RFC 5258 5 example 9; Dovecot does the same).
+            let mut child_picked = false;
+            let mut child_hidden = false;
+            if q.recursive {
+                for c in tree.descendants(i).filter_map(|d| entries.get(d)).filter(|c| q.picks(c)) {
+                    child_picked = true;
+                    if !q.patterns.iter().any(|p| matches(p.as_bytes(), c.name.as_bytes())) {
+                        child_hidden = true;
+                        break;
+                    }
+                }
+            }
+            if !picked && !child_hidden {
                 continue;
             }
             let mut buf = Vec::with_capacity(96);
@@ -194,16 +206,14 @@ impl Session {
         picked: bool,
     ) -> bool {
         let mut attrs: Vec<&str> = Vec::new();
-        // A name that is neither a folder nor a parent is only a subscription left behind:
-        // RFC 5258 3.4 \NonExistent (which implies \Noselect) in the extended form.
-        let nonexistent = !e.selectable && !has_children;
-        if nonexistent && q.extended {
-            attrs.push("\\NonExistent");
-        } else if !e.selectable {
-            attrs.push("\\Noselect");
+        // A name with no mailbox of its own (a Maildir++ parent, a subscription left behind) is
+        // \NonExistent in the extended form (RFC 5258 3: it implies \Noselect), \Noselect else.
+        if !e.selectable {
+            attrs.push(if q.extended { "\\NonExistent" } else { "\\Noselect" });
         }
-        if !nonexistent {
-            // RFC 3348 / RFC 5258 4: children attributes, always sent.
+        // RFC 3348 / RFC 5258 4: children attributes, always sent, except on a name that is only a
+        // subscription (nothing there, nothing below).
+        if e.selectable || has_children {
             attrs.push(if has_children { "\\HasChildren" } else { "\\HasNoChildren" });
         }
         if q.ret_subscribed && e.subscribed && picked {

@@ -393,6 +393,13 @@ impl Store for MaildirStore {
             }
         }
         found.remove("INBOX");
+        // RFC 3501 6.3.6: a subscription stays when its mailbox is deleted (or was never made);
+        // such a name lists as \NonExistent under LIST (SUBSCRIBED) (RFC 5258 3.4).
+        for name in &subs {
+            if name != "INBOX" {
+                found.entry(name.clone()).or_insert(false);
+            }
+        }
         let entry = |name: String, selectable: bool| FolderEntry {
             special_use: SPECIAL_USE.iter().find(|(n, _)| *n == name).map(|(_, a)| *a),
             subscribed: subs.contains(&name),

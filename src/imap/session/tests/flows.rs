@@ -89,6 +89,21 @@ fn list_extended() {
          * LIST (\\HasChildren) \"/\" \"Work\" (\"CHILDINFO\" (\"SUBSCRIBED\"))\r\n\
          A02 OK LIST completed\r\n"
     );
+    // RFC 5258 3.4 b): a parent not picked itself is listed only for a picked descendant that the
+    // pattern does not list; with "*" it does, so Work is not listed (as Dovecot answers).
+    assert_eq!(
+        run(
+            &mut s,
+            &b,
+            "A021",
+            list_ext(vec![ListSelect::Subscribed, ListSelect::RecursiveMatch], "*", vec![])
+        ),
+        "* LIST (\\HasNoChildren \\Subscribed) \"/\" \"INBOX\"\r\n\
+         * LIST (\\NonExistent \\Subscribed) \"/\" \"Old\"\r\n\
+         * LIST (\\HasNoChildren \\Subscribed \\Sent) \"/\" \"Sent\"\r\n\
+         * LIST (\\HasNoChildren \\Subscribed) \"/\" \"Work/Reports\"\r\n\
+         A021 OK LIST completed\r\n"
+    );
     assert_eq!(
         run(&mut s, &b, "A03", list_ext(vec![ListSelect::RecursiveMatch], "*", vec![])),
         "A03 BAD RECURSIVEMATCH needs another selection option\r\n"
@@ -127,7 +142,7 @@ fn list_status() {
     let ret = vec![ListReturn::Status(vec![StatusItem::Messages, StatusItem::UidNext])];
     assert_eq!(
         run(&mut s, &b, "A01", list_ext(vec![], "A*", ret.clone())),
-        "* LIST (\\Noselect \\HasChildren) \"/\" \"Archive\"\r\n\
+        "* LIST (\\NonExistent \\HasChildren) \"/\" \"Archive\"\r\n\
          * LIST (\\HasNoChildren) \"/\" \"Archive/2024\"\r\n\
          * STATUS \"Archive/2024\" (MESSAGES 0 UIDNEXT 1)\r\n\
          A01 OK LIST completed\r\n"
