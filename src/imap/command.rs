@@ -367,6 +367,7 @@ fn append(p: &mut Parser, copy: bool, at: &mut Option<Range<usize>>) -> PResult<
     } else if !matches!(p.peek(), Some(b'{' | b'~')) {
         return Err(p.missing("message literal"));
     }
+    let binary = !utf8 && p.peek() == Some(b'~');
     let data = p.literal(true, "message")?;
     let end = p.mark();
     if utf8 {
@@ -374,7 +375,7 @@ fn append(p: &mut Parser, copy: bool, at: &mut Option<Range<usize>>) -> PResult<
     }
     *at = Some(end - data.len()..end);
     let message = if copy { data.to_vec() } else { Vec::new() };
-    Ok(Command::Append { mailbox, flags, date, message })
+    Ok(Command::Append { mailbox, flags, date, message, binary })
 }
 
 /// RFC 2971 3.3: "ID" SP id-params-list; id-params-list = "(" *(string SP nstring) ")" / nil.

@@ -267,6 +267,8 @@ pub enum Command {
         flags: Vec<Flag>,
         date: Option<DateTime>,
         message: Vec<u8>,
+        /// Sent as a literal8 (RFC 3516 4.4), not in the RFC 6855 UTF8 form: kept octet for octet.
+        binary: bool,
     },
     Check,
     Close,

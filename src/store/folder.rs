@@ -157,12 +157,14 @@ pub trait Store: Send {
     ) -> Result<CopyResult, FolderError>;
     /// Starts an APPEND to `name` whose message (`size` octets, INTERNALDATE `date`) is written
     /// into the returned [`Staging`] as it arrives, so it never sits whole in memory (Maildir: a
-    /// file in the folder's tmp/). The default collects it in memory.
+    /// file in the folder's tmp/). `binary`: it comes as a literal8 (RFC 3516 4.4), to be given
+    /// back octet for octet where the store can. The default collects it in memory.
     fn stage(
         &mut self,
         _name: &str,
         _size: u64,
         _date: Option<i64>,
+        _binary: bool,
     ) -> Result<Box<dyn Staging>, FolderError> {
         Ok(Box::new(Vec::new()))
     }

@@ -209,6 +209,7 @@ fn append() {
         flags: vec![Flag::Seen],
         date: None,
         message: b"Date: x\r\n\r\nHello Joe\r\n".to_vec(),
+        binary: false,
     };
     assert_eq!(parse(line), Ok(("A003".into(), want.clone())));
     assert_eq!(parse_owned(line.to_vec()), Ok(("A003".into(), want)));
@@ -217,19 +218,37 @@ fn append() {
     let dt = DateTime { unix: 837596665, zone_minutes: -420 };
     assert_eq!(
         c,
-        Command::Append { mailbox: mb("My Box"), flags: vec![], date: Some(dt), message: mb("hi") }
+        Command::Append {
+            mailbox: mb("My Box"),
+            flags: vec![],
+            date: Some(dt),
+            message: mb("hi"),
+            binary: false
+        }
     );
     let (_, c) = parse(b"A1 APPEND x \" 7-Jul-1996 02:44:25 +0200\" ~{3}\r\na\0b").unwrap();
     let dt = DateTime { unix: 836700265, zone_minutes: 120 };
     assert_eq!(
         c,
-        Command::Append { mailbox: mb("x"), flags: vec![], date: Some(dt), message: b"a\0b".to_vec() }
+        Command::Append {
+            mailbox: mb("x"),
+            flags: vec![],
+            date: Some(dt),
+            message: b"a\0b".to_vec(),
+            binary: true
+        }
     );
     let (_, c) = parse_owned(b"A1 APPEND x (\\Draft $Junk) ~{3+}\r\na\0b".to_vec()).unwrap();
     let want_flags = vec![Flag::Draft, Flag::Keyword("$Junk".into())];
     assert_eq!(
         c,
-        Command::Append { mailbox: mb("x"), flags: want_flags, date: None, message: b"a\0b".to_vec() }
+        Command::Append {
+            mailbox: mb("x"),
+            flags: want_flags,
+            date: None,
+            message: b"a\0b".to_vec(),
+            binary: true
+        }
     );
     for (line, msg) in [
         (&b"A1 APPEND x {3}\r\na\0b"[..], "NUL in literal message (only a literal8 may hold NUL)"),

@@ -45,7 +45,7 @@ impl Session {
         if !matches!(self.state, State::Authenticated | State::Selected) {
             return answer(self, bad("Not logged in"), out);
         }
-        let Command::Append { mailbox, flags, date, .. } = cmd else {
+        let Command::Append { mailbox, flags, date, binary, .. } = cmd else {
             return answer(self, bad("Internal error"), out);
         };
         let name = match self.mailbox_name(&mailbox) {
@@ -62,7 +62,7 @@ impl Session {
         let Some(store) = self.store.as_mut() else {
             return answer(self, no("UNAVAILABLE", "No store"), out);
         };
-        match store.stage(&name, len, date.map(|d| d.unix)) {
+        match store.stage(&name, len, date.map(|d| d.unix), binary) {
             Ok(st) => {
                 self.staging = Some(Pending::Staging(st));
                 AppendStart::Stream
@@ -299,7 +299,7 @@ impl Session {
 
     /// RFC 3501 6.3.11, RFC 4315 3 APPENDUID, RFC 3501 [TRYCREATE].
     pub(super) fn append(&mut self, _: &str, cmd: Command, _: &dyn Backend, _: &mut Vec<u8>) -> Reply {
-        let Command::Append { mailbox, flags, date, message } = cmd else {
+        let Command::Append { mailbox, flags, date, message, binary } = cmd else {
             return Some(bad("Internal error"));
         };
         let name = match self.mailbox_name(&mailbox) {
@@ -320,6 +320,14 @@ impl Session {
                 st.finish().and_then(|m| store.append_staged(&name, &flags, date, m))
             }
             Some(Pending::Failed(e)) => Err(e),
+            // RFC 3516 4.4: a literal8's octets are kept as they came, which staging does.
+            None if binary => store
+                .stage(&name, message.len() as u64, date, true)
+                .and_then(|mut st| {
+                    st.write_all(&message).map_err(|e| FolderError::Temp(format!("cannot stage: {e}")))?;
+                    st.finish()
+                })
+                .and_then(|m| store.append_staged(&name, &flags, date, m)),
             None => store.append(&name, &flags, date, &message),
         };
         match stored {

@@ -695,6 +695,7 @@ fn append_codes() {
         flags,
         date: Some(DateTime { unix: 837_570_265, zone_minutes: -420 }),
         message: msg.to_vec(),
+        binary: false,
     };
     let msg = b"Subject: afternoon meeting\r\n\r\nHello Joe\r\n";
     assert_eq!(

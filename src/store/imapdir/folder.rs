@@ -344,8 +344,8 @@ impl Folder for MaildirFolder {
     }
 
     fn reader(&mut self, index: usize) -> Result<Box<dyn Read>, FolderError> {
-        let file = self.with_file(index, |p| File::open(p))?;
-        Ok(Box::new(CrlfReader::new(file)))
+        let reader = self.with_file(index, |p| File::open(p).map(|f| CrlfReader::for_file(f, p)))?;
+        Ok(Box::new(reader))
     }
 
     fn file(&self, index: usize) -> Option<PathBuf> {

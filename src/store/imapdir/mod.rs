@@ -401,7 +401,7 @@ impl Store for MaildirStore {
             }
         }
         let entry = |name: String, selectable: bool| FolderEntry {
-            special_use: SPECIAL_USE.iter().find(|(n, _)| *n == name).map(|(_, a)| *a),
+            special_use: SPECIAL_USE.iter().find(|(n, _)| *n == name && selectable).map(|(_, a)| *a),
             subscribed: subs.contains(&name),
             selectable,
             name,
@@ -545,14 +545,21 @@ impl Store for MaildirStore {
 
     /// Maildir: a file in the folder's own tmp/, moved into cur/ by [`Store::append_staged`]. The
     /// mbox INBOX: a file in the Maildir++ root's tmp/, read back for the mbox append.
-    fn stage(&mut self, name: &str, _size: u64, date: Option<i64>) -> Result<Box<dyn Staging>, FolderError> {
+    fn stage(
+        &mut self,
+        name: &str,
+        _size: u64,
+        date: Option<i64>,
+        binary: bool,
+    ) -> Result<Box<dyn Staging>, FolderError> {
         let (_, place) = self.resolve(name)?;
-        let tmpdir = match self.existing(place)? {
-            Place::Mbox(..) => self.root.join("tmp"),
-            Place::Dir(dir) => dir.join("tmp"),
+        // An mbox keeps lines, not octets: a literal8 into it is stored as any other message.
+        let (tmpdir, binary) = match self.existing(place)? {
+            Place::Mbox(..) => (self.root.join("tmp"), false),
+            Place::Dir(dir) => (dir.join("tmp"), binary),
         };
         mkdir(&tmpdir, false)?;
-        Ok(Box::new(stage::StageFile::create(&tmpdir, date)?))
+        Ok(Box::new(stage::StageFile::create(&tmpdir, date, binary)?))
     }
 
     fn append_staged(

@@ -40,7 +40,7 @@ pub fn w_size(name: &str) -> Option<u64> {
 
 /// RFC 2180 4.1.1: an expunged message's file waits in tmp/ under this suffix, readable by the
 /// sessions not yet told of the expunge, for [`HOLD_EXPUNGED`]; every Maildir reader ignores tmp/.
-pub const HELD_SUFFIX: &str = ".expunged";
+pub const HELD_SUFFIX: &str = ":expunged";
 /// How long an expunged message stays readable (the sweep after an expunge or a SELECT removes it
 /// after that). A session told of the expunge never asks again; one that has not been told for
 /// this long (no NOOP, no IDLE, no command that may announce it) gets NO [EXPUNGEISSUED].
@@ -86,6 +86,20 @@ pub fn sweep_held(dir: &Path, hold: std::time::Duration) -> usize {
         }
     }
     n
+}
+
+/// Dovecot's ",S=<n>" (the size on disk) in a base name.
+pub fn s_size(name: &str) -> Option<u64> {
+    base_of(name).split(',').skip(1).find_map(|f| f.strip_prefix("S=")).and_then(|n| n.parse().ok())
+}
+
+/// A file stored as it came, CRLF and all, not with LF line ends: its name says so with equal
+/// ",S=" and ",W=" sizes (which is also true of a file with no line end at all, where the two
+/// readings are the same). buzon stores so a message APPENDed as a literal8 (RFC 3516 4.4) that
+/// has a bare LF, which LF storage cannot give back; Dovecot's `mail_save_crlf = yes` files are
+/// read the same way.
+pub fn stored_raw(name: &str) -> bool {
+    matches!((s_size(name), w_size(name)), (Some(s), Some(w)) if s == w)
 }
 
 /// The leading decimal number of a name (delivery time in seconds), for arrival order.
@@ -246,6 +260,7 @@ pub fn crlf_size(path: &Path) -> io::Result<u64> {
 /// Reads a message file with CRLF line ends: an LF gains a CR unless one is already there; a bare
 /// CR stays as it is. `header_only`: stop after the blank line ending the header.
 pub fn read_crlf(path: &Path, header_only: bool) -> io::Result<Vec<u8>> {
+    let raw = path.file_name().and_then(|n| n.to_str()).is_some_and(stored_raw);
     let f = File::open(path)?;
     let len = f.metadata().map(|m| m.len()).unwrap_or(0);
     let cap = if header_only { len.min(8192) } else { len + len / 32 };
@@ -267,7 +282,7 @@ pub fn read_crlf(path: &Path, header_only: bool) -> io::Result<Vec<u8>> {
                 Some(&b) => b == b'\r',
                 None => prev_cr,
             };
-            if !cr_before {
+            if !cr_before && !raw {
                 out.push(b'\r');
             }
             out.push(b'\n');
@@ -286,7 +301,9 @@ pub fn read_crlf(path: &Path, header_only: bool) -> io::Result<Vec<u8>> {
 /// a CR unless one is already there; a bare CR stays as it is.
 pub struct CrlfReader<R> {
     inner: R,
-    raw: Vec<u8>,
+    /// The file is stored as it came ([`stored_raw`]): passed through.
+    raw: bool,
+    buf: Vec<u8>,
     prev_cr: bool,
     /// A CR was sent and its LF did not fit.
     pending_lf: bool,
@@ -294,12 +311,21 @@ pub struct CrlfReader<R> {
 
 impl<R: Read> CrlfReader<R> {
     pub fn new(inner: R) -> Self {
-        CrlfReader { inner, raw: vec![0; BUF / 2], prev_cr: false, pending_lf: false }
+        CrlfReader { inner, raw: false, buf: vec![0; BUF / 2], prev_cr: false, pending_lf: false }
+    }
+
+    /// The reader for the message file at `path` (raw when its name says so).
+    pub fn for_file(inner: R, path: &Path) -> Self {
+        let raw = path.file_name().and_then(|n| n.to_str()).is_some_and(stored_raw);
+        CrlfReader { raw, ..Self::new(inner) }
     }
 }
 
 impl<R: Read> Read for CrlfReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.raw {
+            return self.inner.read(buf);
+        }
         let mut n = 0;
         if self.pending_lf {
             let Some(b) = buf.first_mut() else { return Ok(0) };
@@ -308,16 +334,16 @@ impl<R: Read> Read for CrlfReader<R> {
             n = 1;
         }
         // Each stored octet becomes at most two: read no more than half the room (at least one).
-        let want = (buf.len().saturating_sub(n) / 2).clamp(1, self.raw.len());
+        let want = (buf.len().saturating_sub(n) / 2).clamp(1, self.buf.len());
         if n == buf.len() {
             return Ok(n);
         }
-        let got = match self.inner.read(self.raw.get_mut(..want).unwrap_or_default()) {
+        let got = match self.inner.read(self.buf.get_mut(..want).unwrap_or_default()) {
             Ok(g) => g,
             Err(e) if n > 0 && e.kind() == io::ErrorKind::Interrupted => 0,
             Err(e) => return Err(e),
         };
-        for &b in self.raw.get(..got).unwrap_or_default() {
+        for &b in self.buf.get(..got).unwrap_or_default() {
             if b == b'\n' && !self.prev_cr {
                 if let Some(slot) = buf.get_mut(n) {
                     *slot = b'\r';
@@ -545,6 +571,22 @@ mod tests {
         assert_eq!(leading_number("123.abc"), 123);
         assert_eq!(leading_number("abc"), u64::MAX);
         assert!(!usable_name(".x") && !usable_name("a\nb") && usable_name("1.a b"));
+    }
+
+    #[test]
+    fn a_file_named_with_equal_sizes_is_read_as_it_is() {
+        let d = tempfile::tempdir().unwrap();
+        let msg: &[u8] = b"A: 1\r\n\r\nab\ncd\nx\r\n";
+        let name = format!("1.M1P1.h,S={},W={}:2,S", msg.len(), msg.len());
+        assert!(stored_raw(&name));
+        assert!(!stored_raw("1.M1P1.h,S=10,W=12:2,S") && !stored_raw("1.M1P1.h:2,"));
+        let p = d.path().join(&name);
+        fs::write(&p, msg).unwrap();
+        assert_eq!(read_crlf(&p, false).unwrap(), msg);
+        assert_eq!(read_crlf(&p, true).unwrap(), b"A: 1\r\n\r\n");
+        let mut got = Vec::new();
+        CrlfReader::for_file(File::open(&p).unwrap(), &p).read_to_end(&mut got).unwrap();
+        assert_eq!(got, msg);
     }
 }
 

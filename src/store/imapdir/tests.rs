@@ -85,8 +85,10 @@ fn list_tree_noselect_parents_and_special_use() {
     s.create("New/").unwrap();
     assert!(root.join(".New/cur").is_dir());
     // Special-use folders are made once: deleting one is respected for this session.
+    // Its subscription stays (RFC 3501 6.3.6): the name lists, not selectable.
     s.delete("Junk").unwrap();
-    assert!(!names_of(&mut s).iter().any(|e| e.0 == "Junk"));
+    let junk: Vec<_> = names_of(&mut s).into_iter().filter(|e| e.0 == "Junk").collect();
+    assert_eq!(junk, vec![("Junk".to_string(), false, None, true)]);
 }
 
 #[test]
@@ -312,7 +314,7 @@ fn expunged_by_another_session_stays_readable_until_told() {
     // Held in tmp/, where every Maildir reader looks past it, until the sweep.
     let held = files(&root.join("tmp"));
     assert_eq!(held.len(), 1);
-    assert!(held[0].ends_with(".expunged"), "{held:?}");
+    assert!(held[0].ends_with(":expunged"), "{held:?}");
     assert_eq!(super::msgfile::sweep_held(&root, Duration::from_secs(3600)), 0);
     assert_eq!(super::msgfile::sweep_held(&root, Duration::ZERO), 1);
     assert!(files(&root.join("tmp")).is_empty());
@@ -497,7 +499,8 @@ fn subscriptions() {
     s.subscribe("Later/x", true).unwrap();
     let l = names_of(&mut s);
     assert!(l[0].3);
-    assert!(!l.iter().any(|e| e.0 == "Later/x"), "subscribing does not create");
+    assert!(!l.iter().any(|e| e.0 == "Later/x" && e.1), "subscribing does not create");
+    assert!(!l.iter().any(|e| e.0 == "Later"), "nor list a parent");
     s.subscribe("Sent", false).unwrap();
     let text = fs::read_to_string(root.join("subscriptions")).unwrap();
     assert_eq!(text, "INBOX\nLater/x\nDrafts\nTrash\nJunk\nArchive\n");
