@@ -48,6 +48,8 @@ pub struct MessageInfo {
     pub internal_date: i64,
     /// `\Recent`: this session is the first to see the message (Maildir: it was in new/).
     pub recent: bool,
+    /// RFC 7162 mod-sequence of its last change; 0 where the store keeps none (mbox).
+    pub modseq: u64,
 }
 
 /// A folder as LIST shows it.
@@ -73,6 +75,8 @@ pub struct Status {
     pub uidvalidity: u32,
     /// Sum of the CRLF sizes.
     pub size: u64,
+    /// RFC 7162 HIGHESTMODSEQ; 0 where the store keeps no mod-sequences.
+    pub highest_modseq: u64,
 }
 
 /// What changed in a selected folder since the session last looked (deliveries, other sessions, other
@@ -250,6 +254,11 @@ pub trait Folder: Send {
     fn readonly(&self) -> bool;
     fn uidvalidity(&self) -> u32;
     fn uidnext(&self) -> Uid;
+    /// RFC 7162 HIGHESTMODSEQ of the view; None where the store keeps no mod-sequences
+    /// (NOMODSEQ).
+    fn highest_modseq(&self) -> Option<u64> {
+        None
+    }
     /// The view, in UID order: index i is message number i+1.
     fn messages(&self) -> &[MessageInfo];
     /// Keywords in use in this folder (for FLAGS and PERMANENTFLAGS).

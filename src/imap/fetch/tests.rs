@@ -31,6 +31,7 @@ impl MemFolder {
                 size: b.len() as u64,
                 internal_date: m.3,
                 recent: m.2,
+                modseq: 0,
             })
             .collect();
         MemFolder {

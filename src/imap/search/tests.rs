@@ -6,7 +6,7 @@ use crate::imap::types::SeqRange;
 use crate::store::folder::Flags;
 
 fn info(uid: Uid) -> MessageInfo {
-    MessageInfo { uid, flags: Flags::default(), size: 0, internal_date: 0, recent: false }
+    MessageInfo { uid, flags: Flags::default(), size: 0, internal_date: 0, recent: false, modseq: 0 }
 }
 
 fn set(s: &str) -> SeqSet {

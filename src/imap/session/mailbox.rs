@@ -266,6 +266,7 @@ impl Session {
                 uidnext: f.uidnext(),
                 uidvalidity: f.uidvalidity(),
                 size: msgs.iter().fold(0u64, |a, m| a.saturating_add(m.size)),
+                highest_modseq: f.highest_modseq().unwrap_or(0),
             });
         }
         match self.store.as_mut() {

@@ -203,7 +203,14 @@ fn mailbox(name: &str) -> Vec<u8> {
 
 /// Whether search::resolve is the real one yet (the stub names nothing).
 fn resolve_ready() -> bool {
-    let m = folder::MessageInfo { uid: 1, flags: Flags::default(), size: 1, internal_date: 0, recent: false };
+    let m = folder::MessageInfo {
+        uid: 1,
+        flags: Flags::default(),
+        size: 1,
+        internal_date: 0,
+        recent: false,
+        modseq: 0,
+    };
     let ready = !crate::imap::search::resolve(&set("1"), &[m], false, &[]).is_empty();
     if !ready {
         eprintln!("search::resolve is still a stub: skipping");

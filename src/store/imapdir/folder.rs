@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::lock::DotLock;
+use super::modseq::Journal;
 use super::msgfile::{
     CrlfReader, HOLD_EXPUNGED, MAX_KEYWORDS, apply, base_of, expunge_file, extra_letters, flags_from_name,
     fsync_dir, held_path, keyword_index, name_with_flags, read_crlf, sweep_held, temp,
@@ -102,6 +103,10 @@ pub struct MaildirFolder {
     stamp: Stamp,
     stamp_fresh: bool,
     cache: Cache,
+    /// RFC 7162 mod-sequences (modseq.rs).
+    journal: Journal,
+    /// The journal's highest mod-sequence at the last scan.
+    seen_highest: u64,
 }
 
 impl MaildirFolder {
@@ -123,22 +128,28 @@ impl MaildirFolder {
             stamp: Stamp::default(),
             stamp_fresh: true,
             cache: Cache::default(),
+            journal: Journal::default(),
+            seen_highest: 0,
         };
-        let s = f.locked_scan()?;
+        let (s, mods) = f.locked_scan()?;
         f.uidvalidity = s.validity;
-        f.merge(s, true);
+        f.merge(s, true, &mods);
         if !readonly {
             sweep_held(dir, HOLD_EXPUNGED);
         }
         Ok(f)
     }
 
-    fn locked_scan(&mut self) -> Result<Scan, FolderError> {
+    /// Scans under the uidlist lock, bringing the mod-sequence journal in step (modseq.rs).
+    fn locked_scan(&mut self) -> Result<(Scan, HashMap<Uid, u64>), FolderError> {
         let mut lock = DotLock::acquire(&self.dir.join(UIDLIST))?;
         let s = scan(&self.dir, &self.root, !self.readonly, &mut lock)?;
+        let present: Vec<(Uid, &str)> = s.msgs.iter().map(|p| (p.uid, p.name.as_str())).collect();
+        let mods = self.journal.sync(&self.dir, s.validity, &present)?;
+        self.seen_highest = self.journal.highest();
         (self.stamp, self.stamp_fresh) = Stamp::take(&self.dir);
         drop(lock);
-        Ok(s)
+        Ok((s, mods))
     }
 
     fn path_of(&self, f: &FileRef) -> PathBuf {
@@ -158,7 +169,7 @@ impl MaildirFolder {
     }
 
     /// Folds a scan into the view; returns what to announce.
-    fn merge(&mut self, s: Scan, expunges: bool) -> Changes {
+    fn merge(&mut self, s: Scan, expunges: bool, mods: &HashMap<Uid, u64>) -> Changes {
         self.keywords = s.keywords;
         self.uidnext = s.next;
         let max_uid = self.msgs.last().map_or(0, |m| m.uid);
@@ -176,6 +187,7 @@ impl MaildirFolder {
                     changes.flags.push(self.msgs.len());
                     info.flags = flags;
                 }
+                info.modseq = mods.get(&info.uid).copied().unwrap_or(info.modseq);
                 f = FileRef { name: p.name.into_boxed_str(), in_new: p.in_new, gone: false };
             } else if expunges {
                 // RFC 3501 7.4.1: each number is relative to the view after the previous ones.
@@ -200,6 +212,7 @@ impl MaildirFolder {
                 size: p.size,
                 internal_date: meta.mtime(),
                 recent: p.recent,
+                modseq: mods.get(&p.uid).copied().unwrap_or(0),
             });
             self.files.push(FileRef { name: p.name.into_boxed_str(), in_new: p.in_new, gone: false });
         }
@@ -299,6 +312,13 @@ impl Folder for MaildirFolder {
         self.uidnext
     }
 
+    fn highest_modseq(&self) -> Option<u64> {
+        // The view's: the largest of its messages' (and of what the journal held at its last scan,
+        // which covers expunges).
+        let view = self.msgs.iter().map(|m| m.modseq).max().unwrap_or(0);
+        Some(view.max(self.seen_highest))
+    }
+
     fn messages(&self) -> &[MessageInfo] {
         &self.msgs
     }
@@ -312,7 +332,7 @@ impl Folder for MaildirFolder {
         if !pending && !self.changed() {
             return Ok(Changes::default());
         }
-        let s = self.locked_scan()?;
+        let (s, mods) = self.locked_scan()?;
         if s.validity != self.uidvalidity {
             // The list was rebuilt (removed or corrupt): this view's UIDs mean nothing any more.
             return Err(FolderError::Temp(format!(
@@ -320,7 +340,7 @@ impl Folder for MaildirFolder {
                 self.name, self.uidvalidity, s.validity
             )));
         }
-        Ok(self.merge(s, expunges))
+        Ok(self.merge(s, expunges, &mods))
     }
 
     /// A delivery renames into new/; flags and expunges rename and unlink in cur/.
@@ -362,6 +382,7 @@ impl Folder for MaildirFolder {
         }
         let mut found = None;
         let mut renamed = false;
+        let mut changed: Vec<usize> = Vec::new();
         // RFC 2180 4.2.1: a message another session expunged (this one not yet told) is left
         // alone, and the STORE succeeds for the others, as Dovecot does.
         for &i in indexes {
@@ -369,12 +390,31 @@ impl Folder for MaildirFolder {
                 continue;
             }
             let before = self.files.get(i).map(|f| f.name.clone());
-            if self.set_flags(i, op, flags, &mut found)? {
-                renamed |= self.files.get(i).map(|f| &f.name) != before.as_ref();
+            if self.set_flags(i, op, flags, &mut found)?
+                && self.files.get(i).map(|f| &f.name) != before.as_ref()
+            {
+                renamed = true;
+                changed.push(i);
             }
         }
         if renamed {
             fsync_dir(&self.dir.join("cur"))?;
+        }
+        // RFC 7162 3.1: the changed messages get a new mod-sequence (a move from new/ to cur/
+        // with the same flags gets one too: harmless).
+        if !changed.is_empty() {
+            let _lock = DotLock::acquire(&self.dir.join(UIDLIST))?;
+            let names: Vec<(Uid, String)> = changed
+                .iter()
+                .filter_map(|&i| Some((self.msgs.get(i)?.uid, self.files.get(i)?.name.to_string())))
+                .collect();
+            let refs: Vec<(Uid, &str)> = names.iter().map(|(u, n)| (*u, n.as_str())).collect();
+            let m = self.journal.record(&self.dir, &refs)?;
+            for &i in &changed {
+                if let Some(info) = self.msgs.get_mut(i) {
+                    info.modseq = m;
+                }
+            }
         }
         Ok(())
     }

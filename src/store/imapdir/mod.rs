@@ -17,6 +17,7 @@
 
 mod folder;
 mod lock;
+mod modseq;
 mod msgfile;
 // Arrival order of Maildir names, shared with POP3's maildrop.
 pub(crate) use msgfile::CrlfCounter;
@@ -347,8 +348,16 @@ fn make_maildir(dir: &Path) -> Result<(), FolderError> {
 fn status_of(dir: &Path, root: &Path) -> Result<Status, FolderError> {
     let mut lock = DotLock::acquire(&dir.join(UIDLIST))?;
     let s = scan(dir, root, false, &mut lock)?;
+    let present: Vec<(Uid, &str)> = s.msgs.iter().map(|p| (p.uid, p.name.as_str())).collect();
+    let mut journal = modseq::Journal::default();
+    journal.sync(dir, s.validity, &present)?;
     drop(lock);
-    let mut st = Status { uidnext: s.next, uidvalidity: s.validity, ..Status::default() };
+    let mut st = Status {
+        uidnext: s.next,
+        uidvalidity: s.validity,
+        highest_modseq: journal.highest(),
+        ..Status::default()
+    };
     for m in &s.msgs {
         let f = msgfile::flags_from_name(&m.name, &s.keywords);
         st.messages += 1;

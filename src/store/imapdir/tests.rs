@@ -616,3 +616,34 @@ fn folder_deleted_under_an_open_view() {
     assert_eq!(f.sync(true), Err(FolderError::NotFound));
     assert_eq!(s.status("gone"), Err(FolderError::NotFound));
 }
+
+#[test]
+fn mod_sequences_grow_with_every_change_and_are_shared_between_views() {
+    // RFC 7162 3.1: a change gets a mod-sequence above every earlier one; other views see it.
+    let (_d, root, mut s) = setup();
+    s.append("INBOX", &Flags::default(), None, MSG).unwrap();
+    s.append("INBOX", &Flags::default(), None, MSG).unwrap();
+    let mut a = s.open("INBOX", false).unwrap();
+    let mut b = s.open("INBOX", false).unwrap();
+    let h0 = a.highest_modseq().unwrap();
+    assert!(h0 >= 1 && a.messages().iter().all(|m| m.modseq >= 1 && m.modseq <= h0));
+    a.store(&[1], FlagOp::Add, &flags(SEEN, &[])).unwrap();
+    let m1 = a.messages()[1].modseq;
+    assert!(m1 > h0);
+    assert_eq!(a.highest_modseq(), Some(m1));
+    // A STORE that changes nothing gives no new mod-sequence.
+    a.store(&[1], FlagOp::Add, &flags(SEEN, &[])).unwrap();
+    assert_eq!(a.messages()[1].modseq, m1);
+    let c = b.sync(true).unwrap();
+    assert_eq!(c.flags, vec![1]);
+    assert_eq!((b.messages()[1].modseq, b.messages()[0].modseq), (m1, a.messages()[0].modseq));
+    // A rename by another program is found and given one.
+    let f = a.file(0).unwrap();
+    let to = f.to_str().unwrap().replace(":2,", ":2,F");
+    fs::rename(&f, &to).unwrap();
+    let c = b.sync(true).unwrap();
+    assert_eq!(c.flags, vec![0]);
+    assert!(b.messages()[0].modseq > m1);
+    assert_eq!(s.status("INBOX").unwrap().highest_modseq, b.highest_modseq().unwrap());
+    assert!(root.join("buzon-modseq").exists());
+}

@@ -209,6 +209,7 @@ impl MboxFolder {
                 size: p.size,
                 internal_date: p.date.unwrap_or(mtime),
                 recent: !p.old,
+                modseq: 0,
             };
             let entry =
                 Entry { loc: Some(p.loc), fp: p.fp, file_uid: p.uid, file_flags: p.flags, file_old: p.old };

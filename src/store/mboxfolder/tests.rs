@@ -101,7 +101,16 @@ fn uids_persist_across_reopen() {
     let st = status(&mb, T).unwrap();
     assert_eq!(
         st,
-        Status { messages: 3, recent: 0, unseen: 3, deleted: 0, uidnext: 4, uidvalidity: v, size: st.size }
+        Status {
+            messages: 3,
+            recent: 0,
+            unseen: 3,
+            deleted: 0,
+            uidnext: 4,
+            uidvalidity: v,
+            size: st.size,
+            highest_modseq: 0
+        }
     );
     assert_eq!(st.size, f.messages().iter().map(|m| m.size).sum::<u64>());
 }

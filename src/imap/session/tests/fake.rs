@@ -100,6 +100,7 @@ fn info(m: &Msg) -> MessageInfo {
         size: u64::try_from(m.body.len()).unwrap_or(0),
         internal_date: m.date,
         recent: m.recent,
+        modseq: 0,
     }
 }
 
@@ -208,6 +209,7 @@ impl Store for FakeStore {
             uidnext: b.uidnext,
             uidvalidity: b.uidvalidity,
             size: b.msgs.iter().map(|m| m.body.len() as u64).sum(),
+            highest_modseq: 0,
         })
     }
 
