@@ -1334,6 +1334,94 @@ class EnableAndId(ImapCase):
         self.assertEqual(typ, "OK")
 
 
+class Condstore(ImapCase):
+    """RFC 7162 CONDSTORE on Maildir: mod-sequences that grow with every change, kept across a
+    restart, with CHANGEDSINCE, UNCHANGEDSINCE, SEARCH MODSEQ and STATUS HIGHESTMODSEQ."""
+
+    def modseqs(self, untagged):
+        return {n: int(v["MODSEQ"][0]) for n, v in fetch_map(untagged).items() if "MODSEQ" in v}
+
+    def test_mod_sequences_end_to_end(self):
+        for i in range(3):
+            self.deliver(msg(f"m{i}"))
+        a, b = self.raw(), self.raw()
+        untagged, _ = a.ok("ENABLE CONDSTORE")
+        self.assertIn(b"* ENABLED CONDSTORE", untagged)
+        untagged, _ = a.ok("SELECT INBOX")
+        h = [int(m.group(1)) for u in untagged if (m := re.search(rb"\[HIGHESTMODSEQ (\d+)\]", u))]
+        self.assertEqual(len(h), 1, untagged)
+        h = h[0]
+        first = self.modseqs(a.ok("FETCH 1:* (MODSEQ)")[0])
+        self.assertEqual(sorted(first), [1, 2, 3])
+        self.assertTrue(all(0 < m <= h for m in first.values()), (first, h))
+        # A change: a greater mod-sequence, told with the new flags.
+        f = self.modseqs(a.ok("STORE 2 +FLAGS (\\Seen)")[0])
+        self.assertGreater(f[2], h)
+        m2 = f[2]
+        # CHANGEDSINCE gives only what changed, with MODSEQ though not asked.
+        untagged, _ = a.ok(f"FETCH 1:* (FLAGS) (CHANGEDSINCE {h})")
+        self.assertEqual(self.modseqs(untagged), {2: m2})
+        # Another session's silent STORE still tells its MODSEQ; the first session hears of the
+        # change with its MODSEQ.
+        b.ok("SELECT INBOX (CONDSTORE)")
+        untagged, _ = b.ok("STORE 3 +FLAGS.SILENT (\\Flagged)")
+        m3 = self.modseqs(untagged)[3]
+        self.assertGreater(m3, m2)
+        self.assertNotIn(b"FLAGS", b"".join(untagged))
+        untagged, _ = a.ok("NOOP")
+        self.assertEqual(self.modseqs(untagged), {3: m3})
+        self.assertIn("\\Flagged", flagset(fetch_map(untagged)[3]["FLAGS"]))
+        # UNCHANGEDSINCE: message 3 changed after m2 and is left alone; 1 is changed.
+        untagged, tagged = a.cmd(f"STORE 1,3 (UNCHANGEDSINCE {m2}) +FLAGS (\\Answered)")
+        self.assertIn(b"OK [MODIFIED 3]", tagged)
+        f = fetch_map(untagged)
+        self.assertEqual(sorted(f), [1])
+        self.assertNotIn("\\Answered", flagset(fetch_map(a.ok("FETCH 3 FLAGS")[0])[3]["FLAGS"]))
+        untagged, tagged = a.cmd("UID STORE 1:* (UNCHANGEDSINCE 1) +FLAGS.SILENT (\\Deleted)")
+        self.assertIn(b"OK [MODIFIED 1:3]", tagged)
+        # SEARCH MODSEQ: what changed since, and the highest of them.
+        untagged, _ = a.ok(f"SEARCH MODSEQ {m2}")
+        line = find(untagged, "* SEARCH")[0]
+        top = max(self.modseqs(a.ok("FETCH 1:* (MODSEQ)")[0]).values())
+        self.assertEqual(line, f"* SEARCH 1 2 3 (MODSEQ {top})".encode())
+        untagged, _ = a.ok(f"UID SEARCH RETURN (COUNT) MODSEQ {top}")
+        self.assertRegex(find(untagged, "* ESEARCH")[0], rb"COUNT 1 MODSEQ %d$" % top)
+        # STATUS agrees (on the selected mailbox it tells the session's view, so after a NOOP);
+        # and it all outlives a restart.
+        b.ok("NOOP")
+        untagged, _ = b.ok("STATUS INBOX (HIGHESTMODSEQ MESSAGES)")
+        self.assertIn(f"HIGHESTMODSEQ {top}".encode(), b"".join(untagged))
+        untagged, _ = self.raw().ok("STATUS INBOX (HIGHESTMODSEQ)")
+        self.assertIn(f"HIGHESTMODSEQ {top}".encode(), b"".join(untagged))
+        self.restart_server()
+        c = self.raw()
+        untagged, _ = c.ok("SELECT INBOX (CONDSTORE)")
+        self.assertIn(f"[HIGHESTMODSEQ {top}]".encode(), b"".join(untagged))
+        self.assertEqual(max(self.modseqs(c.ok("FETCH 1:* MODSEQ")[0]).values()), top)
+        # A flag changed by another program (a rename in cur/) is found and given a new one.
+        cur = os.path.join(self.server.maildir("alice"), "cur")
+        name = sorted(os.listdir(cur))[0]
+        os.rename(os.path.join(cur, name), os.path.join(cur, name.split(":2,")[0] + ":2,D"))
+        untagged, _ = c.ok("NOOP")
+        self.assertGreater(max(self.modseqs(untagged).values()), top)
+
+class MboxNoModseq(ImapCase):
+    mailbox = "mbox:{tmp}/spool/%n"
+    extra = "imap.folders = {tmp}/folders/%d/%n\n"
+
+    def test_nomodseq(self):
+        self.deliver(msg("one"))
+        r = self.raw()
+        untagged, _ = r.ok("SELECT INBOX (CONDSTORE)")
+        self.assertIn(b"[NOMODSEQ]", b"".join(untagged))
+        _, tagged = r.cmd("FETCH 1 FLAGS (CHANGEDSINCE 1)")
+        self.assertIn(b"BAD", tagged)
+        r.ok("FETCH 1 (FLAGS)")
+        # The Maildir folders beside it keep them.
+        untagged, _ = r.ok("SELECT Sent (CONDSTORE)")
+        self.assertIn(b"[HIGHESTMODSEQ", b"".join(untagged))
+
+
 class IdleAndConcurrency(ImapCase):
 
     def test_a_selected_mailbox_deleted_by_another_session_ends_with_bye(self):

@@ -138,15 +138,21 @@ fn command(p: &mut Parser, copy: bool, append_at: &mut Option<Range<usize>>) -> 
         "SELECT" | "EXAMINE" => {
             let mailbox = mailbox(p)?;
             // RFC 4466 2.1: select-params = SP "(" select-param *(SP select-param) ")"; buzon
-            // knows none, so only an empty list passes.
+            // knows CONDSTORE (RFC 7162 3.1.8).
+            let mut condstore = false;
             if p.more() {
                 p.expect(b'(', "SELECT parameters")?;
-                if !p.eat(b')') {
-                    let param = p.keyword("SELECT parameter")?;
-                    return Err(format!("unknown {name} parameter {}", show(param.as_bytes())));
+                while !p.eat(b')') {
+                    if condstore {
+                        p.sp("SELECT parameter")?;
+                    }
+                    match p.keyword("SELECT parameter")?.as_str() {
+                        "CONDSTORE" => condstore = true,
+                        param => return Err(format!("unknown {name} parameter {}", show(param.as_bytes()))),
+                    }
                 }
             }
-            Command::Select { mailbox, readonly: name == "EXAMINE" }
+            Command::Select { mailbox, readonly: name == "EXAMINE", condstore }
         }
         "CREATE" => Command::Create(mailbox(p)?),
         "DELETE" => Command::Delete(mailbox(p)?),
@@ -204,16 +210,44 @@ fn with_set(p: &mut Parser, name: &str, uid: bool) -> PResult<Command> {
     Ok(match name {
         "FETCH" => {
             p.sp("fetch items")?;
-            Command::Fetch { uid, set, items: fetch::fetch_items(p)? }
+            let items = fetch::fetch_items(p)?;
+            // RFC 4466 2.4 / RFC 7162 3.1.4.1: SP "(" "CHANGEDSINCE" SP mod-sequence-value ")".
+            let changed_since = if p.more() { Some(modifier(p, "CHANGEDSINCE")?) } else { None };
+            Command::Fetch { uid, set, items, changed_since }
         }
         "STORE" => {
+            // RFC 7162 3.1.3: "(" "UNCHANGEDSINCE" SP mod-sequence-valzer ")" before the item.
             p.sp("store item")?;
+            let mut unchanged_since = None;
+            if p.peek() == Some(b'(') {
+                p.eat(b'(');
+                p.p_keyword_is("UNCHANGEDSINCE")?;
+                p.sp("mod-sequence")?;
+                unchanged_since = Some(p.number64("UNCHANGEDSINCE mod-sequence")?);
+                p.expect(b')', "STORE modifier")?;
+                p.sp("store item")?;
+            }
             let (op, silent, flags) = fetch::store_args(p)?;
-            Command::Store { uid, set, op, silent, flags }
+            Command::Store { uid, set, op, silent, flags, unchanged_since }
         }
         "MOVE" => Command::Move { uid, set, mailbox: mailbox(p)? },
         _ => Command::Copy { uid, set, mailbox: mailbox(p)? },
     })
+}
+
+/// "(" NAME SP mod-sequence-value ")" after the space (RFC 4466 2.4 modifiers; `name` is the only
+/// one known).
+fn modifier(p: &mut Parser, name: &str) -> PResult<u64> {
+    p.expect(b'(', "modifier")?;
+    p.p_keyword_is(name)?;
+    p.sp("mod-sequence")?;
+    // RFC 7162 7: mod-sequence-value = 1*DIGIT (1..2^63-1).
+    let n = p.number64(&format!("{name} mod-sequence"))?;
+    if n == 0 || n > i64::MAX as u64 {
+        return Err(format!("{name} mod-sequence out of range"));
+    }
+    p.expect(b')', "modifier")?;
+    Ok(n)
 }
 
 /// RFC 3501 6.2.2 / RFC 4959 3: "AUTHENTICATE" SP auth-type [SP (base64 / "=")].
@@ -249,6 +283,7 @@ fn status_items(p: &mut Parser) -> PResult<Vec<StatusItem>> {
             "UNSEEN" => StatusItem::Unseen,
             "SIZE" => StatusItem::Size,
             "DELETED" => StatusItem::Deleted,
+            "HIGHESTMODSEQ" => StatusItem::HighestModSeq,
             other => return Err(format!("unknown status item {}", show(other.as_bytes()))),
         });
         if p.eat(b')') {

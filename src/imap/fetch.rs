@@ -180,9 +180,11 @@ fn fetch_with(
     let mut sets_seen = false;
     for item in items {
         let (n, seen) = match item {
-            FetchAtt::Flags | FetchAtt::Uid | FetchAtt::Rfc822Size | FetchAtt::InternalDate => {
-                (Need::Nothing, false)
-            }
+            FetchAtt::Flags
+            | FetchAtt::Uid
+            | FetchAtt::Rfc822Size
+            | FetchAtt::InternalDate
+            | FetchAtt::ModSeq => (Need::Nothing, false),
             FetchAtt::Envelope if folder.cached(index, CACHE_ENVELOPE).is_some() => (Need::Nothing, false),
             FetchAtt::BodyStructure if folder.cached(index, CACHE_BODYSTRUCTURE).is_some() => {
                 (Need::Nothing, false)
@@ -285,6 +287,8 @@ fn fetch_with(
                 r.push(b'"');
             }
             FetchAtt::Rfc822Size => r.extend_from_slice(format!("RFC822.SIZE {}", info.size).as_bytes()),
+            // RFC 7162 3.1.4.1.
+            FetchAtt::ModSeq => r.extend_from_slice(format!("MODSEQ ({})", info.modseq).as_bytes()),
             FetchAtt::Envelope => {
                 r.extend_from_slice(b"ENVELOPE ");
                 r.extend_from_slice(&envelope(folder, index, &data, opts.utf8));

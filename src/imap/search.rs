@@ -145,6 +145,8 @@ enum Key {
     InternalDate(Cmp, Date),
     Larger(u64),
     Smaller(u64),
+    /// RFC 7162 3.1.5: mod-sequence at least this.
+    ModSeq(u64),
     /// Sorted 0-based indexes.
     Set(Vec<usize>),
     /// Field name and folded needle.
@@ -183,6 +185,7 @@ fn compile(key: &SearchKey, messages: &[MessageInfo], saved: &[Uid]) -> Key {
         SearchKey::SentOn(d) => Key::Sent(Cmp::On, *d),
         SearchKey::SentSince(d) => Key::Sent(Cmp::Since, *d),
         SearchKey::Larger(n) => Key::Larger(*n),
+        SearchKey::ModSeq(n) => Key::ModSeq(*n),
         SearchKey::Smaller(n) => Key::Smaller(*n),
         SearchKey::Seq(set) => Key::Set(resolve(set, messages, false, saved)),
         SearchKey::Uid(set) => Key::Set(resolve(set, messages, true, saved)),
@@ -358,6 +361,7 @@ impl Key {
             // Date only, disregarding time and zone (INTERNALDATE is kept in UTC).
             Key::InternalDate(cmp, d) => cmp.test(utc_date(info.internal_date), *d),
             Key::Larger(n) => info.size > *n,
+            Key::ModSeq(n) => info.modseq >= *n,
             Key::Smaller(n) => info.size < *n,
             Key::Set(set) => set.binary_search(&m.index).is_ok(),
             // RFC 3501 6.4.4 HEADER: an empty string matches every message with the field.

@@ -136,7 +136,7 @@ use State::{Authenticated, NotAuthenticated, Selected};
 /// The capabilities offered in every state (RFC 3501 7.2.1; RFC 9051 7.2.2).
 const BASE_CAPABILITIES: &str = "IMAP4rev1 IMAP4rev2 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UNSELECT \
      UIDPLUS MOVE CHILDREN LIST-EXTENDED LIST-STATUS SPECIAL-USE ESEARCH SEARCHRES STATUS=SIZE BINARY \
-     UTF8=ACCEPT";
+     UTF8=ACCEPT CONDSTORE";
 
 /// The tagged completion of a command.
 #[derive(Debug)]
@@ -259,6 +259,9 @@ pub struct Session {
     /// ENABLE UTF8=ACCEPT (RFC 6855). With it or IMAP4rev2, mailbox names and strings are UTF-8
     /// ([`Session::utf8`]).
     utf8_accept: bool,
+    /// RFC 7162 3.1: CONDSTORE is enabled (ENABLE, or the first command that uses it); FETCH
+    /// responses of flag changes then carry MODSEQ.
+    condstore: bool,
     /// The AUTHENTICATE in progress and its tag.
     sasl: Option<auth::Sasl>,
     /// The tag of the IDLE in progress.
@@ -284,6 +287,7 @@ impl Session {
             open: None,
             rev2: false,
             utf8_accept: false,
+            condstore: false,
             sasl: None,
             idle_tag: None,
             handed_off: false,
@@ -567,7 +571,7 @@ impl Session {
     /// RFC 3501 7.3-7.4: syncs the selected folder and writes the untagged updates (EXPUNGE, EXISTS,
     /// RECENT, FETCH FLAGS) for changes made by others.
     fn report_changes(&mut self, expunges: bool, out: &mut Vec<u8>) {
-        let rev2 = self.rev2;
+        let how = FlagsFetch { flags: true, rev2: self.rev2, modseq: self.condstore };
         let Some(open) = self.open.as_mut() else { return };
         let changes = match open.folder.sync(expunges) {
             Ok(c) => c,
@@ -587,7 +591,28 @@ impl Session {
             }
         };
         open.announce(out);
-        out.extend_from_slice(&changes_text(&changes, open.folder.messages(), rev2));
+        out.extend_from_slice(&changes_text(&changes, open.folder.messages(), how));
+    }
+
+    /// A command that uses CONDSTORE enables it (RFC 7162 3.1); with a mailbox selected, the first
+    /// time says its HIGHESTMODSEQ (or NOMODSEQ). `needs_modseq`: the command cannot work on a
+    /// mailbox without mod-sequences (CHANGEDSINCE, UNCHANGEDSINCE, SEARCH MODSEQ): BAD there.
+    fn use_condstore(&mut self, out: &mut Vec<u8>, needs_modseq: bool) -> Option<Tagged> {
+        let highest = self.open.as_ref().map(|o| o.folder.highest_modseq());
+        if !self.condstore {
+            self.condstore = true;
+            match highest {
+                Some(Some(h)) => {
+                    out.extend_from_slice(format!("* OK [HIGHESTMODSEQ {h}] Highest\r\n").as_bytes())
+                }
+                Some(None) => out.extend_from_slice(b"* OK [NOMODSEQ] No mod-sequences in this mailbox\r\n"),
+                None => {}
+            }
+        }
+        match highest {
+            Some(None) if needs_modseq => Some(bad("This mailbox keeps no mod-sequences (NOMODSEQ)")),
+            _ => None,
+        }
     }
 
     /// Ends the session with `* BYE` (RFC 3501 7.1.5) when its selected mailbox is gone.
@@ -698,14 +723,14 @@ fn actions(out: Vec<u8>, outcome: Outcome) -> Vec<Action> {
 }
 
 /// The untagged lines for a sync's changes.
-fn changes_text(changes: &Changes, messages: &[folder::MessageInfo], rev2: bool) -> Vec<u8> {
+fn changes_text(changes: &Changes, messages: &[folder::MessageInfo], how: FlagsFetch) -> Vec<u8> {
     let mut buf = Vec::new();
     for n in &changes.expunged {
         buf.extend_from_slice(format!("* {n} EXPUNGE\r\n").as_bytes());
     }
     if let Some(n) = changes.exists {
         buf.extend_from_slice(format!("* {n} EXISTS\r\n").as_bytes());
-        if !rev2 {
+        if !how.rev2 {
             // RFC 3501 7.3.2 (gone in RFC 9051).
             let recent = messages.iter().filter(|m| m.recent).count();
             buf.extend_from_slice(format!("* {recent} RECENT\r\n").as_bytes());
@@ -713,20 +738,40 @@ fn changes_text(changes: &Changes, messages: &[folder::MessageInfo], rev2: bool)
     }
     for &i in &changes.flags {
         if let Some(m) = messages.get(i) {
-            flags_fetch(&mut buf, i + 1, m, None, rev2);
+            flags_fetch(&mut buf, i + 1, m, None, how);
         }
     }
     buf
 }
 
 /// `* n FETCH (FLAGS (...))`, with the UID when asked (RFC 3501 7.4.2).
-fn flags_fetch(buf: &mut Vec<u8>, n: usize, m: &folder::MessageInfo, uid: Option<Uid>, rev2: bool) {
-    buf.extend_from_slice(format!("* {n} FETCH (FLAGS ").as_bytes());
-    fetch::write_flags(buf, &m.flags, m.recent && !rev2);
+/// `* n FETCH (FLAGS (...) [UID u] [MODSEQ (m)])`; MODSEQ once CONDSTORE is enabled (RFC 7162
+/// 3.1.4: a flag change's FETCH carries it), `flags == false` leaves FLAGS out (a .SILENT
+/// conditional STORE, RFC 7162 3.1.3).
+fn flags_fetch(buf: &mut Vec<u8>, n: usize, m: &folder::MessageInfo, uid: Option<Uid>, how: FlagsFetch) {
+    buf.extend_from_slice(format!("* {n} FETCH (").as_bytes());
+    let mut sep = "";
+    if how.flags {
+        buf.extend_from_slice(b"FLAGS ");
+        fetch::write_flags(buf, &m.flags, m.recent && !how.rev2);
+        sep = " ";
+    }
     if let Some(uid) = uid {
-        buf.extend_from_slice(format!(" UID {uid}").as_bytes());
+        buf.extend_from_slice(format!("{sep}UID {uid}").as_bytes());
+        sep = " ";
+    }
+    if how.modseq && m.modseq > 0 {
+        buf.extend_from_slice(format!("{sep}MODSEQ ({})", m.modseq).as_bytes());
     }
     buf.extend_from_slice(b")\r\n");
+}
+
+/// What [`flags_fetch`] writes.
+#[derive(Clone, Copy)]
+struct FlagsFetch {
+    flags: bool,
+    rev2: bool,
+    modseq: bool,
 }
 
 /// Flags from a command (STORE, APPEND) as the store keeps them; `\Recent` cannot be set (RFC 3501

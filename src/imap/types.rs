@@ -110,6 +110,8 @@ pub enum FetchAtt {
     BinarySize {
         part: Vec<u32>,
     },
+    /// RFC 7162 3.1.4.1 `MODSEQ`.
+    ModSeq,
 }
 
 /// How STORE changes flags (RFC 3501 6.4.6).
@@ -160,6 +162,9 @@ pub enum SearchKey {
     Unseen,
     /// A bare sequence set (message numbers).
     Seq(SeqSet),
+    /// RFC 7162 3.1.5 `MODSEQ [entry-name entry-type] n`: mod-sequence at least n (the entry, a
+    /// per-flag mod-sequence, is accepted and not told apart: buzon keeps one per message).
+    ModSeq(u64),
     And(Vec<SearchKey>),
 }
 
@@ -183,6 +188,8 @@ pub enum StatusItem {
     Unseen,
     Size,
     Deleted,
+    /// RFC 7162 3.1.6.
+    HighestModSeq,
 }
 
 /// LIST selection options (RFC 5258 3.1, RFC 6154 SPECIAL-USE).
@@ -238,10 +245,11 @@ pub enum Command {
     },
     /// RFC 5161.
     Enable(Vec<String>),
-    /// SELECT, or EXAMINE when `readonly`.
+    /// SELECT, or EXAMINE when `readonly`; `condstore`: the RFC 7162 3.1.8 CONDSTORE parameter.
     Select {
         mailbox: MailboxName,
         readonly: bool,
+        condstore: bool,
     },
     Create(MailboxName),
     Delete(MailboxName),
@@ -284,17 +292,21 @@ pub enum Command {
         charset: Option<String>,
         key: SearchKey,
     },
+    /// `changed_since`: the RFC 7162 3.1.4.1 CHANGEDSINCE modifier.
     Fetch {
         uid: bool,
         set: SeqSet,
         items: Vec<FetchAtt>,
+        changed_since: Option<u64>,
     },
+    /// `unchanged_since`: the RFC 7162 3.1.3 UNCHANGEDSINCE modifier.
     Store {
         uid: bool,
         set: SeqSet,
         op: StoreOp,
         silent: bool,
         flags: Vec<Flag>,
+        unchanged_since: Option<u64>,
     },
     Copy {
         uid: bool,

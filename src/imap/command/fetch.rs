@@ -53,6 +53,7 @@ fn fetch_att(p: &mut Parser, name: &str) -> PResult<FetchAtt> {
         "RFC822.SIZE" => Rfc822Size,
         "UID" => Uid,
         "BODYSTRUCTURE" => BodyStructure,
+        "MODSEQ" => ModSeq,
         "RFC822" => Rfc822,
         "RFC822.HEADER" => Rfc822Header,
         "RFC822.TEXT" => Rfc822Text,

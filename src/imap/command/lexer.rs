@@ -151,6 +151,14 @@ impl<'a> Parser<'a> {
         Ok(String::from_utf8_lossy(self.atom(what)?).to_ascii_uppercase())
     }
 
+    /// The keyword `want` (case-insensitive), or an error naming it.
+    pub(super) fn p_keyword_is(&mut self, want: &str) -> PResult<()> {
+        match self.keyword(want)? {
+            k if k == want => Ok(()),
+            k => Err(format!("expected {want}, not {}", show(k.as_bytes()))),
+        }
+    }
+
     /// RFC 3501 9: astring = 1*ASTRING-CHAR / string.
     pub(super) fn astring(&mut self, what: &str) -> PResult<Vec<u8>> {
         match self.peek() {

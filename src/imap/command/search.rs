@@ -147,6 +147,20 @@ impl Search<'_, '_> {
             "UNKEYWORD" => Unkeyword(self.flag_keyword("UNKEYWORD")?),
             "LARGER" => Larger(self.size("LARGER")?),
             "SMALLER" => Smaller(self.size("SMALLER")?),
+            // RFC 7162 3.1.5: "MODSEQ" [SP entry-name SP entry-type-req] SP mod-sequence-valzer.
+            "MODSEQ" => {
+                self.p.sp("MODSEQ value")?;
+                if self.p.peek() == Some(b'"') {
+                    self.p.astring("MODSEQ entry name")?;
+                    self.p.sp("MODSEQ entry type")?;
+                    match self.p.keyword("MODSEQ entry type")?.as_str() {
+                        "PRIV" | "SHARED" | "ALL" => {}
+                        t => return Err(format!("unknown MODSEQ entry type {}", show(t.as_bytes()))),
+                    }
+                    self.p.sp("MODSEQ value")?;
+                }
+                ModSeq(self.p.number64("MODSEQ value")?)
+            }
             "UID" => {
                 self.p.sp("UID set")?;
                 Uid(self.p.seq_set()?)

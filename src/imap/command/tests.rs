@@ -64,8 +64,8 @@ fn rfc_examples() {
         ("a001 STARTTLS", StartTls),
         ("a001 login mrc secret", Login { user: mb("mrc"), password: mb("secret") }),
         ("a001 LOGIN SMITH SESAME", Login { user: mb("SMITH"), password: mb("SESAME") }),
-        ("A142 SELECT INBOX", Select { mailbox: mb("INBOX"), readonly: false }),
-        ("A932 EXAMINE blurdybloop", Select { mailbox: mb("blurdybloop"), readonly: true }),
+        ("A142 SELECT INBOX", Select { mailbox: mb("INBOX"), readonly: false, condstore: false }),
+        ("A932 EXAMINE blurdybloop", Select { mailbox: mb("blurdybloop"), readonly: true, condstore: false }),
         ("A003 CREATE owatagusiam/", Create(mb("owatagusiam/"))),
         ("A683 DELETE blurdybloop", Delete(mb("blurdybloop"))),
         ("A683 RENAME blurdybloop sarasoop", Rename { from: mb("blurdybloop"), to: mb("sarasoop") }),
@@ -94,6 +94,7 @@ fn rfc_examples() {
                 uid: false,
                 set: set(&[r(2, 4)]),
                 items: vec![F::Flags, body(false, sec(&[], Some(fields)), None)],
+                changed_since: None,
             }
         }),
         (
@@ -102,6 +103,7 @@ fn rfc_examples() {
                 uid: false,
                 set: set(&[r(12, 12)]),
                 items: vec![F::Flags, F::InternalDate, F::Rfc822Size, F::Envelope, F::Body],
+                changed_since: None,
             },
         ),
         (
@@ -110,11 +112,12 @@ fn rfc_examples() {
                 uid: false,
                 set: set(&[r(12, 12)]),
                 items: vec![body(false, sec(&[], Some(SectionText::Header)), None)],
+                changed_since: None,
             },
         ),
         (
             "A999 UID FETCH 4827313:4828442 FLAGS",
-            Fetch { uid: true, set: set(&[r(4827313, 4828442)]), items: vec![F::Flags] },
+            Fetch { uid: true, set: set(&[r(4827313, 4828442)]), items: vec![F::Flags], changed_since: None },
         ),
         (
             "A003 STORE 2:4 +FLAGS (\\Deleted)",
@@ -124,6 +127,7 @@ fn rfc_examples() {
                 op: StoreOp::Add,
                 silent: false,
                 flags: vec![Flag::Deleted],
+                unchanged_since: None,
             },
         ),
         (
@@ -134,6 +138,7 @@ fn rfc_examples() {
                 op: StoreOp::Add,
                 silent: false,
                 flags: vec![Flag::Deleted],
+                unchanged_since: None,
             },
         ),
         (
@@ -165,6 +170,7 @@ fn rfc_examples() {
                 uid: false,
                 set: SeqSet::Ranges(vec![SeqRange { start: SeqNum::Value(1), end: SeqNum::Star }]),
                 items: vec![F::Flags],
+                changed_since: None,
             },
         ),
         (
@@ -380,7 +386,11 @@ fn store() {
         ("a STORE 1 FLAGS Junk", StoreOp::Replace, false, vec![Flag::Keyword("Junk".into())]),
     ];
     for (line, op, silent, flags) in cases {
-        assert_eq!(ok(line), Store { uid: false, set: set(&[r(1, 1)]), op, silent, flags }, "{line}");
+        assert_eq!(
+            ok(line),
+            Store { uid: false, set: set(&[r(1, 1)]), op, silent, flags, unchanged_since: None },
+            "{line}"
+        );
     }
     assert!(matches!(ok("a UID STORE 1:* +FLAGS (\\Seen)"), Store { uid: true, .. }));
     for (line, msg) in [
@@ -564,7 +574,7 @@ fn strings_and_mailboxes() {
     assert_eq!(login(b"a LOGIN {3}\r\na\r\n {1}\r\n\xff"), (b"a\r\n".to_vec(), vec![0xff]));
     assert_eq!(
         ok("a SELECT \"Other Users\" ()"),
-        Command::Select { mailbox: mb("Other Users"), readonly: false }
+        Command::Select { mailbox: mb("Other Users"), readonly: false, condstore: false }
     );
     for (line, msg) in [
         (&b"a LOGIN \"a\\nb\" x"[..], "bad escape in quoted user name"),
@@ -580,11 +590,11 @@ fn strings_and_mailboxes() {
         (b"a LOGIN {18446744073709551616}\r\n", "literal length is too large"),
         (b"a SELECT", "missing mailbox name"),
         (b"a SELECT %", "bad mailbox name"),
-        (b"a SELECT INBOX (CONDSTORE)", "unknown SELECT parameter CONDSTORE"),
+        (b"a SELECT INBOX (QRESYNC (1 2))", "unknown SELECT parameter QRESYNC"),
         (b"a EXAMINE INBOX (", "missing SELECT parameter"),
         (b"a RENAME x", "missing mailbox name"),
         (b"a STATUS x ()", "bad status item"),
-        (b"a STATUS x (MESSAGES HIGHESTMODSEQ)", "unknown status item HIGHESTMODSEQ"),
+        (b"a STATUS x (MESSAGES HIGHESTMODSEQS)", "unknown status item HIGHESTMODSEQS"),
         (b"a STATUS x MESSAGES", "bad status items"),
     ] {
         assert_eq!(err(line).message, msg, "{}", String::from_utf8_lossy(line));
@@ -633,4 +643,42 @@ fn long_token_in_message_is_bounded() {
     let e = err(line.as_bytes());
     assert!(e.message.len() < 80, "{}", e.message);
     assert_eq!(err(b"a \x01\x02").message, "bad command");
+}
+
+#[test]
+fn condstore_syntax() {
+    // RFC 7162 3.1: the CONDSTORE parameter, modifiers, the MODSEQ fetch item, search key and
+    // status item.
+    let ok = |l: &str| parse(l.as_bytes()).map(|(_, c)| c).unwrap_or_else(|e| panic!("{l}: {e:?}"));
+    assert!(matches!(ok("a SELECT INBOX (CONDSTORE)"), Command::Select { condstore: true, .. }));
+    assert!(matches!(ok("a EXAMINE INBOX"), Command::Select { condstore: false, readonly: true, .. }));
+    match ok("a FETCH 1:* (UID FLAGS) (CHANGEDSINCE 12345)") {
+        Command::Fetch { changed_since: Some(12345), items, .. } => {
+            assert_eq!(items, vec![FetchAtt::Uid, FetchAtt::Flags])
+        }
+        c => panic!("{c:?}"),
+    }
+    assert!(
+        matches!(ok("a UID FETCH 1 MODSEQ"), Command::Fetch { uid: true, items, .. } if items == vec![FetchAtt::ModSeq])
+    );
+    match ok("a STORE 1:3 (UNCHANGEDSINCE 0) +FLAGS.SILENT (\\Deleted)") {
+        Command::Store { unchanged_since: Some(0), silent: true, .. } => {}
+        c => panic!("{c:?}"),
+    }
+    assert_eq!(
+        ok("a SEARCH MODSEQ \"/flags/\\\\draft\" all 620162338"),
+        Command::Search { uid: false, ret: None, charset: None, key: SearchKey::ModSeq(620162338) }
+    );
+    assert!(
+        matches!(ok("a STATUS x (HIGHESTMODSEQ)"), Command::Status { items, .. } if items == vec![StatusItem::HighestModSeq])
+    );
+    for bad in [
+        "a FETCH 1 FLAGS (CHANGEDSINCE 0)",
+        "a FETCH 1 FLAGS (CHANGEDSINCE x)",
+        "a FETCH 1 FLAGS (VANISHED)",
+        "a STORE 1 (UNCHANGEDSINCE) FLAGS x",
+        "a SEARCH MODSEQ \"/flags/x\" some 1",
+    ] {
+        assert!(parse(bad.as_bytes()).is_err(), "{bad}");
+    }
 }

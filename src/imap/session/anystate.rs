@@ -46,6 +46,7 @@ impl Session {
     pub(super) fn enable(&mut self, _: &str, cmd: Command, _: &dyn Backend, out: &mut Vec<u8>) -> Reply {
         let Command::Enable(caps) = cmd else { return Some(bad("Internal error")) };
         let mut line = String::from("* ENABLED");
+        let mut extra = Vec::new();
         for cap in caps {
             // Unknown names are ignored (RFC 5161 3.1); ENABLED lists only what is new.
             if cap.eq_ignore_ascii_case("IMAP4rev2") && !self.rev2 {
@@ -54,10 +55,17 @@ impl Session {
             } else if cap.eq_ignore_ascii_case("UTF8=ACCEPT") && !self.utf8_accept {
                 self.utf8_accept = true;
                 line.push_str(" UTF8=ACCEPT");
+            } else if cap.eq_ignore_ascii_case("CONDSTORE") && !self.condstore {
+                // RFC 7162 3.1: the selected mailbox's HIGHESTMODSEQ follows, if any.
+                let mut ok_line = Vec::new();
+                let _ = self.use_condstore(&mut ok_line, false);
+                extra.extend_from_slice(&ok_line);
+                line.push_str(" CONDSTORE");
             }
         }
         line.push_str("\r\n");
         out.extend_from_slice(line.as_bytes());
+        out.extend_from_slice(&extra);
         Some(ok("ENABLE completed"))
     }
 }

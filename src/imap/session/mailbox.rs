@@ -94,7 +94,11 @@ impl Session {
 impl Session {
     /// SELECT and EXAMINE (RFC 3501 6.3.1-2, RFC 9051 6.3.2-3).
     pub(super) fn select(&mut self, _: &str, cmd: Command, _: &dyn Backend, out: &mut Vec<u8>) -> Reply {
-        let Command::Select { mailbox, readonly } = cmd else { return Some(bad("Internal error")) };
+        let Command::Select { mailbox, readonly, condstore } = cmd else {
+            return Some(bad("Internal error"));
+        };
+        // RFC 7162 3.1.8: the CONDSTORE parameter enables CONDSTORE.
+        self.condstore |= condstore;
         // RFC 3501 6.3.1: selecting closes the current mailbox first, even when the new SELECT fails;
         // RFC 7162 3.2.11 / RFC 9051 7.1: say so with OK [CLOSED].
         if self.open.is_some() {
@@ -135,6 +139,13 @@ impl Session {
         }
         buf.extend_from_slice(format!("* OK [UIDVALIDITY {}] UIDs valid\r\n", f.uidvalidity()).as_bytes());
         buf.extend_from_slice(format!("* OK [UIDNEXT {}] Predicted next UID\r\n", f.uidnext()).as_bytes());
+        // RFC 7162 3.1.2.1-2: once CONDSTORE is enabled, every SELECT says it.
+        if self.condstore {
+            match f.highest_modseq() {
+                Some(h) => buf.extend_from_slice(format!("* OK [HIGHESTMODSEQ {h}] Highest\r\n").as_bytes()),
+                None => buf.extend_from_slice(b"* OK [NOMODSEQ] No mod-sequences in this mailbox\r\n"),
+            }
+        }
         if self.rev2 {
             // RFC 9051 6.3.2: a LIST response with the mailbox name.
             buf.extend_from_slice(b"* LIST () \"/\" ");
@@ -237,6 +248,10 @@ impl Session {
     /// view, so they agree with what the client was told.
     pub(super) fn status(&mut self, _: &str, cmd: Command, _: &dyn Backend, out: &mut Vec<u8>) -> Reply {
         let Command::Status { mailbox, items } = cmd else { return Some(bad("Internal error")) };
+        // RFC 7162 3.1.6: HIGHESTMODSEQ enables CONDSTORE.
+        if items.contains(&StatusItem::HighestModSeq) {
+            let _ = self.use_condstore(out, false);
+        }
         let name = match self.mailbox_name(&mailbox) {
             Ok(n) => n,
             Err(t) => return Some(t),
@@ -292,6 +307,7 @@ impl Session {
                 StatusItem::Unseen => format!("UNSEEN {}", st.unseen),
                 StatusItem::Size => format!("SIZE {}", st.size),
                 StatusItem::Deleted => format!("DELETED {}", st.deleted),
+                StatusItem::HighestModSeq => format!("HIGHESTMODSEQ {}", st.highest_modseq),
             };
             buf.extend_from_slice(s.as_bytes());
         }

@@ -3,12 +3,12 @@
 //! FETCH, STORE, COPY with COPYUID (RFC 4315), MOVE (RFC 6851); and IDLE (RFC 2177).
 
 use super::{
-    Action, Backend, Reply, Session, Tagged, bad, flags_fetch, folder_error, no, ok, ok_code, seq_text,
-    store_flags, tagged,
+    Action, Backend, FlagsFetch, Reply, Session, Tagged, bad, flags_fetch, folder_error, no, ok, ok_code,
+    seq_text, store_flags, tagged,
 };
 use crate::imap::fetch::{self, FetchJob, FetchOpts};
 use crate::imap::search;
-use crate::imap::types::{Command, SearchReturn, SeqSet, StoreOp};
+use crate::imap::types::{Command, FetchAtt, SearchKey, SearchReturn, SeqSet, StoreOp};
 use crate::imap::{encode, session::Open};
 use crate::store::folder::{DELETED, FlagOp, Flags, Folder, FolderError, Uid};
 
@@ -66,6 +66,12 @@ impl Session {
     /// IMAP4rev2; RETURN (SAVE) keeps the result for `$` (RFC 5182).
     pub(super) fn search(&mut self, tag: &str, cmd: Command, _: &dyn Backend, out: &mut Vec<u8>) -> Reply {
         let Command::Search { uid, ret, charset, key } = cmd else { return Some(bad("Internal error")) };
+        // RFC 7162 3.1.5: a MODSEQ key enables CONDSTORE, and the answer gives the highest
+        // mod-sequence of what matched.
+        let modseq_key = uses_modseq(&key);
+        if modseq_key && let Some(t) = self.use_condstore(out, true) {
+            return Some(t);
+        }
         let sid = self.peer.sid.clone();
         let rev2 = self.rev2;
         let Some(open) = self.open.as_mut() else { return Some(bad("No mailbox selected")) };
@@ -98,6 +104,8 @@ impl Session {
         };
         let msgs = open.folder.messages();
         let uids: Vec<Uid> = found.iter().filter_map(|&i| msgs.get(i).map(|m| m.uid)).collect();
+        let top_modseq =
+            found.iter().filter_map(|&i| msgs.get(i).map(|m| m.modseq)).max().filter(|_| modseq_key);
         let nums: Vec<u32> = if uid {
             uids.clone()
         } else {
@@ -107,6 +115,9 @@ impl Session {
             let mut line = String::from("* SEARCH");
             for n in &nums {
                 line.push_str(&format!(" {n}"));
+            }
+            if let Some(m) = top_modseq {
+                line.push_str(&format!(" (MODSEQ {m})"));
             }
             line.push_str("\r\n");
             out.extend_from_slice(line.as_bytes());
@@ -154,6 +165,10 @@ impl Session {
             if has(SearchReturn::Count) {
                 buf.extend_from_slice(format!(" COUNT {}", nums.len()).as_bytes());
             }
+            // RFC 7162 3.1.5 / RFC 4731: the MODSEQ return data.
+            if let Some(m) = top_modseq {
+                buf.extend_from_slice(format!(" MODSEQ {m}").as_bytes());
+            }
             buf.extend_from_slice(b"\r\n");
             out.extend_from_slice(&buf);
         }
@@ -162,8 +177,20 @@ impl Session {
 
     /// RFC 3501 6.4.5 / 6.4.8: the responses are sent by the caller, a message at a time, from the
     /// [`FetchJob`] this leaves in `self.fetching`; [`Session::fetch_done`] completes the command.
-    pub(super) fn fetch(&mut self, tag: &str, cmd: Command, _: &dyn Backend, _: &mut Vec<u8>) -> Reply {
-        let Command::Fetch { uid, set, items } = cmd else { return Some(bad("Internal error")) };
+    pub(super) fn fetch(&mut self, tag: &str, cmd: Command, _: &dyn Backend, out: &mut Vec<u8>) -> Reply {
+        let Command::Fetch { uid, set, mut items, changed_since } = cmd else {
+            return Some(bad("Internal error"));
+        };
+        // RFC 7162 3.1.4.1: MODSEQ and CHANGEDSINCE enable CONDSTORE; CHANGEDSINCE needs a mailbox
+        // that keeps mod-sequences, and answers MODSEQ for every message it gives.
+        if (changed_since.is_some() || items.contains(&FetchAtt::ModSeq))
+            && let Some(t) = self.use_condstore(out, changed_since.is_some())
+        {
+            return Some(t);
+        }
+        if changed_since.is_some() {
+            items.push(FetchAtt::ModSeq);
+        }
         let opts = FetchOpts { uid, utf8: self.utf8(), rev2: self.rev2 };
         let open = match self.target(uid, &set) {
             Ok(o) => o,
@@ -171,7 +198,15 @@ impl Session {
         };
         // Repeated items are answered once, and each message once however often the set names it.
         let items = fetch::dedup(items);
-        let ranges = search::resolve_ranges(&set, open.folder.messages(), uid, &open.saved);
+        let mut ranges = search::resolve_ranges(&set, open.folder.messages(), uid, &open.saved);
+        if let Some(since) = changed_since {
+            let msgs = open.folder.messages();
+            ranges = ranges
+                .into_iter()
+                .flat_map(|r| r.filter(|&i| msgs.get(i).is_some_and(|m| m.modseq > since)))
+                .map(|i| i..i + 1)
+                .collect();
+        }
         self.fetching = Some(FetchJob::new(tag.to_string(), items, opts, ranges));
         None
     }
@@ -211,11 +246,16 @@ impl Session {
     /// RFC 3501 6.4.6: changes flags and, unless .SILENT, answers `* n FETCH (FLAGS (...))` (with the
     /// UID for UID STORE, RFC 3501 6.4.8).
     pub(super) fn store(&mut self, _: &str, cmd: Command, _: &dyn Backend, out: &mut Vec<u8>) -> Reply {
-        let Command::Store { uid, set, op, silent, flags } = cmd else {
+        let Command::Store { uid, set, op, silent, flags, unchanged_since } = cmd else {
             return Some(bad("Internal error"));
         };
+        if unchanged_since.is_some()
+            && let Some(t) = self.use_condstore(out, true)
+        {
+            return Some(t);
+        }
+        let how = FlagsFetch { flags: !silent, rev2: self.rev2, modseq: self.condstore };
         let sid = self.peer.sid.clone();
-        let rev2 = self.rev2;
         let Some(flags) = store_flags(&flags) else { return Some(bad(r"\Recent cannot be stored")) };
         let open = match self.target(uid, &set) {
             Ok(o) => o,
@@ -224,10 +264,29 @@ impl Session {
         if open.folder.readonly() {
             return Some(no("READ-ONLY", "Mailbox is read-only"));
         }
-        let idx = search::resolve(&set, open.folder.messages(), uid, &open.saved);
-        if idx.is_empty() {
-            return Some(ok("STORE completed"));
+        let mut idx = search::resolve(&set, open.folder.messages(), uid, &open.saved);
+        // RFC 7162 3.1.3: a message changed after UNCHANGEDSINCE is left alone and named in
+        // MODIFIED (message numbers, or UIDs for UID STORE).
+        let mut modified: Vec<u32> = Vec::new();
+        if let Some(since) = unchanged_since {
+            let msgs = open.folder.messages();
+            idx.retain(|&i| match msgs.get(i) {
+                Some(m) if m.modseq > since => {
+                    modified.push(if uid { m.uid } else { u32::try_from(i + 1).unwrap_or(u32::MAX) });
+                    false
+                }
+                _ => true,
+            });
         }
+        let done = |modified: &[u32]| match modified.is_empty() {
+            true => ok("STORE completed"),
+            false => ok_code(format!("MODIFIED {}", seq_text(modified)), "Conditional STORE failed"),
+        };
+        if idx.is_empty() {
+            return Some(done(&modified));
+        }
+        let before: Vec<u64> =
+            idx.iter().map(|&i| open.folder.messages().get(i).map_or(0, |m| m.modseq)).collect();
         let op = match op {
             StoreOp::Replace => FlagOp::Replace,
             StoreOp::Add => FlagOp::Add,
@@ -237,17 +296,19 @@ impl Session {
             return Some(folder_error(&sid, &e));
         }
         open.announce(out);
-        if !silent {
-            let msgs = open.folder.messages();
-            let mut buf = Vec::with_capacity(idx.len() * 40);
-            for &i in &idx {
-                if let Some(m) = msgs.get(i) {
-                    flags_fetch(&mut buf, i + 1, m, uid.then_some(m.uid), rev2);
-                }
+        // RFC 7162 3.1.3: with CONDSTORE enabled even a .SILENT STORE tells the new MODSEQ of what
+        // it changed.
+        let msgs = open.folder.messages();
+        let mut buf = Vec::with_capacity(idx.len() * 40);
+        for (&i, &was) in idx.iter().zip(&before) {
+            if let Some(m) = msgs.get(i)
+                && (how.flags || (how.modseq && m.modseq != was))
+            {
+                flags_fetch(&mut buf, i + 1, m, uid.then_some(m.uid), how);
             }
-            out.extend_from_slice(&buf);
         }
-        Some(ok("STORE completed"))
+        out.extend_from_slice(&buf);
+        Some(done(&modified))
     }
 
     /// COPY (RFC 3501 6.4.7, RFC 4315 COPYUID) and MOVE (RFC 6851 3: `* OK [COPYUID ...]`, then the
@@ -333,4 +394,15 @@ fn expunge_text(nums: &[u32]) -> Vec<u8> {
         buf.extend_from_slice(format!("* {n} EXPUNGE\r\n").as_bytes());
     }
     buf
+}
+
+/// Whether a search key uses MODSEQ anywhere (RFC 7162 3.1.5).
+fn uses_modseq(key: &SearchKey) -> bool {
+    match key {
+        SearchKey::ModSeq(_) => true,
+        SearchKey::Not(k) => uses_modseq(k),
+        SearchKey::Or(a, b) => uses_modseq(a) || uses_modseq(b),
+        SearchKey::And(v) => v.iter().any(uses_modseq),
+        _ => false,
+    }
 }

@@ -12,7 +12,7 @@ use fake::Shared;
 use std::cell::RefCell;
 
 const BASE: &str = "IMAP4rev1 IMAP4rev2 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UNSELECT UIDPLUS MOVE \
-                    CHILDREN LIST-EXTENDED LIST-STATUS SPECIAL-USE ESEARCH SEARCHRES STATUS=SIZE BINARY UTF8=ACCEPT";
+                    CHILDREN LIST-EXTENDED LIST-STATUS SPECIAL-USE ESEARCH SEARCHRES STATUS=SIZE BINARY UTF8=ACCEPT CONDSTORE";
 
 /// mrose/tanstaaf, one shared world; records failed logins.
 struct TestBackend {
@@ -154,11 +154,11 @@ fn login_cmd(user: &str, pass: &str) -> Command {
 }
 
 fn select(name: &str) -> Command {
-    Command::Select { mailbox: name.as_bytes().to_vec(), readonly: false }
+    Command::Select { mailbox: name.as_bytes().to_vec(), readonly: false, condstore: false }
 }
 
 fn examine(name: &str) -> Command {
-    Command::Select { mailbox: name.as_bytes().to_vec(), readonly: true }
+    Command::Select { mailbox: name.as_bytes().to_vec(), readonly: true, condstore: false }
 }
 
 fn list(reference: &str, pattern: &str) -> Command {
@@ -459,7 +459,7 @@ fn enable_lists_what_it_turned_on() {
     let en = |v: &[&str]| Command::Enable(v.iter().map(|c| c.to_string()).collect());
     assert_eq!(
         run(&mut s, &b, "a1", en(&["IMAP4rev2", "CONDSTORE", "utf8=accept"])),
-        "* ENABLED IMAP4rev2 UTF8=ACCEPT\r\na1 OK ENABLE completed\r\n"
+        "* ENABLED IMAP4rev2 CONDSTORE UTF8=ACCEPT\r\na1 OK ENABLE completed\r\n"
     );
     assert_eq!(run(&mut s, &b, "a2", en(&["IMAP4rev2"])), "* ENABLED\r\na2 OK ENABLE completed\r\n");
 }
@@ -645,7 +645,7 @@ fn a_name_that_is_not_modified_utf7_names_nothing() {
     let b = TestBackend::with_inbox();
     let mut s = logged_in(&b);
     for (tag, cmd) in [
-        ("b1", Command::Select { mailbox: b"&Jjo".to_vec(), readonly: false }),
+        ("b1", Command::Select { mailbox: b"&Jjo".to_vec(), readonly: false, condstore: false }),
         ("b2", Command::Create(b"a&".to_vec())),
     ] {
         assert_eq!(

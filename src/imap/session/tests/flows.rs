@@ -202,7 +202,7 @@ fn pattern_matching() {
 // --- selected state ---
 
 fn store_cmd(uid: bool, s: &str, op: StoreOp, silent: bool, flags: Vec<Flag>) -> Command {
-    Command::Store { uid, set: set(s), op, silent, flags }
+    Command::Store { uid, set: set(s), op, silent, flags, unchanged_since: None }
 }
 
 #[test]
@@ -429,6 +429,7 @@ fn fetch_flow() {
         uid,
         set: set(s),
         items: vec![crate::imap::types::FetchAtt::Flags],
+        changed_since: None,
     };
     assert_eq!(run(&mut s, &b, "a1", fetch(false, "4")), "a1 BAD Invalid message number\r\n");
     assert_eq!(run(&mut s, &b, "a2", fetch(false, "2:5")), "a2 BAD Invalid message number\r\n");
@@ -450,6 +451,7 @@ fn fetch_flow() {
             section: Default::default(),
             partial: None,
         }],
+        changed_since: None,
     };
     let got = run(&mut s, &b, "a4", body(false, "1:3"));
     if got.contains("UNAVAILABLE") {
