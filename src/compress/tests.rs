@@ -176,3 +176,26 @@ fn python_zlib_compatible_raw_stream() {
     let mut src = Pieces { pieces: vec![&wire], eof: false };
     assert_eq!(drain(&mut z, &mut src, 3).unwrap(), b"a1 NOOP\r\n");
 }
+
+#[test]
+fn a_small_stack_is_enough_and_the_spare_compressor_is_reused() {
+    // Half of a worker's stack (server/pool.rs): building goes to a thread of its own, and a
+    // reset happens in place.
+    let stack = crate::server::pool::STACK_SIZE / 2;
+    let t = std::thread::Builder::new().stack_size(stack).spawn(|| {
+        let mut z = Inflater::new();
+        let mut got = Vec::new();
+        for (i, text) in [&b"a1 OK first\r\n"[..], b"* 2 EXISTS\r\n", b"a2 OK third\r\n"].iter().enumerate() {
+            let mut d = Deflater::default();
+            let mut w = Vec::new();
+            d.write_all(text, &mut w).unwrap();
+            d.release();
+            assert!(!d.holds_state());
+            assert!(SPARE.with(|s| s.borrow().is_some()), "burst {i}: the compressor is kept for the next");
+            let mut src = Pieces { pieces: vec![&w], eof: false };
+            got.extend(drain(&mut z, &mut src, 64).unwrap());
+        }
+        got
+    });
+    assert_eq!(t.unwrap().join().unwrap(), b"a1 OK first\r\n* 2 EXISTS\r\na2 OK third\r\n");
+}
