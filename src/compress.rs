@@ -146,6 +146,11 @@ impl Inflater {
         }
     }
 
+    /// The octets the compressed-input buffer holds room for (bounded: tests and fuzzing).
+    pub fn input_capacity(&self) -> usize {
+        self.raw.capacity()
+    }
+
     /// Gives back the input buffer's memory when nothing waits in it.
     pub fn shrink(&mut self) {
         if !self.pending() {
