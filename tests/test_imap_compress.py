@@ -1,21 +1,26 @@
 """IMAP COMPRESS=DEFLATE (RFC 4978) against the real server, with a client built on Python's zlib
 (raw deflate, wbits=-15, a sync flush after every command) over a real socket: plain, STARTTLS and
 implicit TLS; LOGIN, COMPRESS, SELECT, APPEND and FETCH of a 1 MiB message, IDLE woken by an SMTP
-delivery, LOGOUT; garbage and a decompression bomb after COMPRESS; and, as root, a system user's
-session relayed to its mail process, which is where the compression runs."""
+delivery, LOGOUT; garbage and a decompression bomb after COMPRESS; offlineimap3 (imaplib2) with
+usecompression, both ways; and, as root, a system user's session relayed to its mail process,
+which is where the compression runs."""
 
+import hashlib
 import os
 import random
 import re
+import shutil
 import smtplib
-import socket
+import ssl
 import time
 import unittest
 import zlib
 
 import test_mailproc
+from harness import requires
 from imap.client import ALICE, HOST, RawImap, fetch_map, tls_context
 from test_imap import ImapCase
+from test_imap_clients import ClientCase, maildir_files
 
 
 def words_message(size, seed=1):
@@ -204,6 +209,50 @@ class Compress(ImapCase):
         _, tagged = c.cmd("LOGIN {100000}")
         self.assertRegex(tagged, rb"^t\d+ (BAD|NO) ")
         c.ok("NOOP")
+
+
+@requires(shutil.which("offlineimap"), "offlineimap3")
+class OfflineImapCompressed(ClientCase):
+    """offlineimap3 (imaplib2) with usecompression = yes: COMPRESS DEFLATE right after login, then
+    a sync down and up (APPEND), over implicit TLS and plain. The messages are small: imaplib2
+    inflates at most 32 KiB per socket read and leaves the rest until the socket is readable
+    again, so a compressed answer whose last read inflates to more than that waits forever in the
+    client whatever the server does."""
+
+    def test_sync_both_ways_compressed(self):
+        small = [words_message(4000 + 500 * i, seed=20 + i) for i in range(3)]
+        for m in small:
+            self.deliver(m)
+        with open(self.cert(), "rb") as f:
+            der = ssl.PEM_cert_to_DER_cert(f.read().decode())
+        fingerprint = hashlib.sha512(der).hexdigest()
+        for name, port, tls in (("tls", self.imaps_port, "yes"), ("plain", self.imap_port, "no")):
+            with self.subTest(name):
+                local = os.path.join(self.server.tmp, f"oi-{name}")
+                rc = os.path.join(self.server.tmp, f"offlineimaprc-{name}")
+                with open(rc, "w") as f:
+                    f.write(f"[general]\naccounts = buzon\nmetadata = {self.server.tmp}/oi-meta-{name}\n"
+                            "ui = basic\n\n[Account buzon]\nlocalrepository = local\nremoterepository = remote\n\n"
+                            f"[Repository local]\ntype = Maildir\nlocalfolders = {local}\nsep = /\n\n"
+                            f"[Repository remote]\ntype = IMAP\nremotehost = {HOST}\nremoteport = {port}\n"
+                            f"ssl = {tls}\nstarttls = no\ncert_fingerprint = {fingerprint}\n"
+                            f"remoteuser = {ALICE[0]}\nremotepass = {ALICE[1]}\nusecompression = yes\n"
+                            "folderfilter = lambda f: f == 'INBOX'\n")
+                before = self.server.read_log().count("event=imap_compress")
+                self.run_tool(["offlineimap", "-c", rc, "-o", "-u", "basic"], timeout=60)
+                self.assertGreater(self.server.read_log().count("event=imap_compress"), before,
+                                   "offlineimap turned COMPRESS on")
+                inbox = maildir_files(os.path.join(local, "INBOX"))
+                got = sorted(b.replace(b"\r\n", b"\n") for b in inbox.values())
+                for m in small:
+                    body = m.split(b"\r\n\r\n", 1)[1].replace(b"\r\n", b"\n")
+                    self.assertTrue(any(g.endswith(body) for g in got), "each message came down whole")
+                # Up: a message written locally is APPENDed through the compressed stream.
+                with open(os.path.join(local, "INBOX", "new", f"1700000009.{name}.local"), "wb") as f:
+                    f.write(f"Subject: up {name}\n\nwritten locally\n".encode())
+                self.run_tool(["offlineimap", "-c", rc, "-o", "-u", "basic"], timeout=60)
+                subjects = [re.search(rb"Subject: ([^\r\n]*)", b).group(1) for _, b in self.server_view()["INBOX"]]
+                self.assertIn(f"up {name}".encode(), subjects)
 
 
 @unittest.skipUnless(test_mailproc.ROOT, "needs root and useradd (CI runs as root)")
