@@ -10,7 +10,9 @@
 #   make bench      bench/bench.sh, bench/imap.sh and bench/idle.sh (root; installs postfix and
 #                   dovecot-imapd if missing) and bench/checks.py (the sender checks' cost a
 #                   message) and bench/web.py (page weight, memory of 100 web sessions);
-#                   make bench-imap, make bench-idle, make bench-checks, make bench-web: one part alone
+#                   make bench-imap, make bench-idle, make bench-checks, make bench-web: one part alone;
+#                   make bench-compress: IMAP COMPRESS=DEFLATE's octets on the wire and memory
+#                   (bench/imap_compress.py, not root)
 #   make fuzz       every cargo-fuzz target in fuzz/ for FUZZ_SECONDS each (nightly toolchain)
 
 CARGO        ?= cargo
@@ -31,7 +33,7 @@ BIN   := target/release/buzon
 MAN5  := man/buzon.conf.5
 MAN8  := man/buzon.8
 
-.PHONY: all run test check lint-man install uninstall bench bench-imap bench-idle bench-checks bench-web fuzz fuzz-smoke clean
+.PHONY: all run test check lint-man install uninstall bench bench-imap bench-idle bench-checks bench-web bench-compress fuzz fuzz-smoke clean
 
 all:
 	$(CARGO) build --release
@@ -122,6 +124,9 @@ bench-checks: all
 
 bench-web: all
 	$(PYTHON) bench/web.py
+
+bench-compress: all
+	$(PYTHON) bench/imap_compress.py
 
 bench-imap: all
 	bash bench/imap.sh

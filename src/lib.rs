@@ -6,6 +6,7 @@ pub mod addr;
 pub mod aliases;
 pub mod auth;
 pub mod cert;
+pub mod compress;
 pub mod config;
 pub mod dns;
 pub mod durable;

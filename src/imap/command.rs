@@ -115,6 +115,12 @@ fn command(p: &mut Parser, copy: bool, append_at: &mut Option<Range<usize>>) -> 
         "EXPUNGE" => no_args(p, Command::Expunge)?,
         "IDLE" => no_args(p, Command::Idle)?,
         "AUTHENTICATE" => authenticate(p)?,
+        // RFC 4978 5: compress = "COMPRESS" SP algorithm; algorithm = "DEFLATE" (other names are
+        // the session's to refuse with a tagged BAD).
+        "COMPRESS" => {
+            p.sp("compression algorithm")?;
+            Command::Compress(p.keyword("compression algorithm")?)
+        }
         "LOGIN" => {
             p.sp("user name")?;
             let user = p.astring("user name")?;

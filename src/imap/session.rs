@@ -15,6 +15,7 @@
 
 mod anystate;
 mod auth;
+mod compress;
 mod list;
 mod mailbox;
 pub use mailbox::AppendStart;
@@ -109,6 +110,9 @@ pub enum Action {
     StartTls,
     /// Close the connection (after writing everything before it).
     Close,
+    /// RFC 4978 3: compress both directions from now on (the `OK` before this is sent as it is);
+    /// input already buffered after the command is compressed input.
+    Compress,
 }
 
 /// How a command ends: the session turns it into the last [`Action`]; the drivers keep it.
@@ -120,6 +124,8 @@ pub enum Outcome {
     StartTls,
     /// Close the connection.
     Close,
+    /// Start compressing both directions (RFC 4978), after the `OK` is written as it is.
+    Compress,
 }
 
 /// The connection state (RFC 3501 3).
@@ -272,6 +278,8 @@ pub struct Session {
     staging: Option<mailbox::Pending>,
     /// The FETCH a handler set up, for [`Session::on_command`] to hand to the caller.
     fetching: Option<FetchJob>,
+    /// COMPRESS DEFLATE is on (RFC 4978).
+    compressed: bool,
 }
 
 impl Session {
@@ -293,6 +301,7 @@ impl Session {
             handed_off: false,
             staging: None,
             fetching: None,
+            compressed: false,
         }
     }
 
@@ -482,6 +491,7 @@ impl Session {
                     }
                     Action::StartTls => next = Outcome::StartTls,
                     Action::Close => next = Outcome::Close,
+                    Action::Compress => next = Outcome::Compress,
                 }
             }
             todo = more;
@@ -681,6 +691,9 @@ impl Session {
             if !self.cleartext_allowed() {
                 caps.push_str(" LOGINDISABLED");
             }
+        } else {
+            // RFC 4978 3: COMPRESS is valid only once logged in.
+            caps.push_str(" COMPRESS=DEFLATE");
         }
         caps
     }
@@ -718,6 +731,7 @@ fn actions(out: Vec<u8>, outcome: Outcome) -> Vec<Action> {
         Outcome::Continue => {}
         Outcome::StartTls => actions.push(Action::StartTls),
         Outcome::Close => actions.push(Action::Close),
+        Outcome::Compress => actions.push(Action::Compress),
     }
     actions
 }

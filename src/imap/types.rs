@@ -323,4 +323,6 @@ pub enum Command {
     Idle,
     /// RFC 2971: `ID NIL` or `ID ("name" "value" ...)`.
     Id(Option<Vec<(String, Option<String>)>>),
+    /// RFC 4978 3: `COMPRESS` and the algorithm's name (upper case; the session knows `DEFLATE`).
+    Compress(String),
 }

@@ -88,6 +88,9 @@ fn rfc_examples() {
         ("a002 IDLE", Idle),
         ("A1 NAMESPACE", Namespace),
         ("A1 UNSELECT", Unselect),
+        ("a COMPRESS DEFLATE", Compress("DEFLATE".into())),
+        ("a compress deflate", Compress("DEFLATE".into())),
+        ("a COMPRESS X-LZ4", Compress("X-LZ4".into())),
         ("A654 FETCH 2:4 (FLAGS BODY[HEADER.FIELDS (DATE FROM)])", {
             let fields = SectionText::HeaderFields(vec!["DATE".into(), "FROM".into()]);
             Fetch {
@@ -620,6 +623,8 @@ fn tags_and_commands() {
         (b"A1 NOOP now", Some("A1"), "NOOP takes no arguments"),
         (b"A1 NOOP\r\n", Some("A1"), "NOOP takes no arguments"),
         (b"A1 ENABLE", Some("A1"), "missing capability"),
+        (b"A1 COMPRESS", Some("A1"), "missing compression algorithm"),
+        (b"A1 COMPRESS DEFLATE X", Some("A1"), "unexpected characters at the end: X"),
         (b"A1 ID", Some("A1"), "missing ID parameters"),
         (b"A1 ID (\"name\")", Some("A1"), "missing ID value"),
         (b"A1 ID FOO", Some("A1"), "bad ID parameters"),

@@ -37,6 +37,7 @@ pub enum Verb {
     Move,
     Idle,
     Id,
+    Compress,
 }
 
 impl Verb {
@@ -72,6 +73,7 @@ impl Verb {
             Command::Move { .. } => Verb::Move,
             Command::Idle => Verb::Idle,
             Command::Id(_) => Verb::Id,
+            Command::Compress(_) => Verb::Compress,
         }
     }
 }
@@ -129,4 +131,6 @@ pub const TABLE: &[Entry] = &[
     Entry { verb: Verb::Store, allowed: SEL, handler: Session::store },
     Entry { verb: Verb::Copy, allowed: SEL, handler: Session::copy },
     Entry { verb: Verb::Move, allowed: SEL, handler: Session::copy },
+    // RFC 4978 3: COMPRESS in the authenticated and selected states.
+    Entry { verb: Verb::Compress, allowed: AUTH, handler: Session::compress },
 ];

@@ -501,6 +501,13 @@ impl Imap {
                     }
                 }
                 Outcome::Close => return Ok(None),
+                Outcome::Compress => {
+                    // RFC 4978 3: the tagged OK goes out as it is; both directions are compressed
+                    // from the octet after its CRLF (here, or in the user's mail process when the
+                    // session was handed there: the relay in front copies the compressed octets).
+                    self.io.flush()?;
+                    self.io.start_compress();
+                }
                 Outcome::StartTls => {
                     self.io.flush()?;
                     let Some(tls) = self.ctx.as_ref().and_then(|c| c.tls.clone()) else { return Ok(None) };
@@ -660,6 +667,7 @@ impl Imap {
                 Action::Fetch(job) => self.phase = Phase::Fetching { job, stalled: None },
                 Action::StartTls => next = Outcome::StartTls,
                 Action::Close => next = Outcome::Close,
+                Action::Compress => next = Outcome::Compress,
             }
         }
         next

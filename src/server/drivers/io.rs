@@ -7,11 +7,16 @@
 //! socket full tells the worker pool first ([`ClientWriter`]), so a slow reader holds a spare
 //! thread, not one of the `workers`. Parked with nothing buffered, a
 //! connection keeps no buffer at all ([`Io::shrink`]). RFC 5321 4.5.3.1 (line limits).
+//! Once an IMAP session turns on COMPRESS=DEFLATE ([`Io::start_compress`], RFC 4978), input is
+//! inflated a read's worth at a time into the same buffer (so the same line and literal limits
+//! hold) and every write is compressed and sync-flushed; the compressor is dropped whenever the
+//! connection parks (src/compress.rs).
 
 use std::io::{self, Write};
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::compress::{Deflater, Inflater};
 use crate::netio::Stream;
 use crate::server::pool::{BlockGuard, Blocker};
 
@@ -56,11 +61,20 @@ pub struct Io {
     pub started: Option<Instant>,
     /// The pool of the worker running the connection now (set at each run, cleared at park).
     pub blocker: Option<Arc<Blocker>>,
+    /// COMPRESS=DEFLATE's two streams, once it is on (RFC 4978).
+    deflate: Option<Box<(Inflater, Deflater)>>,
 }
 
 /// Writes to the client; when its socket is full (the client is not reading) the pool is told
-/// once, before the write waits, and told again when the writer is dropped.
+/// once, before the write waits, and told again when the writer is dropped. With COMPRESS on,
+/// each write is compressed and flushed whole.
 pub struct ClientWriter<'a> {
+    raw: RawWriter<'a>,
+    deflate: Option<&'a mut Deflater>,
+}
+
+/// The stream itself, the pool told before a write that would wait.
+struct RawWriter<'a> {
     stream: &'a mut Stream,
     blocker: Option<&'a Blocker>,
     waiting: Option<BlockGuard<'a>>,
@@ -68,9 +82,11 @@ pub struct ClientWriter<'a> {
 
 impl<'a> ClientWriter<'a> {
     pub fn new(stream: &'a mut Stream, blocker: Option<&'a Blocker>) -> ClientWriter<'a> {
-        ClientWriter { stream, blocker, waiting: None }
+        ClientWriter { raw: RawWriter { stream, blocker, waiting: None }, deflate: None }
     }
+}
 
+impl<'a> RawWriter<'a> {
     fn before_write(&mut self) {
         if self.waiting.is_some() {
             return;
@@ -84,6 +100,22 @@ impl<'a> ClientWriter<'a> {
 }
 
 impl Write for ClientWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self.deflate.as_deref_mut() {
+            Some(d) => {
+                d.write_all(buf, &mut self.raw)?;
+                Ok(buf.len())
+            }
+            None => self.raw.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.raw.flush()
+    }
+}
+
+impl Write for RawWriter<'_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         self.before_write();
         self.stream.write(buf)
@@ -113,7 +145,23 @@ impl Io {
             too_long_head: Vec::new(),
             started: None,
             blocker: None,
+            deflate: None,
         }
+    }
+
+    /// RFC 4978 3: compression starts for both directions now (the `OK` was flushed as it was).
+    /// What the client sent after the COMPRESS command's line is compressed already.
+    pub fn start_compress(&mut self) {
+        let mut inflater = Inflater::new();
+        inflater.push(self.buffered());
+        self.buf.clear();
+        self.start = 0;
+        self.deflate = Some(Box::new((inflater, Deflater::default())));
+    }
+
+    /// Whether COMPRESS is on.
+    pub fn compressing(&self) -> bool {
+        self.deflate.is_some()
     }
 
     /// Input read and not yet consumed.
@@ -147,8 +195,15 @@ impl Io {
         }
         let old = self.buf.len();
         self.buf.resize(old + READ_CHUNK, 0);
+        let Io { stream, buf, deflate, .. } = self;
         let got = loop {
-            match self.stream.read_now(&mut self.buf[old..]) {
+            let room = buf.get_mut(old..).unwrap_or_default();
+            let r = match deflate.as_deref_mut() {
+                // At most READ_CHUNK inflated octets a read: a bomb meets the same limits as plain input.
+                Some((z, _)) => z.read(room, |b| stream.read_now(b)),
+                None => stream.read_now(room),
+            };
+            match r {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 r => break r,
             }
@@ -238,17 +293,20 @@ impl Io {
     /// Sends the replies waiting in `out`.
     pub fn flush(&mut self) -> io::Result<()> {
         if !self.out.is_empty() {
-            let mut w = ClientWriter::new(&mut self.stream, self.blocker.as_deref());
-            w.write_all(&self.out)?;
+            let (out, mut w) = self.client();
+            w.write_all(out)?;
             w.flush()?;
-            self.out.clear();
+            drop(w);
+            out.clear();
         }
         Ok(())
     }
 
     /// A writer to the client (see [`ClientWriter`]), and the reply buffer beside it.
     pub fn client(&mut self) -> (&mut Vec<u8>, ClientWriter<'_>) {
-        (&mut self.out, ClientWriter::new(&mut self.stream, self.blocker.as_deref()))
+        let mut w = ClientWriter::new(&mut self.stream, self.blocker.as_deref());
+        w.deflate = self.deflate.as_deref_mut().map(|(_, d)| d);
+        (&mut self.out, w)
     }
 
     /// Starts TLS as the server (STARTTLS, or implicit TLS before the greeting, RFC 8314 3.3). What
@@ -282,6 +340,11 @@ impl Io {
         }
         if self.out.is_empty() {
             self.out = Vec::new();
+        }
+        // Everything written was flushed: the compressor's ~280 KiB go until the next write.
+        if let Some((z, d)) = self.deflate.as_deref_mut() {
+            d.release();
+            z.shrink();
         }
     }
 }
@@ -358,5 +421,89 @@ mod tests {
         assert_eq!(io.buf.capacity(), 0, "an idle connection holds no input buffer");
         drop(peer);
         assert_eq!(io.bytes().unwrap(), Bytes::Eof);
+    }
+
+    /// What a client's compressor sends for `data` (raw deflate, sync-flushed).
+    fn deflated(c: &mut flate2::Compress, data: &[u8]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(data.len() + 64);
+        let before = c.total_in();
+        c.compress_vec(data, &mut out, flate2::FlushCompress::Sync).unwrap();
+        assert_eq!(c.total_in() - before, data.len() as u64, "all taken in one call");
+        out
+    }
+
+    #[test]
+    fn compressed_lines_replies_and_what_was_pipelined() {
+        let (mut io, mut peer) = pair();
+        let mut c = flate2::Compress::new(flate2::Compression::new(6), false);
+        // The COMPRESS line, and the next command compressed right behind it in the same read.
+        let mut first = b"a COMPRESS DEFLATE\r\n".to_vec();
+        first.extend(deflated(&mut c, b"b NOOP\r\nc NO"));
+        peer.write_all(&first).unwrap();
+        assert_eq!(line(&mut io, 512), "a COMPRESS DEFLATE");
+        io.out.extend_from_slice(b"a OK DEFLATE active\r\n");
+        io.flush().unwrap();
+        io.start_compress();
+        assert!(io.compressing());
+        assert_eq!(line(&mut io, 512), "b NOOP");
+        assert_eq!(line(&mut io, 512), "Pending");
+        peer.write_all(&deflated(&mut c, b"OP\r\n")).unwrap();
+        assert_eq!(line(&mut io, 512), "c NOOP");
+        io.out.extend_from_slice(b"b OK NOOP completed\r\n");
+        io.flush().unwrap();
+        io.shrink();
+        let Some((_, d)) = io.deflate.as_deref() else { panic!("compression is on") };
+        assert!(!d.holds_state(), "a parked connection holds no compressor");
+        io.out.extend_from_slice(b"c OK NOOP completed\r\n");
+        io.flush().unwrap();
+        drop(io);
+        let mut wire = Vec::new();
+        std::io::Read::read_to_end(&mut peer, &mut wire).unwrap();
+        let plain = b"a OK DEFLATE active\r\n";
+        assert_eq!(&wire[..plain.len()], plain, "the OK itself is not compressed");
+        let mut z = flate2::Decompress::new(false);
+        let mut text = vec![0u8; 4096];
+        z.decompress(&wire[plain.len()..], &mut text, flate2::FlushDecompress::Sync).unwrap();
+        text.truncate(z.total_out() as usize);
+        assert_eq!(text, b"b OK NOOP completed\r\nc OK NOOP completed\r\n");
+    }
+
+    #[test]
+    fn a_compressed_bomb_meets_the_line_limit_and_garbage_is_an_error() {
+        let (mut io, mut peer) = pair();
+        io.start_compress();
+        let mut c = flate2::Compress::new(flate2::Compression::new(9), false);
+        // 16 MiB of 'A' without a line end, then a line: about 16 KiB on the wire.
+        let chunk = vec![b'A'; 1 << 20];
+        let mut wire = Vec::new();
+        for _ in 0..16 {
+            wire.extend(deflated(&mut c, &chunk));
+        }
+        wire.extend(deflated(&mut c, b"\r\nd NOOP\r\n"));
+        assert!(wire.len() < 64 * 1024, "{}", wire.len());
+        let writer = std::thread::spawn(move || {
+            peer.write_all(&wire).unwrap();
+            peer.write_all(b"\xff\xff\xff\xff").unwrap();
+            peer
+        });
+        let mut most = 0;
+        let got = loop {
+            let r = line(&mut io, 64 * 1024);
+            most = most.max(io.buf.capacity());
+            if r != "Pending" {
+                break r;
+            }
+        };
+        assert_eq!(got, "TooLong");
+        assert!(most <= 64 * 1024 + 2 * READ_CHUNK, "the buffer stayed bounded: {most}");
+        assert_eq!(line(&mut io, 64 * 1024), "d NOOP");
+        let _peer = writer.join().unwrap();
+        let e = loop {
+            match io.line(512) {
+                Ok(Input::Pending) => continue,
+                other => break other,
+            }
+        };
+        assert_eq!(e.unwrap_err().kind(), io::ErrorKind::InvalidData);
     }
 }

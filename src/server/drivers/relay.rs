@@ -4,6 +4,9 @@
 //! loop like any other connection while neither side has anything to say. The mail process's
 //! output is always taken first, so neither side can block the other: bytes for the mail process
 //! wait in one bounded buffer, and the client is read only when that buffer is empty.
+//! IMAP COMPRESS (RFC 4978) belongs to the mail process, where the session runs: it can only come
+//! after the login that started the relay, so the relay copies the compressed octets as any others
+//! (inside the client's TLS, which stays here).
 
 use std::io::{self, Read, Write};
 use std::os::fd::AsRawFd;
