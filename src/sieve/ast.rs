@@ -62,16 +62,45 @@ pub(crate) enum Test {
     Not(Box<Test>),
     AllOf(Vec<Test>),
     AnyOf(Vec<Test>),
-    Header { m: Match, names: Vec<String>, keys: Vec<String> },
-    Address { m: Match, part: Part, names: Vec<String>, keys: Vec<String> },
-    Envelope { m: Match, part: Part, names: Vec<String>, keys: Vec<String> },
+    Header {
+        m: Match,
+        names: Vec<String>,
+        keys: Vec<String>,
+    },
+    Address {
+        m: Match,
+        part: Part,
+        names: Vec<String>,
+        keys: Vec<String>,
+    },
+    Envelope {
+        m: Match,
+        part: Part,
+        names: Vec<String>,
+        keys: Vec<String>,
+    },
     Exists(Vec<String>),
-    Size { over: bool, limit: u64 },
-    Body { m: Match, transform: Transform, keys: Vec<String> },
+    Size {
+        over: bool,
+        limit: u64,
+    },
+    Body {
+        m: Match,
+        transform: Transform,
+        keys: Vec<String>,
+    },
     /// RFC 5229 5.
-    String { m: Match, sources: Vec<String>, keys: Vec<String> },
+    String {
+        m: Match,
+        sources: Vec<String>,
+        keys: Vec<String>,
+    },
     /// RFC 5232 4: `vars` empty means the internal flags variable.
-    HasFlag { m: Match, vars: Vec<String>, keys: Vec<String> },
+    HasFlag {
+        m: Match,
+        vars: Vec<String>,
+        keys: Vec<String>,
+    },
     /// RFC 5490 3.1.
     MailboxExists(Vec<String>),
 }
@@ -122,13 +151,34 @@ pub(crate) enum Cmd {
     /// `if`/`elsif` branches in order, then the `else` block.
     If(Vec<(Test, Vec<Stmt>)>, Option<Vec<Stmt>>),
     Stop,
-    Keep { flags: Option<Vec<String>> },
+    Keep {
+        flags: Option<Vec<String>>,
+    },
     Discard,
-    FileInto { mailbox: String, flags: Option<Vec<String>>, copy: bool, create: bool },
-    Redirect { address: String, copy: bool },
-    Reject { reason: String, extended: bool },
-    Set { name: String, value: String, mods: Vec<Modifier> },
-    Flag { op: FlagOp, var: Option<String>, flags: Vec<String> },
+    FileInto {
+        mailbox: String,
+        flags: Option<Vec<String>>,
+        copy: bool,
+        create: bool,
+    },
+    Redirect {
+        address: String,
+        copy: bool,
+    },
+    Reject {
+        reason: String,
+        extended: bool,
+    },
+    Set {
+        name: String,
+        value: String,
+        mods: Vec<Modifier>,
+    },
+    Flag {
+        op: FlagOp,
+        var: Option<String>,
+        flags: Vec<String>,
+    },
     Vacation(Box<VacationArgs>),
 }
 

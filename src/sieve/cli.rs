@@ -11,6 +11,7 @@
 //! error: line 3: ...             (a runtime error: the message is kept, RFC 5228 2.10.6)
 //! ```
 //!
+//! No mail store is at hand: of the mailboxes, only INBOX exists (RFC 5490 mailboxexists).
 //! A script that does not parse prints `line N: what` on standard error and exits 1.
 
 use std::process::ExitCode;
@@ -57,7 +58,10 @@ pub fn main(args: &[String]) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    print!("{}", render(&run(&script, &Message::new(&msg), &env, &Options::default())));
+    // No mail store here: only INBOX exists (RFC 5490 mailboxexists).
+    let inbox_only = |m: &str| m.eq_ignore_ascii_case("INBOX");
+    let opts = Options { mailbox_exists: Some(&inbox_only), ..Options::default() };
+    print!("{}", render(&run(&script, &Message::new(&msg), &env, &opts)));
     ExitCode::SUCCESS
 }
 
@@ -75,7 +79,9 @@ pub fn render(o: &Outcome) -> String {
     let last = o.actions.len().saturating_sub(1);
     for (i, a) in o.actions.iter().enumerate() {
         let line = match a {
-            Action::Keep { flags: f } if o.implicit_keep && i == last => format!("keep (implicit) flags={}", flags(f)),
+            Action::Keep { flags: f } if o.implicit_keep && i == last => {
+                format!("keep (implicit) flags={}", flags(f))
+            }
             Action::Keep { flags: f } => format!("keep flags={}", flags(f)),
             Action::FileInto { mailbox, flags: f, copy, create } => {
                 format!("fileinto {mailbox:?} flags={} copy={} create={}", flags(f), yn(*copy), yn(*create))

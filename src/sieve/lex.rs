@@ -82,7 +82,8 @@ pub(crate) fn lex(src: &str) -> Result<Vec<Token>, ParseError> {
             b'0'..=b'9' => {
                 let end = b[i..].iter().position(|c| !c.is_ascii_digit()).map_or(b.len(), |p| i + p);
                 let digits = &src[i..end];
-                let mut n: u64 = digits.parse().map_err(|_| err(line, format!("number {digits} is too large")))?;
+                let mut n: u64 =
+                    digits.parse().map_err(|_| err(line, format!("number {digits} is too large")))?;
                 i = end;
                 // RFC 5228 2.4.1: K, M and G multiply by 2^10, 2^20 and 2^30.
                 let shift = match b.get(i).map(u8::to_ascii_uppercase) {

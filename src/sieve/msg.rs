@@ -60,7 +60,8 @@ impl<'a> Message<'a> {
                     if mailbox == m::MISSING_MAILBOX {
                         continue;
                     }
-                    let domain = (host != m::MISSING_DOMAIN).then(|| String::from_utf8_lossy(&host).into_owned());
+                    let domain =
+                        (host != m::MISSING_DOMAIN).then(|| String::from_utf8_lossy(&host).into_owned());
                     out.push(MailAddr { local: String::from_utf8_lossy(&mailbox).into_owned(), domain });
                 }
             }
@@ -94,20 +95,29 @@ fn raw_values<'h>(header: &'h [u8], name: &str) -> Vec<&'h [u8]> {
     m::fields(header).filter(|f| f.name.eq_ignore_ascii_case(name.as_bytes())).map(|f| f.value).collect()
 }
 
-/// RFC 5173 5.3 :text for an HTML part: the text between the tags, entities left as they are.
+/// Elements that run within a line: they leave no space behind.
+const INLINE: [&str; 12] =
+    ["a", "b", "i", "u", "em", "strong", "span", "font", "small", "big", "code", "sup"];
+
+/// RFC 5173 5.3 :text for an HTML part: the text between the tags (a tag that breaks the flow
+/// becomes a space), entities left as they are.
 pub(crate) fn html_text(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
-    let mut in_tag = false;
-    for c in s.chars() {
-        match c {
-            '<' => in_tag = true,
-            '>' if in_tag => {
-                in_tag = false;
-                out.push(' ');
-            }
-            c if !in_tag => out.push(c),
-            _ => {}
+    let mut rest = s;
+    while let Some(lt) = rest.find('<') {
+        out.push_str(&rest[..lt]);
+        let Some(gt) = rest[lt..].find('>') else {
+            rest = "";
+            break;
+        };
+        let tag = rest[lt + 1..lt + gt].trim_start_matches('/');
+        let name: String =
+            tag.chars().take_while(|c| c.is_ascii_alphanumeric()).collect::<String>().to_ascii_lowercase();
+        if !INLINE.contains(&name.as_str()) {
+            out.push(' ');
         }
+        rest = &rest[lt + gt + 1..];
     }
+    out.push_str(rest);
     out
 }

@@ -298,12 +298,16 @@ impl Checker {
                 }
                 let address = a.string(self, "the address")?;
                 // RFC 5228 4.2: the address must be valid; checked now unless a variable fills it.
-                if !(self.has("variables") && address.contains("${")) && super::run::redirect_target(&address).is_none() {
+                if !(self.has("variables") && address.contains("${"))
+                    && super::run::redirect_target(&address).is_none()
+                {
                     return Err(err(line, format!("command \"redirect\": invalid address \"{address}\"")));
                 }
                 Cmd::Redirect { address, copy }
             }
-            "reject" | "ereject" => Cmd::Reject { reason: a.string(self, "the reason")?, extended: name == "ereject" },
+            "reject" | "ereject" => {
+                Cmd::Reject { reason: a.string(self, "the reason")?, extended: name == "ereject" }
+            }
             "set" => {
                 let mut mods: Vec<Modifier> = Vec::new();
                 while let Some((t, tl)) = a.tag() {
@@ -318,7 +322,10 @@ impl Checker {
                     };
                     // RFC 5229 4.1: two modifiers of one precedence are an error.
                     if mods.iter().any(|o| o.precedence() == m.precedence()) {
-                        return Err(err(tl, format!("command \"set\": modifier \":{t}\" conflicts with another")));
+                        return Err(err(
+                            tl,
+                            format!("command \"set\": modifier \":{t}\" conflicts with another"),
+                        ));
                     }
                     mods.push(m);
                 }
@@ -340,7 +347,10 @@ impl Checker {
                     2 => {
                         let v = a.string(self, "the variable name")?;
                         if !vars::valid_name(&v) {
-                            return Err(err(line, format!("command \"{name}\": invalid variable name \"{v}\"")));
+                            return Err(err(
+                                line,
+                                format!("command \"{name}\": invalid variable name \"{v}\""),
+                            ));
                         }
                         Some(v.to_ascii_lowercase())
                     }
@@ -445,7 +455,10 @@ impl Checker {
                         for n in &names {
                             let n = n.to_ascii_lowercase();
                             if !(n == "from" || n == "to" || n == "auth" || n.contains("${")) {
-                                return Err(err(line, format!("test \"envelope\": unknown envelope part \"{n}\"")));
+                                return Err(err(
+                                    line,
+                                    format!("test \"envelope\": unknown envelope part \"{n}\""),
+                                ));
                             }
                         }
                         Test::Envelope { m, part, names, keys }
@@ -470,7 +483,11 @@ impl Checker {
                     }
                 }
                 let m = self.finish_match(&mt, line)?;
-                Test::Body { m, transform: transform.unwrap_or(Transform::Text), keys: a.strings(self, "the key list")? }
+                Test::Body {
+                    m,
+                    transform: transform.unwrap_or(Transform::Text),
+                    keys: a.strings(self, "the key list")?,
+                }
             }
             "string" | "hasflag" => {
                 let mut mt = MatchTags::default();
@@ -482,7 +499,8 @@ impl Checker {
                     let sources = a.strings(self, "the source list")?;
                     Test::String { m, sources, keys: a.strings(self, "the key list")? }
                 } else {
-                    let vars = if a.positional()? == 2 { a.strings(self, "the variable list")? } else { Vec::new() };
+                    let vars =
+                        if a.positional()? == 2 { a.strings(self, "the variable list")? } else { Vec::new() };
                     if let Some(v) = vars.iter().find(|v| !vars::valid_name(v)) {
                         return Err(err(line, format!("test \"hasflag\": invalid variable name \"{v}\"")));
                     }
@@ -497,7 +515,14 @@ impl Checker {
     }
 
     /// One of the comparison tags (RFC 5228 2.7, RFC 5231, RFC 5233).
-    fn match_tag(&self, t: &str, tl: u32, a: &mut Args, mt: &mut MatchTags, part_ok: bool) -> Result<(), ParseError> {
+    fn match_tag(
+        &self,
+        t: &str,
+        tl: u32,
+        a: &mut Args,
+        mt: &mut MatchTags,
+        part_ok: bool,
+    ) -> Result<(), ParseError> {
         let what = a.what.clone();
         let dup = |x: &str| err(tl, format!("{what}: more than one {x}"));
         match t {
@@ -531,7 +556,12 @@ impl Checker {
                             "le" => Rel::Le,
                             "eq" => Rel::Eq,
                             "ne" => Rel::Ne,
-                            _ => return Err(err(tl, format!("{}: unknown relational operator \"{op}\"", a.what))),
+                            _ => {
+                                return Err(err(
+                                    tl,
+                                    format!("{}: unknown relational operator \"{op}\"", a.what),
+                                ));
+                            }
                         };
                         if t == "count" { Mt::Count(rel) } else { Mt::Value(rel) }
                     }
@@ -564,7 +594,10 @@ impl Checker {
         let m = Match { cmp: mt.cmp.unwrap_or(Cmp::AsciiCasemap), mt: mt.mt.unwrap_or(Mt::Is) };
         // RFC 4790 9.1: i;ascii-numeric has no substring operation.
         if m.cmp == Cmp::AsciiNumeric && matches!(m.mt, Mt::Contains | Mt::Matches) {
-            return Err(err(line, "comparator \"i;ascii-numeric\" cannot be used with :contains or :matches"));
+            return Err(err(
+                line,
+                "comparator \"i;ascii-numeric\" cannot be used with :contains or :matches",
+            ));
         }
         Ok(m)
     }

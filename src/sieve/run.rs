@@ -154,6 +154,9 @@ impl Runner<'_, '_> {
             }
             Cmd::Reject { reason, extended } => {
                 let reason = self.x(reason);
+                if self.vacation_seen {
+                    return Err(fail(line, "reject conflicts with vacation"));
+                }
                 self.implicit_keep = false;
                 self.add(if *extended { Action::Ereject(reason) } else { Action::Reject(reason) }, line)?;
             }
@@ -192,6 +195,13 @@ impl Runner<'_, '_> {
                     return Err(fail(line, "vacation: more than one vacation action"));
                 }
                 self.vacation_seen = true;
+                // RFC 5230 4.7: reject and vacation both answer the sender; checked whether or
+                // not a reply turns out to be due.
+                if let Some((_, ol)) =
+                    self.actions.iter().find(|(a, _)| matches!(a, Action::Reject(_) | Action::Ereject(_)))
+                {
+                    return Err(fail(line, format!("vacation conflicts with reject at line {ol}")));
+                }
                 let args = super::ast::VacationArgs {
                     days: args.days,
                     subject: args.subject.as_deref().map(|s| self.x(s)),
@@ -255,7 +265,9 @@ impl Runner<'_, '_> {
                 Action::Keep { flags } | Action::FileInto { flags, .. } => flags.clone(),
                 _ => Vec::new(),
             };
-            if let Some((Action::Keep { flags } | Action::FileInto { flags, .. }, _)) = self.actions.get_mut(i) {
+            if let Some((Action::Keep { flags } | Action::FileInto { flags, .. }, _)) =
+                self.actions.get_mut(i)
+            {
                 add_flags(flags, &new_flags);
             }
             return Ok(());

@@ -15,7 +15,11 @@ const DAYS_DEFAULT: u64 = 7;
 /// RFC 5230 4.6 (and RFC 3834 2): local parts that name a system, not a person.
 fn system_sender(local: &str) -> bool {
     let l = local.to_ascii_lowercase();
-    l == "mailer-daemon" || l == "listserv" || l == "majordomo" || l.starts_with("owner-") || l.ends_with("-request")
+    l == "mailer-daemon"
+        || l == "listserv"
+        || l == "majordomo"
+        || l.starts_with("owner-")
+        || l.ends_with("-request")
 }
 
 /// Compares two addresses: local part as written, domain case-insensitively.
@@ -51,7 +55,15 @@ pub(crate) fn decide(
         return Err(format!("the message is Auto-Submitted: {v}"));
     }
     // RFC 5230 4.6: no reply to mailing lists or bulk mail.
-    for f in ["List-Id", "List-Help", "List-Subscribe", "List-Unsubscribe", "List-Post", "List-Owner", "List-Archive"] {
+    for f in [
+        "List-Id",
+        "List-Help",
+        "List-Subscribe",
+        "List-Unsubscribe",
+        "List-Post",
+        "List-Owner",
+        "List-Archive",
+    ] {
         if msg.exists(f) {
             return Err(format!("the message is from a mailing list ({f})"));
         }

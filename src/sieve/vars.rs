@@ -37,7 +37,13 @@ pub(crate) fn decode_encoded(s: &str) -> String {
                 }
                 "unicode" => units
                     .iter()
-                    .map(|u| if u.len() <= 6 { u32::from_str_radix(u, 16).ok().and_then(char::from_u32) } else { None })
+                    .map(|u| {
+                        if u.len() <= 6 {
+                            u32::from_str_radix(u, 16).ok().and_then(char::from_u32)
+                        } else {
+                            None
+                        }
+                    })
                     .collect::<Option<String>>()?,
                 _ => return None,
             };
