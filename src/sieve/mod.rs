@@ -12,7 +12,8 @@
 //! of script, [`MAX_DEPTH`] levels of nested blocks and tests, [`MAX_STRING`] octets in a string,
 //! [`MAX_LIST`] strings in a list, [`MAX_ACTIONS`] actions and [`MAX_REDIRECTS`] redirects per run
 //! (RFC 5228 4.2 asks for a limit), [`MAX_VARIABLES`] variables of at most [`MAX_VAR_LEN`]
-//! octets, and the body test examines at most [`BODY_MAX`] octets of the body.
+//! octets, at most [`MAX_MATCH_WORK`] of comparison work, and the body test examines at most
+//! [`BODY_MAX`] octets of the body.
 
 mod ast;
 pub mod cli;
@@ -51,6 +52,9 @@ pub const MAX_REDIRECTS: usize = 4;
 pub const MAX_VARIABLES: usize = 255;
 /// Longest value of a variable, in octets; longer values are cut (RFC 5229 3).
 pub const MAX_VAR_LEN: usize = 4096;
+/// Comparison work one run may do (octets of value times octets of key for :contains and
+/// :matches): a script cannot make one delivery spin; past it the run fails and the message is kept.
+pub const MAX_MATCH_WORK: u64 = 200_000_000;
 /// Octets of the body the body test examines (RFC 5173 leaves the bound to the implementation);
 /// what lies beyond is not seen.
 pub const BODY_MAX: usize = 512 * 1024;

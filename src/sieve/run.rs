@@ -8,7 +8,7 @@ use super::ast::{Cmd, FlagOp, Match, Mt, Part, Stmt, Test, Transform};
 use super::matching::{count, matches};
 use super::msg::{MailAddr, Message, html_text};
 use super::vars::{Vars, modify};
-use super::{Action, Envelope, MAX_ACTIONS, Options, Outcome, RunError, Script, vacation};
+use super::{Action, Envelope, MAX_ACTIONS, MAX_MATCH_WORK, Options, Outcome, RunError, Script, vacation};
 
 /// Runs `script` for one delivery.
 pub fn run(script: &Script, msg: &Message, env: &Envelope, opts: &Options) -> Outcome {
@@ -23,6 +23,8 @@ pub fn run(script: &Script, msg: &Message, env: &Envelope, opts: &Options) -> Ou
         implicit_keep: true,
         notes: Vec::new(),
         vacation_seen: false,
+        line: 0,
+        work: 0,
     };
     match r.block(&script.cmds) {
         Ok(_) => r.finish(),
@@ -64,6 +66,10 @@ struct Runner<'s, 'm> {
     implicit_keep: bool,
     notes: Vec<String>,
     vacation_seen: bool,
+    /// The line of the command running, for errors raised inside its tests.
+    line: u32,
+    /// Comparison work done so far (see `compare`).
+    work: u64,
 }
 
 fn fail(line: u32, message: impl Into<String>) -> RunError {
@@ -109,9 +115,11 @@ impl Runner<'_, '_> {
 
     fn stmt(&mut self, s: &Stmt) -> Result<Flow, RunError> {
         let line = s.line;
+        self.line = line;
         match &s.cmd {
             Cmd::If(branches, else_) => {
                 for (test, body) in branches {
+                    self.line = line;
                     if self.test(test)? {
                         return self.block(body);
                     }
@@ -339,7 +347,7 @@ impl Runner<'_, '_> {
             }
             Test::Header { m, names, keys } => {
                 let values: Vec<String> = self.xs(names).iter().flat_map(|n| self.msg.header(n)).collect();
-                self.compare(m, &values, keys)
+                self.compare(m, &values, keys)?
             }
             Test::Address { m, part, names, keys } => {
                 let values: Vec<String> = self
@@ -348,7 +356,7 @@ impl Runner<'_, '_> {
                     .flat_map(|n| self.msg.addresses(n))
                     .filter_map(|a| address_part(&a, *part))
                     .collect();
-                self.compare(m, &values, keys)
+                self.compare(m, &values, keys)?
             }
             Test::Envelope { m, part, names, keys } => {
                 let mut values = Vec::new();
@@ -373,7 +381,7 @@ impl Runner<'_, '_> {
                     };
                     values.extend(address_part(&MailAddr { local, domain }, *part));
                 }
-                self.compare(m, &values, keys)
+                self.compare(m, &values, keys)?
             }
             Test::Body { m, transform, keys } => {
                 let values: Vec<String> = match transform {
@@ -405,7 +413,7 @@ impl Runner<'_, '_> {
                     }
                 };
                 // RFC 5173 5: the body test is a substring search over each part.
-                self.compare(m, &values, keys)
+                self.compare(m, &values, keys)?
             }
             Test::String { m, sources, keys } => {
                 let values = self.xs(sources);
@@ -414,7 +422,7 @@ impl Runner<'_, '_> {
                     Mt::Count(_) => values.into_iter().filter(|v| !v.is_empty()).collect(),
                     _ => values,
                 };
-                self.compare(m, &values, keys)
+                self.compare(m, &values, keys)?
             }
             Test::HasFlag { m, vars, keys } => {
                 let mut set = Vec::new();
@@ -426,7 +434,7 @@ impl Runner<'_, '_> {
                         add_flags(&mut set, &v);
                     }
                 }
-                self.compare(m, &set, keys)
+                self.compare(m, &set, keys)?
             }
             Test::MailboxExists(names) => {
                 let names = self.xs(names);
@@ -440,22 +448,32 @@ impl Runner<'_, '_> {
 
     /// Values against keys (RFC 5228 2.7): true when any value matches any key; a successful
     /// :matches sets the match variables (RFC 5229 3.2).
-    fn compare(&mut self, m: &Match, values: &[String], keys: &[String]) -> bool {
+    fn compare(&mut self, m: &Match, values: &[String], keys: &[String]) -> Result<bool, RunError> {
         let keys = self.xs(keys);
         if let Mt::Count(rel) = m.mt {
-            return keys.iter().any(|k| count(m.cmp, rel, values.len(), k));
+            return Ok(keys.iter().any(|k| count(m.cmp, rel, values.len(), k)));
         }
         for v in values {
             for k in &keys {
+                // What one comparison may cost at worst: substring and wildcard searches are
+                // O(value x key); the run has MAX_MATCH_WORK of it.
+                let cost = match m.mt {
+                    Mt::Contains | Mt::Matches => (v.len() as u64 + 1) * (k.len() as u64 + 1),
+                    _ => v.len() as u64 + k.len() as u64 + 1,
+                };
+                self.work = self.work.saturating_add(cost);
+                if self.work > MAX_MATCH_WORK {
+                    return Err(fail(self.line, "too much matching work for one message"));
+                }
                 if let Some(caps) = matches(m.cmp, m.mt, v, k) {
                     if m.mt == Mt::Matches && self.script.variables {
                         self.vars.matched = caps;
                     }
-                    return true;
+                    return Ok(true);
                 }
             }
         }
-        false
+        Ok(false)
     }
 }
 

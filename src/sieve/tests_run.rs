@@ -435,3 +435,16 @@ fn truncated_message_and_garbage() {
         assert!(o.error.is_none());
     }
 }
+
+#[test]
+fn matching_work_is_bounded() {
+    // A key list that would cost far more than MAX_MATCH_WORK fails the run (message kept).
+    let msg = format!("Subject: {}\r\n\r\nx\r\n", "a".repeat(60_000));
+    let keys = vec![format!("\"{}b\"", "a".repeat(50_000)); 20].join(", ");
+    let o = go_with(&format!("\n\nif header :contains \"subject\" [{keys}] {{ discard; }}"), &msg, &env());
+    assert_eq!(o.actions, vec![Action::Keep { flags: vec![] }]);
+    assert_eq!(
+        o.error.map(|e| (e.line, e.message)),
+        Some((3, "too much matching work for one message".into()))
+    );
+}
