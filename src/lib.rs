@@ -19,6 +19,7 @@ pub mod queue;
 pub mod records;
 pub mod sendmail;
 pub mod server;
+pub mod sieve;
 pub mod smtp;
 pub mod spool;
 pub mod store;

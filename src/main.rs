@@ -19,6 +19,7 @@ const USAGE: &str = "usage: buzon serve [-c file]
        buzon dkim keygen DOMAIN [--selector S] [--ed25519] [-c file] | dkim sign | dkim verify
        buzon spf check IP SENDER [HELO] | dmarc check FROM-DOMAIN ... [-c file]
        buzon dns-records DOMAIN [-c file]
+       buzon sieve-test SCRIPT MESSAGE [-f envelope-from] [-a recipient]
        buzon sendmail [-t] [-i] [-f sender] [-F name] [-C file] [recipient ...]
        sendmail ... | mailq [-C file] | newaliases [-C file]
        buzon version";
@@ -94,6 +95,7 @@ fn main() -> ExitCode {
         }
         "cert" => cert(config_path, &operands),
         "spf" | "dkim" | "dmarc" | "dns-records" => filters(cmd, config_path, &operands),
+        "sieve-test" => buzon::sieve::cli::main(&operands),
         "version" | "-V" | "--version" => {
             println!("buzon {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS

@@ -13,6 +13,7 @@ mod lex;
 mod lines;
 mod mime;
 mod parsed;
+mod parts;
 mod searchstream;
 mod structure;
 #[cfg(test)]
@@ -24,7 +25,10 @@ use crate::imap::types::{Section, SectionText};
 
 pub use decode::{Cte, Decoder};
 pub use envelope::envelope;
+pub(crate) use envelope::{Addr, MISSING_DOMAIN, MISSING_MAILBOX, addresses};
+pub(crate) use mime::fields;
 pub use parsed::{Parsed, Piece};
+pub use parts::{ContentPart, content_parts};
 pub use searchstream::{body_contains, header_contains, header_fields as stream_header_fields};
 pub use structure::body_structure;
 pub use text::{body_text, contains, fold, header_text, header_values, search_values, sent_date};

@@ -138,7 +138,7 @@ fn collect(p: &Part, msg: &[u8], out: &mut String) {
 
 /// Undoes the transfer encoding, then the charset (mailparse knows the charsets; unknown ones and
 /// invalid bytes fall back to a lossy reading).
-fn decode_text(header: &[u8], body: &[u8], ct: &ContentType) -> String {
+pub(super) fn decode_text(header: &[u8], body: &[u8], ct: &ContentType) -> String {
     use super::decode::{Cte, base64, cte, quoted_printable};
     let raw = match cte(first(header, "Content-Transfer-Encoding")) {
         Cte::Base64 => base64(body),

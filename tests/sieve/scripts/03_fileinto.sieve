@@ -1,0 +1,6 @@
+require "fileinto";
+if header :contains "Subject" ["lunch", "party"] {
+  fileinto "Social";
+} elsif header :is "subject" "[devel] Release plan" {
+  fileinto "Lists.devel";
+}

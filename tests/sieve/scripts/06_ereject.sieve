@@ -1,0 +1,2 @@
+require "ereject";
+if exists "x-spam-flag" { ereject "No spam, please."; }

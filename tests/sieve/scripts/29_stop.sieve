@@ -1,0 +1,3 @@
+require "fileinto";
+if address :domain "from" "example.org" { fileinto "Org"; stop; }
+fileinto "Rest";

@@ -1,0 +1,3 @@
+require ["reject", "fileinto"];
+fileinto "Kept";
+if header :contains "subject" "lunch" { reject "no lunch"; }

@@ -1,0 +1,4 @@
+require "fileinto";
+if header :is "subject" "x" {
+  if foo "x" { keep; }
+}
