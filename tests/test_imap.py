@@ -1405,6 +1405,49 @@ class Condstore(ImapCase):
         untagged, _ = c.ok("NOOP")
         self.assertGreater(max(self.modseqs(untagged).values()), top)
 
+    def test_qresync_vanished_and_resync(self):
+        # RFC 7162 3.2: after ENABLE QRESYNC expunges are told as VANISHED; a client back with its
+        # UIDVALIDITY and last HIGHESTMODSEQ learns at SELECT what vanished and what changed.
+        for i in range(4):
+            self.deliver(msg(f"q{i}"))
+        a, b = self.raw(), self.raw()
+        _, tagged = a.cmd("SELECT INBOX (QRESYNC (1 1))")
+        self.assertIn(b"BAD", tagged, "QRESYNC not enabled yet")
+        untagged, _ = a.ok("ENABLE QRESYNC")
+        self.assertIn(b"* ENABLED QRESYNC", untagged)
+        untagged, _ = a.ok("SELECT INBOX")
+        text = b"".join(untagged)
+        uv = int(re.search(rb"UIDVALIDITY (\d+)", text).group(1))
+        h = int(re.search(rb"HIGHESTMODSEQ (\d+)", text).group(1))
+        b.ok("SELECT INBOX")
+        b.ok("STORE 2 +FLAGS.SILENT (\\Deleted)")
+        b.ok("EXPUNGE")
+        b.ok("UID STORE 3 +FLAGS.SILENT (\\Flagged)")
+        untagged, _ = a.ok("NOOP")
+        self.assertIn(b"* VANISHED 2", untagged)
+        self.assertEqual(find(untagged, "* 2 EXPUNGE"), [])
+        self.assertIn(b"MODSEQ", b"".join(find(untagged, "* 2 FETCH")), untagged)
+        # Its own EXPUNGE is told the same way.
+        a.ok("STORE 1 +FLAGS.SILENT (\\Deleted)")
+        untagged, _ = a.ok("EXPUNGE")
+        self.assertEqual(untagged[-1], b"* VANISHED 1")
+        # A client that knew UIDs 1:4 at mod-sequence h.
+        c = self.raw()
+        c.ok("ENABLE QRESYNC")
+        untagged, _ = c.ok(f"SELECT INBOX (QRESYNC ({uv} {h} 1:4))")
+        self.assertIn(b"* VANISHED (EARLIER) 1:2", untagged)
+        f = fetch_map(untagged)
+        self.assertEqual([int(v["UID"]) for v in f.values()], [3])
+        self.assertIn("\\Flagged", flagset(f[1]["FLAGS"]))
+        # UID FETCH with CHANGEDSINCE and VANISHED says the same.
+        untagged, _ = c.ok(f"UID FETCH 1:* (FLAGS) (CHANGEDSINCE {h} VANISHED)")
+        self.assertEqual(untagged[0], b"* VANISHED (EARLIER) 1:2")
+        self.assertEqual([int(v["UID"]) for v in fetch_map(untagged).values()], [3])
+        # Another UIDVALIDITY: a plain SELECT, nothing of the kind.
+        untagged, _ = c.ok(f"SELECT INBOX (QRESYNC ({uv + 1} {h}))")
+        self.assertEqual(find(untagged, "* VANISHED"), [])
+
+
 class MboxNoModseq(ImapCase):
     mailbox = "mbox:{tmp}/spool/%n"
     extra = "imap.folders = {tmp}/folders/%d/%n\n"

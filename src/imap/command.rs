@@ -18,7 +18,7 @@ use std::ops::Range;
 pub use assemble::{Assembler, Step, zero_literal};
 use lexer::{MAX_ITEMS, PResult, Parser, is_astring_char, show};
 
-use crate::imap::types::{Command, ListArgs, ListReturn, ListSelect, StatusItem};
+use crate::imap::types::{Command, ListArgs, ListReturn, ListSelect, Qresync, StatusItem};
 
 /// Why a command was refused: the server answers `tag BAD message`, or `* BAD message` when no
 /// valid tag could be read.
@@ -146,19 +146,23 @@ fn command(p: &mut Parser, copy: bool, append_at: &mut Option<Range<usize>>) -> 
             // RFC 4466 2.1: select-params = SP "(" select-param *(SP select-param) ")"; buzon
             // knows CONDSTORE (RFC 7162 3.1.8).
             let mut condstore = false;
+            let mut qresync = None;
             if p.more() {
                 p.expect(b'(', "SELECT parameters")?;
+                let mut first = true;
                 while !p.eat(b')') {
-                    if condstore {
+                    if !first {
                         p.sp("SELECT parameter")?;
                     }
+                    first = false;
                     match p.keyword("SELECT parameter")?.as_str() {
                         "CONDSTORE" => condstore = true,
+                        "QRESYNC" => qresync = Some(qresync_param(p)?),
                         param => return Err(format!("unknown {name} parameter {}", show(param.as_bytes()))),
                     }
                 }
             }
-            Command::Select { mailbox, readonly: name == "EXAMINE", condstore }
+            Command::Select { mailbox, readonly: name == "EXAMINE", condstore, qresync }
         }
         "CREATE" => Command::Create(mailbox(p)?),
         "DELETE" => Command::Delete(mailbox(p)?),
@@ -217,9 +221,33 @@ fn with_set(p: &mut Parser, name: &str, uid: bool) -> PResult<Command> {
         "FETCH" => {
             p.sp("fetch items")?;
             let items = fetch::fetch_items(p)?;
-            // RFC 4466 2.4 / RFC 7162 3.1.4.1: SP "(" "CHANGEDSINCE" SP mod-sequence-value ")".
-            let changed_since = if p.more() { Some(modifier(p, "CHANGEDSINCE")?) } else { None };
-            Command::Fetch { uid, set, items, changed_since }
+            // RFC 4466 2.4 / RFC 7162 3.1.4.1, 3.2.6: SP "(" fetch-modifier *(SP fetch-modifier) ")",
+            // CHANGEDSINCE mod-sequence-value and VANISHED.
+            let (mut changed_since, mut vanished) = (None, false);
+            if p.more() {
+                p.expect(b'(', "FETCH modifiers")?;
+                let mut first = true;
+                while !p.eat(b')') {
+                    if !first {
+                        p.sp("FETCH modifier")?;
+                    }
+                    first = false;
+                    match p.keyword("FETCH modifier")?.as_str() {
+                        "CHANGEDSINCE" if changed_since.is_none() => {
+                            p.sp("mod-sequence")?;
+                            changed_since = Some(mod_sequence(p, "CHANGEDSINCE")?);
+                        }
+                        "VANISHED" if !vanished => vanished = true,
+                        m => {
+                            return Err(format!("unknown or repeated FETCH modifier {}", show(m.as_bytes())));
+                        }
+                    }
+                }
+            }
+            if vanished && changed_since.is_none() {
+                return Err("VANISHED needs CHANGEDSINCE".into());
+            }
+            Command::Fetch { uid, set, items, changed_since, vanished }
         }
         "STORE" => {
             // RFC 7162 3.1.3: "(" "UNCHANGEDSINCE" SP mod-sequence-valzer ")" before the item.
@@ -229,6 +257,7 @@ fn with_set(p: &mut Parser, name: &str, uid: bool) -> PResult<Command> {
                 p.eat(b'(');
                 p.p_keyword_is("UNCHANGEDSINCE")?;
                 p.sp("mod-sequence")?;
+                // RFC 7162 3.1.3: mod-sequence-valzer, 0 allowed.
                 unchanged_since = Some(p.number64("UNCHANGEDSINCE mod-sequence")?);
                 p.expect(b')', "STORE modifier")?;
                 p.sp("store item")?;
@@ -241,19 +270,41 @@ fn with_set(p: &mut Parser, name: &str, uid: bool) -> PResult<Command> {
     })
 }
 
-/// "(" NAME SP mod-sequence-value ")" after the space (RFC 4466 2.4 modifiers; `name` is the only
-/// one known).
-fn modifier(p: &mut Parser, name: &str) -> PResult<u64> {
-    p.expect(b'(', "modifier")?;
-    p.p_keyword_is(name)?;
-    p.sp("mod-sequence")?;
-    // RFC 7162 7: mod-sequence-value = 1*DIGIT (1..2^63-1).
-    let n = p.number64(&format!("{name} mod-sequence"))?;
+/// RFC 7162 7: mod-sequence-value = 1*DIGIT, 1..2^63-1.
+fn mod_sequence(p: &mut Parser, what: &str) -> PResult<u64> {
+    let n = p.number64(&format!("{what} mod-sequence"))?;
     if n == 0 || n > i64::MAX as u64 {
-        return Err(format!("{name} mod-sequence out of range"));
+        return Err(format!("{what} mod-sequence out of range"));
     }
-    p.expect(b')', "modifier")?;
     Ok(n)
+}
+
+/// RFC 7162 3.2.5: SP "(" uidvalidity SP mod-sequence-value [SP known-uids]
+/// [SP seq-match-data] ")", seq-match-data = "(" known-sequence-set SP known-uid-set ")".
+fn qresync_param(p: &mut Parser) -> PResult<Qresync> {
+    p.sp("QRESYNC parameters")?;
+    p.expect(b'(', "QRESYNC parameters")?;
+    let uidvalidity = p.nz_number("QRESYNC uidvalidity")?;
+    p.sp("QRESYNC mod-sequence")?;
+    let modseq = mod_sequence(p, "QRESYNC")?;
+    let mut known_uids = None;
+    if p.more() {
+        if p.peek() != Some(b'(') {
+            known_uids = Some(p.seq_set()?);
+            if !p.more() {
+                p.expect(b')', "QRESYNC parameters")?;
+                return Ok(Qresync { uidvalidity, modseq, known_uids });
+            }
+        }
+        // The sequence match data: read, not needed.
+        p.expect(b'(', "QRESYNC sequence match data")?;
+        p.seq_set()?;
+        p.sp("QRESYNC known UIDs")?;
+        p.seq_set()?;
+        p.expect(b')', "QRESYNC sequence match data")?;
+    }
+    p.expect(b')', "QRESYNC parameters")?;
+    Ok(Qresync { uidvalidity, modseq, known_uids })
 }
 
 /// RFC 3501 6.2.2 / RFC 4959 3: "AUTHENTICATE" SP auth-type [SP (base64 / "=")].

@@ -142,7 +142,7 @@ use State::{Authenticated, NotAuthenticated, Selected};
 /// The capabilities offered in every state (RFC 3501 7.2.1; RFC 9051 7.2.2).
 const BASE_CAPABILITIES: &str = "IMAP4rev1 IMAP4rev2 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UNSELECT \
      UIDPLUS MOVE CHILDREN LIST-EXTENDED LIST-STATUS SPECIAL-USE ESEARCH SEARCHRES STATUS=SIZE BINARY \
-     UTF8=ACCEPT CONDSTORE";
+     UTF8=ACCEPT CONDSTORE QRESYNC";
 
 /// The tagged completion of a command.
 #[derive(Debug)]
@@ -268,6 +268,8 @@ pub struct Session {
     /// RFC 7162 3.1: CONDSTORE is enabled (ENABLE, or the first command that uses it); FETCH
     /// responses of flag changes then carry MODSEQ.
     condstore: bool,
+    /// RFC 7162 3.2: ENABLE QRESYNC: expunges are told as `* VANISHED uids`, SELECT takes QRESYNC.
+    qresync: bool,
     /// The AUTHENTICATE in progress and its tag.
     sasl: Option<auth::Sasl>,
     /// The tag of the IDLE in progress.
@@ -296,6 +298,7 @@ impl Session {
             rev2: false,
             utf8_accept: false,
             condstore: false,
+            qresync: false,
             sasl: None,
             idle_tag: None,
             handed_off: false,
@@ -583,6 +586,8 @@ impl Session {
     fn report_changes(&mut self, expunges: bool, out: &mut Vec<u8>) {
         let how = FlagsFetch { flags: true, rev2: self.rev2, modseq: self.condstore };
         let Some(open) = self.open.as_mut() else { return };
+        let before =
+            (self.qresync && expunges).then(|| open.folder.messages().iter().map(|m| m.uid).collect());
         let changes = match open.folder.sync(expunges) {
             Ok(c) => c,
             // The selected mailbox was deleted, or its UIDs were renumbered (a new UIDVALIDITY),
@@ -601,7 +606,7 @@ impl Session {
             }
         };
         open.announce(out);
-        out.extend_from_slice(&changes_text(&changes, open.folder.messages(), how));
+        out.extend_from_slice(&changes_text(&changes, open.folder.messages(), how, before));
     }
 
     /// A command that uses CONDSTORE enables it (RFC 7162 3.1); with a mailbox selected, the first
@@ -736,12 +741,81 @@ fn actions(out: Vec<u8>, outcome: Outcome) -> Vec<Action> {
     actions
 }
 
-/// The untagged lines for a sync's changes.
-fn changes_text(changes: &Changes, messages: &[folder::MessageInfo], how: FlagsFetch) -> Vec<u8> {
-    let mut buf = Vec::new();
-    for n in &changes.expunged {
-        buf.extend_from_slice(format!("* {n} EXPUNGE\r\n").as_bytes());
+/// Expunges told as `* n EXPUNGE` each, or, once QRESYNC is enabled (`before`: the view's UIDs
+/// before the removals), as one `* VANISHED uids` (RFC 7162 3.2.10).
+fn expunged_text(nums: &[u32], before: Option<Vec<Uid>>) -> Vec<u8> {
+    let mut buf = Vec::with_capacity(nums.len() * 16);
+    match before {
+        Some(mut uids) => {
+            // Each number counts in the view after the removals before it.
+            let mut gone: Vec<Uid> = nums
+                .iter()
+                .filter_map(|&n| {
+                    let i = usize::try_from(n).ok()?.checked_sub(1)?;
+                    (i < uids.len()).then(|| uids.remove(i))
+                })
+                .collect();
+            gone.sort_unstable();
+            if !gone.is_empty() {
+                buf.extend_from_slice(format!("* VANISHED {}\r\n", seq_text(&gone)).as_bytes());
+            }
+        }
+        None => {
+            for n in nums {
+                buf.extend_from_slice(format!("* {n} EXPUNGE\r\n").as_bytes());
+            }
+        }
     }
+    buf
+}
+
+/// UIDs from `lo` to `hi` (or of `known`, within them) that the view does not hold: what a client
+/// resynchronising with QRESYNC must forget (RFC 7162 3.2.5.2, 3.2.6). Every such UID is told,
+/// expunged before or after the client's mod-sequence: RFC 7162 3.2.5.2 lets the server include
+/// UIDs the client may not know of.
+fn vanished_uids(msgs: &[folder::MessageInfo], known: Option<&SeqSet>, lo: Uid, hi: Uid) -> Vec<Uid> {
+    let present: std::collections::HashSet<Uid> = msgs.iter().map(|m| m.uid).collect();
+    let mut out = Vec::new();
+    let ranges: Vec<(Uid, Uid)> = match known {
+        Some(SeqSet::Ranges(rs)) => rs
+            .iter()
+            .map(|r| {
+                let v = |s: SeqNum| match s {
+                    SeqNum::Value(v) => v,
+                    SeqNum::Star => hi,
+                };
+                let (a, b) = (v(r.start), v(r.end));
+                (a.min(b).max(lo), a.max(b).min(hi))
+            })
+            .collect(),
+        _ => vec![(lo, hi)],
+    };
+    for (a, b) in ranges {
+        // Bounded by the mailbox's UIDNEXT, not by the client's numbers.
+        let mut u = a;
+        while u <= b {
+            if !present.contains(&u) {
+                out.push(u);
+            }
+            if u == Uid::MAX {
+                break;
+            }
+            u += 1;
+        }
+    }
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
+/// The untagged lines for a sync's changes.
+fn changes_text(
+    changes: &Changes,
+    messages: &[folder::MessageInfo],
+    how: FlagsFetch,
+    before: Option<Vec<Uid>>,
+) -> Vec<u8> {
+    let mut buf = expunged_text(&changes.expunged, before);
     if let Some(n) = changes.exists {
         buf.extend_from_slice(format!("* {n} EXISTS\r\n").as_bytes());
         if !how.rev2 {

@@ -224,6 +224,16 @@ pub struct ListArgs {
     pub extended: bool,
 }
 
+/// The RFC 7162 3.2.5 QRESYNC SELECT parameter: what the client knew of the mailbox. Its
+/// sequence match data (a hint for finding expunges) is read and not needed: buzon tells the
+/// client every UID of `known_uids` that is gone.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Qresync {
+    pub uidvalidity: u32,
+    pub modseq: u64,
+    pub known_uids: Option<SeqSet>,
+}
+
 /// A mailbox name as sent (raw bytes: an astring; see [`ListArgs`] for the encoding).
 pub type MailboxName = Vec<u8>;
 
@@ -245,11 +255,13 @@ pub enum Command {
     },
     /// RFC 5161.
     Enable(Vec<String>),
-    /// SELECT, or EXAMINE when `readonly`; `condstore`: the RFC 7162 3.1.8 CONDSTORE parameter.
+    /// SELECT, or EXAMINE when `readonly`; `condstore`: the RFC 7162 3.1.8 CONDSTORE parameter;
+    /// `qresync`: the RFC 7162 3.2.5 QRESYNC parameter.
     Select {
         mailbox: MailboxName,
         readonly: bool,
         condstore: bool,
+        qresync: Option<Qresync>,
     },
     Create(MailboxName),
     Delete(MailboxName),
@@ -292,12 +304,14 @@ pub enum Command {
         charset: Option<String>,
         key: SearchKey,
     },
-    /// `changed_since`: the RFC 7162 3.1.4.1 CHANGEDSINCE modifier.
+    /// `changed_since`: the RFC 7162 3.1.4.1 CHANGEDSINCE modifier; `vanished`: the RFC 7162 3.2.6
+    /// VANISHED modifier (UID FETCH with CHANGEDSINCE only).
     Fetch {
         uid: bool,
         set: SeqSet,
         items: Vec<FetchAtt>,
         changed_since: Option<u64>,
+        vanished: bool,
     },
     /// `unchanged_since`: the RFC 7162 3.1.3 UNCHANGEDSINCE modifier.
     Store {

@@ -64,8 +64,14 @@ fn rfc_examples() {
         ("a001 STARTTLS", StartTls),
         ("a001 login mrc secret", Login { user: mb("mrc"), password: mb("secret") }),
         ("a001 LOGIN SMITH SESAME", Login { user: mb("SMITH"), password: mb("SESAME") }),
-        ("A142 SELECT INBOX", Select { mailbox: mb("INBOX"), readonly: false, condstore: false }),
-        ("A932 EXAMINE blurdybloop", Select { mailbox: mb("blurdybloop"), readonly: true, condstore: false }),
+        (
+            "A142 SELECT INBOX",
+            Select { mailbox: mb("INBOX"), readonly: false, condstore: false, qresync: None },
+        ),
+        (
+            "A932 EXAMINE blurdybloop",
+            Select { mailbox: mb("blurdybloop"), readonly: true, condstore: false, qresync: None },
+        ),
         ("A003 CREATE owatagusiam/", Create(mb("owatagusiam/"))),
         ("A683 DELETE blurdybloop", Delete(mb("blurdybloop"))),
         ("A683 RENAME blurdybloop sarasoop", Rename { from: mb("blurdybloop"), to: mb("sarasoop") }),
@@ -98,6 +104,7 @@ fn rfc_examples() {
                 set: set(&[r(2, 4)]),
                 items: vec![F::Flags, body(false, sec(&[], Some(fields)), None)],
                 changed_since: None,
+                vanished: false,
             }
         }),
         (
@@ -107,6 +114,7 @@ fn rfc_examples() {
                 set: set(&[r(12, 12)]),
                 items: vec![F::Flags, F::InternalDate, F::Rfc822Size, F::Envelope, F::Body],
                 changed_since: None,
+                vanished: false,
             },
         ),
         (
@@ -116,11 +124,18 @@ fn rfc_examples() {
                 set: set(&[r(12, 12)]),
                 items: vec![body(false, sec(&[], Some(SectionText::Header)), None)],
                 changed_since: None,
+                vanished: false,
             },
         ),
         (
             "A999 UID FETCH 4827313:4828442 FLAGS",
-            Fetch { uid: true, set: set(&[r(4827313, 4828442)]), items: vec![F::Flags], changed_since: None },
+            Fetch {
+                uid: true,
+                set: set(&[r(4827313, 4828442)]),
+                items: vec![F::Flags],
+                changed_since: None,
+                vanished: false,
+            },
         ),
         (
             "A003 STORE 2:4 +FLAGS (\\Deleted)",
@@ -174,6 +189,7 @@ fn rfc_examples() {
                 set: SeqSet::Ranges(vec![SeqRange { start: SeqNum::Value(1), end: SeqNum::Star }]),
                 items: vec![F::Flags],
                 changed_since: None,
+                vanished: false,
             },
         ),
         (
@@ -577,7 +593,7 @@ fn strings_and_mailboxes() {
     assert_eq!(login(b"a LOGIN {3}\r\na\r\n {1}\r\n\xff"), (b"a\r\n".to_vec(), vec![0xff]));
     assert_eq!(
         ok("a SELECT \"Other Users\" ()"),
-        Command::Select { mailbox: mb("Other Users"), readonly: false, condstore: false }
+        Command::Select { mailbox: mb("Other Users"), readonly: false, condstore: false, qresync: None }
     );
     for (line, msg) in [
         (&b"a LOGIN \"a\\nb\" x"[..], "bad escape in quoted user name"),
@@ -593,7 +609,7 @@ fn strings_and_mailboxes() {
         (b"a LOGIN {18446744073709551616}\r\n", "literal length is too large"),
         (b"a SELECT", "missing mailbox name"),
         (b"a SELECT %", "bad mailbox name"),
-        (b"a SELECT INBOX (QRESYNC (1 2))", "unknown SELECT parameter QRESYNC"),
+        (b"a SELECT INBOX (NOTIFY (1 2))", "unknown SELECT parameter NOTIFY"),
         (b"a EXAMINE INBOX (", "missing SELECT parameter"),
         (b"a RENAME x", "missing mailbox name"),
         (b"a STATUS x ()", "bad status item"),
@@ -677,7 +693,33 @@ fn condstore_syntax() {
     assert!(
         matches!(ok("a STATUS x (HIGHESTMODSEQ)"), Command::Status { items, .. } if items == vec![StatusItem::HighestModSeq])
     );
+    // RFC 7162 3.2.5 / 3.2.6: the QRESYNC parameter in its three lengths, the VANISHED modifier.
+    match ok("a SELECT INBOX (QRESYNC (67890007 20050715194045000 41,43:211,214:541))") {
+        Command::Select { qresync: Some(q), .. } => {
+            assert_eq!((q.uidvalidity, q.modseq), (67890007, 20050715194045000));
+            assert!(q.known_uids.is_some());
+        }
+        c => panic!("{c:?}"),
+    }
+    assert!(matches!(
+        ok(
+            "a SELECT INBOX (QRESYNC (67890007 90060115194045000 1:29997 (5000,7500,9000,9990:9999 15000,22500,27000,29970,29973,29976:29979)))"
+        ),
+        Command::Select { qresync: Some(Qresync { known_uids: Some(_), .. }), .. }
+    ));
+    assert!(matches!(
+        ok("a EXAMINE INBOX (CONDSTORE QRESYNC (1 2))"),
+        Command::Select { condstore: true, qresync: Some(Qresync { known_uids: None, .. }), .. }
+    ));
+    assert!(matches!(
+        ok("a UID FETCH 300:500 (FLAGS) (CHANGEDSINCE 12345 VANISHED)"),
+        Command::Fetch { uid: true, changed_since: Some(12345), vanished: true, .. }
+    ));
     for bad in [
+        "a FETCH 1 FLAGS (VANISHED CHANGEDSINCE 1 VANISHED)",
+        "a UID FETCH 1 FLAGS (VANISHED)",
+        "a SELECT x (QRESYNC (0 1))",
+        "a SELECT x (QRESYNC (1))",
         "a FETCH 1 FLAGS (CHANGEDSINCE 0)",
         "a FETCH 1 FLAGS (CHANGEDSINCE x)",
         "a FETCH 1 FLAGS (VANISHED)",

@@ -55,6 +55,13 @@ impl Session {
             } else if cap.eq_ignore_ascii_case("UTF8=ACCEPT") && !self.utf8_accept {
                 self.utf8_accept = true;
                 line.push_str(" UTF8=ACCEPT");
+            } else if cap.eq_ignore_ascii_case("QRESYNC") && !self.qresync {
+                // RFC 7162 3.2.3: QRESYNC implies CONDSTORE.
+                self.qresync = true;
+                let mut ok_line = Vec::new();
+                let _ = self.use_condstore(&mut ok_line, false);
+                extra.extend_from_slice(&ok_line);
+                line.push_str(" QRESYNC");
             } else if cap.eq_ignore_ascii_case("CONDSTORE") && !self.condstore {
                 // RFC 7162 3.1: the selected mailbox's HIGHESTMODSEQ follows, if any.
                 let mut ok_line = Vec::new();

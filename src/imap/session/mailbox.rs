@@ -94,9 +94,13 @@ impl Session {
 impl Session {
     /// SELECT and EXAMINE (RFC 3501 6.3.1-2, RFC 9051 6.3.2-3).
     pub(super) fn select(&mut self, _: &str, cmd: Command, _: &dyn Backend, out: &mut Vec<u8>) -> Reply {
-        let Command::Select { mailbox, readonly, condstore } = cmd else {
+        let Command::Select { mailbox, readonly, condstore, qresync } = cmd else {
             return Some(bad("Internal error"));
         };
+        // RFC 7162 3.2.5: the QRESYNC parameter only once QRESYNC is enabled.
+        if qresync.is_some() && !self.qresync {
+            return Some(bad("QRESYNC is not enabled"));
+        }
         // RFC 7162 3.1.8: the CONDSTORE parameter enables CONDSTORE.
         self.condstore |= condstore;
         // RFC 3501 6.3.1: selecting closes the current mailbox first, even when the new SELECT fails;
@@ -116,6 +120,23 @@ impl Session {
         };
         let mut buf = Vec::with_capacity(512);
         self.select_text(&mut buf, folder.as_ref());
+        // RFC 7162 3.2.5.2: with the client's last known state, what vanished and what changed.
+        if let Some(q) = qresync.filter(|q| q.uidvalidity == folder.uidvalidity())
+            && folder.highest_modseq().is_some()
+        {
+            let msgs = folder.messages();
+            let known = q.known_uids.as_ref();
+            let missing = super::vanished_uids(msgs, known, 1, folder.uidnext().saturating_sub(1));
+            if !missing.is_empty() {
+                buf.extend_from_slice(
+                    format!("* VANISHED (EARLIER) {}\r\n", super::seq_text(&missing)).as_bytes(),
+                );
+            }
+            let how = super::FlagsFetch { flags: true, rev2: self.rev2, modseq: true };
+            for (i, m) in msgs.iter().enumerate().filter(|(_, m)| m.modseq > q.modseq) {
+                super::flags_fetch(&mut buf, i + 1, m, Some(m.uid), how);
+            }
+        }
         out.extend_from_slice(&buf);
         let code = if folder.readonly() { "READ-ONLY" } else { "READ-WRITE" };
         let what = if readonly { "EXAMINE completed" } else { "SELECT completed" };

@@ -3,8 +3,8 @@
 //! FETCH, STORE, COPY with COPYUID (RFC 4315), MOVE (RFC 6851); and IDLE (RFC 2177).
 
 use super::{
-    Action, Backend, FlagsFetch, Reply, Session, Tagged, bad, flags_fetch, folder_error, no, ok, ok_code,
-    seq_text, store_flags, tagged,
+    Action, Backend, FlagsFetch, Reply, Session, Tagged, bad, expunged_text, flags_fetch, folder_error, no,
+    ok, ok_code, seq_text, store_flags, tagged, vanished_uids,
 };
 use crate::imap::fetch::{self, FetchJob, FetchOpts};
 use crate::imap::search;
@@ -53,9 +53,10 @@ impl Session {
             }
             _ => None,
         };
+        let before = self.qresync.then(|| open.folder.messages().iter().map(|m| m.uid).collect());
         match open.folder.expunge(uids.as_deref()) {
             Ok(nums) => {
-                out.extend_from_slice(&expunge_text(&nums));
+                out.extend_from_slice(&expunged_text(&nums, before));
                 Some(ok("EXPUNGE completed"))
             }
             Err(e) => Some(folder_error(&sid, &e)),
@@ -178,9 +179,13 @@ impl Session {
     /// RFC 3501 6.4.5 / 6.4.8: the responses are sent by the caller, a message at a time, from the
     /// [`FetchJob`] this leaves in `self.fetching`; [`Session::fetch_done`] completes the command.
     pub(super) fn fetch(&mut self, tag: &str, cmd: Command, _: &dyn Backend, out: &mut Vec<u8>) -> Reply {
-        let Command::Fetch { uid, set, mut items, changed_since } = cmd else {
+        let Command::Fetch { uid, set, mut items, changed_since, vanished } = cmd else {
             return Some(bad("Internal error"));
         };
+        // RFC 7162 3.2.6: VANISHED only in UID FETCH, once QRESYNC is enabled.
+        if vanished && (!uid || !self.qresync) {
+            return Some(bad("VANISHED needs UID FETCH and QRESYNC enabled"));
+        }
         // RFC 7162 3.1.4.1: MODSEQ and CHANGEDSINCE enable CONDSTORE; CHANGEDSINCE needs a mailbox
         // that keeps mod-sequences, and answers MODSEQ for every message it gives.
         if (changed_since.is_some() || items.contains(&FetchAtt::ModSeq))
@@ -199,6 +204,13 @@ impl Session {
         // Repeated items are answered once, and each message once however often the set names it.
         let items = fetch::dedup(items);
         let mut ranges = search::resolve_ranges(&set, open.folder.messages(), uid, &open.saved);
+        if vanished && let SeqSet::Ranges(_) = &set {
+            let msgs = open.folder.messages();
+            let gone = vanished_uids(msgs, Some(&set), 1, open.folder.uidnext().saturating_sub(1));
+            if !gone.is_empty() {
+                out.extend_from_slice(format!("* VANISHED (EARLIER) {}\r\n", seq_text(&gone)).as_bytes());
+            }
+        }
         if let Some(since) = changed_since {
             let msgs = open.folder.messages();
             ranges = ranges
@@ -328,7 +340,7 @@ impl Session {
         if let Err(t) = self.target(uid, &set) {
             return Some(t);
         }
-        let Session { store, open, .. } = self;
+        let Session { store, open, qresync, .. } = self;
         let (Some(store), Some(open)) = (store.as_mut(), open.as_mut()) else {
             return Some(bad("No mailbox selected"));
         };
@@ -354,11 +366,12 @@ impl Session {
         let uids: Vec<Uid> =
             idx.iter().filter_map(|&i| open.folder.messages().get(i).map(|m| m.uid)).collect();
         let deleted = Flags { system: DELETED, keywords: Vec::new() };
+        let before = qresync.then(|| open.folder.messages().iter().map(|m| m.uid).collect());
         let removed =
             open.folder.store(&idx, FlagOp::Add, &deleted).and_then(|()| open.folder.expunge(Some(&uids)));
         match removed {
             Ok(nums) => {
-                out.extend_from_slice(&expunge_text(&nums));
+                out.extend_from_slice(&expunged_text(&nums, before));
                 Some(ok("MOVE completed"))
             }
             Err(e) => Some(folder_error(&sid, &e)),
@@ -385,15 +398,6 @@ impl Session {
         }
         Ok(open)
     }
-}
-
-/// `* n EXPUNGE` lines.
-fn expunge_text(nums: &[u32]) -> Vec<u8> {
-    let mut buf = Vec::with_capacity(nums.len() * 16);
-    for n in nums {
-        buf.extend_from_slice(format!("* {n} EXPUNGE\r\n").as_bytes());
-    }
-    buf
 }
 
 /// Whether a search key uses MODSEQ anywhere (RFC 7162 3.1.5).

@@ -13,7 +13,7 @@ use fake::Shared;
 use std::cell::RefCell;
 
 const BASE: &str = "IMAP4rev1 IMAP4rev2 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UNSELECT UIDPLUS MOVE \
-                    CHILDREN LIST-EXTENDED LIST-STATUS SPECIAL-USE ESEARCH SEARCHRES STATUS=SIZE BINARY UTF8=ACCEPT CONDSTORE";
+                    CHILDREN LIST-EXTENDED LIST-STATUS SPECIAL-USE ESEARCH SEARCHRES STATUS=SIZE BINARY UTF8=ACCEPT CONDSTORE QRESYNC";
 
 /// mrose/tanstaaf, one shared world; records failed logins.
 struct TestBackend {
@@ -155,11 +155,11 @@ fn login_cmd(user: &str, pass: &str) -> Command {
 }
 
 fn select(name: &str) -> Command {
-    Command::Select { mailbox: name.as_bytes().to_vec(), readonly: false, condstore: false }
+    Command::Select { mailbox: name.as_bytes().to_vec(), readonly: false, condstore: false, qresync: None }
 }
 
 fn examine(name: &str) -> Command {
-    Command::Select { mailbox: name.as_bytes().to_vec(), readonly: true, condstore: false }
+    Command::Select { mailbox: name.as_bytes().to_vec(), readonly: true, condstore: false, qresync: None }
 }
 
 fn list(reference: &str, pattern: &str) -> Command {
@@ -649,7 +649,10 @@ fn a_name_that_is_not_modified_utf7_names_nothing() {
     let b = TestBackend::with_inbox();
     let mut s = logged_in(&b);
     for (tag, cmd) in [
-        ("b1", Command::Select { mailbox: b"&Jjo".to_vec(), readonly: false, condstore: false }),
+        (
+            "b1",
+            Command::Select { mailbox: b"&Jjo".to_vec(), readonly: false, condstore: false, qresync: None },
+        ),
         ("b2", Command::Create(b"a&".to_vec())),
     ] {
         assert_eq!(

@@ -430,6 +430,7 @@ fn fetch_flow() {
         set: set(s),
         items: vec![crate::imap::types::FetchAtt::Flags],
         changed_since: None,
+        vanished: false,
     };
     assert_eq!(run(&mut s, &b, "a1", fetch(false, "4")), "a1 BAD Invalid message number\r\n");
     assert_eq!(run(&mut s, &b, "a2", fetch(false, "2:5")), "a2 BAD Invalid message number\r\n");
@@ -452,6 +453,7 @@ fn fetch_flow() {
             partial: None,
         }],
         changed_since: None,
+        vanished: false,
     };
     let got = run(&mut s, &b, "a4", body(false, "1:3"));
     if got.contains("UNAVAILABLE") {
