@@ -24,8 +24,8 @@ pub(crate) enum Addr {
 
 /// What stands in for a missing local part or domain (as Dovecot writes them): a NIL host would
 /// read as group syntax.
-const MISSING_MAILBOX: &[u8] = b"MISSING_MAILBOX";
-const MISSING_DOMAIN: &[u8] = b"MISSING_DOMAIN";
+pub(crate) const MISSING_MAILBOX: &[u8] = b"MISSING_MAILBOX";
+pub(crate) const MISSING_DOMAIN: &[u8] = b"MISSING_DOMAIN";
 
 /// The ENVELOPE of a message header (RFC 3501 7.4.2): date, subject, from, sender, reply-to, to, cc,
 /// bcc, in-reply-to, message-id. When a field is repeated (RFC 5322 3.6 allows one), the last one

@@ -4,6 +4,7 @@
 
 mod fake;
 mod flows;
+mod sort;
 
 use super::*;
 use crate::auth::sasl::{self, tests::TestCreds};
@@ -12,7 +13,8 @@ use fake::Shared;
 use std::cell::RefCell;
 
 const BASE: &str = "IMAP4rev1 IMAP4rev2 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UNSELECT UIDPLUS MOVE \
-                    CHILDREN LIST-EXTENDED LIST-STATUS SPECIAL-USE ESEARCH SEARCHRES STATUS=SIZE BINARY UTF8=ACCEPT";
+                    CHILDREN LIST-EXTENDED LIST-STATUS SPECIAL-USE ESEARCH SEARCHRES STATUS=SIZE BINARY UTF8=ACCEPT \
+                    SORT SORT=DISPLAY THREAD=ORDEREDSUBJECT THREAD=REFERENCES ESORT";
 
 /// mrose/tanstaaf, one shared world; records failed logins.
 struct TestBackend {
