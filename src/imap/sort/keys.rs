@@ -142,11 +142,12 @@ fn decode_words(raw: &[u8]) -> String {
     message::decode_field(&field)
 }
 
-/// RFC 5957 3: the display name, or the addr-spec when there is none.
+/// RFC 5957 3: the display name, or the addr-spec when there is none (`local@` when the
+/// domain is missing, as Dovecot writes it).
 fn display(m: &Mailbox) -> Box<str> {
     match &m.name {
         Some(n) => upper(n.trim()),
-        None if m.domain.is_empty() => upper(&m.local),
+        None if m.local.is_empty() && m.domain.is_empty() => Box::from(""),
         None => upper(&format!("{}@{}", m.local, m.domain)),
     }
 }
@@ -193,14 +194,18 @@ pub fn parse_date(value: &str) -> Option<i64> {
         1000..=9999 => year,
         _ => return None,
     };
-    let mut hms = words.next()?.split(':');
-    let mut part = |max: i64| -> Option<i64> {
-        let p = hms.next()?;
+    let hms: Vec<&str> = words.next()?.split(':').collect();
+    let part = |i: usize, max: i64| -> Option<i64> {
+        let p = hms.get(i)?;
         let v: i64 = p.parse().ok()?;
         (p.len() <= 2 && (0..=max).contains(&v)).then_some(v)
     };
-    let (h, m) = (part(23)?, part(59)?);
-    let s = part(60).unwrap_or(0);
+    // Seconds are optional, but when there they must be valid.
+    let (h, m, s) = match hms.len() {
+        2 => (part(0, 23)?, part(1, 59)?, 0),
+        3 => (part(0, 23)?, part(1, 59)?, part(2, 60)?),
+        _ => return None,
+    };
     if !(1..=31).contains(&day) {
         return None;
     }
@@ -231,6 +236,9 @@ fn zone_minutes(z: &str) -> Option<i64> {
         let v: i64 = digits.parse().ok()?;
         let (hh, mm) = (v / 100, v % 100);
         return (mm < 60).then_some(sign * (hh * 60 + mm));
+    }
+    if !z.bytes().all(|b| b.is_ascii_alphabetic()) {
+        return None;
     }
     Some(match z.to_ascii_uppercase().as_str() {
         "EDT" => -4 * 60,

@@ -57,7 +57,7 @@ fn in_reply_to_when_no_references() {
     let k = keys("In-Reply-To: Your message <a@b> of today <c@d>\r\nReferences: no ids here\r\n\r\n");
     assert_eq!(k.references, vec!["a@b".into()] as Vec<Box<str>>);
     let k = keys("From: <>\r\nTo: Nobody\r\nSubject:\r\n\r\n");
-    assert_eq!((&*k.from, &*k.to, &*k.subject, &*k.display_to), ("", "NOBODY", "", "NOBODY"));
+    assert_eq!((&*k.from, &*k.to, &*k.subject, &*k.display_to), ("", "NOBODY", "", "NOBODY@"));
     assert_eq!(k.sent, None);
     // Without a display name, DISPLAYFROM is the address.
     assert_eq!(&*keys("From: Ann@Example.org\r\n\r\n").display_from, "ANN@EXAMPLE.ORG");
