@@ -24,11 +24,15 @@ impl Session {
         };
         let sid = self.peer.sid.clone();
         let Some(open) = self.open.as_mut() else { return Some(bad("No mailbox selected")) };
+        let save = ret.as_ref().is_some_and(|r| r.contains(&SearchReturn::Save));
         if !known_charset(&charset) {
+            // RFC 5182 2.1: a failed command with SAVE leaves `$` empty.
+            if save {
+                open.saved.clear();
+            }
             // RFC 5256 3: an unknown charset is a NO with BADCHARSET (RFC 5530).
             return Some(no("BADCHARSET (UTF-8 US-ASCII)", "Unsupported charset"));
         }
-        let save = ret.as_ref().is_some_and(|r| r.contains(&SearchReturn::Save));
         let order = match sorted(open, &key, |items| sort::sort(items, &criteria)) {
             Ok(o) => o,
             Err(e) => {

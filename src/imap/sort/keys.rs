@@ -269,6 +269,22 @@ fn without_comments(s: &str) -> String {
     out
 }
 
+/// How much of a header is read for its keys.
+const MAX_HEADER: usize = 256 * 1024;
+
+/// The header `rd` starts with, through its blank line, or its first [`MAX_HEADER`] octets.
+fn bounded_header(rd: Box<dyn std::io::Read>) -> std::io::Result<Vec<u8>> {
+    use std::io::{BufRead, Read};
+    let mut rd = std::io::BufReader::new(rd.take(MAX_HEADER as u64));
+    let mut out = Vec::new();
+    loop {
+        let start = out.len();
+        if rd.read_until(b'\n', &mut out)? == 0 || matches!(out.get(start..), Some(b"\n" | b"\r\n")) {
+            return Ok(out);
+        }
+    }
+}
+
 /// The keys of a selected folder's messages by UID (UIDs are never reused within a
 /// UIDVALIDITY, and a new UIDVALIDITY ends the session, so an entry never goes stale).
 #[derive(Default)]
@@ -283,11 +299,20 @@ impl KeyCache {
     pub fn load(&mut self, folder: &mut dyn Folder, indexes: &[usize]) -> Result<(), FolderError> {
         self.prune(folder.messages());
         for &i in indexes {
-            let Some(uid) = folder.messages().get(i).map(|m| m.uid) else { continue };
+            let Some((uid, size)) = folder.messages().get(i).map(|m| (m.uid, m.size)) else { continue };
             if self.map.contains_key(&uid) {
                 continue;
             }
-            let keys = match folder.read_header(i) {
+            // A large message's header is read through a bounded reader: at most MAX_HEADER
+            // octets of it are ever in memory (the fields SORT needs come first in practice).
+            let header = if size > MAX_HEADER as u64 {
+                folder
+                    .reader(i)
+                    .and_then(|rd| bounded_header(rd).map_err(|e| FolderError::Temp(e.to_string())))
+            } else {
+                folder.read_header(i)
+            };
+            let keys = match header {
                 Ok(h) => Keys::from_header(message::header(&h)),
                 Err(FolderError::Expunged) => Keys::default(),
                 Err(e) => return Err(e),

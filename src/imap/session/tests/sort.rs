@@ -150,6 +150,10 @@ fn esort_return_options() {
         "d OK SORT completed\r\n"
     );
     assert_eq!(line(&mut s, &b, "e SEARCH $"), "* SEARCH 3 5\r\ne OK SEARCH completed\r\n");
+    // A SORT with SAVE that fails leaves `$` empty (RFC 5182 2.1).
+    let got = line(&mut s, &b, "f SORT RETURN (SAVE) (DATE) KOI8-R ALL");
+    assert!(got.starts_with("f NO [BADCHARSET"), "{got}");
+    assert_eq!(line(&mut s, &b, "g SEARCH $"), "* SEARCH\r\ng OK SEARCH completed\r\n");
 }
 
 #[test]

@@ -78,3 +78,14 @@ fn message_ids_of_hostile_fields() {
     assert_eq!(k.references.len(), MAX_REFERENCES);
     assert_eq!(k.references.last().map(|r| &**r), Some("4999@x"));
 }
+
+#[test]
+fn a_long_header_is_read_only_in_part() {
+    let mut big = b"Subject: kept\r\nX-Junk: ".to_vec();
+    big.extend(std::iter::repeat_n(b'x', 1024 * 1024));
+    let h = bounded_header(Box::new(std::io::Cursor::new(big))).unwrap();
+    assert_eq!(h.len(), MAX_HEADER);
+    assert_eq!(&*Keys::from_header(&h).subject, "KEPT");
+    let short = bounded_header(Box::new(std::io::Cursor::new(b"A: b\r\n\r\nbody".to_vec()))).unwrap();
+    assert_eq!(short, b"A: b\r\n\r\n");
+}
