@@ -1,3 +1,6 @@
+//! SORT order tests: criteria in turn, REVERSE, ties by message number, i;ascii-casemap
+//! (RFC 5256 3, RFC 4790 9.2), RFC 5957 display names.
+
 use super::*;
 use crate::imap::types::{SortCriterion, SortKey};
 

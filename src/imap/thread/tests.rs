@@ -1,3 +1,6 @@
+//! THREAD tests (RFC 5256 3): chains, branches, dummies, loops, duplicate ids, subject
+//! gathering, ORDEREDSUBJECT, and hostile mailboxes of 5,000 messages.
+
 use super::*;
 use crate::imap::sort::Keys;
 use std::time::Instant;

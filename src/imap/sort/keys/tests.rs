@@ -1,3 +1,6 @@
+//! Sort-key extraction tests: RFC 5322 dates to UTC, first addresses and display names, subjects
+//! decoded and reduced (RFC 5256 2.1), message-ids of References/In-Reply-To, bounded reads.
+
 use super::*;
 
 fn keys(h: &str) -> Keys {
