@@ -218,3 +218,28 @@ fn keys_are_cached_per_uid() {
         "* SORT 6 2 4 3 5 1\r\na OK SORT completed\r\n"
     );
 }
+
+#[test]
+fn uid_forms_answer_uids() {
+    // After message 3 is expunged, numbers and UIDs differ: 4 and 5 are UIDs 4 and 5 but message
+    // numbers 3 and 4.
+    let b = mailbox();
+    let mut s = selected(&b);
+    line(&mut s, &b, "a STORE 3 +FLAGS (\\Deleted)");
+    assert!(line(&mut s, &b, "a EXPUNGE").contains("* 3 EXPUNGE"));
+    assert_eq!(line(&mut s, &b, "a SORT (DATE) UTF-8 ALL"), "* SORT 1 2 3 4\r\na OK SORT completed\r\n");
+    assert_eq!(line(&mut s, &b, "a UID SORT (DATE) UTF-8 ALL"), "* SORT 1 2 4 5\r\na OK SORT completed\r\n");
+    assert_eq!(
+        line(&mut s, &b, "a THREAD REFERENCES UTF-8 ALL"),
+        "* THREAD (1 (2)(3))(4)\r\na OK THREAD completed\r\n"
+    );
+    assert_eq!(
+        line(&mut s, &b, "a UID THREAD REFERENCES UTF-8 ALL"),
+        "* THREAD (1 (2)(4))(5)\r\na OK THREAD completed\r\n"
+    );
+    assert_eq!(
+        // MIN and MAX are the first and last in sort order (RFC 5267 3.2); 1 and 2 tie.
+        line(&mut s, &b, "a UID SORT RETURN (MIN MAX) (REVERSE DATE) UTF-8 ALL"),
+        "* ESEARCH (TAG \"a\") UID MIN 5 MAX 2\r\na OK SORT completed\r\n"
+    );
+}
