@@ -35,6 +35,11 @@ fn check_parse(buf: &[u8]) {
 fuzz_target!(|data: &[u8]| {
     // The parser on the raw input.
     check_parse(data);
+    // The input as the arguments of SORT and THREAD (RFC 5256), so that their grammar and the
+    // search keys after a charset are always reached.
+    for prefix in [&b"t SORT "[..], b"t UID SORT RETURN (", b"t THREAD ", b"t UID THREAD REFERENCES "] {
+        check_parse(&[prefix, data].concat());
+    }
 
     // Modified UTF-7: a name that decodes is canonical, so it encodes back to the same bytes.
     if let Some(name) = mutf7::decode(data) {

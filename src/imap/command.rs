@@ -3,13 +3,15 @@
 //! RFC 9051 6 and 9, and the extensions buzon announces: RFC 2177 IDLE, RFC 2342 NAMESPACE,
 //! RFC 2971 ID, RFC 3516 BINARY, RFC 3691 UNSELECT, RFC 4315 UID EXPUNGE, RFC 4466 select params,
 //! RFC 4731 ESEARCH, RFC 4959 SASL-IR, RFC 5161 ENABLE, RFC 5182 SEARCHRES, RFC 5258 LIST-EXTENDED,
-//! RFC 5819 LIST-STATUS, RFC 6154 SPECIAL-USE, RFC 6851 MOVE, RFC 7888 LITERAL+, RFC 8438 STATUS SIZE.
+//! RFC 5819 LIST-STATUS, RFC 6154 SPECIAL-USE, RFC 6851 MOVE, RFC 7888 LITERAL+, RFC 8438 STATUS SIZE;
+//! RFC 5256 SORT and THREAD, RFC 5267 ESORT, RFC 5957 SORT=DISPLAY (command/sort.rs).
 //! Whether a command is allowed in the current state is the session's business, not the parser's.
 
 mod assemble;
 mod fetch;
 mod lexer;
 mod search;
+mod sort;
 #[cfg(test)]
 mod tests;
 
@@ -187,11 +189,15 @@ fn command(p: &mut Parser, copy: bool, append_at: &mut Option<Range<usize>>) -> 
         "APPEND" => append(p, copy, append_at)?,
         "ID" => id(p)?,
         "FETCH" | "STORE" | "COPY" | "MOVE" | "SEARCH" => with_set(p, &name, false)?,
+        "SORT" => sort::sort(p, false)?,
+        "THREAD" => sort::thread(p, false)?,
         "UID" => {
             p.sp("UID command")?;
             let sub = p.keyword("UID command")?;
             match sub.as_str() {
                 "FETCH" | "STORE" | "COPY" | "MOVE" | "SEARCH" => with_set(p, &sub, true)?,
+                "SORT" => sort::sort(p, true)?,
+                "THREAD" => sort::thread(p, true)?,
                 // RFC 4315 2.1: "UID EXPUNGE" SP sequence-set.
                 "EXPUNGE" => {
                     p.sp("sequence set")?;

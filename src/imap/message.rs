@@ -26,11 +26,12 @@ use crate::imap::types::{Section, SectionText};
 pub use decode::{Cte, Decoder};
 pub use envelope::envelope;
 pub(crate) use envelope::{Addr, MISSING_DOMAIN, MISSING_MAILBOX, addresses};
-pub(crate) use mime::fields;
+pub(crate) use mime::{Field, fields};
 pub use parsed::{Parsed, Piece};
 pub use parts::{ContentPart, content_parts};
 pub use searchstream::{body_contains, header_contains, header_fields as stream_header_fields};
 pub use structure::body_structure;
+pub(crate) use text::decode_field;
 pub use text::{body_text, contains, fold, header_text, header_values, search_values, sent_date};
 
 /// Why BINARY cannot give a part (RFC 3516 4.3).

@@ -8,4 +8,6 @@ pub mod message;
 pub mod mutf7;
 pub mod search;
 pub mod session;
+pub mod sort;
+pub mod thread;
 pub mod types;

@@ -2,7 +2,8 @@
 //! 6 commands, 7 responses; RFC 9051 the same for IMAP4rev2; RFC 5161 ENABLE; RFC 2177 IDLE; RFC 4959
 //! SASL-IR; RFC 2971 ID; RFC 2342 NAMESPACE; RFC 3691 UNSELECT; RFC 4315 UIDPLUS; RFC 6851 MOVE;
 //! RFC 5258 LIST-EXTENDED, RFC 3348 CHILDREN, RFC 5819 LIST-STATUS, RFC 6154 SPECIAL-USE; RFC 4731
-//! ESEARCH, RFC 5182 SEARCHRES; RFC 8438 STATUS=SIZE; RFC 6855 UTF8=ACCEPT; RFC 5530 response codes).
+//! ESEARCH, RFC 5182 SEARCHRES; RFC 5256 SORT and THREAD, RFC 5267 ESORT, RFC 5957 SORT=DISPLAY;
+//! RFC 8438 STATUS=SIZE; RFC 6855 UTF8=ACCEPT; RFC 5530 response codes).
 //!
 //! The caller (the connection's driver, server/drivers/imap.rs) reads a command, parses it and calls
 //! [`Session::on_command`], which answers with [`Action`]s, as the SMTP and POP3 sessions do: bytes
@@ -20,6 +21,7 @@ mod list;
 mod mailbox;
 pub use mailbox::AppendStart;
 mod selected;
+mod sort;
 mod table;
 pub use table::{Entry, TABLE, Verb};
 use table::{Reply, SEL};
@@ -142,7 +144,7 @@ use State::{Authenticated, NotAuthenticated, Selected};
 /// The capabilities offered in every state (RFC 3501 7.2.1; RFC 9051 7.2.2).
 const BASE_CAPABILITIES: &str = "IMAP4rev1 IMAP4rev2 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UNSELECT \
      UIDPLUS MOVE CHILDREN LIST-EXTENDED LIST-STATUS SPECIAL-USE ESEARCH SEARCHRES STATUS=SIZE BINARY \
-     UTF8=ACCEPT CONDSTORE QRESYNC";
+     UTF8=ACCEPT CONDSTORE QRESYNC SORT SORT=DISPLAY THREAD=ORDEREDSUBJECT THREAD=REFERENCES ESORT";
 
 /// The tagged completion of a command.
 #[derive(Debug)]
@@ -215,12 +217,14 @@ struct Open {
     saved: Vec<Uid>,
     /// The keywords the client has been told of with FLAGS (at SELECT, or since).
     announced: Vec<String>,
+    /// SORT and THREAD keys read so far, by UID (RFC 5256).
+    sort_keys: crate::imap::sort::KeyCache,
 }
 
 impl Open {
     fn new(folder: Box<dyn Folder>) -> Open {
         let announced = folder.keywords();
-        Open { folder, saved: Vec::new(), announced }
+        Open { folder, saved: Vec::new(), announced, sort_keys: Default::default() }
     }
 
     /// RFC 3501 7.2.6: a keyword is announced with FLAGS (and PERMANENTFLAGS) before any FETCH
@@ -401,6 +405,8 @@ impl Session {
             Command::Fetch { uid: false, .. }
                 | Command::Store { uid: false, .. }
                 | Command::Search { uid: false, .. }
+                | Command::Sort { uid: false, .. }
+                | Command::Thread { uid: false, .. }
         );
         let reply = (entry.handler)(self, &tag, cmd, b, &mut out);
         let Some(reply) = reply else {

@@ -178,6 +178,34 @@ pub enum SearchReturn {
     Save,
 }
 
+/// A SORT key (RFC 5256 3; RFC 5957 DISPLAYFROM, DISPLAYTO).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SortKey {
+    Arrival,
+    Cc,
+    Date,
+    From,
+    Size,
+    Subject,
+    To,
+    DisplayFrom,
+    DisplayTo,
+}
+
+/// One SORT criterion: a key, reversed or not (RFC 5256 3: REVERSE applies to the key after it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SortCriterion {
+    pub reverse: bool,
+    pub key: SortKey,
+}
+
+/// A THREAD algorithm (RFC 5256 3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ThreadAlgorithm {
+    OrderedSubject,
+    References,
+}
+
 /// STATUS data items (RFC 3501 6.3.10, RFC 8438 SIZE, RFC 9051 DELETED).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum StatusItem {
@@ -302,6 +330,21 @@ pub enum Command {
         /// `RETURN (...)` (RFC 4731 ESEARCH); `Some(vec![])` means RETURN () = ALL.
         ret: Option<Vec<SearchReturn>>,
         charset: Option<String>,
+        key: SearchKey,
+    },
+    /// RFC 5256 SORT; `ret` is RFC 5267 ESORT's `RETURN (...)` (`Some(vec![])` = ALL).
+    Sort {
+        uid: bool,
+        ret: Option<Vec<SearchReturn>>,
+        criteria: Vec<SortCriterion>,
+        charset: String,
+        key: SearchKey,
+    },
+    /// RFC 5256 THREAD.
+    Thread {
+        uid: bool,
+        algorithm: ThreadAlgorithm,
+        charset: String,
         key: SearchKey,
     },
     /// `changed_since`: the RFC 7162 3.1.4.1 CHANGEDSINCE modifier; `vanished`: the RFC 7162 3.2.6

@@ -46,7 +46,15 @@ pub(super) fn search(p: &mut Parser, uid: bool) -> PResult<Command> {
     } else {
         p.reset(mark);
     }
-    let mode = match charset.as_deref().map(str::to_ascii_uppercase).as_deref() {
+    let key = keys(p, charset.as_deref())?;
+    Ok(Command::Search { uid, ret, charset, key })
+}
+
+/// The search keys to the end of the command (RFC 3501 9: 1*(SP search-key), the first space
+/// already read), their strings read in `charset`: SEARCH's and those of SORT and THREAD
+/// (RFC 5256 4).
+pub(super) fn keys(p: &mut Parser, charset: Option<&str>) -> PResult<SearchKey> {
+    let mode = match charset.map(str::to_ascii_uppercase).as_deref() {
         None | Some("UTF-8" | "US-ASCII") => Charset::Utf8,
         Some("ISO-8859-1" | "LATIN1") => Charset::Latin1,
         Some(_) => Charset::Other,
@@ -56,12 +64,11 @@ pub(super) fn search(p: &mut Parser, uid: bool) -> PResult<Command> {
     while s.p.more() {
         keys.push(s.key(0)?);
     }
-    let key = if keys.len() == 1 { keys.pop().unwrap_or(SearchKey::All) } else { SearchKey::And(keys) };
-    Ok(Command::Search { uid, ret, charset, key })
+    Ok(if keys.len() == 1 { keys.pop().unwrap_or(SearchKey::All) } else { SearchKey::And(keys) })
 }
 
 /// `(MIN MAX ALL COUNT SAVE)`; `()` is `Some(vec![])`, which RFC 4731 3.1 reads as ALL.
-fn return_opts(p: &mut Parser) -> PResult<Vec<SearchReturn>> {
+pub(super) fn return_opts(p: &mut Parser) -> PResult<Vec<SearchReturn>> {
     p.expect(b'(', "search return options")?;
     let mut opts = Vec::new();
     if p.eat(b')') {

@@ -99,7 +99,8 @@ pub fn header_text(header: &[u8]) -> String {
     s
 }
 
-fn decode_field(raw: &[u8]) -> String {
+/// A whole field (`Name: value`, as written) unfolded and decoded (RFC 2047), its value only.
+pub(crate) fn decode_field(raw: &[u8]) -> String {
     match mailparse::parse_header(raw) {
         Ok((h, _)) => h.get_value(),
         Err(_) => String::from_utf8_lossy(raw).into_owned(),

@@ -5,6 +5,7 @@
 mod compress;
 mod fake;
 mod flows;
+mod sort;
 
 use super::*;
 use crate::auth::sasl::{self, tests::TestCreds};
@@ -13,7 +14,8 @@ use fake::Shared;
 use std::cell::RefCell;
 
 const BASE: &str = "IMAP4rev1 IMAP4rev2 LITERAL+ SASL-IR ID ENABLE IDLE NAMESPACE UNSELECT UIDPLUS MOVE \
-                    CHILDREN LIST-EXTENDED LIST-STATUS SPECIAL-USE ESEARCH SEARCHRES STATUS=SIZE BINARY UTF8=ACCEPT CONDSTORE QRESYNC";
+                    CHILDREN LIST-EXTENDED LIST-STATUS SPECIAL-USE ESEARCH SEARCHRES STATUS=SIZE BINARY UTF8=ACCEPT \
+                    CONDSTORE QRESYNC SORT SORT=DISPLAY THREAD=ORDEREDSUBJECT THREAD=REFERENCES ESORT";
 
 /// mrose/tanstaaf, one shared world; records failed logins.
 struct TestBackend {
