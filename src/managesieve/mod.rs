@@ -23,6 +23,12 @@ pub fn sieve_extensions() -> &'static str {
     "fileinto reject ereject envelope body variables imap4flags copy vacation mailbox encoded-character relational"
 }
 
+/// The script check every ManageSieve session is given (the server's and a mail process's):
+/// the one place where the Sieve language parser's [`ScriptCheck`] replaces [`TextCheck`].
+pub fn script_check() -> std::sync::Arc<dyn ScriptCheck> {
+    std::sync::Arc::new(TextCheck)
+}
+
 /// Checks a script before it is stored (PUTSCRIPT) or only checked (CHECKSCRIPT).
 ///
 /// The Sieve parser implements this: `Ok(warnings)` when the script is valid (the warnings, if any,
@@ -35,8 +41,7 @@ pub trait ScriptCheck: Send + Sync {
 
 /// The check in force until the Sieve language parser is wired in: a script must be UTF-8 text
 /// (RFC 5228 2.2) without NUL octets; its Sieve syntax is not examined here. Replace it with the
-/// parser's [`ScriptCheck`] implementation where the server builds the session parameters
-/// (`Context::managesieve_params`).
+/// parser's [`ScriptCheck`] implementation in [`script_check`].
 pub struct TextCheck;
 
 impl ScriptCheck for TextCheck {

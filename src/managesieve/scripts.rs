@@ -71,6 +71,20 @@ pub fn check_name(name: &str) -> Result<(), ScriptError> {
     Ok(())
 }
 
+/// Where a user's scripts live: their home directory when the account has one (a system user, or
+/// a passwd-file line with a home, as Dovecot reads it), else `data_dir/sieve/<domain>/<localpart>`
+/// for a virtual user (beside the mail the server's own user keeps under data_dir).
+pub fn home_for(home: Option<&Path>, data_dir: &Path, local: &str, domain: &str) -> Result<PathBuf, String> {
+    if let Some(h) = home {
+        return Ok(h.to_path_buf());
+    }
+    let part = |p: &str| !p.is_empty() && p != "." && p != ".." && !p.contains('/') && !p.contains('\0');
+    if !part(local) || !part(domain) {
+        return Err(format!("no place for the scripts of {local:?}@{domain:?}"));
+    }
+    Ok(data_dir.join("sieve").join(domain).join(local))
+}
+
 /// One user's scripts.
 #[derive(Clone, Debug)]
 pub struct ScriptStore {
@@ -350,6 +364,19 @@ mod tests {
         let names: Vec<_> =
             fs::read_dir(s.home().join("sieve")).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(names, vec![std::ffi::OsString::from("b.sieve")], "no temp file is left");
+    }
+
+    #[test]
+    fn where_scripts_live() {
+        let d = Path::new("/var/lib/buzon");
+        assert_eq!(
+            home_for(Some(Path::new("/home/tim")), d, "tim", "x.org").unwrap(),
+            Path::new("/home/tim")
+        );
+        assert_eq!(home_for(None, d, "tim", "x.org").unwrap(), Path::new("/var/lib/buzon/sieve/x.org/tim"));
+        for (l, dom) in [("..", "x.org"), ("a/b", "x.org"), ("tim", ".."), ("", "x.org")] {
+            assert!(home_for(None, d, l, dom).is_err(), "{l}@{dom}");
+        }
     }
 
     #[test]

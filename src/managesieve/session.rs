@@ -116,6 +116,9 @@ pub struct Session {
     sasl: Option<Conversation>,
     user: Option<String>,
     store: Option<ScriptStore>,
+    /// Logged in by the server before it was handed to the user's mail process: it cannot log out
+    /// and in again (UNAUTHENTICATE is not offered).
+    handed: bool,
 }
 
 /// `OK|NO|BYE [(code)] "text"` CRLF (RFC 5804 4 response-ok / response-nobye).
@@ -167,6 +170,7 @@ impl Session {
             sasl: None,
             user: None,
             store: None,
+            handed: false,
         }
     }
 
@@ -176,6 +180,7 @@ impl Session {
         let mut s = Session::new(params, peer);
         s.state = State::Opening;
         s.user = Some(user);
+        s.handed = true;
         if tls {
             s.tls = Some(TlsInfo { description: "relayed".into(), bindings: Vec::new() });
         }
@@ -236,7 +241,9 @@ impl Session {
         cap("MAXREDIRECTS", Some(&MAX_REDIRECTS.to_string()));
         if let (true, Some(user)) = (logged_in, &self.user) {
             cap("OWNER", Some(user));
-            cap("UNAUTHENTICATE", None);
+            if !self.handed {
+                cap("UNAUTHENTICATE", None);
+            }
         }
         cap("VERSION", Some("1.0"));
         out
@@ -489,6 +496,9 @@ impl Session {
 
     /// RFC 5804 2.14.
     fn unauthenticate(&mut self, _: Command, _: &dyn Backend) -> Vec<Action> {
+        if self.handed {
+            return self.fail("UNAUTHENTICATE is not available on this connection");
+        }
         self.store = None;
         self.user = None;
         self.state = NotAuthenticated;
