@@ -1,0 +1,285 @@
+"""ManageSieve (RFC 5804) against the real server on a loopback port picked at run time: a small
+client written here drives the wire (greeting, STARTTLS with the ssl module, AUTHENTICATE "PLAIN"
+with an initial response, {n+} literals, every script command and its response codes, the
+bad-command limit), and the `managesieve` library (the client behind `sieveshell`, Debian's
+python3-managesieve upstream) does the same as a real client nobody here wrote. Scripts are
+checked on disk in Dovecot Pigeonhole's layout: data_dir/sieve/<domain>/<user>/sieve/<name>.sieve
+and the .dovecot.sieve symlink for a virtual user."""
+
+import base64
+import os
+import re
+import socket
+import ssl
+import time
+import unittest
+
+from harness import Server, free_port, requires, run_buzon
+
+try:
+    import managesieve
+except ImportError:  # the test that needs it fails, never skips (harness.requires)
+    managesieve = None
+
+HOST = "127.0.0.1"
+ALICE = ("alice@example.test", "secret-alice")
+VACATION = (b'require ["vacation"];\r\n'
+            b'vacation :days 7 :subject "Away" "I am away until Monday.";\r\n')
+
+
+def tls_context():
+    return ssl._create_unverified_context()
+
+
+def plain(user, password):
+    return base64.b64encode(b"\0" + user.encode() + b"\0" + password.encode()).decode()
+
+
+def literal(data):
+    return b"{%d+}\r\n" % len(data) + data
+
+
+class Sieve:
+    """A minimal ManageSieve client: sends a command, reads the response lines up to OK/NO/BYE,
+    with any {n} literal the server sends kept in place."""
+
+    def __init__(self, port):
+        self.sock = socket.create_connection((HOST, port), timeout=10)
+        self.f = self.sock.makefile("rb")
+
+    def line(self):
+        line = self.f.readline()
+        if not line:
+            raise EOFError("connection closed")
+        m = re.search(rb"\{(\d+)\}\r\n$", line)
+        if m:
+            line += self.f.read(int(m.group(1)))
+            line += self.line()
+        return line
+
+    def response(self):
+        """(lines before the status, the status line)."""
+        lines = []
+        while True:
+            line = self.line()
+            if re.match(rb"(?i)(OK|NO|BYE)\b", line):
+                return lines, line
+            lines.append(line)
+
+    def send(self, data):
+        self.sock.sendall(data if isinstance(data, bytes) else data.encode())
+
+    def cmd(self, data):
+        self.send(data + (b"\r\n" if isinstance(data, bytes) else "\r\n"))
+        return self.response()
+
+    def starttls(self):
+        _, status = self.cmd("STARTTLS")
+        assert status.startswith(b"OK"), status
+        self.sock = tls_context().wrap_socket(self.sock, server_hostname="localhost")
+        self.f = self.sock.makefile("rb")
+        return self.response()
+
+    def close(self):
+        try:
+            self.f.close()
+            self.sock.close()
+        except OSError:
+            pass
+
+
+def caps(lines):
+    out = {}
+    for line in lines:
+        m = re.match(rb'"([^"]+)"(?: "([^"]*)")?\r\n$', line)
+        assert m, line
+        out[m.group(1).decode()] = (m.group(2) or b"").decode()
+    return out
+
+
+class ManageSieveCase(unittest.TestCase):
+    extra = ""
+
+    def setUp(self):
+        s = Server()
+        self.server = s
+        self.addCleanup(s.cleanup)
+        self.port = free_port()
+        cert, key = os.path.join(s.tmp, "cert.pem"), os.path.join(s.tmp, "key.pem")
+        with open(s.config, "a") as f:
+            f.write(f"managesieve.listen = {HOST}:{self.port}\ntls.cert = {cert}\ntls.key = {key}\n"
+                    f"managesieve.max_errors = 5\n{self.extra}")
+        r = run_buzon("cert", "self-signed", "-c", s.config, "localhost")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        s.start()
+        deadline = time.time() + 10
+        while True:
+            try:
+                socket.create_connection((HOST, self.port), timeout=0.5).close()
+                break
+            except OSError:
+                if time.time() > deadline:
+                    raise
+                time.sleep(0.05)
+        self.home = os.path.join(s.tmp, "data", "sieve", "example.test", "alice")
+
+    def client(self):
+        c = Sieve(self.port)
+        self.addCleanup(c.close)
+        return c
+
+    def logged_in(self):
+        c = self.client()
+        c.response()
+        c.starttls()
+        _, st = c.cmd(f'AUTHENTICATE "PLAIN" "{plain(*ALICE)}"')
+        self.assertTrue(st.startswith(b"OK"), st)
+        return c
+
+
+class TestWire(ManageSieveCase):
+
+    def test_greeting_starttls_and_plain_login(self):
+        c = self.client()
+        lines, st = c.response()
+        self.assertTrue(st.startswith(b"OK"), st)
+        before = caps(lines)
+        self.assertEqual(before["IMPLEMENTATION"], "buzon")
+        self.assertEqual(before["VERSION"], "1.0")
+        self.assertIn("STARTTLS", before)
+        self.assertIn("fileinto", before["SIEVE"].split())
+        self.assertIn("vacation", before["SIEVE"].split())
+        self.assertIn("MAXREDIRECTS", before)
+        self.assertNotIn("PLAIN", before["SASL"].split(), "no cleartext password before TLS")
+        # PLAIN is refused before TLS too, whatever the client tries.
+        _, st = c.cmd(f'AUTHENTICATE "PLAIN" "{plain(*ALICE)}"')
+        self.assertTrue(st.startswith(b"NO"), st)
+        lines, st = c.starttls()
+        self.assertTrue(st.startswith(b"OK"), st)
+        after = caps(lines)
+        self.assertIn("PLAIN", after["SASL"].split())
+        self.assertNotIn("STARTTLS", after)
+        _, st = c.cmd(f'AUTHENTICATE "PLAIN" "{plain(ALICE[0], "wrong")}"')
+        self.assertTrue(st.startswith(b"NO"), st)
+        # The initial response as a literal.
+        _, st = c.cmd(b'AUTHENTICATE "PLAIN" ' + literal(plain(*ALICE).encode()))
+        self.assertTrue(st.startswith(b"OK"), st)
+        lines, st = c.cmd("CAPABILITY")
+        self.assertEqual(caps(lines)["OWNER"], ALICE[0])
+        _, st = c.cmd("LOGOUT")
+        self.assertTrue(st.startswith(b"OK"), st)
+        self.assertEqual(c.f.read(), b"", "the server closes after LOGOUT")
+
+    def test_scripts_on_disk_in_pigeonhole_layout(self):
+        c = self.logged_in()
+        _, st = c.cmd(b'PUTSCRIPT "vacation" ' + literal(VACATION))
+        self.assertEqual(st, b'OK "Script stored"\r\n')
+        _, st = c.cmd(b'PUTSCRIPT "other" "keep;"')
+        self.assertTrue(st.startswith(b"OK"), st)
+        lines, st = c.cmd("LISTSCRIPTS")
+        self.assertEqual(lines, [b'"other"\r\n', b'"vacation"\r\n'])
+        _, st = c.cmd('SETACTIVE "vacation"')
+        self.assertTrue(st.startswith(b"OK"), st)
+        link = os.path.join(self.home, ".dovecot.sieve")
+        self.assertEqual(os.readlink(link), "sieve/vacation.sieve")
+        with open(link, "rb") as f:
+            self.assertEqual(f.read(), VACATION)
+        lines, _ = c.cmd("LISTSCRIPTS")
+        self.assertIn(b'"vacation" ACTIVE\r\n', lines)
+        lines, st = c.cmd('GETSCRIPT "vacation"')
+        self.assertEqual(lines, [b"{%d}\r\n" % len(VACATION) + VACATION + b"\r\n"])
+        self.assertTrue(st.startswith(b"OK"), st)
+        _, st = c.cmd('GETSCRIPT "none"')
+        self.assertTrue(st.startswith(b"NO (NONEXISTENT)"), st)
+        _, st = c.cmd(b"CHECKSCRIPT " + literal(VACATION))
+        self.assertTrue(st.startswith(b"OK"), st)
+        _, st = c.cmd(b"CHECKSCRIPT " + literal(b"keep;\xff\xfe\r\n"))
+        self.assertTrue(st.startswith(b'NO "line 1'), st)
+        _, st = c.cmd('RENAMESCRIPT "vacation" "away"')
+        self.assertTrue(st.startswith(b"OK"), st)
+        self.assertEqual(os.readlink(link), "sieve/away.sieve", "the active script stays active")
+        self.assertFalse(os.path.exists(os.path.join(self.home, "sieve", "vacation.sieve")))
+        _, st = c.cmd('RENAMESCRIPT "away" "other"')
+        self.assertTrue(st.startswith(b"NO (ALREADYEXISTS)"), st)
+        _, st = c.cmd('DELETESCRIPT "away"')
+        self.assertTrue(st.startswith(b"NO (ACTIVE)"), st)
+        _, st = c.cmd('DELETESCRIPT "other"')
+        self.assertTrue(st.startswith(b"OK"), st)
+        _, st = c.cmd('SETACTIVE ""')
+        self.assertTrue(st.startswith(b"OK"), st)
+        self.assertFalse(os.path.lexists(link))
+        _, st = c.cmd('DELETESCRIPT "away"')
+        self.assertTrue(st.startswith(b"OK"), st)
+        self.assertEqual(os.listdir(os.path.join(self.home, "sieve")), [], "no temp file left")
+        _, st = c.cmd("LOGOUT")
+        self.assertTrue(st.startswith(b"OK"), st)
+
+    def test_quota_over_the_limit(self):
+        c = self.logged_in()
+        _, st = c.cmd('HAVESPACE "big" 300000')
+        self.assertTrue(st.startswith(b"NO (QUOTA/MAXSIZE)"), st)
+        _, st = c.cmd('HAVESPACE "big" 1000')
+        self.assertTrue(st.startswith(b"OK"), st)
+        # A script over managesieve.max_script_size (256 KiB) is read, refused, and the session goes on.
+        _, st = c.cmd(b'PUTSCRIPT "big" ' + literal(b"#" * 300000))
+        self.assertTrue(st.startswith(b"NO (QUOTA/MAXSIZE)"), st)
+        _, st = c.cmd("NOOP")
+        self.assertTrue(st.startswith(b"OK"), st)
+        self.assertFalse(os.path.exists(os.path.join(self.home, "sieve", "big.sieve")))
+
+    def test_bad_command_flood_ends_in_bye(self):
+        c = self.client()
+        c.response()
+        for i in range(4):
+            _, st = c.cmd(f"BOGUS{i}")
+            self.assertTrue(st.startswith(b"NO"), st)
+        lines, st = c.cmd("BOGUS")
+        self.assertTrue(st.startswith(b"NO"), st)
+        _, bye = c.response()
+        self.assertTrue(bye.startswith(b"BYE"), bye)
+        self.assertEqual(c.f.read(), b"")
+
+
+class TestMaxScripts(ManageSieveCase):
+    extra = "managesieve.max_scripts = 2\n"
+
+    def test_maxscripts(self):
+        c = self.logged_in()
+        for n in ("a", "b"):
+            _, st = c.cmd(f'PUTSCRIPT "{n}" "keep;"')
+            self.assertTrue(st.startswith(b"OK"), st)
+        _, st = c.cmd('PUTSCRIPT "c" "keep;"')
+        self.assertTrue(st.startswith(b"NO (QUOTA/MAXSCRIPTS)"), st)
+
+
+@requires(managesieve is not None, "the managesieve Python package (sieveshell's library)")
+class TestManagesieveLibrary(ManageSieveCase):
+    """The `managesieve` library as sieveshell uses it."""
+
+    def test_library_client(self):
+        m = managesieve.MANAGESIEVE(HOST, self.port)
+        self.addCleanup(lambda: m.sock and m.sock.close())
+        self.assertTrue(m.supports_tls)
+        self.assertIn("vacation", m.capabilities)
+        typ, _ = m.starttls(verify=False)
+        self.assertEqual(typ, "OK")
+        self.assertEqual(m.implementation, "buzon")
+        self.assertIn("PLAIN", m.loginmechs)
+        self.assertEqual(m.login("", *ALICE), "OK")
+        self.assertEqual(m.putscript("filters", "require \"fileinto\";\r\nfileinto \"Junk\";\r\n"), "OK")
+        self.assertEqual(m.putscript("spare", "keep;\r\n"), "OK")
+        self.assertEqual(m.setactive("filters"), "OK")
+        typ, scripts = m.listscripts()
+        self.assertEqual((typ, sorted(scripts)), ("OK", [("filters", True), ("spare", False)]))
+        typ, script = m.getscript("filters")
+        self.assertEqual((typ, script), ("OK", "require \"fileinto\";\r\nfileinto \"Junk\";\r\n"))
+        self.assertEqual(m.havespace("x", 10), "OK")
+        self.assertEqual(m.havespace("x", 10**7), "NO")
+        self.assertEqual(m.deletescript("filters"), "NO")
+        self.assertEqual(m.deletescript("spare"), "OK")
+        self.assertEqual(os.readlink(os.path.join(self.home, ".dovecot.sieve")), "sieve/filters.sieve")
+        self.assertEqual(m.logout(), "OK")
+
+
+if __name__ == "__main__":
+    unittest.main()
