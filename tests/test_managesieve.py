@@ -7,14 +7,22 @@ checked on disk in Dovecot Pigeonhole's layout: data_dir/sieve/<domain>/<user>/s
 and the .dovecot.sieve symlink for a virtual user."""
 
 import base64
+import itertools
 import os
 import re
+import shutil
 import socket
 import ssl
+import subprocess
+import tempfile
 import time
 import unittest
 
 from harness import Server, free_port, requires, run_buzon
+from test_privsep import useradd, userdel
+
+ROOT = os.geteuid() == 0 and shutil.which("useradd") is not None
+SEQ = itertools.count()
 
 try:
     import managesieve
@@ -250,6 +258,78 @@ class TestMaxScripts(ManageSieveCase):
             self.assertTrue(st.startswith(b"OK"), st)
         _, st = c.cmd('PUTSCRIPT "c" "keep;"')
         self.assertTrue(st.startswith(b"NO (QUOTA/MAXSCRIPTS)"), st)
+
+
+@unittest.skipUnless(ROOT, "needs root and useradd (CI runs as root)")
+class SystemUsers(unittest.TestCase):
+    """A system user's scripts in ~/sieve and ~/.dovecot.sieve, made as that user: in the shipped
+    configuration (the server drops root to `user`; the session runs in the user's mail process)
+    and with no `user` key (the server stays root and takes the owner's identity per run)."""
+
+    def start(self, drop):
+        base = tempfile.mkdtemp(prefix="buzon-sieve-")
+        os.chmod(base, 0o755)
+        self.addCleanup(shutil.rmtree, base, True)
+        tag = f"{str(os.getpid())[-5:]}s{next(SEQ)}"
+        srv, self.name = f"bssrv{tag}", f"bsa{tag}"
+        for n in (srv, self.name):
+            self.addCleanup(userdel, n)
+        useradd(srv, os.path.join(base, srv))
+        self.pw = useradd(self.name, os.path.join(base, self.name))
+        subprocess.run(["chpasswd"], input=f"{self.name}:pw-a\n", text=True, check=True)
+        self.port = free_port()
+        s = Server(users=(), mailbox="maildir:~/Maildir",
+                   extra="users = system\n" + (f"user = {srv}\n" if drop else "")
+                   + f"managesieve.listen = 127.0.0.1:{self.port}\n")
+        cert, key = os.path.join(s.tmp, "cert.pem"), os.path.join(s.tmp, "key.pem")
+        with open(s.config) as f:
+            conf = "".join(l for l in f if not l.startswith("users = file:"))
+        with open(s.config, "w") as f:
+            f.write(conf + f"tls.cert = {cert}\ntls.key = {key}\n")
+        r = run_buzon("cert", "self-signed", "-c", s.config, "localhost")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        os.chmod(s.tmp, 0o755)
+        self.addCleanup(s.cleanup)
+        self.server = s
+        s.start()
+        deadline = time.time() + 10
+        while "event=start " not in s.read_log() and time.time() < deadline:
+            time.sleep(0.05)
+
+    def edit(self):
+        c = Sieve(self.port)
+        self.addCleanup(c.close)
+        c.response()
+        c.starttls()
+        _, st = c.cmd(f'AUTHENTICATE "PLAIN" "{plain(self.name, "pw-a")}"')
+        self.assertTrue(st.startswith(b"OK"), st + self.server.read_log()[-3000:].encode())
+        _, st = c.cmd(b'PUTSCRIPT "vacation" ' + literal(VACATION))
+        self.assertTrue(st.startswith(b"OK"), st + self.server.read_log()[-3000:].encode())
+        _, st = c.cmd('SETACTIVE "vacation"')
+        self.assertTrue(st.startswith(b"OK"), st)
+        lines, st = c.cmd("LISTSCRIPTS")
+        self.assertEqual(lines, [b'"vacation" ACTIVE\r\n'])
+        home = self.pw.pw_dir
+        script = os.path.join(home, "sieve", "vacation.sieve")
+        with open(script, "rb") as f:
+            self.assertEqual(f.read(), VACATION)
+        link = os.path.join(home, ".dovecot.sieve")
+        self.assertEqual(os.readlink(link), "sieve/vacation.sieve")
+        for path in (script, os.path.dirname(script), link):
+            st_ = os.lstat(path)
+            self.assertEqual((st_.st_uid, st_.st_gid), (self.pw.pw_uid, self.pw.pw_gid), path)
+        _, st = c.cmd("LOGOUT")
+        self.assertTrue(st.startswith(b"OK"), st)
+
+    def test_shipped_configuration_runs_in_the_mail_process(self):
+        self.start(drop=True)
+        self.edit()
+        self.assertIn("in=mailproc", self.server.read_log())
+
+    def test_root_server_writes_as_the_owner(self):
+        self.start(drop=False)
+        self.edit()
+        self.assertNotIn("in=mailproc", self.server.read_log())
 
 
 @requires(managesieve is not None, "the managesieve Python package (sieveshell's library)")
