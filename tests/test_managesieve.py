@@ -28,6 +28,10 @@ try:
     import managesieve
 except ImportError:  # the test that needs it fails, never skips (harness.requires)
     managesieve = None
+try:
+    import scramp
+except ImportError:
+    scramp = None
 
 HOST = "127.0.0.1"
 ALICE = ("alice@example.test", "secret-alice")
@@ -177,6 +181,25 @@ class TestWire(ManageSieveCase):
         _, st = c.cmd("LOGOUT")
         self.assertTrue(st.startswith(b"OK"), st)
         self.assertEqual(c.f.read(), b"", "the server closes after LOGOUT")
+
+    @requires(scramp is not None, "scramp (a SCRAM client library)")
+    def test_scram_sha_256_with_server_final_in_the_ok(self):
+        client = scramp.ScramClient(["SCRAM-SHA-256"], *ALICE)
+        c = self.client()
+        c.response()
+        first = base64.b64encode(client.get_client_first().encode()).decode()
+        c.send(f'AUTHENTICATE "SCRAM-SHA-256" "{first}"\r\n')
+        challenge = c.line()
+        self.assertTrue(re.match(rb'^"[A-Za-z0-9+/=]+"\r\n$', challenge), challenge)
+        client.set_server_first(base64.b64decode(challenge[1:-3]).decode())
+        final = base64.b64encode(client.get_client_final().encode()).decode()
+        _, st = c.cmd(f'"{final}"')
+        # RFC 5804 2.1: the server-final message comes in the OK's SASL response code.
+        m = re.match(rb'^OK \(SASL "([A-Za-z0-9+/=]+)"\) "Logged in"\r\n$', st)
+        self.assertTrue(m, st)
+        client.set_server_final(base64.b64decode(m.group(1)).decode())  # raises if the server lied
+        lines, st = c.cmd("LISTSCRIPTS")
+        self.assertEqual((lines, st[:2]), ([], b"OK"))
 
     def test_scripts_on_disk_in_pigeonhole_layout(self):
         c = self.logged_in()

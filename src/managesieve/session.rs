@@ -119,6 +119,8 @@ pub struct Session {
     /// Logged in by the server before it was handed to the user's mail process: it cannot log out
     /// and in again (UNAUTHENTICATE is not offered).
     handed: bool,
+    /// SCRAM's server-final data, for the OK that ends the AUTHENTICATE (RFC 5804 2.1).
+    sasl_final: Option<String>,
 }
 
 /// `OK|NO|BYE [(code)] "text"` CRLF (RFC 5804 4 response-ok / response-nobye).
@@ -171,6 +173,7 @@ impl Session {
             user: None,
             store: None,
             handed: false,
+            sasl_final: None,
         }
     }
 
@@ -289,10 +292,19 @@ impl Session {
             Ok(store) => {
                 self.store = Some(store);
                 self.state = Authenticated;
-                vec![ok("Logged in")]
+                match self.sasl_final.take() {
+                    // RFC 5804 2.1: "the server ... includes the additional data ... in the SASL
+                    // response code" of the OK.
+                    Some(data) => {
+                        let code = format!("SASL {}", String::from_utf8_lossy(&string(data.as_bytes())));
+                        vec![resp("OK", Some(&code), "Logged in")]
+                    }
+                    None => vec![ok("Logged in")],
+                }
             }
             Err(_) => {
                 self.user = None;
+                self.sasl_final = None;
                 self.state = NotAuthenticated;
                 vec![no(Some("TRYLATER"), "Your scripts cannot be reached now, try again later")]
             }
@@ -467,6 +479,16 @@ impl Session {
 
     fn sasl_turn(&mut self, turn: Turn, backend: &dyn Backend) -> Vec<Action> {
         match turn {
+            Turn::Continue(text) if self.sasl.as_ref().is_some_and(Conversation::finishing) => {
+                // Success with server-final data: it goes in the OK's SASL code, not a challenge.
+                let Some(creds) = backend.credentials() else {
+                    return self.sasl_abort("Temporary authentication failure");
+                };
+                let Some(conv) = self.sasl.as_mut() else { return self.sasl_abort("Unexpected") };
+                let turn = conv.line(b"", creds);
+                self.sasl_final = Some(text);
+                self.sasl_turn(turn, backend)
+            }
             Turn::Continue(text) => {
                 self.state = State::Sasl;
                 let mut out = string(text.as_bytes());

@@ -168,6 +168,10 @@ impl ManageSieve {
         }
         loop {
             self.again = false;
+            // Logged out (UNAUTHENTICATE): the next login reads the user database as the server.
+            if self.session.user().is_none() {
+                self.owner = None;
+            }
             // The owner's identity for this run (fsuid and groups of this worker thread only).
             let _as = become_owner(self.owner, None).map_err(io::Error::other)?;
             let result = self.run_with(wake, env);
