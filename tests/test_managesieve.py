@@ -1,8 +1,9 @@
 """ManageSieve (RFC 5804) against the real server on a loopback port picked at run time: a small
 client written here drives the wire (greeting, STARTTLS with the ssl module, AUTHENTICATE "PLAIN"
 with an initial response, {n+} literals, every script command and its response codes, the
-bad-command limit), and the `managesieve` library (the client behind `sieveshell`, Debian's
-python3-managesieve upstream) does the same as a real client nobody here wrote. Scripts are
+bad-command limit, SCRAM-SHA-256 through scramp), and the `managesieve` library and its
+`sieveshell` command (Debian's python3-managesieve upstream, from PyPI) do the same as real
+clients nobody here wrote. Scripts are
 checked on disk in Dovecot Pigeonhole's layout: data_dir/sieve/<domain>/<user>/sieve/<name>.sieve
 and the .dovecot.sieve symlink for a virtual user."""
 
@@ -382,6 +383,24 @@ class TestManagesieveLibrary(ManageSieveCase):
         self.assertEqual(m.deletescript("spare"), "OK")
         self.assertEqual(os.readlink(os.path.join(self.home, ".dovecot.sieve")), "sieve/filters.sieve")
         self.assertEqual(m.logout(), "OK")
+
+    @requires(shutil.which("sieveshell"), "sieveshell (from the managesieve package)")
+    def test_sieveshell_command(self):
+        work = tempfile.mkdtemp(prefix="sieveshell-")
+        self.addCleanup(shutil.rmtree, work, True)
+        src = os.path.join(work, "rules.sieve")
+        with open(src, "wb") as f:
+            f.write(VACATION)
+        # Commands on standard input, as typed (its --script option is not read by sieveshell 0.8.1).
+        commands = f"put {src} rules\nactivate rules\nlist\nget rules {work}/back.sieve\nquit\n"
+        r = subprocess.run(["sieveshell", "--no-tls-verify", "--port", str(self.port), "--authname", ALICE[0],
+                            "--passwd", ALICE[1], HOST],
+                           input=commands, capture_output=True, text=True, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn("rules \t<<-- active", r.stdout)
+        with open(os.path.join(work, "back.sieve"), "rb") as f:
+            self.assertEqual(f.read(), VACATION)
+        self.assertEqual(os.readlink(os.path.join(self.home, ".dovecot.sieve")), "sieve/rules.sieve")
 
 
 if __name__ == "__main__":
