@@ -6,9 +6,9 @@
 //!
 //! Scripts are checked by a [`ScriptCheck`] given to the session: that is where the Sieve
 //! language parser plugs in, so PUTSCRIPT and CHECKSCRIPT refuse a script delivery could not run
-//! (RFC 5804 2.6, 2.12). Until that parser is wired, [`TextCheck`] is the one shipped: it accepts
-//! any UTF-8 text (RFC 5228 2.2: a script is UTF-8) and refuses anything else, and it says so in
-//! no uncertain terms: it does not pretend to parse Sieve.
+//! (RFC 5804 2.6, 2.12). Until that parser is wired in [`script_check`], [`TextCheck`] is the
+//! one shipped: it accepts any UTF-8 text without NUL (RFC 5228 2.2: a script is UTF-8) and
+//! refuses anything else; it does not examine Sieve syntax.
 
 pub mod command;
 pub mod scripts;
