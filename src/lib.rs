@@ -13,6 +13,7 @@ pub mod durable;
 pub mod filters;
 pub mod imap;
 pub mod local;
+pub mod managesieve;
 pub mod netio;
 pub mod pop3;
 pub mod queue;

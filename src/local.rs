@@ -287,6 +287,17 @@ impl Resolver {
 
     /// The mailbox and folder root of the account `login` (`alice` or `alice@example.org`; a name
     /// without a domain is in the first local domain), without alias expansion.
+    /// The account of login name `login` (as [`Resolver::mail_home`] finds it), with the local part
+    /// and domain it was found under (ManageSieve places a virtual user's scripts by them).
+    pub fn account(&self, login: &str) -> Result<(crate::auth::Account, String, String), String> {
+        let (local, domain) = match login.rsplit_once('@') {
+            Some((l, d)) => (l.to_string(), norm_domain(d)),
+            None => (login.to_string(), self.domains.first().cloned().unwrap_or_default()),
+        };
+        let acc = self.users.lookup(&local, &domain)?.ok_or_else(|| format!("no account {login}"))?;
+        Ok((acc, local.to_ascii_lowercase(), domain))
+    }
+
     pub fn mail_home(&self, login: &str) -> Result<MailHome, String> {
         let (local, domain) = match login.rsplit_once('@') {
             Some((l, d)) => (l.to_string(), norm_domain(d)),

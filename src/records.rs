@@ -65,6 +65,10 @@ pub fn records(config: &Config, domain: &str) -> Result<String, String> {
     srv(&mut o, &domain, "imap", &config.imap_listen, host, "IMAP with STARTTLS");
     srv(&mut o, &domain, "pop3s", &config.pop3s_listen, host, "POP3 over TLS");
     srv(&mut o, &domain, "pop3", &config.pop3_listen, host, "POP3 with STLS");
+    if !config.managesieve.listen.is_empty() {
+        // RFC 5804 1.8: clients find the ManageSieve server by _sieve._tcp.
+        srv(&mut o, &domain, "sieve", &config.managesieve.listen, host, "ManageSieve with STARTTLS");
+    }
     if config.web.tls_listen.is_empty() && config.web.listen.is_empty() {
         o.push_str(
             "; Client self-configuration: no web listener (web.tls_listen) to answer it.

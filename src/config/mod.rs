@@ -12,10 +12,12 @@ use std::time::Duration;
 
 /// Where recipients' accounts come from.
 pub mod filters;
+pub mod managesieve;
 mod values;
 pub mod web;
 
 pub use filters::Filters;
+pub use managesieve::ManageSieve;
 use values::*;
 pub use values::{
     Cidr, MailboxKind, MailboxTemplate, OutboundTls, Share, Smarthost, SmarthostTls, UsersSpec, in_networks,
@@ -113,6 +115,8 @@ pub struct Config {
     pub filters: Filters,
     /// The webmail and client-setup listeners (config/web.rs).
     pub web: Web,
+    /// The ManageSieve listener and script limits (config/managesieve.rs).
+    pub managesieve: ManageSieve,
 }
 
 /// A configuration error: where, and what is wrong.
@@ -206,7 +210,7 @@ pub const KEYS: &[&str] = &[
 
 /// Every key the file may set: [`KEYS`], then the Fighting spam keys ([`filters::KEYS`]).
 pub fn all_keys() -> impl Iterator<Item = &'static str> {
-    KEYS.iter().chain(filters::KEYS).chain(web::KEYS).copied()
+    KEYS.iter().chain(filters::KEYS).chain(web::KEYS).chain(managesieve::KEYS).copied()
 }
 
 /// SASL mechanisms offered by default (DIGEST-MD5 is historic, RFC 6331: only on request).
@@ -339,6 +343,7 @@ impl Config {
             queue_delay_warning: None,
             filters: Filters::default(),
             web: Web::default(),
+            managesieve: ManageSieve::default(),
         }
     }
 
@@ -392,7 +397,11 @@ impl Config {
             };
             let key = key.trim();
             let value = value.trim();
-            if !KEYS.contains(&key) && !filters::KEYS.contains(&key) && !web::KEYS.contains(&key) {
+            if !KEYS.contains(&key)
+                && !filters::KEYS.contains(&key)
+                && !web::KEYS.contains(&key)
+                && !managesieve::KEYS.contains(&key)
+            {
                 let hint = match closest(key) {
                     Some(k) => format!(" (did you mean `{k}`?)"),
                     None => " (see buzon.conf(5) for the list of keys)".to_string(),
@@ -531,6 +540,7 @@ impl Config {
                 }
                 k if filters::KEYS.contains(&k) => v(c.filters.set(k, value))?,
                 k if web::KEYS.contains(&k) => v(c.web.set(k, value))?,
+                k if managesieve::KEYS.contains(&k) => v(c.managesieve.set(k, value))?,
                 _ => return Err(err(n, format!("key `{key}` is known but not handled (a bug)"))),
             }
         }
@@ -573,6 +583,7 @@ impl Config {
             && c.imaps_listen.is_empty()
             && c.web.listen.is_empty()
             && c.web.tls_listen.is_empty()
+            && c.managesieve.listen.is_empty()
         {
             return Err(err(
                 0,
@@ -698,6 +709,7 @@ impl Config {
         kv("queue.delay_warning", self.queue_delay_warning.map(secs).unwrap_or_default());
         self.filters.print(&mut kv);
         self.web.print(&mut kv);
+        self.managesieve.print(&mut kv);
         o
     }
 

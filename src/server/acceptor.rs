@@ -424,12 +424,16 @@ pub fn connection(
         Service::Http | Service::Https => {
             Box::new(drivers::http::Http::new(ctx, stream, peer, service, slot))
         }
+        Service::ManageSieve => Box::new(drivers::managesieve::ManageSieve::new(ctx, stream, peer, slot)),
         _ => Box::new(drivers::smtp::Smtp::new(ctx, stream, peer, service, slot)),
     }
 }
 
 /// The protocol's answer to a client refused because the server is full.
 fn busy(service: Service, hostname: &str) -> Vec<u8> {
+    if service == Service::ManageSieve {
+        return crate::managesieve::session::Session::busy();
+    }
     match service.class() {
         2 => b"-ERR [SYS/TEMP] Server too busy, try again later\r\n".to_vec(),
         3 => b"* BYE [UNAVAILABLE] Server too busy, try again later\r\n".to_vec(),
@@ -439,6 +443,9 @@ fn busy(service: Service, hostname: &str) -> Vec<u8> {
 }
 
 fn too_many_from(service: Service, hostname: &str) -> Vec<u8> {
+    if service == Service::ManageSieve {
+        return b"BYE (TRYLATER) \"Too many connections from your address\"\r\n".to_vec();
+    }
     match service.class() {
         2 => b"-ERR [SYS/TEMP] Too many connections from your address\r\n".to_vec(),
         3 => b"* BYE [UNAVAILABLE] Too many connections from your address\r\n".to_vec(),

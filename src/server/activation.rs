@@ -1,7 +1,7 @@
 //! Listening sockets handed over by the service manager (systemd socket activation, sd_listen_fds(3)):
 //! `LISTEN_PID` must be this process, `LISTEN_FDS` sockets start at fd 3, and `LISTEN_FDNAMES` names
 //! them (`FileDescriptorName=` in the .socket unit). A name says the protocol: `smtp`, `submission`,
-//! `submissions` (or `smtps`), `pop3`, `pop3s`, `imap`, `imaps`; an unnamed socket is recognised by a
+//! `submissions` (or `smtps`), `pop3`, `pop3s`, `imap`, `imaps`, `sieve` (or `managesieve`); an unnamed socket is recognised by a
 //! configured `*.listen` address or by its well-known port.
 
 use std::net::{SocketAddr, TcpListener};
@@ -47,7 +47,7 @@ pub fn take(config: &Config) -> Result<Option<Vec<(Service, mio::net::TcpListene
         let service = service_for(name, addr, config).ok_or_else(|| {
             format!(
                 "socket activation: descriptor {fd} ({addr}, name {name:?}) has no known service; name it \
-                 with FileDescriptorName=smtp|submission|submissions|pop3|pop3s|imap|imaps"
+                 with FileDescriptorName=smtp|submission|submissions|pop3|pop3s|imap|imaps|sieve"
             )
         })?;
         set_cloexec(fd);
@@ -69,6 +69,7 @@ pub fn service_for(name: &str, addr: SocketAddr, config: &Config) -> Option<Serv
         "imaps" => Some(Service::Imaps),
         "http" | "web" => Some(Service::Http),
         "https" => Some(Service::Https),
+        "sieve" | "managesieve" => Some(Service::ManageSieve),
         _ => None,
     };
     if by_name.is_some() {
@@ -89,6 +90,7 @@ pub fn service_for(name: &str, addr: SocketAddr, config: &Config) -> Option<Serv
         993 => Some(Service::Imaps),
         80 => Some(Service::Http),
         443 => Some(Service::Https),
+        4190 => Some(Service::ManageSieve),
         _ => None,
     }
 }

@@ -44,6 +44,7 @@ pub struct Context {
     pop3s: Arc<crate::pop3::session::Params>,
     imap: Arc<crate::imap::session::Params>,
     imaps: Arc<crate::imap::session::Params>,
+    managesieve: Arc<crate::managesieve::session::Params>,
     /// The web sessions (the daemon's; none in inetd mode or a mail process).
     pub(crate) web: Option<Arc<crate::server::drivers::http::state::Web>>,
 }
@@ -100,6 +101,13 @@ impl Context {
             max_append: config.message_size_limit,
         };
         let imaps = crate::imap::session::Params { starttls: false, ..imap.clone() };
+        let managesieve = crate::managesieve::session::Params {
+            hostname: config.hostname.clone(),
+            starttls: tls.is_some(),
+            auth_mechanisms: submission.auth_mechanisms.clone(),
+            max_errors: config.managesieve.max_errors,
+            check: crate::managesieve::script_check(),
+        };
         let users = DbCredentials {
             db: UserDb::open(&config.users)?,
             helper: helper.clone(),
@@ -114,6 +122,7 @@ impl Context {
             pop3s: Arc::new(pop3s),
             imap: Arc::new(imap),
             imaps: Arc::new(imaps),
+            managesieve: Arc::new(managesieve),
             smtp: Arc::new(base),
             submission: Arc::new(submission),
             submissions: Arc::new(submissions),
@@ -151,6 +160,11 @@ impl Context {
     /// The IMAP session parameters of a listener's service.
     pub fn imap_params(&self, service: Service) -> Arc<crate::imap::session::Params> {
         Arc::clone(if service == Service::Imaps { &self.imaps } else { &self.imap })
+    }
+
+    /// The ManageSieve session parameters.
+    pub fn managesieve_params(&self) -> Arc<crate::managesieve::session::Params> {
+        Arc::clone(&self.managesieve)
     }
 
     /// The POP3 session parameters of a listener's service.

@@ -1,4 +1,4 @@
-//! Mail processes: when the server has dropped root, a system user's IMAP and POP3 sessions run in a
+//! Mail processes: when the server has dropped root, a system user's IMAP, POP3 and ManageSieve sessions run in a
 //! process of that user's own (their groups, gid and uid, their home as working directory), started
 //! by the privileged helper's login worker and reused by the user's concurrent sessions, as
 //! Dovecot's imap and pop3 processes serve what its login processes authenticated. The server keeps
@@ -500,6 +500,7 @@ impl Connection for Arriving {
             let h = Handed { config: &self.config, resolver: &self.resolver, req: &req };
             self.conn = match req.service.as_str() {
                 "imap" => drivers::imap::handed(sock, &h).map(|c| Box::new(c) as Box<dyn Connection>),
+                "sieve" => drivers::managesieve::handed(sock, &h).map(|c| Box::new(c) as Box<dyn Connection>),
                 _ => drivers::pop3::handed(sock, &h).map(|c| Box::new(c) as Box<dyn Connection>),
             };
         }

@@ -41,6 +41,8 @@ pub enum Service {
     Http,
     /// The same over HTTPS.
     Https,
+    /// ManageSieve (RFC 5804), port 4190.
+    ManageSieve,
 }
 
 impl Service {
@@ -55,13 +57,14 @@ impl Service {
             Service::Imaps => "imaps",
             Service::Http => "http",
             Service::Https => "https",
+            Service::ManageSieve => "managesieve",
         }
     }
 }
 
 /// Each service with the addresses `*.listen` gives it, in one order for binding, socket activation
 /// and the log.
-pub fn listen_table(config: &Config) -> [(Service, &[std::net::SocketAddr]); 9] {
+pub fn listen_table(config: &Config) -> [(Service, &[std::net::SocketAddr]); 10] {
     [
         (Service::Smtp, &config.smtp_listen),
         (Service::Submission, &config.submission_listen),
@@ -72,6 +75,7 @@ pub fn listen_table(config: &Config) -> [(Service, &[std::net::SocketAddr]); 9] 
         (Service::Imaps, &config.imaps_listen),
         (Service::Http, &config.web.listen),
         (Service::Https, &config.web.tls_listen),
+        (Service::ManageSieve, &config.managesieve.listen),
     ]
 }
 
@@ -114,15 +118,15 @@ pub fn resolver(
 
 impl Service {
     /// The class whose share of `max_connections` the service draws on: 0 SMTP intake,
-    /// 1 submission (both ports), 2 POP3 (both), 3 IMAP (both); the web is class 4, which keeps no
-    /// share of its own.
+    /// 1 submission (both ports), 2 POP3 (both), 3 IMAP (both); the web and ManageSieve are class 4,
+    /// which keeps no share of its own.
     pub fn class(self) -> usize {
         match self {
             Service::Smtp => 0,
             Service::Submission | Service::Submissions => 1,
             Service::Pop3 | Service::Pop3s => 2,
             Service::Imap | Service::Imaps => 3,
-            Service::Http | Service::Https => 4,
+            Service::Http | Service::Https | Service::ManageSieve => 4,
         }
     }
 }

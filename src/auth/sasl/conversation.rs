@@ -138,6 +138,13 @@ impl Conversation {
         self.exchange.mechanism()
     }
 
+    /// Server-final data went out in the last [`Turn::Continue`]: the exchange has succeeded and
+    /// only the client's empty response is awaited (ManageSieve sends that data in its OK instead,
+    /// RFC 5804 2.1, and answers for the client with [`Conversation::line`] and an empty line).
+    pub fn finishing(&self) -> bool {
+        self.finishing.is_some()
+    }
+
     fn turn(&mut self, step: Step) -> Turn {
         let mechanism = self.exchange.mechanism().name();
         match step {

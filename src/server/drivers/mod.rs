@@ -1,4 +1,4 @@
-//! Connection drivers: one per protocol (smtp.rs, pop3.rs, imap.rs), each carrying a connection's
+//! Connection drivers: one per protocol (smtp.rs, pop3.rs, imap.rs, managesieve.rs, http.rs), each carrying a connection's
 //! bytes to its I/O-free session and the session's replies back. A driver runs on a worker only
 //! while its connection has something to do; when it must wait for the client (the next command,
 //! the rest of a line, the next piece of a message, a TLS record, the end of an IDLE) it returns
@@ -11,6 +11,7 @@ pub mod deliver;
 pub mod http;
 pub mod imap;
 pub mod io;
+pub mod managesieve;
 pub mod pop3;
 pub mod relay;
 pub mod smtp;

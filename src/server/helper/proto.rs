@@ -17,7 +17,7 @@
 //! response = "yes" SP token / "no"                         ; to verify: the token opens one session
 //!          / "data" SP b64(bytes)                          ; to forward: the file's content
 //! token    = 32HEXDIG                                      ; one use, within a minute, for that user
-//! service  = "imap" / "pop3"
+//! service  = "imap" / "pop3" / "sieve"
 //!          / "ok" *(SP b64(stored path))                   ; to deliver, one per account
 //!          / "fail" SP index SP ("temp" / "perm") SP b64(text)
 //!          / "error" SP b64(text)                          ; the helper could not answer
@@ -192,7 +192,7 @@ impl Request {
                 };
                 let user = account_name(text(u, MAX_NAME)?)?;
                 let token = token(k)?.to_string();
-                if !matches!(v, "imap" | "pop3") {
+                if !matches!(v, "imap" | "pop3" | "sieve") {
                     return Err("bad service".into());
                 }
                 let tls = match tls {
