@@ -20,6 +20,8 @@ use super::scan::{Scan, list_files, scan};
 use super::uidlist::{self, UIDLIST, valid_keyword};
 use crate::store::folder::{Changes, DELETED, FlagOp, Flags, Folder, FolderError, MessageInfo, Uid};
 
+mod quick;
+
 /// Bounds of the ENVELOPE/BODYSTRUCTURE cache of one selected folder.
 const CACHE_ENTRIES: usize = 4096;
 const CACHE_BYTES: usize = 1024 * 1024;
@@ -107,6 +109,10 @@ pub struct MaildirFolder {
     journal: Journal,
     /// The journal's highest mod-sequence at the last scan.
     seen_highest: u64,
+    /// Index in the view by base name, for the quick sync (quick.rs); None: to be made again.
+    by_base: Option<HashMap<Box<str>, usize>>,
+    /// Full scans under the lock so far (for tests and logs).
+    full_scans: u64,
 }
 
 impl MaildirFolder {
@@ -130,6 +136,8 @@ impl MaildirFolder {
             cache: Cache::default(),
             journal: Journal::default(),
             seen_highest: 0,
+            by_base: None,
+            full_scans: 0,
         };
         let (s, mods) = f.locked_scan()?;
         f.uidvalidity = s.validity;
@@ -142,6 +150,7 @@ impl MaildirFolder {
 
     /// Scans under the uidlist lock, bringing the mod-sequence journal in step (modseq.rs).
     fn locked_scan(&mut self) -> Result<(Scan, HashMap<Uid, u64>), FolderError> {
+        self.full_scans += 1;
         let mut lock = DotLock::acquire(&self.dir.join(UIDLIST))?;
         let s = scan(&self.dir, &self.root, !self.readonly, &mut lock)?;
         let present: Vec<(Uid, &str)> = s.msgs.iter().map(|p| (p.uid, p.name.as_str())).collect();
@@ -218,6 +227,9 @@ impl MaildirFolder {
         }
         if self.msgs.len() > before {
             changes.exists = Some(u32::try_from(self.msgs.len()).unwrap_or(u32::MAX));
+        }
+        if removed > 0 || self.msgs.len() > before {
+            self.by_base = None;
         }
         changes
     }
@@ -332,6 +344,9 @@ impl Folder for MaildirFolder {
         if !pending && !self.changed() {
             return Ok(Changes::default());
         }
+        if let Some(changes) = self.quick_sync(expunges)? {
+            return Ok(changes);
+        }
         let (s, mods) = self.locked_scan()?;
         if s.validity != self.uidvalidity {
             // The list was rebuilt (removed or corrupt): this view's UIDs mean nothing any more.
@@ -433,6 +448,7 @@ impl Folder for MaildirFolder {
         let old_msgs = std::mem::take(&mut self.msgs);
         let old_files = std::mem::take(&mut self.files);
         let mut removed = 0u32;
+        let mut taken: Vec<Uid> = Vec::new();
         for (i, (info, f)) in old_msgs.into_iter().zip(old_files).enumerate() {
             let selected = info.flags.system & DELETED != 0
                 && only.as_ref().is_none_or(|u| u.binary_search(&info.uid).is_ok());
@@ -473,14 +489,27 @@ impl Folder for MaildirFolder {
             if selected && gone {
                 out.push(u32::try_from(i).unwrap_or(u32::MAX).saturating_add(1).saturating_sub(removed));
                 removed += 1;
+                if !f.gone {
+                    taken.push(info.uid);
+                }
             } else {
                 self.msgs.push(info);
                 self.files.push(f);
             }
         }
         if !out.is_empty() {
+            self.by_base = None;
             fsync_dir(&self.dir.join("cur"))?;
             sweep_held(&self.dir, HOLD_EXPUNGED);
+        }
+        // RFC 7162 3.2.10: an expunge is a change with a mod-sequence; recorded here, it lets
+        // the other views take it in without a full scan (quick.rs).
+        // Not recorded (the lock not had in time): the next full scan of any view records it.
+        if !taken.is_empty()
+            && let Err(e) = DotLock::acquire(&self.dir.join(UIDLIST))
+                .and_then(|_lock| self.journal.record_expunged(&self.dir, &taken))
+        {
+            log::warn!("imap: expunge not recorded in the journal folder={} error={e}", self.name);
         }
         match error {
             Some(e) if out.is_empty() => Err(e),

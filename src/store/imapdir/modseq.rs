@@ -62,6 +62,21 @@ impl Journal {
         self.highest
     }
 
+    /// The UIDVALIDITY the journal belongs to (None: not made yet, or not read).
+    pub fn validity(&self) -> Option<u32> {
+        self.validity
+    }
+
+    /// A live message's mod-sequence and the flag letters it had then.
+    pub fn entry(&self, uid: Uid) -> Option<(u64, &str)> {
+        self.live.get(&uid).map(|e| (e.0, &*e.1))
+    }
+
+    /// Whether the journal records the message's expunge.
+    pub fn was_expunged(&self, uid: Uid) -> bool {
+        self.expunged.contains_key(&uid)
+    }
+
     #[cfg(test)]
     pub fn modseq(&self, uid: Uid) -> Option<u64> {
         self.live.get(&uid).map(|e| e.0)
@@ -196,6 +211,24 @@ impl Journal {
         }
         self.append(dir, &text)?;
         Ok(m)
+    }
+
+    /// Records the expunge of messages this session removed, under one new mod-sequence (None:
+    /// the journal is not made yet; the next scan records it). The caller holds the uidlist lock.
+    pub fn record_expunged(&mut self, dir: &Path, uids: &[Uid]) -> Result<Option<u64>, FolderError> {
+        self.refresh(dir)?;
+        // Only what is still live: a scan by another session may have recorded it already.
+        let uids: Vec<&Uid> = uids.iter().filter(|u| self.live.contains_key(u)).collect();
+        if self.validity.is_none() || uids.is_empty() {
+            return Ok(None);
+        }
+        let m = self.highest + 1;
+        let mut text = String::new();
+        for uid in uids {
+            text.push_str(&format!("x {uid} {m}\n"));
+        }
+        self.append(dir, &text)?;
+        Ok(Some(m))
     }
 
     /// Appends whole lines, fsynced, and reads them back into the map.
