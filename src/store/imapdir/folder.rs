@@ -158,6 +158,7 @@ impl MaildirFolder {
         self.seen_highest = self.journal.highest();
         (self.stamp, self.stamp_fresh) = Stamp::take(&self.dir);
         drop(lock);
+        self.journal.make_durable()?;
         Ok((s, mods))
     }
 
@@ -344,8 +345,13 @@ impl Folder for MaildirFolder {
         if !pending && !self.changed() {
             return Ok(Changes::default());
         }
-        if let Some(changes) = self.quick_sync(expunges)? {
-            return Ok(changes);
+        // Twice: a look in the middle of another session's change (a rename seen twice or not at
+        // all by readdir, an APPEND that finished between the two reads) is usually clear the
+        // next moment.
+        for _ in 0..2 {
+            if let Some(changes) = self.quick_sync(expunges)? {
+                return Ok(changes);
+            }
         }
         let (s, mods) = self.locked_scan()?;
         if s.validity != self.uidvalidity {
@@ -358,9 +364,11 @@ impl Folder for MaildirFolder {
         Ok(self.merge(s, expunges, &mods))
     }
 
-    /// A delivery renames into new/; flags and expunges rename and unlink in cur/.
+    /// A delivery renames into new/; flags and expunges rename and unlink in cur/; the folder's
+    /// own directory, for the journal's appends and the uidlist lock's release, which is when a
+    /// change the quick sync left for later (folder/quick.rs `in_flight`) is recorded.
     fn watch_paths(&self) -> Vec<PathBuf> {
-        vec![self.dir.join("new"), self.dir.join("cur")]
+        vec![self.dir.join("new"), self.dir.join("cur"), self.dir.clone()]
     }
 
     fn changed(&mut self) -> bool {
@@ -418,13 +426,15 @@ impl Folder for MaildirFolder {
         // RFC 7162 3.1: the changed messages get a new mod-sequence (a move from new/ to cur/
         // with the same flags gets one too: harmless).
         if !changed.is_empty() {
-            let _lock = DotLock::acquire(&self.dir.join(UIDLIST))?;
+            let lock = DotLock::acquire(&self.dir.join(UIDLIST))?;
             let names: Vec<(Uid, String)> = changed
                 .iter()
                 .filter_map(|&i| Some((self.msgs.get(i)?.uid, self.files.get(i)?.name.to_string())))
                 .collect();
             let refs: Vec<(Uid, &str)> = names.iter().map(|(u, n)| (*u, n.as_str())).collect();
             let m = self.journal.record(&self.dir, &refs)?;
+            drop(lock);
+            self.journal.make_durable()?;
             for &i in &changed {
                 if let Some(info) = self.msgs.get_mut(i) {
                     info.modseq = m;
@@ -506,8 +516,11 @@ impl Folder for MaildirFolder {
         // the other views take it in without a full scan (quick.rs).
         // Not recorded (the lock not had in time): the next full scan of any view records it.
         if !taken.is_empty()
-            && let Err(e) = DotLock::acquire(&self.dir.join(UIDLIST))
-                .and_then(|_lock| self.journal.record_expunged(&self.dir, &taken))
+            && let Err(e) = DotLock::acquire(&self.dir.join(UIDLIST)).and_then(|lock| {
+                self.journal.record_expunged(&self.dir, &taken)?;
+                drop(lock);
+                self.journal.make_durable()
+            })
         {
             log::warn!("imap: expunge not recorded in the journal folder={} error={e}", self.name);
         }

@@ -11,7 +11,7 @@ use std::path::Path;
 
 use super::lock::DotLock;
 use super::msgfile::{
-    base_of, crlf_size, delivery_key, fsync_dir, move_noreplace, temp, usable_name, w_size, write_durably,
+    base_of, crlf_size, delivery_key, fsync_dir, move_noreplace, temp, usable_name, w_size,
 };
 use super::uidlist::{self, Entry, ReadList, UidList};
 use crate::store::folder::{FolderError, Uid};
@@ -205,10 +205,28 @@ const RECENT_TMP: &str = "buzon-recent.tmp";
 /// lock): a folder that keeps no claim yet starts one there, so they count as unclaimed.
 pub fn unclaimed_from(dir: &Path, first: Uid) {
     if !dir.join(RECENT).exists()
-        && let Err(e) = write_durably(dir, RECENT, RECENT_TMP, format!("{first}\n").as_bytes())
+        && let Err(e) = write_claim(dir, format!("{first}\n").as_bytes())
     {
         log::warn!("imap: cannot keep the recent claim dir={} error={e}", dir.display());
     }
+}
+
+/// Replaces the claim (a temporary file renamed over it, so readers see the old or the new one).
+/// Not fsynced: the claim is advisory (see `claim_recent`), and a claim lost in a crash only shows
+/// messages as recent once more; an fsync under the uidlist lock would hold up every session.
+fn write_claim(dir: &Path, contents: &[u8]) -> io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let tmp = dir.join(RECENT_TMP);
+    fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(&tmp)
+        .and_then(|mut f| f.write_all(contents))
+        .and_then(|()| fs::rename(&tmp, dir.join(RECENT)))
 }
 
 /// The first UID no session has claimed as `\Recent` (None: the folder keeps no claim).
@@ -222,8 +240,7 @@ pub fn first_unclaimed(dir: &Path) -> Option<Uid> {
 pub fn claim_up_to(dir: &Path, last: Uid) -> Uid {
     let Some(first) = first_unclaimed(dir) else { return last.saturating_add(1) };
     if first <= last
-        && let Err(e) =
-            write_durably(dir, RECENT, RECENT_TMP, format!("{}\n", last.saturating_add(1)).as_bytes())
+        && let Err(e) = write_claim(dir, format!("{}\n", last.saturating_add(1)).as_bytes())
     {
         log::warn!("imap: cannot keep the recent claim dir={} error={e}", dir.display());
     }
@@ -249,7 +266,7 @@ fn claim_recent(dir: &Path, msgs: &mut [Present], move_new: bool, default_first:
     }
     if move_new
         && first != next
-        && let Err(e) = write_durably(dir, RECENT, RECENT_TMP, format!("{next}\n").as_bytes())
+        && let Err(e) = write_claim(dir, format!("{next}\n").as_bytes())
     {
         log::warn!("imap: cannot keep the recent claim dir={} error={e}", dir.display());
     }

@@ -40,15 +40,36 @@ use crate::store::imapdir::msgfile::{base_of, crlf_size, extra_letters, w_size};
 use crate::store::imapdir::scan::{self, Present, Scan, list_files};
 use crate::store::imapdir::uidlist::{self, Entry, UIDLIST};
 
+/// How long a change may stay half done before it is taken to be another program's.
+const IN_FLIGHT: i64 = 2;
+
+/// A change the journal or the uidlist does not show yet may be one a session is making: APPEND
+/// places its files in cur/ before it appends their uidlist lines, STORE and EXPUNGE rename and
+/// unlink before they record what they did, all under (or waiting for) the uidlist lock. While the
+/// lock is held and the file (if any) changed in the last [`IN_FLIGHT`] seconds, the view leaves
+/// the change for its next look (the folder stays marked as changed) rather than queue up for the
+/// lock behind it; otherwise it is another program's, for the full scan.
+fn in_flight(dir: &std::path::Path, file: Option<&std::path::Path>) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    if std::fs::symlink_metadata(dir.join(format!("{UIDLIST}.lock"))).is_err() {
+        return false;
+    }
+    let Some(file) = file else { return true };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+    std::fs::symlink_metadata(file).is_ok_and(|m| m.ctime() >= now - IN_FLIGHT)
+}
+
 impl MaildirFolder {
     /// Brings the view in step without a scan when only known renames, expunges and appended
     /// messages happened; None when the full scan is needed.
     pub(super) fn quick_sync(&mut self, expunges: bool) -> Result<Option<Changes>, FolderError> {
         let (stamp, fresh) = Stamp::take(&self.dir);
-        let Some(appended) = self.appended_entries(&stamp)? else { return Ok(None) };
+        let Some(appended) = self.appended_entries(&stamp)? else { return Ok(self.full_scan_needed(1)) };
         self.journal.refresh(&self.dir)?;
         if self.journal.validity() != Some(self.uidvalidity) {
-            return Ok(None);
+            return Ok(self.full_scan_needed(2));
         }
         let seen_highest = self.journal.highest();
         if self.by_base.is_none() {
@@ -56,38 +77,47 @@ impl MaildirFolder {
                 self.files.iter().enumerate().map(|(i, f)| (Box::<str>::from(base_of(&f.name)), i)).collect(),
             );
         }
-        let Some(by_base) = self.by_base.as_ref() else { return Ok(None) };
+        let Some(by_base) = self.by_base.as_ref() else { return Ok(self.full_scan_needed(3)) };
         let new_by_base: HashMap<&str, usize> =
             appended.iter().enumerate().map(|(j, e)| (e.base.as_str(), j)).collect();
         let mut found: Vec<Option<(String, bool)>> = Vec::new();
         found.resize_with(self.files.len(), || None);
         let mut new_found: Vec<Option<String>> = vec![None; appended.len()];
+        // Changes seen half done (see `in_flight`): left for the next look.
+        let mut deferred = false;
         for (sub, in_new) in [("cur", false), ("new", true)] {
             for name in list_files(&self.dir.join(sub))? {
                 if in_new && !self.readonly {
-                    return Ok(None); // a delivery (or a file left there) for the scan to move
+                    return Ok(self.full_scan_needed(4)); // a delivery (or a file left there) for the scan to move
                 }
                 let Some(&i) = by_base.get(base_of(&name)) else {
                     // Not in the view: only a message appended to the uidlist will do.
                     match new_by_base.get(base_of(&name)).and_then(|&j| new_found.get_mut(j)) {
                         Some(slot @ None) if !in_new => *slot = Some(name),
-                        _ => return Ok(None),
+                        _ if in_flight(&self.dir, Some(&self.dir.join(sub).join(&name))) => deferred = true,
+                        _ => return Ok(self.full_scan_needed(5)),
                     }
                     continue;
                 };
                 let (Some(slot), Some(f), Some(info)) =
                     (found.get_mut(i), self.files.get(i), self.msgs.get(i))
                 else {
-                    return Ok(None);
+                    return Ok(self.full_scan_needed(6));
                 };
                 if slot.is_some() || f.gone {
-                    return Ok(None); // the same base twice, or back after it was gone
+                    return Ok(self.full_scan_needed(7)); // the same base twice, or back after it was gone
                 }
                 if (*f.name != *name || f.in_new != in_new)
                     && (self.journal.entry(info.uid).is_none_or(|(_, l)| l != letters(&name))
                         || extra_letters(&name, &self.keywords).chars().any(|c| c.is_ascii_lowercase()))
                 {
-                    return Ok(None);
+                    if !in_flight(&self.dir, Some(&self.dir.join(sub).join(&name))) {
+                        return Ok(self.full_scan_needed(8));
+                    }
+                    // Seen as it was until its STORE records it.
+                    deferred = true;
+                    *slot = Some((f.name.to_string(), f.in_new));
+                    continue;
                 }
                 *slot = Some((name, in_new));
             }
@@ -95,11 +125,15 @@ impl MaildirFolder {
         let mut msgs = Vec::with_capacity(self.msgs.len() + appended.len());
         let mut mods: HashMap<Uid, u64> = HashMap::new();
         for ((info, f), seen) in self.msgs.iter().zip(&self.files).zip(found) {
-            let Some((name, in_new)) = seen else {
-                if !f.gone && !self.journal.was_expunged(info.uid) {
-                    return Ok(None); // removed by someone who did not say so
+            let (name, in_new) = match seen {
+                Some(s) => s,
+                None if f.gone || self.journal.was_expunged(info.uid) => continue,
+                // Seen as it was until its EXPUNGE records it.
+                None if in_flight(&self.dir, None) => {
+                    deferred = true;
+                    (f.name.to_string(), f.in_new)
                 }
-                continue;
+                None => return Ok(self.full_scan_needed(9)), // removed by someone who did not say so
             };
             if let Some((m, l)) = self.journal.entry(info.uid)
                 && l == letters(&name)
@@ -112,18 +146,19 @@ impl MaildirFolder {
         let mut next = self.uidnext;
         for (e, name) in appended.iter().zip(new_found) {
             next = next.max(e.uid.saturating_add(1));
-            // Appended and expunged since: nothing to show.
-            let Some(name) = name else { continue };
+            // Not seen: expunged since, or missed by readdir during a rename; only the full scan
+            // can tell (skipping it would lose it from the view: merge adds above its last UID).
+            let Some(name) = name else { return Ok(self.full_scan_needed(16)) };
             if extra_letters(&name, &self.keywords).chars().any(|c| c.is_ascii_lowercase())
                 || self.journal.entry(e.uid).is_some_and(|(_, l)| l != letters(&name))
             {
-                return Ok(None);
+                return Ok(self.full_scan_needed(10));
             }
             let size = match e.w.or_else(|| w_size(&name)) {
                 Some(s) => s,
                 None => match crlf_size(&self.dir.join("cur").join(&name)) {
                     Ok(s) => s,
-                    Err(_) => return Ok(None),
+                    Err(_) => return Ok(self.full_scan_needed(11)),
                 },
             };
             msgs.push(Present { uid: e.uid, name, in_new: false, size, moved: false, recent: false });
@@ -136,8 +171,14 @@ impl MaildirFolder {
         let scan = Scan { validity: self.uidvalidity, next, msgs, keywords: self.keywords.clone() };
         let changes = self.merge(scan, expunges, &mods);
         self.seen_highest = self.seen_highest.max(seen_highest);
-        (self.stamp, self.stamp_fresh) = (stamp, fresh);
+        (self.stamp, self.stamp_fresh) = (stamp, fresh || deferred);
         Ok(Some(changes))
+    }
+
+    /// Logs why the quick sync gave way (`why` numbers the cases above) and says so.
+    fn full_scan_needed<T>(&self, why: u32) -> Option<T> {
+        log::debug!("imap: full scan folder={} case={why}", self.name);
+        None
     }
 
     /// The uidlist entries appended since the view's last look (Some(empty): the list is as it
@@ -145,17 +186,19 @@ impl MaildirFolder {
     fn appended_entries(&self, now: &Stamp) -> Result<Option<Vec<Entry>>, FolderError> {
         let ((ino, len, ..), (was_ino, was_len, ..)) = (now.list, self.stamp.list);
         if now.list == Stamp::default().list || ino != was_ino || len < was_len {
-            return Ok(None);
+            return Ok(self.full_scan_needed(12));
         }
         if now.list == self.stamp.list {
             return Ok(Some(Vec::new()));
         }
         if len == was_len {
-            return Ok(None); // touched in place: not by an append
+            return Ok(self.full_scan_needed(13)); // touched in place: not by an append
         }
-        let Some(entries) = uidlist::read_appended(&self.dir, ino, was_len, len)? else { return Ok(None) };
+        let Some(entries) = uidlist::read_appended(&self.dir, ino, was_len, len)? else {
+            return Ok(self.full_scan_needed(14));
+        };
         if entries.first().is_some_and(|e| e.uid < self.uidnext) {
-            return Ok(None);
+            return Ok(self.full_scan_needed(15));
         }
         Ok(Some(entries))
     }
@@ -169,7 +212,7 @@ impl MaildirFolder {
         let unclaimed = scan::first_unclaimed(&self.dir).is_some_and(|f| f <= last);
         let unrecorded = added.iter().any(|p| self.journal.entry(p.uid).is_none());
         let first = if (unclaimed && !self.readonly) || unrecorded {
-            let _lock = DotLock::acquire(&self.dir.join(UIDLIST))?;
+            let lock = DotLock::acquire(&self.dir.join(UIDLIST))?;
             self.journal.refresh(&self.dir)?;
             let missing: Vec<(Uid, &str)> = added
                 .iter()
@@ -179,11 +222,14 @@ impl MaildirFolder {
             if !missing.is_empty() {
                 self.journal.record(&self.dir, &missing)?;
             }
-            if self.readonly {
+            let first = if self.readonly {
                 scan::first_unclaimed(&self.dir).unwrap_or(Uid::MAX)
             } else {
                 scan::claim_up_to(&self.dir, last)
-            }
+            };
+            drop(lock);
+            self.journal.make_durable()?;
+            first
         } else {
             scan::first_unclaimed(&self.dir).unwrap_or(Uid::MAX)
         };
@@ -321,6 +367,26 @@ mod tests {
         let fresh = MaildirFolder::open("INBOX", &root, &root, true).unwrap();
         assert_eq!(uids(&fresh), uids(&a));
         assert_eq!(fresh.messages()[0].flags.system, FLAGGED);
+    }
+
+    #[test]
+    fn a_change_seen_half_done_waits_for_the_lock_holder() {
+        let (_d, root, _s, a, mut b) = two_views(8);
+        let lock = root.join("dovecot-uidlist.lock");
+        // Renamed, not recorded yet, the lock held (a STORE between its rename and its record).
+        let f = a.file(0).unwrap();
+        fs::rename(&f, f.to_str().unwrap().replace(":2,", ":2,S")).unwrap();
+        fs::write(&lock, format!("{}:{}", std::process::id(), crate::config::system_hostname())).unwrap();
+        let scans = b.full_scans;
+        assert_eq!(b.sync(true).unwrap(), Default::default());
+        assert_eq!((b.full_scans, b.messages()[0].flags.system), (scans, 0));
+        assert!(b.changed(), "left for the next look");
+        // Still readable where it is now.
+        assert_eq!(b.read(0).unwrap(), MSG);
+        // Nobody records it (another program's): once the lock is free, the full scan.
+        fs::remove_file(&lock).unwrap();
+        assert_eq!(b.sync(true).unwrap().flags, vec![0]);
+        assert_eq!((b.full_scans, b.messages()[0].flags.system), (scans + 1, SEEN));
     }
 
     #[test]
