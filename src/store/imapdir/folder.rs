@@ -151,6 +151,9 @@ impl MaildirFolder {
     /// Scans under the uidlist lock, bringing the mod-sequence journal in step (modseq.rs).
     fn locked_scan(&mut self) -> Result<(Scan, HashMap<Uid, u64>), FolderError> {
         self.full_scans += 1;
+        // The journal's bulk is read before the lock (it is only appended to; a new view has it
+        // all to read), so that under the lock only the last lines are.
+        self.journal.refresh(&self.dir)?;
         let mut lock = DotLock::acquire(&self.dir.join(UIDLIST))?;
         let s = scan(&self.dir, &self.root, !self.readonly, &mut lock)?;
         let present: Vec<(Uid, &str)> = s.msgs.iter().map(|p| (p.uid, p.name.as_str())).collect();
