@@ -20,6 +20,8 @@ use super::scan::{Scan, list_files, scan};
 use super::uidlist::{self, UIDLIST, valid_keyword};
 use crate::store::folder::{Changes, DELETED, FlagOp, Flags, Folder, FolderError, MessageInfo, Uid};
 
+mod quick;
+
 /// Bounds of the ENVELOPE/BODYSTRUCTURE cache of one selected folder.
 const CACHE_ENTRIES: usize = 4096;
 const CACHE_BYTES: usize = 1024 * 1024;
@@ -107,6 +109,10 @@ pub struct MaildirFolder {
     journal: Journal,
     /// The journal's highest mod-sequence at the last scan.
     seen_highest: u64,
+    /// Index in the view by base name, for the quick sync (quick.rs); None: to be made again.
+    by_base: Option<HashMap<Box<str>, usize>>,
+    /// Full scans under the lock so far (for tests and logs).
+    full_scans: u64,
 }
 
 impl MaildirFolder {
@@ -130,6 +136,8 @@ impl MaildirFolder {
             cache: Cache::default(),
             journal: Journal::default(),
             seen_highest: 0,
+            by_base: None,
+            full_scans: 0,
         };
         let (s, mods) = f.locked_scan()?;
         f.uidvalidity = s.validity;
@@ -142,6 +150,10 @@ impl MaildirFolder {
 
     /// Scans under the uidlist lock, bringing the mod-sequence journal in step (modseq.rs).
     fn locked_scan(&mut self) -> Result<(Scan, HashMap<Uid, u64>), FolderError> {
+        self.full_scans += 1;
+        // The journal's bulk is read before the lock (it is only appended to; a new view has it
+        // all to read), so that under the lock only the last lines are.
+        self.journal.refresh(&self.dir)?;
         let mut lock = DotLock::acquire(&self.dir.join(UIDLIST))?;
         let s = scan(&self.dir, &self.root, !self.readonly, &mut lock)?;
         let present: Vec<(Uid, &str)> = s.msgs.iter().map(|p| (p.uid, p.name.as_str())).collect();
@@ -149,6 +161,7 @@ impl MaildirFolder {
         self.seen_highest = self.journal.highest();
         (self.stamp, self.stamp_fresh) = Stamp::take(&self.dir);
         drop(lock);
+        self.journal.make_durable()?;
         Ok((s, mods))
     }
 
@@ -218,6 +231,9 @@ impl MaildirFolder {
         }
         if self.msgs.len() > before {
             changes.exists = Some(u32::try_from(self.msgs.len()).unwrap_or(u32::MAX));
+        }
+        if removed > 0 || self.msgs.len() > before {
+            self.by_base = None;
         }
         changes
     }
@@ -332,6 +348,14 @@ impl Folder for MaildirFolder {
         if !pending && !self.changed() {
             return Ok(Changes::default());
         }
+        // Twice: a look in the middle of another session's change (a rename seen twice or not at
+        // all by readdir, an APPEND that finished between the two reads) is usually clear the
+        // next moment.
+        for _ in 0..2 {
+            if let Some(changes) = self.quick_sync(expunges)? {
+                return Ok(changes);
+            }
+        }
         let (s, mods) = self.locked_scan()?;
         if s.validity != self.uidvalidity {
             // The list was rebuilt (removed or corrupt): this view's UIDs mean nothing any more.
@@ -343,9 +367,11 @@ impl Folder for MaildirFolder {
         Ok(self.merge(s, expunges, &mods))
     }
 
-    /// A delivery renames into new/; flags and expunges rename and unlink in cur/.
+    /// A delivery renames into new/; flags and expunges rename and unlink in cur/; the folder's
+    /// own directory, for the journal's appends and the uidlist lock's release, which is when a
+    /// change the quick sync left for later (folder/quick.rs `in_flight`) is recorded.
     fn watch_paths(&self) -> Vec<PathBuf> {
-        vec![self.dir.join("new"), self.dir.join("cur")]
+        vec![self.dir.join("new"), self.dir.join("cur"), self.dir.clone()]
     }
 
     fn changed(&mut self) -> bool {
@@ -403,13 +429,15 @@ impl Folder for MaildirFolder {
         // RFC 7162 3.1: the changed messages get a new mod-sequence (a move from new/ to cur/
         // with the same flags gets one too: harmless).
         if !changed.is_empty() {
-            let _lock = DotLock::acquire(&self.dir.join(UIDLIST))?;
+            let lock = DotLock::acquire(&self.dir.join(UIDLIST))?;
             let names: Vec<(Uid, String)> = changed
                 .iter()
                 .filter_map(|&i| Some((self.msgs.get(i)?.uid, self.files.get(i)?.name.to_string())))
                 .collect();
             let refs: Vec<(Uid, &str)> = names.iter().map(|(u, n)| (*u, n.as_str())).collect();
             let m = self.journal.record(&self.dir, &refs)?;
+            drop(lock);
+            self.journal.make_durable()?;
             for &i in &changed {
                 if let Some(info) = self.msgs.get_mut(i) {
                     info.modseq = m;
@@ -433,6 +461,7 @@ impl Folder for MaildirFolder {
         let old_msgs = std::mem::take(&mut self.msgs);
         let old_files = std::mem::take(&mut self.files);
         let mut removed = 0u32;
+        let mut taken: Vec<Uid> = Vec::new();
         for (i, (info, f)) in old_msgs.into_iter().zip(old_files).enumerate() {
             let selected = info.flags.system & DELETED != 0
                 && only.as_ref().is_none_or(|u| u.binary_search(&info.uid).is_ok());
@@ -473,14 +502,30 @@ impl Folder for MaildirFolder {
             if selected && gone {
                 out.push(u32::try_from(i).unwrap_or(u32::MAX).saturating_add(1).saturating_sub(removed));
                 removed += 1;
+                if !f.gone {
+                    taken.push(info.uid);
+                }
             } else {
                 self.msgs.push(info);
                 self.files.push(f);
             }
         }
         if !out.is_empty() {
+            self.by_base = None;
             fsync_dir(&self.dir.join("cur"))?;
             sweep_held(&self.dir, HOLD_EXPUNGED);
+        }
+        // RFC 7162 3.2.10: an expunge is a change with a mod-sequence; recorded here, it lets
+        // the other views take it in without a full scan (quick.rs).
+        // Not recorded (the lock not had in time): the next full scan of any view records it.
+        if !taken.is_empty()
+            && let Err(e) = DotLock::acquire(&self.dir.join(UIDLIST)).and_then(|lock| {
+                self.journal.record_expunged(&self.dir, &taken)?;
+                drop(lock);
+                self.journal.make_durable()
+            })
+        {
+            log::warn!("imap: expunge not recorded in the journal folder={} error={e}", self.name);
         }
         match error {
             Some(e) if out.is_empty() => Err(e),

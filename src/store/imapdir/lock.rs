@@ -20,6 +20,19 @@ pub const WAIT: Duration = Duration::from_secs(30);
 /// A holder refreshes its lock's mtime this often during long work (size counting).
 const TOUCH: Duration = Duration::from_secs(20);
 
+/// The longest nap between two tries for a held lock (plus up to as much again of jitter).
+const MAX_NAP: Duration = Duration::from_millis(8);
+
+/// Up to `d` of jitter, from the clock's nanoseconds and the thread (no randomness needed).
+fn jitter(d: Duration) -> Duration {
+    use std::hash::{BuildHasher, Hash, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    std::thread::current().id().hash(&mut h);
+    SystemTime::now().hash(&mut h);
+    let nanos = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX).max(1);
+    Duration::from_nanos(h.finish() % nanos)
+}
+
 /// A held dot-lock; dropping it releases it.
 #[derive(Debug)]
 pub struct DotLock {
@@ -39,7 +52,7 @@ impl DotLock {
         name.push(".lock");
         let path = target.with_file_name(name);
         let start = Instant::now();
-        let mut delay = Duration::from_millis(2);
+        let mut delay = Duration::from_millis(1);
         loop {
             match OpenOptions::new()
                 .write(true)
@@ -66,8 +79,10 @@ impl DotLock {
             if start.elapsed() >= wait {
                 return Err(FolderError::Temp(format!("timed out waiting for lock {}", path.display())));
             }
-            std::thread::sleep(delay);
-            delay = (delay * 2).min(Duration::from_millis(100));
+            // Short naps with jitter: the lock is held for milliseconds, and waiters that wake
+            // in step would only collide again.
+            std::thread::sleep(delay + jitter(delay));
+            delay = (delay * 2).min(MAX_NAP);
         }
     }
 

@@ -2,8 +2,9 @@
 //! uidlist. Each line gives a message its mod-sequence and the flag letters it had then
 //! (`<uid> <modseq> <letters>`, `-` for none); `x <uid> <modseq>` records an expunge. Later lines
 //! override earlier ones; the highest mod-sequence is the largest in the file. Lines are only ever
-//! appended (and fsynced) under the uidlist lock, so readers that keep their place read only what
-//! was added since; a journal grown to several times the live entries is rewritten compactly
+//! appended under the uidlist lock, so readers that keep their place read only what was added
+//! since; the writer makes them durable (fdatasync) once it has let the lock go, before its command
+//! answers (`make_durable`), so that sessions do not wait on each other's disk flushes; a journal grown to several times the live entries is rewritten compactly
 //! (a new file renamed over the old one, which readers notice by its inode).
 //!
 //! A change made by buzon is recorded by the session that makes it; a change made by another
@@ -55,11 +56,28 @@ pub struct Journal {
     lines: usize,
     /// The UIDVALIDITY the journal's UIDs belong to.
     validity: Option<u32>,
+    /// Appended to, not yet made durable.
+    unsynced: Option<File>,
 }
 
 impl Journal {
     pub fn highest(&self) -> u64 {
         self.highest
+    }
+
+    /// The UIDVALIDITY the journal belongs to (None: not made yet, or not read).
+    pub fn validity(&self) -> Option<u32> {
+        self.validity
+    }
+
+    /// A live message's mod-sequence and the flag letters it had then.
+    pub fn entry(&self, uid: Uid) -> Option<(u64, &str)> {
+        self.live.get(&uid).map(|e| (e.0, &*e.1))
+    }
+
+    /// Whether the journal records the message's expunge.
+    pub fn was_expunged(&self, uid: Uid) -> bool {
+        self.expunged.contains_key(&uid)
     }
 
     #[cfg(test)]
@@ -198,7 +216,34 @@ impl Journal {
         Ok(m)
     }
 
-    /// Appends whole lines, fsynced, and reads them back into the map.
+    /// Records the expunge of messages this session removed, under one new mod-sequence (None:
+    /// the journal is not made yet; the next scan records it). The caller holds the uidlist lock.
+    pub fn record_expunged(&mut self, dir: &Path, uids: &[Uid]) -> Result<Option<u64>, FolderError> {
+        self.refresh(dir)?;
+        // Only what is still live: a scan by another session may have recorded it already.
+        let uids: Vec<&Uid> = uids.iter().filter(|u| self.live.contains_key(u)).collect();
+        if self.validity.is_none() || uids.is_empty() {
+            return Ok(None);
+        }
+        let m = self.highest + 1;
+        let mut text = String::new();
+        for uid in uids {
+            text.push_str(&format!("x {uid} {m}\n"));
+        }
+        self.append(dir, &text)?;
+        Ok(Some(m))
+    }
+
+    /// Makes what this journal appended durable; the caller has let the uidlist lock go (or holds
+    /// it: correct either way, only slower). Done at the latest when the journal is dropped.
+    pub fn make_durable(&mut self) -> Result<(), FolderError> {
+        match self.unsynced.take() {
+            Some(f) => f.sync_data().map_err(|e| temp("cannot write", Path::new(JOURNAL), &e)),
+            None => Ok(()),
+        }
+    }
+
+    /// Appends whole lines (made durable by `make_durable`) and reads them back into the map.
     fn append(&mut self, dir: &Path, text: &str) -> Result<(), FolderError> {
         let path = dir.join(JOURNAL);
         let new = !path.exists();
@@ -214,11 +259,12 @@ impl Journal {
             all.push_str(&format!("{MAGIC} {}\n", self.validity.unwrap_or(0)));
         }
         all.push_str(text);
-        f.write_all(all.as_bytes())
-            .and_then(|()| f.sync_data())
-            .map_err(|e| temp("cannot write", &path, &e))?;
+        f.write_all(all.as_bytes()).map_err(|e| temp("cannot write", &path, &e))?;
         if new {
+            f.sync_data().map_err(|e| temp("cannot write", &path, &e))?;
             fsync_dir(dir)?;
+        } else {
+            self.unsynced = Some(f);
         }
         self.refresh(dir)
     }
@@ -240,10 +286,20 @@ impl Journal {
         for (uid, (m, l)) in live {
             text.push_str(&format!("{uid} {m} {l}\n"));
         }
+        self.make_durable()?;
         write_durably(dir, JOURNAL, TMP, text.as_bytes())?;
         let validity = self.validity;
-        *self = Journal { validity, ..Journal::default() };
+        *self = Journal::default();
+        self.validity = validity;
         self.refresh(dir)
+    }
+}
+
+impl Drop for Journal {
+    fn drop(&mut self) {
+        if let Err(e) = self.make_durable() {
+            log::warn!("imap: {e}");
+        }
     }
 }
 

@@ -1,8 +1,8 @@
 //! One look at a Maildir folder under its uidlist lock: moves new/ to cur/ (read-write opens,
 //! cr.yp.to/proto/maildir.html), lists the files, matches them to `dovecot-uidlist` by base name,
-//! gives new files the next UIDs in delivery order (leading timestamp, then name), drops entries
-//! whose files are gone (their UIDs are never given again: N only grows, RFC 3501 2.3.1.1) and
-//! writes the list back when it changed.
+//! gives new files the next UIDs in delivery order (leading timestamp, then name), appends them to
+//! the list, and drops entries whose files are gone once a quarter of the list is (as Dovecot; their
+//! UIDs are never given again: N only grows, RFC 3501 2.3.1.1).
 
 use std::collections::HashMap;
 use std::fs;
@@ -11,7 +11,7 @@ use std::path::Path;
 
 use super::lock::DotLock;
 use super::msgfile::{
-    base_of, crlf_size, delivery_key, fsync_dir, move_noreplace, temp, usable_name, w_size, write_durably,
+    base_of, crlf_size, delivery_key, fsync_dir, move_noreplace, temp, usable_name, w_size,
 };
 use super::uidlist::{self, Entry, ReadList, UidList};
 use crate::store::folder::{FolderError, Uid};
@@ -125,9 +125,11 @@ pub fn scan(dir: &Path, root: &Path, move_new: bool, lock: &mut DotLock) -> Resu
 
     let mut msgs: Vec<Present> = Vec::with_capacity(files.len());
     let mut kept: Vec<Entry> = Vec::with_capacity(list.entries.len());
+    let mut gone = 0usize;
     for mut e in std::mem::take(&mut list.entries) {
         let Some((name, in_new)) = files.remove(&e.base) else {
-            rewrite = true; // expunged: the entry goes, its UID stays used
+            // Expunged: its UID stays used; the entry is dropped at the next rewrite.
+            gone += 1;
             continue;
         };
         let size = match w_size(&name).or(e.w) {
@@ -178,6 +180,11 @@ pub fn scan(dir: &Path, root: &Path, move_new: bool, lock: &mut DotLock) -> Resu
         msgs.push(Present { uid, name, in_new, size, moved: was_moved, recent: was_moved });
     }
 
+    // Entries of expunged messages are dropped lazily, as Dovecot does (maildir-uidlist.c:
+    // rewrite once no more than 75% of the entries read, plus the new ones, are left): a list
+    // with some entries whose files are gone stays valid for both, and appending is all new
+    // UIDs need. Rewriting (and fsyncing) on every expunge would serialize every session on it.
+    rewrite |= wants_compaction(kept.len() + gone, kept.len(), added.len());
     if rewrite {
         kept.extend(added);
         list.entries = kept;
@@ -198,10 +205,46 @@ const RECENT_TMP: &str = "buzon-recent.tmp";
 /// lock): a folder that keeps no claim yet starts one there, so they count as unclaimed.
 pub fn unclaimed_from(dir: &Path, first: Uid) {
     if !dir.join(RECENT).exists()
-        && let Err(e) = write_durably(dir, RECENT, RECENT_TMP, format!("{first}\n").as_bytes())
+        && let Err(e) = write_claim(dir, format!("{first}\n").as_bytes())
     {
         log::warn!("imap: cannot keep the recent claim dir={} error={e}", dir.display());
     }
+}
+
+/// Replaces the claim (a temporary file renamed over it, so readers see the old or the new one).
+/// Not fsynced: the claim is advisory (see `claim_recent`), and a claim lost in a crash only shows
+/// messages as recent once more; an fsync under the uidlist lock would hold up every session.
+fn write_claim(dir: &Path, contents: &[u8]) -> io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let tmp = dir.join(RECENT_TMP);
+    fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(&tmp)
+        .and_then(|mut f| f.write_all(contents))
+        .and_then(|()| fs::rename(&tmp, dir.join(RECENT)))
+}
+
+/// The first UID no session has claimed as `\Recent` (None: the folder keeps no claim).
+pub fn first_unclaimed(dir: &Path) -> Option<Uid> {
+    fs::read_to_string(dir.join(RECENT)).ok().and_then(|t| t.trim().parse::<Uid>().ok())
+}
+
+/// Claims the messages up to `last` for a read-write view that took them in without a scan
+/// (folder/quick.rs; the caller holds the uidlist lock); returns the first UID that was still
+/// unclaimed: the messages from it to `last` are `\Recent` for that view (RFC 3501 2.3.2).
+pub fn claim_up_to(dir: &Path, last: Uid) -> Uid {
+    let Some(first) = first_unclaimed(dir) else { return last.saturating_add(1) };
+    if first <= last
+        && let Err(e) = write_claim(dir, format!("{}\n", last.saturating_add(1)).as_bytes())
+    {
+        log::warn!("imap: cannot keep the recent claim dir={} error={e}", dir.display());
+    }
+    first
 }
 
 /// RFC 3501 2.3.2 `\Recent`: the first session to see a message claims it. A delivery is claimed
@@ -223,10 +266,16 @@ fn claim_recent(dir: &Path, msgs: &mut [Present], move_new: bool, default_first:
     }
     if move_new
         && first != next
-        && let Err(e) = write_durably(dir, RECENT, RECENT_TMP, format!("{next}\n").as_bytes())
+        && let Err(e) = write_claim(dir, format!("{next}\n").as_bytes())
     {
         log::warn!("imap: cannot keep the recent claim dir={} error={e}", dir.display());
     }
+}
+
+/// Dovecot's UIDLIST_COMPRESS_PERCENTAGE rule: `read` entries were listed, `live` of them still
+/// have a file, `added` are new; rewrite when at most 75% are left.
+fn wants_compaction(read: usize, live: usize, added: usize) -> bool {
+    read > live && (live + added) * 4 <= (read + added) * 3
 }
 
 fn fresh_list(root: &Path, old: u32) -> UidList {

@@ -228,6 +228,42 @@ pub fn append(dir: &Path, entries: &[Entry]) -> Result<(), FolderError> {
     r.map_err(|e| temp("cannot append to", &path, &e))
 }
 
+/// The entries appended to the list between byte offsets `from` and `to`, read without the lock
+/// (the quick sync, folder/quick.rs): None unless the file is still inode `ino`, at least `to`
+/// bytes long, and the range is whole version 3 entry lines with ascending UIDs (a line still
+/// being written, a list rewritten, anything odd: the caller scans under the lock instead).
+pub fn read_appended(dir: &Path, ino: u64, from: u64, to: u64) -> Result<Option<Vec<Entry>>, FolderError> {
+    use std::io::{Seek, SeekFrom};
+    use std::os::unix::fs::MetadataExt;
+    let path = dir.join(UIDLIST);
+    let io_err = |e: io::Error| temp("cannot read", &path, &e);
+    let mut f = match File::open(&path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io_err(e)),
+    };
+    let meta = f.metadata().map_err(io_err)?;
+    if meta.ino() != ino || meta.len() < to || to < from || to - from > 1 << 20 {
+        return Ok(None);
+    }
+    f.seek(SeekFrom::Start(from)).map_err(io_err)?;
+    let mut bytes = Vec::new();
+    f.take(to - from).read_to_end(&mut bytes).map_err(io_err)?;
+    if bytes.len() as u64 != to - from || bytes.last().is_some_and(|&b| b != b'\n') {
+        return Ok(None);
+    }
+    let Ok(text) = std::str::from_utf8(&bytes) else { return Ok(None) };
+    let mut out: Vec<Entry> = Vec::new();
+    for line in text.lines() {
+        let Some((entry, false)) = parse_entry(line, false) else { return Ok(None) };
+        if out.last().is_some_and(|l| l.uid >= entry.uid) {
+            return Ok(None);
+        }
+        out.push(entry);
+    }
+    Ok(Some(out))
+}
+
 /// `<dir>/dovecot-keywords` as a list indexed by letter (`""` for unused indexes).
 pub fn read_keywords(dir: &Path) -> Result<Vec<String>, FolderError> {
     let path = dir.join(KEYWORDS);
