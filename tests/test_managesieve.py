@@ -227,6 +227,12 @@ class TestWire(ManageSieveCase):
         self.assertTrue(st.startswith(b"OK"), st)
         _, st = c.cmd(b"CHECKSCRIPT " + literal(b"keep;\xff\xfe\r\n"))
         self.assertTrue(st.startswith(b'NO "line 1'), st)
+        # The Sieve parser checks what is stored: a command whose extension is not required.
+        _, st = c.cmd(b"CHECKSCRIPT " + literal(b"keep;\r\nfileinto \"Junk\";\r\n"))
+        self.assertTrue(st.startswith(b'NO "line 2'), st)
+        self.assertIn(b"fileinto", st)
+        _, st = c.cmd(b'PUTSCRIPT "broken" ' + literal(b"if true {\r\n"))
+        self.assertTrue(st.startswith(b"NO"), st)
         _, st = c.cmd('RENAMESCRIPT "vacation" "away"')
         self.assertTrue(st.startswith(b"OK"), st)
         self.assertEqual(os.readlink(link), "sieve/away.sieve", "the active script stays active")

@@ -6,9 +6,9 @@
 //!
 //! Scripts are checked by a [`ScriptCheck`] given to the session: that is where the Sieve
 //! language parser plugs in, so PUTSCRIPT and CHECKSCRIPT refuse a script delivery could not run
-//! (RFC 5804 2.6, 2.12). Until that parser is wired in [`script_check`], [`TextCheck`] is the
-//! one shipped: it accepts any UTF-8 text without NUL (RFC 5228 2.2: a script is UTF-8) and
-//! refuses anything else; it does not examine Sieve syntax.
+//! (RFC 5804 2.6, 2.12). [`script_check`] gives [`SieveCheck`]: UTF-8 text without NUL (RFC 5228
+//! 2.2), then the Sieve parser of src/sieve/ (unknown commands, extensions not required, syntax),
+//! so a stored script is one delivery can run.
 
 pub mod command;
 pub mod scripts;
@@ -20,13 +20,24 @@ mod tests;
 /// The Sieve extensions (RFC 5804 1.7 "SIEVE" capability) announced to clients: the ones the
 /// interpreter that runs the scripts at delivery implements.
 pub fn sieve_extensions() -> &'static str {
-    "fileinto reject ereject envelope body variables imap4flags copy vacation mailbox encoded-character relational"
+    "fileinto reject ereject envelope body variables imap4flags copy vacation mailbox encoded-character relational \
+     subaddress"
 }
 
 /// The script check every ManageSieve session is given (the server's and a mail process's):
 /// the one place where the Sieve language parser's [`ScriptCheck`] replaces [`TextCheck`].
 pub fn script_check() -> std::sync::Arc<dyn ScriptCheck> {
-    std::sync::Arc::new(TextCheck)
+    std::sync::Arc::new(SieveCheck)
+}
+
+/// [`TextCheck`], then the Sieve language parser (crate::sieve::parse): the error names its line.
+pub struct SieveCheck;
+
+impl ScriptCheck for SieveCheck {
+    fn check(&self, script: &[u8]) -> Result<Vec<String>, String> {
+        let warnings = TextCheck.check(script)?;
+        crate::sieve::parse(script).map(|_| warnings).map_err(|e| e.to_string())
+    }
 }
 
 /// Checks a script before it is stored (PUTSCRIPT) or only checked (CHECKSCRIPT).
@@ -39,9 +50,8 @@ pub trait ScriptCheck: Send + Sync {
     fn check(&self, script: &[u8]) -> Result<Vec<String>, String>;
 }
 
-/// The check in force until the Sieve language parser is wired in: a script must be UTF-8 text
-/// (RFC 5228 2.2) without NUL octets; its Sieve syntax is not examined here. Replace it with the
-/// parser's [`ScriptCheck`] implementation in [`script_check`].
+/// The first half of [`SieveCheck`]: a script must be UTF-8 text
+/// (RFC 5228 2.2) without NUL octets; its Sieve syntax is the parser's business.
 pub struct TextCheck;
 
 impl ScriptCheck for TextCheck {
