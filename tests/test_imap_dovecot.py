@@ -355,7 +355,9 @@ class Dovecot:
                          os.path.join(tmp, "home")):
                 subprocess.run(["chown", "-R", f"{uid}:{gid}", path], check=True)
             for d in (tmp, os.path.dirname(tmp), os.path.dirname(maildir)):
-                os.chmod(d, 0o711)
+                # Only our own directories: a shared one like /tmp (sticky) keeps its mode.
+                if not os.stat(d).st_mode & 0o1000:
+                    os.chmod(d, 0o711)
         else:
             login, internal, group = me, me, grp.getgrgid(os.getgid()).gr_name
             auth_user = ""
