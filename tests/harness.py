@@ -44,7 +44,38 @@ def requires(present, what):
     return decorate
 
 
+# Listening ports come from below the kernel's ephemeral range, so that no client socket's own
+# port (the suite opens thousands) can take one between the pick and the server's bind; each is
+# handed out once per run.
+_LOW_PORTS = (20000, 32000)
+_handed_out = set()
+_port_lock = threading.Lock()
+
+
+def _ephemeral_floor():
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port(host="127.0.0.1"):
+    import random
+    lo, hi = _LOW_PORTS[0], min(_LOW_PORTS[1], _ephemeral_floor())
+    with _port_lock:
+        for _ in range(200):
+            port = random.randrange(lo, hi) if hi > lo else 0
+            if port in _handed_out:
+                continue
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+                try:
+                    s.bind((host, port))
+                except OSError:
+                    continue
+                port = s.getsockname()[1]
+            _handed_out.add(port)
+            return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
         return s.getsockname()[1]
