@@ -146,33 +146,7 @@ impl Session {
             };
         }
         // RFC 5182 2.1: SAVE alone gives no ESEARCH response.
-        if opts.iter().any(|o| *o != SearchReturn::Save) {
-            let mut buf = b"* ESEARCH (TAG ".to_vec();
-            encode::string(&mut buf, tag.as_bytes());
-            buf.push(b')');
-            if uid {
-                buf.extend_from_slice(b" UID");
-            }
-            // RFC 4731 3.1: MIN, MAX and ALL are left out when nothing matched; COUNT is not.
-            if let (true, Some(min)) = (has(SearchReturn::Min), nums.first()) {
-                buf.extend_from_slice(format!(" MIN {min}").as_bytes());
-            }
-            if let (true, Some(max)) = (has(SearchReturn::Max), nums.last()) {
-                buf.extend_from_slice(format!(" MAX {max}").as_bytes());
-            }
-            if has(SearchReturn::All) && !nums.is_empty() {
-                buf.extend_from_slice(format!(" ALL {}", seq_text(&nums)).as_bytes());
-            }
-            if has(SearchReturn::Count) {
-                buf.extend_from_slice(format!(" COUNT {}", nums.len()).as_bytes());
-            }
-            // RFC 7162 3.1.5 / RFC 4731: the MODSEQ return data.
-            if let Some(m) = top_modseq {
-                buf.extend_from_slice(format!(" MODSEQ {m}").as_bytes());
-            }
-            buf.extend_from_slice(b"\r\n");
-            out.extend_from_slice(&buf);
-        }
+        esearch_line(out, tag, uid, &opts, &nums, top_modseq);
         Some(ok("SEARCH completed"))
     }
 
@@ -409,4 +383,47 @@ fn uses_modseq(key: &SearchKey) -> bool {
         SearchKey::And(v) => v.iter().any(uses_modseq),
         _ => false,
     }
+}
+
+/// `* ESEARCH (TAG "t") [UID] [MIN n] [MAX n] [ALL set] [COUNT n] [MODSEQ m]` for SEARCH (RFC 4731)
+/// and SORT (RFC 5267 3, `nums` in sort order: MIN and MAX are the first and last of it); nothing
+/// when SAVE is the only return option (RFC 5182 2.1).
+pub(super) fn esearch_line(
+    out: &mut Vec<u8>,
+    tag: &str,
+    uid: bool,
+    opts: &[SearchReturn],
+    nums: &[u32],
+    modseq: Option<u64>,
+) {
+    if opts.iter().all(|o| *o == SearchReturn::Save) {
+        return;
+    }
+    let has = |o: SearchReturn| opts.contains(&o);
+    let mut buf = b"* ESEARCH (TAG ".to_vec();
+    encode::string(&mut buf, tag.as_bytes());
+    buf.push(b')');
+    if uid {
+        buf.extend_from_slice(b" UID");
+    }
+    // RFC 4731 3.1: MIN, MAX and ALL are left out when nothing matched; COUNT is not.
+    if let (true, Some(min)) = (has(SearchReturn::Min), nums.first()) {
+        buf.extend_from_slice(format!(" MIN {min}").as_bytes());
+    }
+    if let (true, Some(max)) = (has(SearchReturn::Max), nums.last()) {
+        buf.extend_from_slice(format!(" MAX {max}").as_bytes());
+    }
+    if has(SearchReturn::All) && !nums.is_empty() {
+        // RFC 5267 3.2: a SORT's numbers in sort order (a range only for ascending runs).
+        buf.extend_from_slice(format!(" ALL {}", seq_text(nums)).as_bytes());
+    }
+    if has(SearchReturn::Count) {
+        buf.extend_from_slice(format!(" COUNT {}", nums.len()).as_bytes());
+    }
+    // RFC 7162 3.1.5 / RFC 4731: the MODSEQ return data.
+    if let Some(m) = modseq {
+        buf.extend_from_slice(format!(" MODSEQ {m}").as_bytes());
+    }
+    buf.extend_from_slice(b"\r\n");
+    out.extend_from_slice(&buf);
 }

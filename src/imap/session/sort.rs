@@ -3,7 +3,6 @@
 //! their keys read once per message and kept by UID for the selected folder.
 
 use super::{Backend, Reply, Session, bad, folder_error, no, ok};
-use crate::imap::encode;
 use crate::imap::search;
 use crate::imap::sort::{self, Item};
 use crate::imap::thread;
@@ -55,36 +54,13 @@ impl Session {
         };
         // RFC 4731 3.1 as RFC 5267 3 takes it: RETURN () is ALL.
         let opts = if opts.is_empty() { vec![SearchReturn::All] } else { opts };
-        let has = |o: SearchReturn| opts.contains(&o);
         if save {
             // RFC 5182 2.1: `$` is the set of messages found (its order does not matter).
             let mut uids: Vec<u32> = order.iter().filter_map(|&i| number(msgs, i, true)).collect();
             uids.sort_unstable();
             open.saved = uids;
         }
-        if opts.iter().any(|o| *o != SearchReturn::Save) {
-            let mut buf = b"* ESEARCH (TAG ".to_vec();
-            encode::string(&mut buf, tag.as_bytes());
-            buf.push(b')');
-            if uid {
-                buf.extend_from_slice(b" UID");
-            }
-            if let (true, Some(min)) = (has(SearchReturn::Min), nums.first()) {
-                buf.extend_from_slice(format!(" MIN {min}").as_bytes());
-            }
-            if let (true, Some(max)) = (has(SearchReturn::Max), nums.last()) {
-                buf.extend_from_slice(format!(" MAX {max}").as_bytes());
-            }
-            if has(SearchReturn::All) && !nums.is_empty() {
-                // RFC 5267 3.2: the numbers in sort order (a range only for ascending runs).
-                buf.extend_from_slice(format!(" ALL {}", super::seq_text(&nums)).as_bytes());
-            }
-            if has(SearchReturn::Count) {
-                buf.extend_from_slice(format!(" COUNT {}", nums.len()).as_bytes());
-            }
-            buf.extend_from_slice(b"\r\n");
-            out.extend_from_slice(&buf);
-        }
+        super::selected::esearch_line(out, tag, uid, &opts, &nums, None);
         Some(ok("SORT completed"))
     }
 
